@@ -1,0 +1,29 @@
+# The two commands of README.md. Everything else is a helper.
+BUILD ?= build
+JOBS  ?= $(shell nproc)
+DATA  ?= $(CURDIR)/demo/hubdata
+
+.PHONY: all deps build test demo bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja: CMakeLists.txt | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 1500
+
+demo: build
+	scripts/demo.sh $(BUILD)/hub/hubnode $(CURDIR)/demo
+
+bench: build
+	bench/store_bench.sh $(BUILD)/hub/hubnode
+
+clean:
+	rm -rf $(BUILD)

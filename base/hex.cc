@@ -1,0 +1,48 @@
+#include "base/hex.h"
+
+namespace hubnode {
+namespace {
+constexpr char kDigits[] = "0123456789abcdef";
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+std::string HexEncode(std::span<const uint8_t> bytes) {
+  std::string out(bytes.size() * 2, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    out[2 * i] = kDigits[bytes[i] >> 4];
+    out[2 * i + 1] = kDigits[bytes[i] & 0xf];
+  }
+  return out;
+}
+
+std::string HexEncode(std::string_view bytes) {
+  return HexEncode(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+}
+
+Status HexDecodeInto(std::string_view hex, std::span<uint8_t> out) {
+  if (hex.size() != out.size() * 2) {
+    return InvalidArgumentError("expected " + std::to_string(out.size() * 2) + " hex digits, got " +
+                                std::to_string(hex.size()));
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return InvalidArgumentError("not a hex digit at position " + std::to_string(2 * i));
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return OkStatus();
+}
+
+bool IsLowerHex(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace hubnode

@@ -1,0 +1,37 @@
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+#include "hub/commands.h"
+#include "hub/hub.h"
+
+namespace hubnode::hub {
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"hubnode: a self-hosted, license-aware hub node for open-weight models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "hubnode 0.1.0");
+  GlobalFlags flags;
+  const char* env = std::getenv("HUBNODE_DATA");
+  flags.data_dir = env && *env ? env : "hubdata";
+  app.add_option("--data", flags.data_dir, "Data directory (default ./hubdata, or $HUBNODE_DATA)");
+  app.add_option("--codec", flags.codec, "How new chunks are compressed: auto (default), zstd, raw")
+      ->check(CLI::IsMember({"auto", "zstd", "raw"}));
+  app.add_flag("-q,--quiet", flags.quiet, "No progress output");
+
+  std::vector<Command> commands;
+  AddStoreCommands(app, flags, &commands);
+  AddTestmodelCommand(app, flags, &commands);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  for (auto& c : commands) {
+    if (c.sub->parsed()) return c.run();
+  }
+  return 2;
+}
+
+}  // namespace hubnode::hub

@@ -1,0 +1,27 @@
+// The CLI commands. Each registers its subcommand and flags on the app, and runs when chosen.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "hub/cli_util.h"
+
+namespace CLI {
+class App;
+}
+
+namespace hubnode::hub {
+
+// A registered command: Run() is called when its subcommand was given.
+struct Command {
+  CLI::App* sub = nullptr;
+  std::function<int()> run;
+};
+
+// Store commands: import, ls, cat, log, refs, tensors, experts, export, stats, gc.
+void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
+// testmodel.
+void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
+
+}  // namespace hubnode::hub

@@ -1,0 +1,391 @@
+// Importing a directory as one commit: validate everything, write chunks in parallel, then commit
+// objects, file records, the expert index and the ref in one synced batch.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "store/chunker.h"
+#include "store/expert_index.h"
+#include "store/safetensors.h"
+#include "store/store_impl.h"
+
+namespace hubnode::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct SourceFile {
+  std::string abs;
+  std::string rel;
+  uint32_t mode = kModeFile;
+  uint64_t size = 0;
+};
+
+bool IsSafetensors(std::string_view path) {
+  return path.size() >= 12 && path.substr(path.size() - 12) == ".safetensors";
+}
+
+Status Collect(const std::string& root, const std::string& rel, std::vector<SourceFile>* out) {
+  std::error_code ec;
+  fs::directory_iterator it(rel.empty() ? fs::path(root) : fs::path(root) / rel, ec);
+  if (ec) return InvalidArgumentError("cannot read directory " + (rel.empty() ? root : rel) + ": " + ec.message());
+  for (const auto& entry : it) {
+    std::string name = entry.path().filename().string();
+    std::string child = rel.empty() ? name : rel + "/" + name;
+    fs::file_status st = entry.symlink_status(ec);
+    if (ec) return InvalidArgumentError("cannot stat " + child + ": " + ec.message());
+    if (fs::is_symlink(st)) return InvalidArgumentError("symlinks are not imported: " + child);
+    if (fs::is_directory(st)) {
+      if (name == ".git") continue;  // a git checkout's own metadata is not content
+      RETURN_IF_ERROR(Collect(root, child, out));
+    } else if (fs::is_regular_file(st)) {
+      RETURN_IF_ERROR(ValidatePath(child));
+      SourceFile f;
+      f.abs = entry.path().string();
+      f.rel = child;
+      f.size = entry.file_size(ec);
+      if (ec) return InvalidArgumentError("cannot stat " + child + ": " + ec.message());
+      if ((st.permissions() & fs::perms::owner_exec) != fs::perms::none) f.mode = kModeExecutable;
+      out->push_back(std::move(f));
+    } else {
+      return InvalidArgumentError("not a regular file or directory: " + child);
+    }
+  }
+  return OkStatus();
+}
+
+// Counts outstanding tasks and keeps the first error.
+class TaskGroup {
+ public:
+  void Add() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++pending_;
+  }
+  void Done(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!s.ok() && status_.ok()) status_ = std::move(s);
+    if (--pending_ == 0) cv_.notify_all();
+  }
+  bool failed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !status_.ok();
+  }
+  Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return pending_ == 0; });
+    return status_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t pending_ = 0;
+  Status status_;
+};
+
+struct IngestedFile {
+  SourceFile src;
+  FileRecord record;
+  Sha256Digest sha256;
+  GitOid blob;
+  bool lfs = false;
+  std::string pointer;  // LFS pointer text
+};
+
+struct Dir {
+  std::map<std::string, Dir> dirs;
+  std::vector<TreeEntry> files;
+};
+
+GitOid EncodeDir(const Dir& d, std::map<GitOid, std::string>* objects) {
+  std::vector<TreeEntry> entries = d.files;
+  for (const auto& [name, sub] : d.dirs) entries.push_back(TreeEntry{kModeTree, name, EncodeDir(sub, objects)});
+  std::string body = EncodeTree(std::move(entries));
+  GitOid oid = HashObject("tree", body);
+  (*objects)[oid] = EncodeObject(StoredObject{ObjectType::kTree, body, {}, 0});
+  return oid;
+}
+
+// One import: the chunks it pinned and what it wrote.
+class Ingest {
+ public:
+  Ingest(StoreImpl& store, const ImportOptions& options, uint64_t total)
+      : store_(store), options_(options), total_(total) {
+    const Options& o = store.options();
+    policy_ = !o.compress ? CodecPolicy::kRawOnly : o.byte_grouping ? CodecPolicy::kAuto : CodecPolicy::kZstdOnly;
+  }
+  ~Ingest() { store_.pins().UnpinAll(pinned_); }
+
+  Result<IngestedFile> File(const SourceFile& src);
+  ImportResult& result() { return result_; }
+
+ private:
+  void Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group);
+  void WriteChunk(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group);
+  void Progress(const std::string& file, uint64_t n) {
+    done_ += n;
+    if (options_.progress) options_.progress(ImportProgress{done_, total_, file});
+  }
+
+  StoreImpl& store_;
+  const ImportOptions& options_;
+  CodecPolicy policy_;
+  uint64_t total_;
+  uint64_t done_ = 0;
+  std::mutex mu_;  // guards pinned_ and result_ counters written by pool tasks
+  std::vector<ChunkId> pinned_;
+  ImportResult result_;
+};
+
+void Ingest::WriteChunk(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {
+  ChunkId id = ChunkIdOf(data);
+  slot->id = id;
+  slot->raw_len = static_cast<uint32_t>(data.size());
+  // Pin before looking: once pinned, GC cannot delete the chunk between our check and our commit.
+  store_.pins().Pin(id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pinned_.push_back(id);
+  }
+  auto has = store_.db().Has(Cf::kChunkMeta, id.view());
+  if (!has.ok() || *has) return group->Done(has.status());
+  EncodedChunk enc = EncodeChunk(data, kind, policy_, store_.options().zstd_level);
+  uint32_t stored = static_cast<uint32_t>(enc.record.size() - kChunkRecordHeader);
+  auto batch = store_.db().NewBatch();
+  batch.Put(Cf::kChunks, id.view(), enc.record);
+  batch.Put(Cf::kChunkMeta, id.view(), EncodeChunkMeta(ChunkMeta{enc.codec, slot->raw_len, stored}));
+  Status s = store_.db().Write(batch, /*sync=*/false);
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++result_.new_chunks;
+    result_.new_raw_bytes += data.size();
+    result_.new_stored_bytes += stored;
+  }
+  group->Done(std::move(s));
+}
+
+void Ingest::Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {
+  group->Add();
+  store_.pool().Submit([this, data, kind, slot, group] { WriteChunk(*data, kind, slot, group); });
+}
+
+Result<IngestedFile> Ingest::File(const SourceFile& src) {
+  ASSIGN_OR_RETURN(ReadFile file, ReadFile::Open(src.abs));
+  IngestedFile out;
+  out.src = src;
+  out.src.size = file.size();
+  out.lfs = ShouldStoreAsLfs(src.rel, file.size());
+  out.record.size = file.size();
+
+  Sha256 sha256;
+  Sha1 sha1;
+  if (!out.lfs) sha1.Update(ObjectHeader("blob", file.size()));
+  auto consume = [&](std::string_view bytes) {
+    sha256.Update(bytes);
+    if (!out.lfs) sha1.Update(bytes);
+  };
+
+  TaskGroup group;
+  std::deque<ChunkRef> slots;  // stable addresses as it grows
+  Status read_status;
+  if (IsSafetensors(src.rel)) {
+    auto header = ReadSafetensorsHeader(file);
+    if (!header.ok()) return header.status().WithContext(src.rel);
+    out.record.kind = FileRecord::Kind::kSafetensors;
+    out.record.header_end = header->header_end;
+    for (const auto& t : header->tensors) {
+      out.record.tensors.push_back(TensorInfo{t.name, t.dtype, t.shape, t.begin, t.end});
+    }
+    for (const Piece& p : PlanSafetensorsChunks(*header, store_.options().max_chunk_size)) {
+      if (group.failed()) break;
+      auto buf = std::make_shared<std::string>(p.length, '\0');
+      read_status = file.ReadAt(p.offset, p.length, buf->data());
+      if (!read_status.ok()) break;
+      consume(*buf);
+      slots.emplace_back();
+      Submit(buf, p.kind, &slots.back(), &group);
+      Progress(src.rel, p.length);
+    }
+  } else {
+    GearChunker chunker;
+    constexpr size_t kBlock = 1 << 20;
+    std::string block(kBlock, '\0');
+    auto pending = std::make_shared<std::string>();
+    for (uint64_t off = 0; off < file.size() && !group.failed();) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(kBlock, file.size() - off));
+      read_status = file.ReadAt(off, n, block.data());
+      if (!read_status.ok()) break;
+      std::string_view view(block.data(), n);
+      consume(view);
+      while (!view.empty()) {
+        size_t cut = chunker.Next(view);
+        if (cut == GearChunker::kNoCut) {
+          pending->append(view);
+          break;
+        }
+        pending->append(view.substr(0, cut));
+        view.remove_prefix(cut);
+        slots.emplace_back();
+        Submit(pending, ElementKind::kBytes, &slots.back(), &group);
+        pending = std::make_shared<std::string>();
+      }
+      off += n;
+      Progress(src.rel, n);
+    }
+    if (read_status.ok() && !pending->empty()) {
+      slots.emplace_back();
+      Submit(pending, ElementKind::kBytes, &slots.back(), &group);
+    }
+  }
+  Status chunks_status = group.Wait();
+  RETURN_IF_ERROR(read_status);
+  RETURN_IF_ERROR(chunks_status.WithContext(src.rel));
+
+  out.record.chunks.assign(slots.begin(), slots.end());
+  out.sha256 = sha256.Finish();
+  if (out.lfs) {
+    out.pointer = LfsPointer(out.sha256, out.record.size);
+    out.blob = HashObject("blob", out.pointer);
+  } else {
+    out.blob = sha1.Finish();
+  }
+  result_.chunks += out.record.chunks.size();
+  result_.bytes += out.record.size;
+  ++result_.files;
+  return out;
+}
+
+void AddExpertParts(const IngestedFile& f, ExpertIndex* index) {
+  for (const auto& t : f.record.tensors) {
+    if (auto m = MatchExpertTensor(t.name)) {
+      (*index)[ExpertKey{m->layer, m->expert}].push_back(ExpertPart{f.src.rel, t.name, t.begin, t.end - t.begin});
+      continue;
+    }
+    SafetensorsTensor st{t.name, t.dtype, t.shape, t.begin, t.end};
+    uint64_t experts = PackedExpertCount(st);
+    if (experts == 0) continue;
+    uint32_t layer = *MatchPackedExpertLayer(t.name);
+    uint64_t slice = (t.end - t.begin) / experts;
+    for (uint64_t e = 0; e < experts; ++e) {
+      (*index)[ExpertKey{layer, static_cast<uint32_t>(e)}].push_back(
+          ExpertPart{f.src.rel, t.name, t.begin + e * slice, slice});
+    }
+  }
+}
+
+Status MovedError(const RepoId& repo, const std::string& ref, const std::optional<GitOid>& current,
+                  const std::optional<GitOid>& expected) {
+  return FailedPreconditionError(ref + " of " + repo.str() + " is at " +
+                                 (current ? current->hex() : std::string("(none)")) + ", expected " +
+                                 (expected ? expected->hex() : std::string("(none)")));
+}
+
+}  // namespace
+
+Result<ImportResult> StoreImpl::ImportDirectory(const std::string& dir, const RepoId& repo,
+                                                const ImportOptions& options) {
+  ASSIGN_OR_RETURN(std::string ref, BranchRef(options.branch));
+  if (ref.rfind("refs/heads/", 0) != 0) return InvalidArgumentError("imports commit to a branch, not " + ref);
+
+  // 1. Validate everything before writing anything.
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return InvalidArgumentError("not a directory: " + dir);
+  std::vector<SourceFile> sources;
+  RETURN_IF_ERROR(Collect(dir, "", &sources));
+  if (sources.empty()) return InvalidArgumentError("nothing to import: " + dir + " has no files");
+  uint64_t total = 0;
+  for (const auto& s : sources) {
+    total += s.size;
+    if (!IsSafetensors(s.rel)) continue;
+    ASSIGN_OR_RETURN(ReadFile f, ReadFile::Open(s.abs));
+    auto h = ReadSafetensorsHeader(f);
+    if (!h.ok()) return h.status().WithContext(s.rel);
+  }
+
+  auto existing = GetRepo(repo);
+  if (!existing.ok() && existing.status().code() != StatusCode::kNotFound) return existing.status();
+  bool new_repo = !existing.ok();
+  std::optional<GitOid> parent;
+  if (options.expected_parent) {
+    if (!options.expected_parent->IsZero()) parent = *options.expected_parent;
+  } else if (!new_repo) {
+    ASSIGN_OR_RETURN(parent, ReadRef(repo, ref));
+  }
+
+  // 2. Chunks, in parallel, each file in turn.
+  Ingest ingest(*this, options, total);
+  std::vector<IngestedFile> files;
+  for (const auto& s : sources) {
+    ASSIGN_OR_RETURN(IngestedFile f, ingest.File(s));
+    files.push_back(std::move(f));
+  }
+
+  // 3. Objects, file records, expert index, ref: one synced batch.
+  std::map<GitOid, std::string> objects;
+  Dir root;
+  ExpertIndex experts;
+  auto batch = db_->NewBatch();
+  for (const auto& f : files) {
+    Dir* d = &root;
+    std::string_view rest = f.src.rel;
+    for (size_t slash; (slash = rest.find('/')) != std::string_view::npos; rest.remove_prefix(slash + 1)) {
+      d = &d->dirs[std::string(rest.substr(0, slash))];
+    }
+    d->files.push_back(TreeEntry{f.src.mode, std::string(rest), f.blob});
+    objects[f.blob] = f.lfs ? EncodeObject(StoredObject{ObjectType::kInlineBlob, f.pointer, {}, 0})
+                            : EncodeObject(StoredObject{ObjectType::kChunkedBlob, {}, f.sha256, f.record.size});
+    ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kFiles, f.sha256.view()));
+    if (!have) batch.Put(Cf::kFiles, f.sha256.view(), EncodeFileRecord(f.record));
+    AddExpertParts(f, &experts);
+  }
+  GitOid tree = EncodeDir(root, &objects);
+
+  ImportResult result = ingest.result();
+  if (parent) {
+    ASSIGN_OR_RETURN(CommitInfo pc, GetCommit(*parent));
+    if (pc.tree == tree) {
+      // Nothing to commit; but the branch must still be where the caller expected it.
+      std::lock_guard<std::mutex> lock(commit_mu_);
+      ASSIGN_OR_RETURN(auto current, ReadRef(repo, ref));
+      if (current != parent) return MovedError(repo, ref, current, parent);
+      result.commit = *parent;
+      result.changed = false;
+      return result;
+    }
+  }
+  CommitObject commit;
+  commit.tree = tree;
+  if (parent) commit.parents.push_back(*parent);
+  commit.author = options.author;
+  if (commit.author.time == 0) commit.author.time = static_cast<int64_t>(std::time(nullptr));
+  commit.committer = commit.author;
+  commit.message = options.message.empty() ? "Import " + fs::path(dir).filename().string() : options.message;
+  std::string body = EncodeCommit(commit);
+  GitOid commit_id = HashObject("commit", body);
+  objects[commit_id] = EncodeObject(StoredObject{ObjectType::kCommit, body, {}, 0});
+
+  for (const auto& [oid, value] : objects) batch.Put(Cf::kObjects, oid.view(), value);
+  for (const auto& [key, parts] : experts) batch.Put(Cf::kExperts, ExpertKeyBytes(commit_id, key), EncodeExpertParts(parts));
+  batch.Put(Cf::kRefs, RefKey(repo, ref), commit_id.view());
+
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  ASSIGN_OR_RETURN(auto current, ReadRef(repo, ref));
+  if (current != parent) return MovedError(repo, ref, current, parent);
+  // Another import may have created the repo meanwhile; its record then stays as it is.
+  ASSIGN_OR_RETURN(bool have_repo, db_->Has(Cf::kRepos, repo.str()));
+  if (!have_repo) {
+    RepoInfo info{repo};
+    info.created = commit.committer.time;
+    batch.Put(Cf::kRepos, repo.str(), EncodeRepo(info));
+  }
+  RETURN_IF_ERROR(db_->Write(batch, /*sync=*/true));
+  result.commit = commit_id;
+  return result;
+}
+
+}  // namespace hubnode::store

@@ -1,0 +1,245 @@
+// store: hubnode's content-addressed, git-compatible model store on RocksDB.
+//
+// A Store holds repos (`ns/name`) with refs (branches, tags, refs/pr/N) pointing at git-compatible
+// commits. File contents are split into chunks (tensor-aware for safetensors, content-defined
+// otherwise), compressed, and stored once by the SHA-256 of their raw bytes, so a fine-tune that
+// keeps a tensor shares that tensor's chunks with its base. The on-disk format is
+// docs/store-format.md.
+//
+// Thread safety: a Store may be used from many threads at once. Imports run concurrently; ref
+// updates are serialised and compare-and-swap on the expected old commit. Only one process may
+// open a data directory at a time (RocksDB's lock); a second Open fails with Unavailable.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/hash.h"
+#include "base/status.h"
+
+namespace hubnode::store {
+
+
+struct Options {
+  // Directory of the store; created if missing. Default: "./hubdata".
+  std::string data_dir = "hubdata";
+  // Largest chunk cut from a tensor, in bytes. Default: 1 MiB.
+  uint64_t max_chunk_size = 1 << 20;
+  // zstd level for chunk payloads. Level 1 compresses bf16 as well as 19 does (specs §5b).
+  // Default: 1.
+  int zstd_level = 1;
+  // Byte-group float tensor data before zstd (bf16/fp16 by 2, fp32 by 4). false = plain zstd
+  // only (for comparisons). Default: true.
+  bool byte_grouping = true;
+  // Compress at all. false stores every chunk raw. Default: true.
+  bool compress = true;
+  // Threads hashing and compressing chunks during an import. 0 = hardware concurrency.
+  // Default: 0.
+  unsigned ingest_threads = 0;
+};
+
+// A repo name: `name` or `namespace/name`, each part 1-96 of [A-Za-z0-9._-], not starting with
+// '.' or '-', without "..".
+class RepoId {
+ public:
+  static Result<RepoId> Parse(std::string_view s);
+  const std::string& str() const { return name_; }
+  friend auto operator<=>(const RepoId&, const RepoId&) = default;
+
+ private:
+  std::string name_;
+};
+
+struct Signature {
+  std::string name = "hubnode";
+  std::string email = "hubnode@localhost";
+  int64_t time = 0;       // unix seconds
+  int tz_offset_min = 0;  // minutes east of UTC
+};
+
+struct CommitInfo {
+  GitOid id;
+  GitOid tree;
+  std::vector<GitOid> parents;
+  Signature author;
+  Signature committer;
+  std::string message;  // as stored, ends with '\n'
+  std::string Title() const;  // first line
+};
+
+struct FileEntry {
+  std::string path;      // '/'-separated, relative to the repo root
+  uint64_t size = 0;     // content size (not the pointer's, for LFS files)
+  uint32_t mode = 0100644;
+  GitOid blob;           // the git blob id (of the pointer file, for LFS)
+  bool lfs = false;
+  Sha256Digest sha256;   // of the content
+  uint64_t pointer_size = 0;  // LFS pointer file size (LFS only)
+};
+
+struct TensorInfo {
+  std::string name;
+  std::string dtype;
+  std::vector<uint64_t> shape;
+  uint64_t begin = 0;  // absolute offsets in the file
+  uint64_t end = 0;
+};
+
+struct TensorLocation {
+  FileEntry file;
+  TensorInfo tensor;
+};
+
+inline constexpr uint32_t kSharedExpertIndex = 0xFFFFFFFF;
+
+struct ExpertKey {
+  uint32_t layer;
+  uint32_t expert;  // kSharedExpertIndex = the layer's shared expert(s)
+  friend auto operator<=>(const ExpertKey&, const ExpertKey&) = default;
+};
+
+// One byte range of one file that belongs to an expert: a whole per-expert tensor, or an
+// expert's slice of a packed [E, ...] tensor.
+struct ExpertPart {
+  std::string path;
+  std::string tensor;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+using ExpertIndex = std::map<ExpertKey, std::vector<ExpertPart>>;
+
+struct RefInfo {
+  std::string name;  // refs/heads/main, refs/tags/v1, refs/pr/1
+  GitOid commit;
+};
+
+enum class Visibility : uint8_t { kPublic = 0, kPrivate = 1, kGated = 2 };
+
+struct RepoInfo {
+  RepoId id;
+  int64_t created = 0;
+  Visibility visibility = Visibility::kPublic;
+  std::string default_branch = "main";
+};
+
+struct ImportProgress {
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  std::string current_file;
+};
+
+struct ImportOptions {
+  // Branch to commit to (created if missing). Default: "main".
+  std::string branch = "main";
+  // Commit message. Default: "Import <dir>".
+  std::string message;
+  // Author and committer. time 0 = now.
+  Signature author;
+  // The commit the branch must point at when the import commits; nullopt = whatever it pointed
+  // at when the import started. A zero GitOid = the branch must not exist.
+  std::optional<GitOid> expected_parent;
+  // Called from the importing thread as bytes are read. May be empty.
+  std::function<void(const ImportProgress&)> progress;
+};
+
+struct ImportResult {
+  GitOid commit;
+  bool changed = true;  // false: the tree equals the parent's; no commit was made
+  uint64_t files = 0;
+  uint64_t bytes = 0;            // logical bytes imported
+  uint64_t chunks = 0;           // chunks in the imported files
+  uint64_t new_chunks = 0;       // of those, not stored before
+  uint64_t new_raw_bytes = 0;    // raw size of the new chunks
+  uint64_t new_stored_bytes = 0; // stored (compressed) size of the new chunks
+};
+
+struct Stats {
+  uint64_t repos = 0, refs = 0, commits = 0, trees = 0, files = 0, chunks = 0;
+  uint64_t logical_bytes = 0;      // sum of file sizes over the heads of all refs
+  uint64_t file_bytes = 0;         // sum of sizes of distinct file contents
+  uint64_t chunk_raw_bytes = 0;    // raw size of distinct chunks
+  uint64_t chunk_stored_bytes = 0; // stored size of distinct chunks (record payloads)
+  std::map<std::string, uint64_t> chunks_by_codec;
+  uint64_t disk_bytes = 0;         // size of the database directory
+};
+
+struct GcResult {
+  uint64_t chunks_deleted = 0, bytes_freed = 0, objects_deleted = 0, files_deleted = 0;
+  uint64_t chunks_kept = 0;
+};
+
+// Random access to one file's content. Not thread-safe; open one per reader.
+class FileReader {
+ public:
+  virtual ~FileReader() = default;
+  virtual uint64_t size() const = 0;
+  // Calls sink with consecutive pieces covering [offset, offset+length). OutOfRange if the range
+  // is beyond the file; DataLoss if a chunk is missing or corrupt; a sink error is returned as is.
+  virtual Status Read(uint64_t offset, uint64_t length,
+                      const std::function<Status(std::string_view)>& sink) = 0;
+  // Reads the range into a string. REQUIRES: length is small enough to hold in memory.
+  Result<std::string> ReadToString(uint64_t offset, uint64_t length);
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the store in options.data_dir.
+  // Unavailable if another process holds it; FailedPrecondition on an unknown format version.
+  static Result<std::unique_ptr<Store>> Open(const Options& options);
+  virtual ~Store() = default;
+
+  // Imports the directory `dir` as one commit on `options.branch` of `repo` (created if new).
+  // Every safetensors file is validated before anything is written: InvalidArgument names the
+  // file, the tensor and the rule, and nothing is stored. FailedPrecondition when the branch moved
+  // away from the expected parent. Symlinks and special files are InvalidArgument; `.git`
+  // directories are skipped.
+  virtual Result<ImportResult> ImportDirectory(const std::string& dir, const RepoId& repo,
+                                               const ImportOptions& options) = 0;
+
+  virtual Result<std::vector<RepoInfo>> ListRepos() = 0;
+  virtual Result<RepoInfo> GetRepo(const RepoId& repo) = 0;
+  virtual Result<std::vector<RefInfo>> ListRefs(const RepoId& repo) = 0;
+
+  // Resolves a revision of `repo`: a branch or tag name, a full ref name (refs/heads/x,
+  // refs/tags/x, refs/pr/N), "HEAD" (the default branch), or a 40-hex commit reachable from one
+  // of the repo's refs. NotFound otherwise (InvalidArgument for a malformed revision).
+  virtual Result<GitOid> Resolve(const RepoId& repo, std::string_view revision) = 0;
+
+  // Compare-and-swap of a ref. expected zero = must not exist; new zero = delete.
+  // FailedPrecondition if the ref does not hold `expected`; NotFound if `target` is not a commit.
+  virtual Status UpdateRef(const RepoId& repo, std::string_view ref, const GitOid& expected,
+                           const GitOid& target) = 0;
+
+  virtual Result<CommitInfo> GetCommit(const GitOid& commit) = 0;
+  // First-parent history from `commit`, newest first, at most `limit` entries.
+  virtual Result<std::vector<CommitInfo>> Log(const GitOid& commit, size_t limit) = 0;
+
+  // All files of a commit, sorted by path.
+  virtual Result<std::vector<FileEntry>> ListFiles(const GitOid& commit) = 0;
+  // One file of a commit. NotFound if absent (or a directory).
+  virtual Result<FileEntry> StatFile(const GitOid& commit, std::string_view path) = 0;
+  virtual Result<std::unique_ptr<FileReader>> OpenFile(const FileEntry& file) = 0;
+
+  // The tensor index of a safetensors file (empty for other files).
+  virtual Result<std::vector<TensorInfo>> ListTensors(const FileEntry& file) = 0;
+  // Finds a tensor by name among the commit's safetensors files.
+  virtual Result<TensorLocation> FindTensor(const GitOid& commit, std::string_view name) = 0;
+  // The expert index of a commit (empty for a dense model).
+  virtual Result<ExpertIndex> GetExpertIndex(const GitOid& commit) = 0;
+
+  // Writes every file of `commit` under `dir` (which must not exist, or be empty).
+  virtual Status Export(const GitOid& commit, const std::string& dir) = 0;
+
+  virtual Result<Stats> GetStats() = 0;
+  // Mark and sweep from every ref; never deletes what an import in flight wrote.
+  virtual Result<GcResult> CollectGarbage() = 0;
+};
+
+}  // namespace hubnode::store

@@ -1,0 +1,94 @@
+// The RocksDB-backed Store (private to store/). Split by responsibility:
+// store_impl.cc (open, repos, refs, commits, trees, tensors, stats), ingest.cc (imports),
+// reader.cc (file reads and export), gc.cc (garbage collection).
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "store/db.h"
+#include "store/git_objects.h"
+#include "store/records.h"
+#include "store/store.h"
+
+namespace hubnode::store {
+
+// Chunk ids an import in flight depends on; GC never deletes a pinned chunk.
+class PinSet {
+ public:
+  void Pin(const ChunkId& id);
+  void UnpinAll(const std::vector<ChunkId>& ids);
+  // REQUIRES: mu() held.
+  bool IsPinned(const ChunkId& id);
+  std::mutex& mu() { return mu_; }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<ChunkId, int, DigestHash> pins_;
+};
+
+class StoreImpl final : public Store {
+ public:
+  StoreImpl(const Options& options, std::unique_ptr<Db> db);
+
+  Result<ImportResult> ImportDirectory(const std::string& dir, const RepoId& repo,
+                                       const ImportOptions& options) override;
+  Result<std::vector<RepoInfo>> ListRepos() override;
+  Result<RepoInfo> GetRepo(const RepoId& repo) override;
+  Result<std::vector<RefInfo>> ListRefs(const RepoId& repo) override;
+  Result<GitOid> Resolve(const RepoId& repo, std::string_view revision) override;
+  Status UpdateRef(const RepoId& repo, std::string_view ref, const GitOid& expected,
+                   const GitOid& target) override;
+  Result<CommitInfo> GetCommit(const GitOid& commit) override;
+  Result<std::vector<CommitInfo>> Log(const GitOid& commit, size_t limit) override;
+  Result<std::vector<FileEntry>> ListFiles(const GitOid& commit) override;
+  Result<FileEntry> StatFile(const GitOid& commit, std::string_view path) override;
+  Result<std::unique_ptr<FileReader>> OpenFile(const FileEntry& file) override;
+  Result<std::vector<TensorInfo>> ListTensors(const FileEntry& file) override;
+  Result<TensorLocation> FindTensor(const GitOid& commit, std::string_view name) override;
+  Result<ExpertIndex> GetExpertIndex(const GitOid& commit) override;
+  Status Export(const GitOid& commit, const std::string& dir) override;
+  Result<Stats> GetStats() override;
+  Result<GcResult> CollectGarbage() override;
+
+  // Helpers shared by the implementation files.
+  Result<StoredObject> GetObject(const GitOid& oid, std::string_view what);
+  Result<FileRecord> GetFileRecord(const Sha256Digest& content);
+  Result<std::optional<GitOid>> ReadRef(const RepoId& repo, std::string_view ref);
+  Result<FileEntry> EntryFor(const std::string& path, const TreeEntry& e);
+  // Calls fn for each file under tree `oid` (prefix = its path).
+  Status WalkTree(const GitOid& oid, const std::string& prefix,
+                  const std::function<Status(const std::string&, const TreeEntry&)>& fn);
+  // Full ref name for a branch given as "main" or "refs/heads/main".
+  static Result<std::string> BranchRef(std::string_view branch);
+
+  const Options& options() const { return options_; }
+  Db& db() { return *db_; }
+  ThreadPool& pool() { return pool_; }
+  PinSet& pins() { return pins_; }
+  std::mutex& commit_mu() { return commit_mu_; }
+
+ private:
+  Options options_;
+  std::unique_ptr<Db> db_;
+  ThreadPool pool_;
+  PinSet pins_;
+  // Held while a ref moves and for the whole of a GC, so GC sees a stable set of refs.
+  std::mutex commit_mu_;
+};
+
+// Validates a ref name: refs/heads/X, refs/tags/X or refs/pr/N, git's rules for X.
+Status ValidateRefName(std::string_view ref);
+// Validates a repo-relative file path (no empty, '.' or '..' components, no control bytes).
+Status ValidatePath(std::string_view path);
+// Parses an LFS pointer file. nullopt if `text` is not one.
+struct LfsPointerInfo {
+  Sha256Digest oid;
+  uint64_t size;
+};
+std::optional<LfsPointerInfo> ParseLfsPointer(std::string_view text);
+
+}  // namespace hubnode::store
