@@ -66,6 +66,21 @@ bool AppendZstd(std::string_view src, int level, std::string* record) {
   return true;
 }
 
+// Decompresses exactly one zstd frame of exactly `size` bytes into dst.
+Status DecompressFrame(std::string_view frame, char* dst, size_t size) {
+  unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN || declared != size) {
+    return DataLossError("zstd frame size does not match the chunk's raw length");
+  }
+  size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+  if (ZSTD_isError(frame_size) || frame_size != frame.size()) {
+    return DataLossError("chunk payload is not exactly one zstd frame");
+  }
+  size_t n = ZSTD_decompressDCtx(ThreadDCtx(), dst, size, frame.data(), frame.size());
+  if (ZSTD_isError(n) || n != size) return DataLossError("corrupt zstd chunk payload");
+  return OkStatus();
+}
+
 }  // namespace
 
 std::string_view CodecName(Codec c) {
@@ -93,13 +108,34 @@ EncodedChunk EncodeChunk(std::string_view raw, ElementKind kind, CodecPolicy pol
   if (policy == CodecPolicy::kAuto && kind == ElementKind::k4Byte) codec = Codec::kZstdGroup4, width = 4;
 
   std::string record = RecordHeader(codec, raw_len);
-  bool ok;
+  bool ok = true;
   if (width == 1) {
     ok = AppendZstd(raw, zstd_level, &record);
   } else {
+    // Each plane is its own zstd frame (or raw when it does not shrink): in one frame zstd would
+    // share one literal table between the compressible exponent plane and the random mantissa
+    // plane, and lose most of the gain (0.78 instead of 0.68 of raw on bf16 noise).
     std::unique_ptr<char[]> grouped(new char[raw.size()]);
     Group(raw, width, grouped.get());
-    ok = AppendZstd(std::string_view(grouped.get(), raw.size()), zstd_level, &record);
+    size_t plane = raw.size() / width;
+    for (size_t j = 0; j < width && ok; ++j) {
+      std::string_view src(grouped.get() + j * plane, plane);
+      size_t len_at = record.size();
+      PutFixed32(&record, 0);
+      record.push_back(1);
+      ok = AppendZstd(src, zstd_level, &record);
+      size_t stored = record.size() - len_at - 5;
+      if (ok && stored >= plane) {
+        record.resize(len_at + 4);
+        record.push_back(0);
+        record.append(src);
+        stored = plane;
+      }
+      std::string len;
+      PutFixed32(&len, static_cast<uint32_t>(stored));
+      record.replace(len_at, 4, len);
+    }
+    record.append(grouped.get() + plane * width, raw.size() - plane * width);
   }
   // Keep the compressed form only when it saves at least 5%.
   if (!ok || (record.size() - kChunkRecordHeader) * 100 > raw.size() * 95) return raw_record();
@@ -124,25 +160,34 @@ Result<std::string> DecodeChunk(std::string_view record) {
     if (payload.size() != h.raw_len) return DataLossError("raw chunk length mismatch");
     return std::string(payload);
   }
-  unsigned long long declared = ZSTD_getFrameContentSize(payload.data(), payload.size());
-  if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN || declared != h.raw_len) {
-    return DataLossError("zstd frame size does not match the chunk's raw length");
-  }
-  size_t frame = ZSTD_findFrameCompressedSize(payload.data(), payload.size());
-  if (ZSTD_isError(frame) || frame != payload.size()) {
-    return DataLossError("chunk payload is not exactly one zstd frame");
-  }
   std::string out(h.raw_len, '\0');
-  size_t width = h.codec == Codec::kZstdGroup2 ? 2 : h.codec == Codec::kZstdGroup4 ? 4 : 1;
-  std::unique_ptr<char[]> grouped;
-  char* dst = out.data();
-  if (width > 1) {
-    grouped.reset(new char[h.raw_len]);
-    dst = grouped.get();
+  if (h.codec == Codec::kZstd) {
+    RETURN_IF_ERROR(DecompressFrame(payload, out.data(), h.raw_len));
+    return out;
   }
-  size_t n = ZSTD_decompressDCtx(ThreadDCtx(), dst, h.raw_len, payload.data(), payload.size());
-  if (ZSTD_isError(n) || n != h.raw_len) return DataLossError("corrupt zstd chunk payload");
-  if (width > 1) Ungroup(grouped.get(), h.raw_len, width, out.data());
+  size_t width = h.codec == Codec::kZstdGroup2 ? 2 : 4;
+  size_t plane = h.raw_len / width;
+  std::unique_ptr<char[]> grouped(new char[h.raw_len]);
+  for (size_t j = 0; j < width; ++j) {
+    if (payload.size() < 5) return DataLossError("truncated grouped chunk payload");
+    uint32_t stored = DecodeFixed32(payload.data());
+    uint8_t mode = static_cast<uint8_t>(payload[4]);
+    payload.remove_prefix(5);
+    if (stored > payload.size()) return DataLossError("grouped chunk plane beyond the payload");
+    std::string_view body = payload.substr(0, stored);
+    payload.remove_prefix(stored);
+    if (mode == 0) {
+      if (stored != plane) return DataLossError("raw plane has the wrong length");
+      std::memcpy(grouped.get() + j * plane, body.data(), plane);
+    } else if (mode == 1) {
+      RETURN_IF_ERROR(DecompressFrame(body, grouped.get() + j * plane, plane));
+    } else {
+      return DataLossError("grouped chunk plane has unknown mode");
+    }
+  }
+  if (payload.size() != h.raw_len - plane * width) return DataLossError("grouped chunk tail has the wrong length");
+  std::memcpy(grouped.get() + plane * width, payload.data(), payload.size());
+  Ungroup(grouped.get(), h.raw_len, width, out.data());
   return out;
 }
 
