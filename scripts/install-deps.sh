@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(cmake ninja-build g++ ccache git pkg-config
       librocksdb-dev libcpp-httplib-dev libcurl4-openssl-dev libzstd-dev libssl-dev
-      nlohmann-json3-dev libgtest-dev libgmock-dev libcli11-dev libbenchmark-dev
+      nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev libcli11-dev libbenchmark-dev
       python3 python3-numpy)
 
 missing=()

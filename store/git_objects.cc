@@ -12,7 +12,7 @@ std::string FormatSignature(const Signature& s) {
   int off = s.tz_offset_min;
   char sign = off < 0 ? '-' : '+';
   if (off < 0) off = -off;
-  char tz[8];
+  char tz[16];
   std::snprintf(tz, sizeof tz, "%c%02d%02d", sign, off / 60, off % 60);
   return s.name + " <" + s.email + "> " + std::to_string(s.time) + " " + tz;
 }

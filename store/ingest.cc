@@ -381,6 +381,7 @@ Result<ImportResult> StoreImpl::ImportDirectory(const std::string& dir, const Re
   if (!have_repo) {
     RepoInfo info{repo};
     info.created = commit.committer.time;
+    info.visibility = options.visibility;
     batch.Put(Cf::kRepos, repo.str(), EncodeRepo(info));
   }
   RETURN_IF_ERROR(db_->Write(batch, /*sync=*/true));

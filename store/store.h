@@ -56,6 +56,8 @@ class RepoId {
   std::string name_;
 };
 
+enum class Visibility : uint8_t { kPublic = 0, kPrivate = 1, kGated = 2 };
+
 struct Signature {
   std::string name = "hubnode";
   std::string email = "hubnode@localhost";
@@ -120,8 +122,6 @@ struct RefInfo {
   GitOid commit;
 };
 
-enum class Visibility : uint8_t { kPublic = 0, kPrivate = 1, kGated = 2 };
-
 struct RepoInfo {
   RepoId id;
   int64_t created = 0;
@@ -147,6 +147,9 @@ struct ImportOptions {
   std::optional<GitOid> expected_parent;
   // Called from the importing thread as bytes are read. May be empty.
   std::function<void(const ImportProgress&)> progress;
+  // Visibility of the repo when this import creates it (an existing repo keeps its own).
+  // Default: public.
+  Visibility visibility = Visibility::kPublic;
 };
 
 struct ImportResult {
@@ -206,6 +209,8 @@ class Store {
   virtual Result<std::vector<RepoInfo>> ListRepos() = 0;
   virtual Result<RepoInfo> GetRepo(const RepoId& repo) = 0;
   virtual Result<std::vector<RefInfo>> ListRefs(const RepoId& repo) = 0;
+  // NotFound if the repo does not exist.
+  virtual Status SetVisibility(const RepoId& repo, Visibility visibility) = 0;
 
   // Resolves a revision of `repo`: a branch or tag name, a full ref name (refs/heads/x,
   // refs/tags/x, refs/pr/N), "HEAD" (the default branch), or a 40-hex commit reachable from one
@@ -237,7 +242,10 @@ class Store {
   // Writes every file of `commit` under `dir` (which must not exist, or be empty).
   virtual Status Export(const GitOid& commit, const std::string& dir) = 0;
 
+  // Walks every ref head; cost grows with the number of refs and files.
   virtual Result<Stats> GetStats() = 0;
+  // Size of the database files on disk; cheap.
+  virtual uint64_t DiskBytes() = 0;
   // Mark and sweep from every ref; never deletes what an import in flight wrote.
   virtual Result<GcResult> CollectGarbage() = 0;
 };

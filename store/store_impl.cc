@@ -175,6 +175,15 @@ Result<RepoInfo> StoreImpl::GetRepo(const RepoId& repo) {
   return DecodeRepo(repo, *v);
 }
 
+Status StoreImpl::SetVisibility(const RepoId& repo, Visibility visibility) {
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  ASSIGN_OR_RETURN(RepoInfo info, GetRepo(repo));
+  info.visibility = visibility;
+  auto b = db_->NewBatch();
+  b.Put(Cf::kRepos, repo.str(), EncodeRepo(info));
+  return db_->Write(b, /*sync=*/true);
+}
+
 Result<std::vector<RefInfo>> StoreImpl::ListRefs(const RepoId& repo) {
   RETURN_IF_ERROR(GetRepo(repo).status());
   std::vector<RefInfo> out;

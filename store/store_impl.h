@@ -39,6 +39,7 @@ class StoreImpl final : public Store {
   Result<std::vector<RepoInfo>> ListRepos() override;
   Result<RepoInfo> GetRepo(const RepoId& repo) override;
   Result<std::vector<RefInfo>> ListRefs(const RepoId& repo) override;
+  Status SetVisibility(const RepoId& repo, Visibility visibility) override;
   Result<GitOid> Resolve(const RepoId& repo, std::string_view revision) override;
   Status UpdateRef(const RepoId& repo, std::string_view ref, const GitOid& expected,
                    const GitOid& target) override;
@@ -52,6 +53,7 @@ class StoreImpl final : public Store {
   Result<ExpertIndex> GetExpertIndex(const GitOid& commit) override;
   Status Export(const GitOid& commit, const std::string& dir) override;
   Result<Stats> GetStats() override;
+  uint64_t DiskBytes() override { return db_->DiskBytes(); }
   Result<GcResult> CollectGarbage() override;
 
   // Helpers shared by the implementation files.
