@@ -20,6 +20,7 @@ int RunCli(int argc, char** argv) {
 
   std::vector<Command> commands;
   AddStoreCommands(app, flags, &commands);
+  AddServeCommands(app, flags, &commands);
   AddTestmodelCommand(app, flags, &commands);
 
   try {

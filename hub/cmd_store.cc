@@ -72,6 +72,7 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     struct Args {
       std::string dir, repo, branch = "main", message, author;
       int64_t date = 0;
+      bool is_private = false;
     };
     auto a = std::make_shared<Args>();
     sub->add_option("dir", a->dir, "Directory to import")->required();
@@ -80,6 +81,7 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("-m,--message", a->message, "Commit message");
     sub->add_option("--author", a->author, "Author, 'Name <email>'");
     sub->add_option("--date", a->date, "Commit time, unix seconds (default now)");
+    sub->add_flag("--private", a->is_private, "Create the repo private (a new repo only)");
     out->push_back({sub, [a, &flags]() -> int {
       auto repo = store::RepoId::Parse(a->repo);
       if (!repo.ok()) return Fail(repo.status());
@@ -91,6 +93,7 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       o.branch = a->branch;
       o.message = a->message;
       o.author = *sig;
+      if (a->is_private) o.visibility = store::Visibility::kPrivate;
       ProgressBar bar(!flags.quiet);
       o.progress = [&](const store::ImportProgress& p) { bar.Update(p.bytes_done, p.bytes_total, p.current_file); };
       auto r = (*st)->ImportDirectory(a->dir, *repo, o);
@@ -233,6 +236,42 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       for (const auto& r : *refs) std::printf("%s %s\n", r.commit.hex().c_str(), r.name.c_str());
       return 0;
     }});
+  }
+  // ref set / ref delete
+  {
+    auto* ref = app.add_subcommand("ref", "Create, move or delete a branch, tag or refs/pr/N");
+    ref->require_subcommand(1);
+    struct Args {
+      std::string repo, name, rev;
+    };
+    auto a = std::make_shared<Args>();
+    auto* set = ref->add_subcommand("set", "Point REF at REV (creating it if missing)");
+    set->add_option("repo", a->repo, "REPO")->required();
+    set->add_option("ref", a->name, "refs/heads/X, refs/tags/X or refs/pr/N")->required();
+    set->add_option("rev", a->rev, "Revision to point at")->required();
+    auto* del = ref->add_subcommand("delete", "Delete REF");
+    del->add_option("repo", a->repo, "REPO")->required();
+    del->add_option("ref", a->name, "Ref name")->required();
+    auto run = [a, &flags](bool remove) -> int {
+      auto repo = store::RepoId::Parse(a->repo);
+      if (!repo.ok()) return Fail(repo.status());
+      auto st = OpenStore(flags);
+      if (!st.ok()) return Fail(st.status());
+      GitOid target;
+      if (!remove) {
+        auto c = (*st)->Resolve(*repo, a->rev);
+        if (!c.ok()) return Fail(c.status());
+        target = *c;
+      }
+      auto current = (*st)->Resolve(*repo, a->name);
+      GitOid expected = current.ok() && a->name.rfind("refs/", 0) == 0 ? *current : GitOid();
+      Status s = (*st)->UpdateRef(*repo, a->name, expected, target);
+      if (!s.ok()) return Fail(s);
+      std::printf("%s %s\n", remove ? "deleted" : target.hex().c_str(), a->name.c_str());
+      return 0;
+    };
+    out->push_back({set, [run] { return run(false); }});
+    out->push_back({del, [run] { return run(true); }});
   }
   // tensors
   {

@@ -21,6 +21,8 @@ struct Command {
 
 // Store commands: import, ls, cat, log, refs, tensors, experts, export, stats, gc.
 void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
+// serve, token create|list|revoke, repo visibility.
+void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // testmodel.
 void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 

@@ -145,6 +145,8 @@ std::string LfsPointer(const Sha256Digest& oid, uint64_t size) {
          std::to_string(size) + "\n";
 }
 
+std::string LfsPointerText(const FileEntry& file) { return LfsPointer(file.sha256, file.size); }
+
 bool ShouldStoreAsLfs(std::string_view path, uint64_t size) {
   if (size > (10u << 20)) return true;
   std::string lower(path);

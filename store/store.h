@@ -85,6 +85,17 @@ struct FileEntry {
   uint64_t pointer_size = 0;  // LFS pointer file size (LFS only)
 };
 
+// The Git LFS pointer file text of an LFS file entry (what its git blob holds).
+std::string LfsPointerText(const FileEntry& file);
+
+// A tree listing entry: a directory (oid = its git tree) or a file.
+struct TreeItem {
+  bool is_dir = false;
+  std::string path;
+  GitOid oid;      // tree id for a directory, blob id for a file
+  FileEntry file;  // files only
+};
+
 struct TensorInfo {
   std::string name;
   std::string dtype;
@@ -230,6 +241,11 @@ class Store {
   virtual Result<std::vector<FileEntry>> ListFiles(const GitOid& commit) = 0;
   // One file of a commit. NotFound if absent (or a directory).
   virtual Result<FileEntry> StatFile(const GitOid& commit, std::string_view path) = 0;
+  // A file or a directory of a commit ("" = the root directory). NotFound if absent.
+  virtual Result<TreeItem> StatPath(const GitOid& commit, std::string_view path) = 0;
+  // The entries of directory `path` ("" = root), with everything below it when `recursive`
+  // (a directory's entry comes before its contents). NotFound if `path` is not a directory.
+  virtual Result<std::vector<TreeItem>> ListTree(const GitOid& commit, std::string_view path, bool recursive) = 0;
   virtual Result<std::unique_ptr<FileReader>> OpenFile(const FileEntry& file) = 0;
 
   // The tensor index of a safetensors file (empty for other files).

@@ -371,30 +371,68 @@ Result<std::vector<FileEntry>> StoreImpl::ListFiles(const GitOid& commit) {
   return out;
 }
 
-Result<FileEntry> StoreImpl::StatFile(const GitOid& commit, std::string_view path) {
-  RETURN_IF_ERROR(ValidatePath(path));
+Result<TreeItem> StoreImpl::StatPath(const GitOid& commit, std::string_view path) {
   ASSIGN_OR_RETURN(CommitInfo c, GetCommit(commit));
-  GitOid tree = c.tree;
+  TreeItem item;
+  item.is_dir = true;
+  item.oid = c.tree;
+  uint32_t mode = kModeTree;
+  if (path.empty()) return item;
+  RETURN_IF_ERROR(ValidatePath(path));
   std::string_view rest = path;
   while (true) {
+    if (!item.is_dir) return NotFoundError("'" + std::string(path) + "' not found in " + commit.hex());
     size_t slash = rest.find('/');
     std::string_view part = rest.substr(0, slash);
+    ASSIGN_OR_RETURN(StoredObject o, GetObject(item.oid, "tree"));
+    if (o.type != ObjectType::kTree) return DataLossError(item.oid.hex() + " is not a tree");
+    ASSIGN_OR_RETURN(auto entries, DecodeTree(o.body));
+    auto it = std::find_if(entries.begin(), entries.end(), [&](const TreeEntry& e) { return e.name == part; });
+    if (it == entries.end()) return NotFoundError("'" + std::string(path) + "' not found in " + commit.hex());
+    item.is_dir = it->mode == kModeTree;
+    item.oid = it->oid;
+    mode = it->mode;
+    if (slash == std::string_view::npos) break;
+    rest = rest.substr(slash + 1);
+  }
+  item.path = std::string(path);
+  if (!item.is_dir) {
+    ASSIGN_OR_RETURN(item.file, EntryFor(item.path, TreeEntry{mode, "", item.oid}));
+  }
+  return item;
+}
+
+Result<FileEntry> StoreImpl::StatFile(const GitOid& commit, std::string_view path) {
+  RETURN_IF_ERROR(ValidatePath(path));
+  ASSIGN_OR_RETURN(TreeItem item, StatPath(commit, path));
+  if (item.is_dir) return NotFoundError("'" + std::string(path) + "' is a directory");
+  return item.file;
+}
+
+Result<std::vector<TreeItem>> StoreImpl::ListTree(const GitOid& commit, std::string_view path, bool recursive) {
+  ASSIGN_OR_RETURN(TreeItem dir, StatPath(commit, path));
+  if (!dir.is_dir) return NotFoundError("'" + std::string(path) + "' is not a directory");
+  std::vector<TreeItem> out;
+  std::function<Status(const GitOid&, const std::string&)> list = [&](const GitOid& tree,
+                                                                     const std::string& prefix) -> Status {
     ASSIGN_OR_RETURN(StoredObject o, GetObject(tree, "tree"));
     if (o.type != ObjectType::kTree) return DataLossError(tree.hex() + " is not a tree");
     ASSIGN_OR_RETURN(auto entries, DecodeTree(o.body));
-    const TreeEntry* found = nullptr;
     for (const auto& e : entries) {
-      if (e.name == part) found = &e;
+      TreeItem item;
+      item.path = prefix.empty() ? e.name : prefix + "/" + e.name;
+      item.oid = e.oid;
+      item.is_dir = e.mode == kModeTree;
+      if (!item.is_dir) {
+        ASSIGN_OR_RETURN(item.file, EntryFor(item.path, e));
+      }
+      out.push_back(item);
+      if (item.is_dir && recursive) RETURN_IF_ERROR(list(e.oid, item.path));
     }
-    if (!found) return NotFoundError("file '" + std::string(path) + "' not found in " + commit.hex());
-    if (slash == std::string_view::npos) {
-      if (found->mode == kModeTree) return NotFoundError("'" + std::string(path) + "' is a directory");
-      return EntryFor(std::string(path), *found);
-    }
-    if (found->mode != kModeTree) return NotFoundError("file '" + std::string(path) + "' not found");
-    tree = found->oid;
-    rest = rest.substr(slash + 1);
-  }
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(list(dir.oid, std::string(path)));
+  return out;
 }
 
 // ---- tensors and experts ------------------------------------------------------------------------

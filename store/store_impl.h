@@ -47,6 +47,8 @@ class StoreImpl final : public Store {
   Result<std::vector<CommitInfo>> Log(const GitOid& commit, size_t limit) override;
   Result<std::vector<FileEntry>> ListFiles(const GitOid& commit) override;
   Result<FileEntry> StatFile(const GitOid& commit, std::string_view path) override;
+  Result<TreeItem> StatPath(const GitOid& commit, std::string_view path) override;
+  Result<std::vector<TreeItem>> ListTree(const GitOid& commit, std::string_view path, bool recursive) override;
   Result<std::unique_ptr<FileReader>> OpenFile(const FileEntry& file) override;
   Result<std::vector<TensorInfo>> ListTensors(const FileEntry& file) override;
   Result<TensorLocation> FindTensor(const GitOid& commit, std::string_view name) override;

@@ -1,0 +1,56 @@
+// Request handlers of the read API (private to hub/). Each takes the parsed route and the caller's
+// principal and fills the response; errors follow the Hugging Face clients' contract.
+#pragma once
+
+#include <optional>
+
+#include "hub/auth.h"
+#include "hub/http_util.h"
+#include "hub/metrics.h"
+#include "hub/router.h"
+#include "hub/server.h"
+#include "store/store.h"
+
+namespace hubnode::hub {
+
+class Handlers {
+ public:
+  Handlers(const ServerOptions& options, store::Store* store, TokenStore* tokens, Metrics* metrics)
+      : options_(options), store_(store), tokens_(tokens), metrics_(metrics) {}
+
+  void Handle(const httplib::Request& req, httplib::Response& res);
+
+ private:
+  // routes_files.cc
+  void File(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+            httplib::Response& res);
+  // routes_api.cc
+  void RepoInfo(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+                httplib::Response& res);
+  void Tree(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+            httplib::Response& res);
+  void PathsInfo(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+                 httplib::Response& res);
+  void Refs(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+            httplib::Response& res);
+  void Commits(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+               httplib::Response& res);
+  void ListRepos(const std::optional<Principal>& who, const httplib::Request& req, httplib::Response& res);
+  void Whoami(const std::optional<Principal>& who, httplib::Response& res);
+
+  // The repo of a route if the caller may see it; otherwise the error response is sent.
+  std::optional<store::RepoInfo> OpenRepo(const Route& r, const std::optional<Principal>& who,
+                                          httplib::Response& res);
+  // The commit of a route's revision (empty = default branch); otherwise RevisionNotFound is sent.
+  std::optional<GitOid> ResolveRev(const store::RepoInfo& repo, const std::string& rev, httplib::Response& res);
+  // File entry JSON as tree and paths-info return it.
+  json FileJson(const store::FileEntry& f, bool expand, const GitOid& commit);
+  json LastCommit(const GitOid& commit, const std::string& path);
+
+  const ServerOptions& options_;
+  store::Store* store_;
+  TokenStore* tokens_;
+  Metrics* metrics_;
+};
+
+}  // namespace hubnode::hub

@@ -1,0 +1,129 @@
+#include "hub/http_util.h"
+
+#include <charconv>
+#include <ctime>
+
+namespace hubnode::hub {
+
+void SendError(httplib::Response& res, int http_status, std::string_view error_code, std::string_view message) {
+  std::string clean(message.substr(0, 1000));
+  for (char& c : clean) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  res.status = http_status;
+  if (!error_code.empty()) res.set_header("X-Error-Code", std::string(error_code));
+  res.set_header("X-Error-Message", clean);
+  res.set_content(json{{"error", clean}}.dump(), "application/json");
+}
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kUnauthenticated: return 401;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kFailedPrecondition: return 412;
+    case StatusCode::kOutOfRange: return 416;
+    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kCancelled: return 499;
+    case StatusCode::kUnimplemented: return 501;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDeadlineExceeded: return 504;
+    default: return 500;
+  }
+}
+
+void SendStatus(httplib::Response& res, const Status& status) {
+  int http = HttpStatusFor(status.code());
+  // Internal details (paths, RocksDB messages) stay in the log, not in the response.
+  std::string message = http >= 500 ? "internal error" : status.message();
+  SendError(res, http, StatusCodeName(status.code()), message);
+}
+
+void SendJson(httplib::Response& res, const json& body, int http_status) {
+  res.status = http_status;
+  res.set_content(body.dump(), "application/json");
+}
+
+Result<std::optional<ByteRange>> ParseRange(std::string_view h, uint64_t size) {
+  if (h.empty()) return std::optional<ByteRange>();
+  auto bad = [&] { return InvalidArgumentError("malformed Range header"); };
+  if (h.substr(0, 6) != "bytes=") return bad();
+  h.remove_prefix(6);
+  if (h.find(',') != std::string_view::npos) return InvalidArgumentError("multiple ranges are not supported");
+  size_t dash = h.find('-');
+  if (dash == std::string_view::npos) return bad();
+  std::string_view a = h.substr(0, dash), b = h.substr(dash + 1);
+  auto num = [](std::string_view s, uint64_t* v) {
+    if (s.empty() || s.size() > 19) return false;
+    auto r = std::from_chars(s.data(), s.data() + s.size(), *v);
+    return r.ec == std::errc() && r.ptr == s.data() + s.size();
+  };
+  uint64_t first = 0, last = 0;
+  if (a.empty()) {  // suffix: the last n bytes
+    if (!num(b, &last)) return bad();
+    if (last == 0 || size == 0) return OutOfRangeError("unsatisfiable range");
+    uint64_t n = std::min(last, size);
+    return std::optional<ByteRange>(ByteRange{size - n, n});
+  }
+  if (!num(a, &first)) return bad();
+  if (b.empty()) {
+    last = size ? size - 1 : 0;
+  } else if (!num(b, &last) || last < first) {
+    return bad();
+  }
+  if (first >= size) return OutOfRangeError("unsatisfiable range");
+  last = std::min(last, size - 1);
+  return std::optional<ByteRange>(ByteRange{first, last - first + 1});
+}
+
+bool QueryFlag(const httplib::Request& req, const std::string& name, bool fallback) {
+  if (!req.has_param(name.c_str())) return fallback;
+  std::string v = req.get_param_value(name.c_str());
+  for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (v == "true" || v == "1" || v.empty()) return true;
+  if (v == "false" || v == "0") return false;
+  return fallback;
+}
+
+std::string IsoTime(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm;
+  gmtime_r(&tt, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+  return buf;
+}
+
+std::string BaseUrl(const httplib::Request& req, const std::string& public_url) {
+  if (!public_url.empty()) return public_url;
+  std::string host = req.get_header_value("Host");
+  // Only host[:port] characters: a crafted Host header must not inject into our links.
+  for (char c : host) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == ':' || c == '-' || c == '[' || c == ']')) {
+      host.clear();
+      break;
+    }
+  }
+  if (host.empty()) host = "127.0.0.1";
+  return "http://" + host;
+}
+
+std::string UrlEncode(std::string_view s, bool keep_slash) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace hubnode::hub

@@ -1,0 +1,135 @@
+#include "hub/router.h"
+
+#include <vector>
+
+namespace hubnode::hub {
+namespace {
+
+std::vector<std::string_view> Split(std::string_view p) {
+  std::vector<std::string_view> out;
+  while (!p.empty()) {
+    size_t slash = p.find('/');
+    out.push_back(p.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    p.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
+std::string Join(const std::vector<std::string_view>& s, size_t from, size_t to) {
+  std::string out;
+  for (size_t i = from; i < to && i < s.size(); ++i) {
+    if (i > from) out.push_back('/');
+    out.append(s[i]);
+  }
+  return out;
+}
+
+// Splits "rev/path..." where rev may be refs/pr/N, refs/convert/X, refs/heads/X or refs/tags/X.
+void SplitRev(const std::vector<std::string_view>& s, size_t i, Route* r) {
+  size_t rev_len = 1;
+  if (s.size() > i + 2 && s[i] == "refs" &&
+      (s[i + 1] == "pr" || s[i + 1] == "convert" || s[i + 1] == "heads" || s[i + 1] == "tags")) {
+    rev_len = 3;
+  }
+  r->rev = Join(s, i, i + rev_len);
+  r->path = Join(s, i + rev_len, s.size());
+}
+
+bool IsRepoType(std::string_view s) { return s == "models" || s == "datasets" || s == "spaces"; }
+
+std::string Singular(std::string_view plural) { return std::string(plural.substr(0, plural.size() - 1)); }
+
+}  // namespace
+
+Route ParseRoute(std::string_view path) {
+  Route r;
+  if (path.empty() || path[0] != '/') return r;
+  path.remove_prefix(1);
+  auto only = [](RouteKind k) {
+    Route out;
+    out.kind = k;
+    return out;
+  };
+  if (path == "health") return only(RouteKind::kHealth);
+  if (path == "metrics") return only(RouteKind::kMetrics);
+  if (path == "api/whoami-v2") return only(RouteKind::kWhoami);
+  auto s = Split(path);
+  if (s.empty()) return r;
+
+  if (s[0] == "api") {
+    if (s.size() < 2 || !IsRepoType(s[1])) return r;
+    r.repo_type = Singular(s[1]);
+    if (s.size() == 2) {
+      r.kind = RouteKind::kListRepos;
+      return r;
+    }
+    // Repo id of one or two segments, then an optional marker.
+    auto marker = [](std::string_view m) {
+      return m == "revision" || m == "tree" || m == "paths-info" || m == "refs" || m == "commits";
+    };
+    size_t n = (s.size() == 3 || marker(s[3])) ? 1 : 2;
+    r.repo = Join(s, 2, 2 + n);
+    size_t i = 2 + n;
+    if (i >= s.size()) {
+      r.kind = RouteKind::kRepoInfo;
+      return r;
+    }
+    std::string_view m = s[i];
+    if (m == "refs" && i + 1 == s.size()) {
+      r.kind = RouteKind::kRefs;
+      return r;
+    }
+    if (i + 1 >= s.size()) return Route{};
+    SplitRev(s, i + 1, &r);
+    if (m == "revision" && r.path.empty()) {
+      r.kind = RouteKind::kRepoInfo;
+    } else if (m == "tree") {
+      r.kind = RouteKind::kTree;
+    } else if (m == "paths-info" && r.path.empty()) {
+      r.kind = RouteKind::kPathsInfo;
+    } else if (m == "commits" && r.path.empty()) {
+      r.kind = RouteKind::kCommits;
+    } else {
+      return Route{};
+    }
+    return r;
+  }
+
+  size_t base = 0;
+  if (s[0] == "datasets" || s[0] == "spaces") {
+    r.repo_type = Singular(s[0]);
+    base = 1;
+  }
+  for (size_t n = 1; n <= 2; ++n) {
+    size_t i = base + n;
+    if (i < s.size() && (s[i] == "resolve" || s[i] == "raw") && i + 2 < s.size()) {
+      r.kind = s[i] == "resolve" ? RouteKind::kResolve : RouteKind::kRaw;
+      r.repo = Join(s, base, i);
+      SplitRev(s, i + 1, &r);
+      if (r.path.empty()) return Route{};
+      return r;
+    }
+  }
+  return Route{};
+}
+
+std::string_view RouteName(RouteKind kind) {
+  switch (kind) {
+    case RouteKind::kNone: return "none";
+    case RouteKind::kResolve: return "resolve";
+    case RouteKind::kRaw: return "raw";
+    case RouteKind::kRepoInfo: return "repo_info";
+    case RouteKind::kTree: return "tree";
+    case RouteKind::kPathsInfo: return "paths_info";
+    case RouteKind::kRefs: return "refs";
+    case RouteKind::kCommits: return "commits";
+    case RouteKind::kListRepos: return "list_repos";
+    case RouteKind::kWhoami: return "whoami";
+    case RouteKind::kHealth: return "health";
+    case RouteKind::kMetrics: return "metrics";
+  }
+  return "none";
+}
+
+}  // namespace hubnode::hub

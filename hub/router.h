@@ -1,0 +1,41 @@
+// Maps a request path to a route of the Hugging Face compatible API. Routing keys on the
+// /resolve/, /raw/, /revision/, /tree/ ... markers, not on the number of segments, so one-segment
+// repo ids (`gpt2`) and two-segment ids (`ns/name`) both work; revisions may contain slashes
+// (`refs/pr/1`, given raw or percent-encoded).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace hubnode::hub {
+
+enum class RouteKind {
+  kNone,
+  kResolve,     // /{repo}/resolve/{rev}/{path}
+  kRaw,         // /{repo}/raw/{rev}/{path}
+  kRepoInfo,    // /api/models/{repo}[/revision/{rev}]
+  kTree,        // /api/models/{repo}/tree/{rev}[/{path}]
+  kPathsInfo,   // /api/models/{repo}/paths-info/{rev}
+  kRefs,        // /api/models/{repo}/refs
+  kCommits,     // /api/models/{repo}/commits/{rev}
+  kListRepos,   // /api/models
+  kWhoami,      // /api/whoami-v2
+  kHealth,      // /health
+  kMetrics,     // /metrics
+};
+
+struct Route {
+  RouteKind kind = RouteKind::kNone;
+  std::string repo_type = "model";  // model, dataset or space
+  std::string repo;                 // as given; validated by the handler
+  std::string rev;                  // empty = default
+  std::string path;
+};
+
+// `path` is the decoded request path (httplib decodes %XX).
+Route ParseRoute(std::string_view path);
+
+// The name of a route kind for metrics and logs.
+std::string_view RouteName(RouteKind kind);
+
+}  // namespace hubnode::hub

@@ -1,0 +1,348 @@
+// The JSON API: repo info, tree, paths-info, refs, commits, repo listing, whoami.
+#include <algorithm>
+#include <charconv>
+
+#include "hub/card.h"
+#include "hub/handlers.h"
+
+namespace hubnode::hub {
+namespace {
+
+constexpr size_t kMaxSmallFile = 1 << 20;     // README.md / config.json read for repo info
+constexpr size_t kDefaultPage = 1000;
+constexpr size_t kMaxPage = 10000;
+constexpr size_t kMaxPaths = 10000;
+constexpr size_t kLastCommitDepth = 100;
+
+size_t QueryNumber(const httplib::Request& req, const char* name, size_t fallback, size_t max) {
+  if (!req.has_param(name)) return fallback;
+  std::string v = req.get_param_value(name);
+  size_t n = 0;
+  auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (r.ec != std::errc() || r.ptr != v.data() + v.size()) return fallback;
+  return std::min(n, max);
+}
+
+// A "Link: <...>; rel=\"next\"" for the same request with cursor=next (absolute: the JS client
+// ignores relative links).
+void SetNextLink(const httplib::Request& req, const std::string& base, size_t next, httplib::Response& res) {
+  std::string url = base + UrlEncode(req.path, true) + "?";
+  for (const auto& [k, v] : req.params) {
+    if (k == "cursor") continue;
+    url += UrlEncode(k, false) + "=" + UrlEncode(v, false) + "&";
+  }
+  url += "cursor=" + std::to_string(next);
+  res.set_header("Link", "<" + url + ">; rel=\"next\"");
+}
+
+std::string MongoLikeId(const std::string& repo) { return Sha256Of("repo:" + repo).hex().substr(0, 24); }
+
+Result<std::string> ReadSmallFile(store::Store* st, const GitOid& commit, const std::string& path) {
+  ASSIGN_OR_RETURN(store::FileEntry f, st->StatFile(commit, path));
+  if (f.size > kMaxSmallFile) return ResourceExhaustedError(path + " is too large to inline");
+  ASSIGN_OR_RETURN(auto reader, st->OpenFile(f));
+  return reader->ReadToString(0, f.size);
+}
+
+json Visibility(const store::RepoInfo& r) {
+  return r.visibility == store::Visibility::kGated ? json("manual") : json(false);
+}
+
+}  // namespace
+
+std::optional<store::RepoInfo> Handlers::OpenRepo(const Route& r, const std::optional<Principal>& who,
+                                                  httplib::Response& res) {
+  auto id = store::RepoId::Parse(r.repo);
+  if (!id.ok()) {
+    SendError(res, 400, "BadRequest", id.status().message());
+    return std::nullopt;
+  }
+  auto info = r.repo_type == "model" ? store_->GetRepo(*id) : Result<store::RepoInfo>(NotFoundError("no such repo"));
+  if (!info.ok() && info.status().code() != StatusCode::kNotFound) {
+    SendStatus(res, info.status());
+    return std::nullopt;
+  }
+  // A private repo answers exactly as a missing one.
+  if (!info.ok() || (info->visibility == store::Visibility::kPrivate && !CanRead(who, *info))) {
+    SendError(res, 401, "RepoNotFound", "Repository not found");
+    return std::nullopt;
+  }
+  return *info;
+}
+
+std::optional<GitOid> Handlers::ResolveRev(const store::RepoInfo& repo, const std::string& rev, httplib::Response& res) {
+  auto c = store_->Resolve(repo.id, rev.empty() ? "HEAD" : rev);
+  if (!c.ok()) {
+    if (c.status().code() == StatusCode::kNotFound || c.status().code() == StatusCode::kInvalidArgument) {
+      SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + rev.substr(0, 200));
+    } else {
+      SendStatus(res, c.status());
+    }
+    return std::nullopt;
+  }
+  return *c;
+}
+
+json Handlers::LastCommit(const GitOid& commit, const std::string& path) {
+  // The newest commit on the first-parent chain after which `path` no longer has this content.
+  auto log = store_->Log(commit, kLastCommitDepth);
+  if (!log.ok() || log->empty()) return nullptr;
+  auto oid_at = [&](const GitOid& c) -> std::optional<GitOid> {
+    auto item = store_->StatPath(c, path);
+    return item.ok() ? std::optional<GitOid>(item->oid) : std::nullopt;
+  };
+  std::optional<GitOid> current = oid_at(commit);
+  const store::CommitInfo* last = &(*log)[0];
+  for (size_t i = 1; i < log->size(); ++i) {
+    if (oid_at((*log)[i].id) != current) break;
+    last = &(*log)[i];
+  }
+  return json{{"id", last->id.hex()}, {"title", last->Title()}, {"date", IsoTime(last->committer.time)}};
+}
+
+json Handlers::FileJson(const store::FileEntry& f, bool expand, const GitOid& commit) {
+  json j = {{"type", "file"}, {"oid", f.blob.hex()}, {"size", f.size}, {"path", f.path}};
+  if (f.lfs) j["lfs"] = {{"oid", f.sha256.hex()}, {"size", f.size}, {"pointerSize", f.pointer_size}};
+  if (expand) j["lastCommit"] = LastCommit(commit, f.path);
+  return j;
+}
+
+void Handlers::RepoInfo(const Route& r, const std::optional<Principal>& who, const httplib::Request&,
+                        httplib::Response& res) {
+  auto repo = OpenRepo(r, who, res);
+  if (!repo) return;
+  auto commit = ResolveRev(*repo, r.rev, res);
+  if (!commit) return;
+  auto c = store_->GetCommit(*commit);
+  auto files = store_->ListFiles(*commit);
+  if (!c.ok() || !files.ok()) return SendStatus(res, !c.ok() ? c.status() : files.status());
+
+  json siblings = json::array();
+  std::map<std::string, uint64_t> params;
+  uint64_t total_params = 0, used = 0;
+  for (const auto& f : *files) {
+    json s = {{"rfilename", f.path}, {"size", f.size}, {"blobId", f.blob.hex()}};
+    if (f.lfs) s["lfs"] = {{"size", f.size}, {"sha256", f.sha256.hex()}, {"pointerSize", f.pointer_size}};
+    siblings.push_back(s);
+    used += f.size;
+    if (f.path.size() > 12 && f.path.compare(f.path.size() - 12, 12, ".safetensors") == 0) {
+      auto tensors = store_->ListTensors(f);
+      if (!tensors.ok()) continue;
+      for (const auto& t : *tensors) {
+        uint64_t n = 1;
+        for (uint64_t d : t.shape) n *= d;
+        params[t.dtype] += n;
+        total_params += n;
+      }
+    }
+  }
+  json card = nullptr, tags = json::array();
+  if (auto readme = ReadSmallFile(store_, *commit, "README.md"); readme.ok()) card = CardDataFromReadme(*readme);
+  if (card.is_object() && card.contains("tags") && card["tags"].is_array()) {
+    for (const auto& t : card["tags"]) {
+      if (t.is_string()) tags.push_back(t);
+    }
+  }
+  std::string ns = repo->id.str().find('/') == std::string::npos ? "" : repo->id.str().substr(0, repo->id.str().find('/'));
+  json j = {{"_id", MongoLikeId(repo->id.str())},
+            {"id", repo->id.str()},
+            {"modelId", repo->id.str()},
+            {"author", ns},
+            {"sha", commit->hex()},
+            {"lastModified", IsoTime(c->committer.time)},
+            {"createdAt", IsoTime(repo->created)},
+            {"private", repo->visibility == store::Visibility::kPrivate},
+            {"gated", Visibility(*repo)},
+            {"disabled", false},
+            {"downloads", 0},
+            {"likes", 0},
+            {"tags", tags},
+            {"siblings", siblings},
+            {"spaces", json::array()},
+            {"usedStorage", used}};
+  if (!card.is_null()) {
+    j["cardData"] = card;
+    if (card.is_object() && card.contains("library_name")) j["library_name"] = card["library_name"];
+    if (card.is_object() && card.contains("pipeline_tag")) j["pipeline_tag"] = card["pipeline_tag"];
+  }
+  if (total_params > 0) j["safetensors"] = {{"parameters", params}, {"total", total_params}};
+  if (auto cfg = ReadSmallFile(store_, *commit, "config.json"); cfg.ok()) {
+    json config = json::parse(*cfg, nullptr, false);
+    if (config.is_object()) {
+      json small = json::object();
+      for (const char* k : {"model_type", "architectures"}) {
+        if (config.contains(k)) small[k] = config[k];
+      }
+      j["config"] = small;
+    }
+  }
+  SendJson(res, j);
+}
+
+void Handlers::Tree(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+                    httplib::Response& res) {
+  auto repo = OpenRepo(r, who, res);
+  if (!repo) return;
+  auto commit = ResolveRev(*repo, r.rev, res);
+  if (!commit) return;
+  bool recursive = QueryFlag(req, "recursive", false), expand = QueryFlag(req, "expand", false);
+  auto items = store_->ListTree(*commit, r.path, recursive);
+  if (!items.ok()) {
+    if (items.status().code() == StatusCode::kNotFound) {
+      res.set_header("X-Repo-Commit", commit->hex());
+      return SendError(res, 404, "EntryNotFound", "Entry not found");
+    }
+    return SendStatus(res, items.status());
+  }
+  size_t limit = QueryNumber(req, "limit", kDefaultPage, kMaxPage);
+  if (limit == 0) limit = kDefaultPage;
+  size_t cursor = QueryNumber(req, "cursor", 0, items->size());
+  json out = json::array();
+  for (size_t i = cursor; i < items->size() && i < cursor + limit; ++i) {
+    const auto& it = (*items)[i];
+    out.push_back(it.is_dir ? json{{"type", "directory"}, {"oid", it.oid.hex()}, {"path", it.path}}
+                            : FileJson(it.file, expand, *commit));
+  }
+  if (cursor + limit < items->size()) SetNextLink(req, BaseUrl(req, options_.public_url), cursor + limit, res);
+  SendJson(res, out);
+}
+
+void Handlers::PathsInfo(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+                         httplib::Response& res) {
+  auto repo = OpenRepo(r, who, res);
+  if (!repo) return;
+  auto commit = ResolveRev(*repo, r.rev, res);
+  if (!commit) return;
+  std::vector<std::string> paths;
+  bool expand = false;
+  if (req.get_header_value("Content-Type").rfind("application/json", 0) == 0) {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("paths") || !body["paths"].is_array()) {
+      return SendError(res, 400, "BadRequest", "body must be {\"paths\": [...], \"expand\": bool}");
+    }
+    for (const auto& p : body["paths"]) {
+      if (!p.is_string()) return SendError(res, 400, "BadRequest", "paths must be strings");
+      paths.push_back(p.get<std::string>());
+    }
+    expand = body.value("expand", false) == true;
+  } else {
+    size_t n = req.get_param_value_count("paths");
+    for (size_t i = 0; i < n; ++i) paths.push_back(req.get_param_value("paths", i));
+    expand = QueryFlag(req, "expand", false);
+  }
+  if (paths.size() > kMaxPaths) return SendError(res, 400, "BadRequest", "too many paths");
+  json out = json::array();
+  for (const auto& p : paths) {
+    auto item = store_->StatPath(*commit, p);
+    if (!item.ok() || p.empty()) continue;  // absent paths are simply not listed
+    out.push_back(item->is_dir ? json{{"type", "directory"}, {"oid", item->oid.hex()}, {"path", item->path}}
+                               : FileJson(item->file, expand, *commit));
+  }
+  SendJson(res, out);
+}
+
+void Handlers::Refs(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+                    httplib::Response& res) {
+  auto repo = OpenRepo(r, who, res);
+  if (!repo) return;
+  auto refs = store_->ListRefs(repo->id);
+  if (!refs.ok()) return SendStatus(res, refs.status());
+  json branches = json::array(), tags = json::array(), prs = json::array();
+  for (const auto& ref : *refs) {
+    auto entry = [&](std::string name) {
+      return json{{"name", name}, {"ref", ref.name}, {"targetCommit", ref.commit.hex()}};
+    };
+    if (ref.name.rfind("refs/heads/", 0) == 0) branches.push_back(entry(ref.name.substr(11)));
+    if (ref.name.rfind("refs/tags/", 0) == 0) tags.push_back(entry(ref.name.substr(10)));
+    if (ref.name.rfind("refs/pr/", 0) == 0) prs.push_back(entry(ref.name.substr(5)));
+  }
+  json out = {{"branches", branches}, {"tags", tags}, {"converts", json::array()}};
+  if (QueryFlag(req, "include_prs", false)) out["pullRequests"] = prs;
+  SendJson(res, out);
+}
+
+void Handlers::Commits(const Route& r, const std::optional<Principal>& who, const httplib::Request& req,
+                       httplib::Response& res) {
+  auto repo = OpenRepo(r, who, res);
+  if (!repo) return;
+  auto commit = ResolveRev(*repo, r.rev, res);
+  if (!commit) return;
+  size_t limit = QueryNumber(req, "limit", 50, 1000);
+  if (limit == 0) limit = 50;
+  size_t cursor = QueryNumber(req, "cursor", 0, 1'000'000);
+  auto log = store_->Log(*commit, cursor + limit + 1);
+  if (!log.ok()) return SendStatus(res, log.status());
+  json out = json::array();
+  for (size_t i = cursor; i < log->size() && i < cursor + limit; ++i) {
+    const auto& c = (*log)[i];
+    out.push_back({{"id", c.id.hex()}, {"title", c.Title()}, {"message", c.message},
+                   {"authors", json::array({json{{"user", c.author.name}}})}, {"date", IsoTime(c.committer.time)}});
+  }
+  if (log->size() > cursor + limit) SetNextLink(req, BaseUrl(req, options_.public_url), cursor + limit, res);
+  SendJson(res, out);
+}
+
+void Handlers::ListRepos(const std::optional<Principal>& who, const httplib::Request& req, httplib::Response& res) {
+  auto repos = store_->ListRepos();
+  if (!repos.ok()) return SendStatus(res, repos.status());
+  std::string search = req.get_param_value("search"), author = req.get_param_value("author");
+  std::string sort = req.has_param("sort") ? req.get_param_value("sort") : "id";
+  struct Row {
+    store::RepoInfo info;
+    GitOid sha;
+    int64_t modified;
+  };
+  std::vector<Row> rows;
+  for (const auto& r : *repos) {
+    if (r.visibility == store::Visibility::kPrivate && !CanRead(who, r)) continue;
+    const std::string& id = r.id.str();
+    if (!search.empty() && id.find(search) == std::string::npos) continue;
+    if (!author.empty() && id.rfind(author + "/", 0) != 0) continue;
+    Row row{r, GitOid(), r.created};
+    if (auto head = store_->Resolve(r.id, "HEAD"); head.ok()) {
+      row.sha = *head;
+      if (auto c = store_->GetCommit(*head); c.ok()) row.modified = c->committer.time;
+    }
+    rows.push_back(row);
+  }
+  bool desc = req.get_param_value("direction") == "-1" || (sort != "id" && !req.has_param("direction"));
+  std::stable_sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
+    if (sort == "lastModified") return desc ? a.modified > b.modified : a.modified < b.modified;
+    if (sort == "createdAt") return desc ? a.info.created > b.info.created : a.info.created < b.info.created;
+    return desc ? a.info.id.str() > b.info.id.str() : a.info.id.str() < b.info.id.str();
+  });
+  size_t limit = QueryNumber(req, "limit", kDefaultPage, kMaxPage);
+  if (limit == 0) limit = kDefaultPage;
+  size_t cursor = QueryNumber(req, "cursor", 0, rows.size());
+  json out = json::array();
+  for (size_t i = cursor; i < rows.size() && i < cursor + limit; ++i) {
+    const Row& row = rows[i];
+    const std::string& id = row.info.id.str();
+    out.push_back({{"_id", MongoLikeId(id)}, {"id", id}, {"modelId", id},
+                   {"author", id.find('/') == std::string::npos ? "" : id.substr(0, id.find('/'))},
+                   {"sha", row.sha.hex()}, {"lastModified", IsoTime(row.modified)},
+                   {"createdAt", IsoTime(row.info.created)},
+                   {"private", row.info.visibility == store::Visibility::kPrivate}, {"gated", Visibility(row.info)},
+                   {"downloads", 0}, {"likes", 0}, {"tags", json::array()}});
+  }
+  if (cursor + limit < rows.size()) SetNextLink(req, BaseUrl(req, options_.public_url), cursor + limit, res);
+  SendJson(res, out);
+}
+
+void Handlers::Whoami(const std::optional<Principal>& who, httplib::Response& res) {
+  if (!who) return SendError(res, 401, "", "Invalid credentials in Authorization header");
+  std::string name = who->ns.empty() ? who->token_name : who->ns;
+  SendJson(res, {{"type", "user"},
+                 {"id", MongoLikeId("user:" + name)},
+                 {"name", name},
+                 {"fullname", name},
+                 {"orgs", json::array()},
+                 {"auth",
+                  {{"type", "access_token"},
+                   {"accessToken",
+                    {{"displayName", who->token_name},
+                     {"role", std::string(ScopeName(who->scope))},
+                     {"createdAt", IsoTime(who->created)}}}}}});
+}
+
+}  // namespace hubnode::hub

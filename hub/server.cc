@@ -1,0 +1,141 @@
+#include "hub/server.h"
+
+#include <chrono>
+
+#include "base/log.h"
+#include "hub/handlers.h"
+
+namespace hubnode::hub {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+thread_local Clock::time_point t_request_start;
+
+constexpr const char* kExposedHeaders =
+    "X-Repo-Commit, X-Request-Id, X-Error-Code, X-Error-Message, X-Total-Count, ETag, Link, Accept-Ranges, "
+    "Content-Range, X-Linked-Size, X-Linked-ETag, Content-Length";
+
+class HubServerImpl final : public HubServer {
+ public:
+  HubServerImpl(const ServerOptions& o, store::Store* store, TokenStore* tokens)
+      : options_(o), handlers_(options_, store, tokens, &metrics_), store_(store) {
+    unsigned threads = std::max(1u, options_.threads);
+    http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http_.set_payload_max_length(options_.max_body);
+    http_.set_read_timeout(options_.read_timeout_s, 0);
+    http_.set_write_timeout(60, 0);
+    http_.set_keep_alive_max_count(100);
+    http_.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
+      t_request_start = Clock::now();
+      res.set_header("Access-Control-Allow-Origin", "*");
+      res.set_header("Access-Control-Expose-Headers", kExposedHeaders);
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    auto handle = [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.path == "/metrics") {
+        res.set_content(metrics_.Render(store_->DiskBytes()), "text/plain; version=0.0.4");
+        return;
+      }
+      handlers_.Handle(req, res);
+    };
+    // A HEAD answer has no body, so it must not claim a JSON one: the JS client parses the body
+    // of any error response labelled application/json.
+    http_.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (req.method == "HEAD" && res.status >= 400) {
+        res.headers.erase("Content-Type");
+        res.set_header("Content-Type", "text/plain; charset=utf-8");
+      }
+    });
+    http_.Get(".*", handle);  // httplib routes HEAD to GET handlers and omits the body
+    http_.Post(".*", handle);
+    http_.Options(".*", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 204;
+      res.set_header("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, Range, X-Requested-With");
+      res.set_header("Access-Control-Max-Age", "86400");
+    });
+    http_.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+      LOG(Error) << "unhandled exception serving " << req.method << " " << req.path.substr(0, 200);
+      SendError(res, 500, "InternalError", "internal error");
+    });
+    http_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      if (res.body.empty() && res.status >= 400) {
+        SendError(res, res.status, res.status == 404 ? "NotFound" : "BadRequest", "request error " + std::to_string(res.status));
+      }
+    });
+    http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      double s = std::chrono::duration<double>(Clock::now() - t_request_start).count();
+      Route route = ParseRoute(req.path);
+      metrics_.Record(RouteName(route.kind), res.status, s);
+      LOG(Info) << req.remote_addr << " " << req.method << " " << req.path.substr(0, 300) << " " << res.status << " "
+                << static_cast<int>(s * 1e6) / 1000.0 << "ms";
+    });
+  }
+
+  Status Bind() override {
+    if (options_.port == 0) {
+      port_ = http_.bind_to_any_port(options_.host);
+      if (port_ <= 0) return UnavailableError("cannot listen on " + options_.host);
+    } else {
+      if (!http_.bind_to_port(options_.host, options_.port)) {
+        return UnavailableError("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
+                                " (address in use?)");
+      }
+      port_ = options_.port;
+    }
+    return OkStatus();
+  }
+  int port() const override { return port_; }
+  Status Run() override {
+    if (!http_.listen_after_bind()) return InternalError("the HTTP server stopped with an error");
+    return OkStatus();
+  }
+  void Stop() override { http_.stop(); }
+
+ private:
+  ServerOptions options_;
+  Metrics metrics_;
+  Handlers handlers_;
+  store::Store* store_;
+  httplib::Server http_;
+  int port_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<HubServer>> HubServer::Create(const ServerOptions& options, store::Store* store,
+                                                     TokenStore* tokens) {
+  if (options.threads == 0 || options.threads > 1024) return InvalidArgumentError("--threads must be 1..1024");
+  return std::unique_ptr<HubServer>(new HubServerImpl(options, store, tokens));
+}
+
+void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {
+  auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
+  if (!who.ok()) {
+    SendError(res, 401, "", who.status().message());
+    return;
+  }
+  Route r = ParseRoute(req.path);
+  bool post = req.method == "POST";
+  if (post != (r.kind == RouteKind::kPathsInfo)) {
+    if (r.kind != RouteKind::kNone) {
+      SendError(res, 405, "MethodNotAllowed", "method not allowed");
+      return;
+    }
+  }
+  switch (r.kind) {
+    case RouteKind::kResolve:
+    case RouteKind::kRaw: return File(r, *who, req, res);
+    case RouteKind::kRepoInfo: return RepoInfo(r, *who, req, res);
+    case RouteKind::kTree: return Tree(r, *who, req, res);
+    case RouteKind::kPathsInfo: return PathsInfo(r, *who, req, res);
+    case RouteKind::kRefs: return Refs(r, *who, req, res);
+    case RouteKind::kCommits: return Commits(r, *who, req, res);
+    case RouteKind::kListRepos: return ListRepos(*who, req, res);
+    case RouteKind::kWhoami: return Whoami(*who, res);
+    case RouteKind::kHealth: return SendJson(res, json{{"status", "ok"}});
+    default: return SendError(res, 404, "NotFound", "no such route");
+  }
+}
+
+}  // namespace hubnode::hub

@@ -1,0 +1,47 @@
+// The HTTP server of a hub node: the Hugging Face compatible read API over a Store, /health and
+// /metrics. docs/http-api.md documents every route.
+//
+// Thread safety: Run() blocks on the calling thread; Stop() may be called from any thread (a
+// signal-watching thread, typically) and lets in-flight responses finish.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "hub/auth.h"
+#include "store/store.h"
+
+namespace hubnode::hub {
+
+struct ServerOptions {
+  // Address to listen on. Default: 127.0.0.1.
+  std::string host = "127.0.0.1";
+  // Port; 0 picks a free one (see HubServer::port()). Default: 8080.
+  int port = 8080;
+  // Worker threads, which bounds concurrent requests and so memory. Default: 32.
+  unsigned threads = 32;
+  // Base URL for absolute links (pagination); empty = from the request's Host header.
+  // Default: empty.
+  std::string public_url;
+  // Largest request body accepted (paths-info). Default: 16 MiB.
+  size_t max_body = 16 << 20;
+  // Seconds to wait for a client's request bytes. Default: 30.
+  int read_timeout_s = 30;
+};
+
+class HubServer {
+ public:
+  // The store and tokens must outlive the server.
+  static Result<std::unique_ptr<HubServer>> Create(const ServerOptions& options, store::Store* store,
+                                                   TokenStore* tokens);
+  virtual ~HubServer() = default;
+  // Binds the listening socket. Unavailable if the address is taken.
+  virtual Status Bind() = 0;
+  virtual int port() const = 0;
+  // Serves until Stop(). REQUIRES: Bind() succeeded.
+  virtual Status Run() = 0;
+  virtual void Stop() = 0;
+};
+
+}  // namespace hubnode::hub
