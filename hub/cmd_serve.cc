@@ -9,7 +9,9 @@
 #include "base/log.h"
 #include "hub/auth.h"
 #include "hub/commands.h"
+#include "hub/mirror.h"
 #include "hub/server.h"
+#include "hub/upstream.h"
 
 namespace hubnode::hub {
 namespace {
@@ -30,8 +32,22 @@ Result<std::pair<std::string, int>> ParseListen(const std::string& listen) {
   return std::make_pair(host, port);
 }
 
-int Serve(const GlobalFlags& flags, const std::string& listen, unsigned threads, const std::string& public_url) {
-  auto hp = ParseListen(listen);
+struct ServeArgs {
+  std::string listen = "127.0.0.1:8080", public_url, upstream, upstream_token;
+  unsigned threads = 32;
+  bool offline = false;
+  std::vector<std::string> allow, deny;
+  int64_t upstream_rate = 0;
+};
+
+std::string UpstreamToken(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("HUBNODE_UPSTREAM_TOKEN");
+  return env ? env : "";
+}
+
+int Serve(const GlobalFlags& flags, const ServeArgs& a) {
+  auto hp = ParseListen(a.listen);
   if (!hp.ok()) return Fail(hp.status());
   // Block the shutdown signals in every thread (RocksDB's and the server's inherit this mask), and
   // take them in one thread with sigwait.
@@ -48,13 +64,26 @@ int Serve(const GlobalFlags& flags, const std::string& listen, unsigned threads,
   ServerOptions o;
   o.host = hp->first;
   o.port = hp->second;
-  o.threads = threads;
-  o.public_url = public_url;
-  auto server = HubServer::Create(o, st->get(), &tokens);
+  o.threads = a.threads;
+  o.public_url = a.public_url;
+  o.offline = a.offline;
+  o.mirror_policy = MirrorPolicy{a.allow, a.deny};
+  std::unique_ptr<Upstream> upstream;
+  std::unique_ptr<Mirror> mirror;
+  if (!a.upstream.empty()) {
+    UpstreamOptions uo;
+    uo.url = a.upstream;
+    uo.token = UpstreamToken(a.upstream_token);
+    uo.max_rate = a.upstream_rate;
+    upstream = std::make_unique<Upstream>(uo);
+    mirror = std::make_unique<Mirror>(st->get(), upstream.get(), flags.data_dir + "/staging");
+  }
+  auto server = HubServer::Create(o, st->get(), &tokens, mirror.get());
   if (!server.ok()) return Fail(server.status());
   if (Status s = (*server)->Bind(); !s.ok()) return Fail(s);
   std::string url = "http://" + o.host + ":" + std::to_string((*server)->port());
-  std::printf("hubnode serving %s (data %s)\n", url.c_str(), flags.data_dir.c_str());
+  std::printf("hubnode serving %s (data %s%s%s)\n", url.c_str(), flags.data_dir.c_str(),
+              a.upstream.empty() ? "" : ", upstream ", a.offline ? ", offline" : a.upstream.c_str());
   std::fflush(stdout);
 
   std::thread waiter([&] {
@@ -78,15 +107,58 @@ int Serve(const GlobalFlags& flags, const std::string& listen, unsigned threads,
 void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out) {
   {
     auto* sub = app.add_subcommand("serve", "Serve the store over the Hugging Face compatible HTTP API");
-    struct Args {
-      std::string listen = "127.0.0.1:8080", public_url;
-      unsigned threads = 32;
-    };
-    auto a = std::make_shared<Args>();
+    auto a = std::make_shared<ServeArgs>();
     sub->add_option("--listen", a->listen, "HOST:PORT (default 127.0.0.1:8080; port 0 = any free port)");
     sub->add_option("--threads", a->threads, "Worker threads (default 32)");
     sub->add_option("--public-url", a->public_url, "Base URL for absolute links (default: from Host)");
-    out->push_back({sub, [a, &flags] { return Serve(flags, a->listen, a->threads, a->public_url); }});
+    sub->add_option("--upstream", a->upstream, "Pull repos this node lacks from this HF-compatible endpoint");
+    sub->add_option("--upstream-token", a->upstream_token, "Token for the upstream (or $HUBNODE_UPSTREAM_TOKEN)");
+    sub->add_option("--upstream-rate-limit", a->upstream_rate, "Cap each upstream transfer, bytes/s");
+    sub->add_option("--mirror-allow", a->allow, "Only pull through repos matching this glob (repeatable)");
+    sub->add_option("--mirror-deny", a->deny, "Never pull through repos matching this glob (repeatable)");
+    sub->add_flag("--offline", a->offline, "Serve only what is held; never contact the upstream");
+    out->push_back({sub, [a, &flags] { return Serve(flags, *a); }});
+  }
+  {
+    auto* sub = app.add_subcommand("pull", "Mirror REPO[@REV] from an upstream into the store");
+    struct PullArgs {
+      std::string spec, from, token;
+      std::vector<std::string> include, exclude;
+      unsigned jobs = 4;
+      int64_t rate = 0;
+    };
+    auto a = std::make_shared<PullArgs>();
+    sub->add_option("repo", a->spec, "REPO[@REV]")->required();
+    sub->add_option("--from", a->from, "Upstream URL (https://huggingface.co, a mirror, a hubnode)")->required();
+    sub->add_option("--token", a->token, "Upstream token (or $HUBNODE_UPSTREAM_TOKEN)");
+    sub->add_option("--include", a->include, "Only files matching this glob (repeatable)");
+    sub->add_option("--exclude", a->exclude, "Skip files matching this glob (repeatable)");
+    sub->add_option("--jobs", a->jobs, "Files downloaded in parallel (default 4)");
+    sub->add_option("--rate-limit", a->rate, "Cap each transfer, bytes/s");
+    out->push_back({sub, [a, &flags]() -> int {
+      auto rs = ParseRepoSpec(a->spec);
+      if (!rs.ok()) return Fail(rs.status());
+      auto st = OpenStore(flags);
+      if (!st.ok()) return Fail(st.status());
+      UpstreamOptions uo;
+      uo.url = a->from;
+      uo.token = UpstreamToken(a->token);
+      uo.max_rate = a->rate;
+      Upstream upstream(uo);
+      Mirror mirror(st->get(), &upstream, flags.data_dir + "/staging");
+      PullOptions po;
+      po.include = a->include;
+      po.exclude = a->exclude;
+      po.jobs = a->jobs;
+      ProgressBar bar(!flags.quiet);
+      po.progress = [&](uint64_t done, uint64_t total, const std::string& file) { bar.Update(done, total, file); };
+      auto r = mirror.Pull(rs->repo, rs->rev == "HEAD" ? "main" : rs->rev, po);
+      bar.Finish();
+      if (!r.ok()) return Fail(r.status());
+      std::printf("%s %s@%s (upstream %s)\n", r->already_held ? "already held" : "pulled", rs->repo.str().c_str(),
+                  r->commit.hex().c_str(), r->upstream_sha.c_str());
+      return 0;
+    }});
   }
   {
     auto* token = app.add_subcommand("token", "Manage access tokens");

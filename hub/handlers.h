@@ -15,8 +15,8 @@ namespace hubnode::hub {
 
 class Handlers {
  public:
-  Handlers(const ServerOptions& options, store::Store* store, TokenStore* tokens, Metrics* metrics)
-      : options_(options), store_(store), tokens_(tokens), metrics_(metrics) {}
+  Handlers(const ServerOptions& options, store::Store* store, TokenStore* tokens, Metrics* metrics, Mirror* mirror)
+      : options_(options), store_(store), tokens_(tokens), metrics_(metrics), mirror_(mirror) {}
 
   void Handle(const httplib::Request& req, httplib::Response& res);
 
@@ -46,11 +46,17 @@ class Handlers {
   // File entry JSON as tree and paths-info return it.
   json FileJson(const store::FileEntry& f, bool expand, const GitOid& commit);
   json LastCommit(const GitOid& commit, const std::string& path);
+  // Whether a miss for `repo` may be filled from the upstream.
+  bool CanPullThrough(const store::RepoId& repo) const;
+  // Pulls repo@rev through; on failure sends the error (`missing_code` for an upstream miss).
+  bool PullThrough(const store::RepoId& repo, const std::string& rev, const char* missing_code, int missing_status,
+                   httplib::Response& res);
 
   const ServerOptions& options_;
   store::Store* store_;
   TokenStore* tokens_;
   Metrics* metrics_;
+  Mirror* mirror_;
 };
 
 }  // namespace hubnode::hub

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "base/log.h"
 #include "hub/card.h"
 #include "hub/handlers.h"
 
@@ -50,6 +51,37 @@ json Visibility(const store::RepoInfo& r) {
 
 }  // namespace
 
+bool Handlers::CanPullThrough(const store::RepoId& repo) const {
+  return mirror_ != nullptr && !options_.offline && options_.mirror_policy.Allows(repo.str());
+}
+
+bool Handlers::PullThrough(const store::RepoId& repo, const std::string& rev, const char* missing_code,
+                           int missing_status, httplib::Response& res) {
+  auto pulled = mirror_->Pull(repo, rev, PullOptions{});
+  if (pulled.ok()) return true;
+  const Status& s = pulled.status();
+  switch (s.code()) {
+    case StatusCode::kNotFound:
+    case StatusCode::kPermissionDenied:
+      SendError(res, missing_status, missing_code, missing_status == 401 ? "Repository not found" : "Invalid rev id: " + rev);
+      break;
+    case StatusCode::kDeadlineExceeded:
+      res.set_header("Retry-After", "30");
+      SendError(res, 504, "UpstreamTimeout", "the upstream did not answer in time; retry later");
+      break;
+    case StatusCode::kUnavailable:
+    case StatusCode::kDataLoss:
+      // Retryable, and never RepoNotFound: the repo may well exist upstream.
+      res.set_header("Retry-After", "30");
+      SendError(res, 502, "UpstreamUnavailable", "the upstream is unavailable; retry later");
+      break;
+    default:
+      SendStatus(res, s);
+  }
+  LOG(Warning) << "pull-through of " << repo.str() << "@" << rev.substr(0, 200) << " failed: " << s.ToString();
+  return false;
+}
+
 std::optional<store::RepoInfo> Handlers::OpenRepo(const Route& r, const std::optional<Principal>& who,
                                                   httplib::Response& res) {
   auto id = store::RepoId::Parse(r.repo);
@@ -58,6 +90,10 @@ std::optional<store::RepoInfo> Handlers::OpenRepo(const Route& r, const std::opt
     return std::nullopt;
   }
   auto info = r.repo_type == "model" ? store_->GetRepo(*id) : Result<store::RepoInfo>(NotFoundError("no such repo"));
+  if (!info.ok() && info.status().code() == StatusCode::kNotFound && r.repo_type == "model" && CanPullThrough(*id)) {
+    if (!PullThrough(*id, r.rev.empty() ? "main" : r.rev, "RepoNotFound", 401, res)) return std::nullopt;
+    info = store_->GetRepo(*id);
+  }
   if (!info.ok() && info.status().code() != StatusCode::kNotFound) {
     SendStatus(res, info.status());
     return std::nullopt;
@@ -72,6 +108,11 @@ std::optional<store::RepoInfo> Handlers::OpenRepo(const Route& r, const std::opt
 
 std::optional<GitOid> Handlers::ResolveRev(const store::RepoInfo& repo, const std::string& rev, httplib::Response& res) {
   auto c = store_->Resolve(repo.id, rev.empty() ? "HEAD" : rev);
+  if (!c.ok() && c.status().code() == StatusCode::kNotFound && !rev.empty() && rev != "HEAD" &&
+      CanPullThrough(repo.id)) {
+    if (!PullThrough(repo.id, rev, "RevisionNotFound", 404, res)) return std::nullopt;
+    c = store_->Resolve(repo.id, rev);
+  }
   if (!c.ok()) {
     if (c.status().code() == StatusCode::kNotFound || c.status().code() == StatusCode::kInvalidArgument) {
       SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + rev.substr(0, 200));

@@ -17,8 +17,8 @@ constexpr const char* kExposedHeaders =
 
 class HubServerImpl final : public HubServer {
  public:
-  HubServerImpl(const ServerOptions& o, store::Store* store, TokenStore* tokens)
-      : options_(o), handlers_(options_, store, tokens, &metrics_), store_(store) {
+  HubServerImpl(const ServerOptions& o, store::Store* store, TokenStore* tokens, Mirror* mirror)
+      : options_(o), handlers_(options_, store, tokens, &metrics_, mirror), store_(store) {
     unsigned threads = std::max(1u, options_.threads);
     http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http_.set_payload_max_length(options_.max_body);
@@ -104,9 +104,9 @@ class HubServerImpl final : public HubServer {
 }  // namespace
 
 Result<std::unique_ptr<HubServer>> HubServer::Create(const ServerOptions& options, store::Store* store,
-                                                     TokenStore* tokens) {
+                                                     TokenStore* tokens, Mirror* mirror) {
   if (options.threads == 0 || options.threads > 1024) return InvalidArgumentError("--threads must be 1..1024");
-  return std::unique_ptr<HubServer>(new HubServerImpl(options, store, tokens));
+  return std::unique_ptr<HubServer>(new HubServerImpl(options, store, tokens, mirror));
 }
 
 void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {

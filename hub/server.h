@@ -10,6 +10,7 @@
 
 #include "base/status.h"
 #include "hub/auth.h"
+#include "hub/mirror.h"
 #include "store/store.h"
 
 namespace hubnode::hub {
@@ -28,13 +29,17 @@ struct ServerOptions {
   size_t max_body = 16 << 20;
   // Seconds to wait for a client's request bytes. Default: 30.
   int read_timeout_s = 30;
+  // With a mirror: which repos may be pulled through. Default: all.
+  MirrorPolicy mirror_policy;
+  // Serve only what is held, never contact the upstream. Default: false.
+  bool offline = false;
 };
 
 class HubServer {
  public:
-  // The store and tokens must outlive the server.
+  // The store, tokens and mirror (nullable: no upstream) must outlive the server.
   static Result<std::unique_ptr<HubServer>> Create(const ServerOptions& options, store::Store* store,
-                                                   TokenStore* tokens);
+                                                   TokenStore* tokens, Mirror* mirror);
   virtual ~HubServer() = default;
   // Binds the listening socket. Unavailable if the address is taken.
   virtual Status Bind() = 0;

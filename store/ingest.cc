@@ -290,7 +290,6 @@ Status MovedError(const RepoId& repo, const std::string& ref, const std::optiona
 Result<ImportResult> StoreImpl::ImportDirectory(const std::string& dir, const RepoId& repo,
                                                 const ImportOptions& options) {
   ASSIGN_OR_RETURN(std::string ref, BranchRef(options.branch));
-  if (ref.rfind("refs/heads/", 0) != 0) return InvalidArgumentError("imports commit to a branch, not " + ref);
 
   // 1. Validate everything before writing anything.
   std::error_code ec;

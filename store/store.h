@@ -147,7 +147,8 @@ struct ImportProgress {
 };
 
 struct ImportOptions {
-  // Branch to commit to (created if missing). Default: "main".
+  // Branch to commit to (created if missing): "main", or any full ref name (refs/heads/x,
+  // refs/tags/x, refs/pr/N, refs/mirror/<upstream commit>). Default: "main".
   std::string branch = "main";
   // Commit message. Default: "Import <dir>".
   std::string message;
@@ -224,8 +225,9 @@ class Store {
   virtual Status SetVisibility(const RepoId& repo, Visibility visibility) = 0;
 
   // Resolves a revision of `repo`: a branch or tag name, a full ref name (refs/heads/x,
-  // refs/tags/x, refs/pr/N), "HEAD" (the default branch), or a 40-hex commit reachable from one
-  // of the repo's refs. NotFound otherwise (InvalidArgument for a malformed revision).
+  // refs/tags/x, refs/pr/N), "HEAD" (the default branch), a 40-hex commit reachable from one
+  // of the repo's refs, or an upstream commit id this repo mirrors (refs/mirror/<id>).
+  // NotFound otherwise (InvalidArgument for a malformed revision).
   virtual Result<GitOid> Resolve(const RepoId& repo, std::string_view revision) = 0;
 
   // Compare-and-swap of a ref. expected zero = must not exist; new zero = delete.

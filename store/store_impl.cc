@@ -50,6 +50,12 @@ Status ValidateRefName(std::string_view ref) {
   };
   if (ref.size() > 255) return bad("longer than 255 bytes");
   std::string_view rest;
+  if (ref.rfind("refs/mirror/", 0) == 0) {
+    // An alias from an upstream commit id to the local commit that mirrors it.
+    rest = ref.substr(12);
+    if (rest.size() != 40 || !IsLowerHex(rest)) return bad("a mirror ref is refs/mirror/<40 hex>");
+    return OkStatus();
+  }
   if (ref.rfind("refs/pr/", 0) == 0) {
     rest = ref.substr(8);
     if (rest.empty() || rest.size() > 9 || rest[0] == '0') return bad("a PR ref is refs/pr/N");
@@ -63,7 +69,7 @@ Status ValidateRefName(std::string_view ref) {
   } else if (ref.rfind("refs/tags/", 0) == 0) {
     rest = ref.substr(10);
   } else {
-    return bad("must start with refs/heads/, refs/tags/ or refs/pr/");
+    return bad("must start with refs/heads/, refs/tags/, refs/pr/ or refs/mirror/");
   }
   if (rest.empty() || rest.find("..") != std::string_view::npos || rest.find("//") != std::string_view::npos ||
       rest.front() == '/' || rest.back() == '/' || rest.back() == '.' || rest.find("@{") != std::string_view::npos ||
@@ -238,6 +244,9 @@ Result<GitOid> StoreImpl::Resolve(const RepoId& repo, std::string_view rev) {
       ASSIGN_OR_RETURN(CommitInfo ci, GetCommit(c));
       for (const auto& p : ci.parents) stack.push_back(p);
     }
+    // An upstream commit id this repo mirrors.
+    ASSIGN_OR_RETURN(auto alias, ReadRef(repo, "refs/mirror/" + std::string(rev)));
+    if (alias) return *alias;
     return not_found();
   }
   std::vector<std::string> candidates;

@@ -1,0 +1,289 @@
+#include "hub/upstream.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+#include "hub/http_util.h"
+
+namespace hubnode::hub {
+namespace {
+
+using json = nlohmann::json;
+constexpr size_t kMaxJson = 64 << 20;
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* s) const { curl_slist_free_all(s); }
+};
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+Status TransportError(CURLcode code, const std::string& what) {
+  std::string m = what + ": " + curl_easy_strerror(code);
+  if (code == CURLE_OPERATION_TIMEDOUT) return Status(StatusCode::kDeadlineExceeded, "upstream timed out: " + m);
+  return UnavailableError("upstream unreachable: " + m);
+}
+
+Status HttpError(long status, const std::string& code, const std::string& what) {
+  if (code == "RepoNotFound" || code == "RevisionNotFound" || code == "EntryNotFound" || status == 404) {
+    return NotFoundError("upstream: " + (code.empty() ? std::string("not found") : code) + ": " + what);
+  }
+  if (status == 401 || status == 403) return PermissionDeniedError("upstream refused access (" + std::to_string(status) + "): " + what);
+  if (status == 504) return Status(StatusCode::kDeadlineExceeded, "upstream timed out: " + what);
+  if (status >= 500 || status == 429) return UnavailableError("upstream answered " + std::to_string(status) + ": " + what);
+  return InvalidArgumentError("upstream answered " + std::to_string(status) + ": " + what);
+}
+
+struct HeaderState {
+  std::string error_code;
+  std::string link;
+};
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* h = static_cast<HeaderState*>(user);
+  std::string line(data, size * n);
+  auto value = [&](const char* name) -> std::optional<std::string> {
+    size_t len = std::strlen(name);
+    if (line.size() <= len || strncasecmp(line.c_str(), name, len) != 0) return std::nullopt;
+    std::string v = line.substr(len);
+    while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
+    while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+    return v;
+  };
+  if (auto v = value("X-Error-Code:")) h->error_code = *v;
+  if (auto v = value("Link:")) {
+    // <url>; rel="next"
+    size_t lt = v->find('<'), gt = v->find('>');
+    if (lt != std::string::npos && gt != std::string::npos && v->find("rel=\"next\"") != std::string::npos) {
+      h->link = v->substr(lt + 1, gt - lt - 1);
+    }
+  }
+  return size * n;
+}
+
+}  // namespace
+
+Upstream::Upstream(UpstreamOptions options) : options_(std::move(options)) {
+  GlobalInit();
+  while (!options_.url.empty() && options_.url.back() == '/') options_.url.pop_back();
+}
+
+Result<Upstream::Response> Upstream::Get(const std::string& url, size_t max_body) {
+  std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
+  if (!c) return InternalError("curl_easy_init failed");
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  if (!options_.token.empty()) {
+    headers.reset(curl_slist_append(nullptr, ("Authorization: Bearer " + options_.token).c_str()));
+  }
+  Response r;
+  HeaderState hs;
+  struct Body {
+    std::string* out;
+    size_t max;
+    bool overflow = false;
+  } body{&r.body, max_body};
+  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_s);
+  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, options_.low_speed_time_s);
+  curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &hs);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* u) -> size_t {
+    auto* b = static_cast<Body*>(u);
+    if (b->out->size() + s * n > b->max) {
+      b->overflow = true;
+      return 0;
+    }
+    b->out->append(d, s * n);
+    return s * n;
+  });
+  CURLcode rc = curl_easy_perform(c.get());
+  if (body.overflow) return ResourceExhaustedError("upstream answer larger than " + std::to_string(max_body) + " bytes");
+  if (rc != CURLE_OK) return TransportError(rc, url);
+  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &r.status);
+  r.error_code = hs.error_code;
+  r.link_next = hs.link;
+  return r;
+}
+
+Result<UpstreamRevision> Upstream::ResolveRevision(const std::string& repo, const std::string& rev) {
+  std::string url = options_.url + "/api/models/" + repo + "/revision/" + UrlEncode(rev, false);
+  ASSIGN_OR_RETURN(Response r, Get(url, kMaxJson));
+  if (r.status != 200) return HttpError(r.status, r.error_code, repo + "@" + rev);
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("sha") || !j["sha"].is_string()) {
+    return DataLossError("upstream repo info for " + repo + " has no sha");
+  }
+  UpstreamRevision out;
+  out.sha = j["sha"].get<std::string>();
+  if (out.sha.size() != 40 || !IsLowerHex(out.sha)) return DataLossError("upstream sha is not a 40-hex commit id");
+  out.is_private = j.value("private", false) == true;
+  out.gated = j.contains("gated") && !(j["gated"].is_boolean() && !j["gated"].get<bool>());
+  return out;
+}
+
+Result<std::vector<UpstreamFile>> Upstream::ListFiles(const std::string& repo, const std::string& sha) {
+  std::vector<UpstreamFile> out;
+  std::string url = options_.url + "/api/models/" + repo + "/tree/" + sha + "?recursive=true";
+  for (int page = 0; !url.empty(); ++page) {
+    if (page > 10000) return DataLossError("upstream tree pagination does not end");
+    ASSIGN_OR_RETURN(Response r, Get(url, kMaxJson));
+    if (r.status != 200) return HttpError(r.status, r.error_code, repo + " tree");
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.is_array()) return DataLossError("upstream tree listing is not a JSON array");
+    for (const auto& e : j) {
+      if (!e.is_object() || e.value("type", "") != "file") continue;
+      UpstreamFile f;
+      if (!e.contains("path") || !e["path"].is_string() || !e.contains("oid") || !e["oid"].is_string() ||
+          !e.contains("size") || !e["size"].is_number_unsigned()) {
+        return DataLossError("upstream tree entry lacks path, oid or size");
+      }
+      f.path = e["path"].get<std::string>();
+      f.size = e["size"].get<uint64_t>();
+      ASSIGN_OR_RETURN(f.blob, GitOid::FromHex(e["oid"].get<std::string>()));
+      if (e.contains("lfs") && e["lfs"].is_object()) {
+        f.lfs = true;
+        ASSIGN_OR_RETURN(f.sha256, Sha256Digest::FromHex(e["lfs"].value("oid", "")));
+      }
+      out.push_back(std::move(f));
+    }
+    // Follow only links to the same upstream.
+    url = r.link_next.rfind(options_.url + "/", 0) == 0 ? r.link_next : "";
+  }
+  return out;
+}
+
+Result<UpstreamCommit> Upstream::Commit(const std::string& repo, const std::string& sha) {
+  UpstreamCommit c;
+  c.sha = sha;
+  ASSIGN_OR_RETURN(Response r, Get(options_.url + "/api/models/" + repo + "/commits/" + sha + "?limit=1", kMaxJson));
+  if (r.status != 200) return c;  // optional route upstream: keep the defaults
+  json j = json::parse(r.body, nullptr, false);
+  if (!j.is_array() || j.empty() || !j[0].is_object()) return c;
+  c.title = j[0].value("title", "");
+  if (j[0].contains("authors") && j[0]["authors"].is_array() && !j[0]["authors"].empty() &&
+      j[0]["authors"][0].is_object()) {
+    c.author = j[0]["authors"][0].value("user", "");
+  }
+  std::string date = j[0].value("date", "");
+  std::tm tm{};
+  if (date.size() >= 19 && strptime(date.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) c.time = timegm(&tm);
+  return c;
+}
+
+Status Upstream::Download(const std::string& repo, const std::string& sha, const UpstreamFile& file,
+                          const std::string& dest, const std::function<void(uint64_t)>& progress) {
+  struct stat st;
+  uint64_t have = ::stat(dest.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  if (have > file.size) have = 0;  // wrong leftovers: start again
+  int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (have ? O_APPEND : O_TRUNC), 0644);
+  if (fd < 0) return ErrnoStatus("cannot create", dest, errno);
+  struct Sink {
+    int fd;
+    uint64_t written = 0;
+    uint64_t limit;
+    const std::function<void(uint64_t)>* progress;
+    bool failed = false;
+  } sink{fd, 0, file.size - have, &progress};
+  Status result;
+  if (have < file.size) {
+    std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
+    std::unique_ptr<curl_slist, SlistDeleter> headers;
+    if (!options_.token.empty()) {
+      headers.reset(curl_slist_append(nullptr, ("Authorization: Bearer " + options_.token).c_str()));
+    }
+    HeaderState hs;
+    std::string url = options_.url + "/" + repo + "/resolve/" + sha + "/" + UrlEncode(file.path, true);
+    std::string range = std::to_string(have) + "-";
+    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_s);
+    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, options_.low_speed_time_s);
+    if (options_.max_rate > 0) curl_easy_setopt(c.get(), CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)options_.max_rate);
+    if (have > 0) curl_easy_setopt(c.get(), CURLOPT_RANGE, range.c_str());
+    curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, OnHeader);
+    curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &hs);
+    curl_easy_setopt(c.get(), CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* u) -> size_t {
+      auto* k = static_cast<Sink*>(u);
+      size_t len = s * n;
+      if (k->written + len > k->limit) return 0;  // more than the listed size: refuse
+      size_t done = 0;
+      while (done < len) {
+        ssize_t w = ::write(k->fd, d + done, len - done);
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          k->failed = true;
+          return 0;
+        }
+        done += static_cast<size_t>(w);
+      }
+      k->written += len;
+      if (*k->progress) (*k->progress)(len);
+      return len;
+    });
+    CURLcode rc = curl_easy_perform(c.get());
+    long status = 0;
+    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_HTTP_RETURNED_ERROR) {
+      result = HttpError(status, hs.error_code, repo + "/" + file.path);
+    } else if (rc != CURLE_OK) {
+      result = sink.failed ? ErrnoStatus("cannot write", dest, errno) : TransportError(rc, repo + "/" + file.path);
+    } else if (have > 0 && status != 206) {
+      result = UnavailableError("upstream ignored the resume range for " + file.path);
+      ::ftruncate(fd, 0);
+    }
+  }
+  if (::fsync(fd) != 0 && result.ok()) result = ErrnoStatus("cannot sync", dest, errno);
+  ::close(fd);
+  RETURN_IF_ERROR(result);
+
+  // Verify the whole file against what the upstream listed.
+  ASSIGN_OR_RETURN(ReadFile f, ReadFile::Open(dest));
+  if (f.size() != file.size) {
+    return UnavailableError("short download of " + file.path + " (" + std::to_string(f.size()) + " of " +
+                            std::to_string(file.size) + " bytes)");
+  }
+  Sha256 sha256;
+  Sha1 sha1;
+  if (!file.lfs) sha1.Update("blob " + std::to_string(file.size) + std::string(1, '\0'));
+  std::string buf(1 << 20, '\0');
+  for (uint64_t off = 0; off < f.size(); off += buf.size()) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), f.size() - off));
+    RETURN_IF_ERROR(f.ReadAt(off, n, buf.data()));
+    (file.lfs ? static_cast<void>(sha256.Update(buf.data(), n)) : static_cast<void>(sha1.Update(std::string_view(buf.data(), n))));
+  }
+  bool ok = file.lfs ? sha256.Finish() == file.sha256 : sha1.Finish() == file.blob;
+  if (!ok) {
+    ::unlink(dest.c_str());
+    return DataLossError("downloaded " + file.path + " does not match the upstream's digest");
+  }
+  return OkStatus();
+}
+
+}  // namespace hubnode::hub

@@ -1,0 +1,85 @@
+// A client for an upstream Hugging Face compatible endpoint (huggingface.co, a mirror, another
+// hubnode), over libcurl: repo info, recursive tree listing, commit info and verified downloads.
+//
+// Errors: NotFound for RepoNotFound / RevisionNotFound / EntryNotFound answers; Unavailable for
+// network failures and 5xx (retryable); DeadlineExceeded for timeouts; PermissionDenied for
+// 401/403 without RepoNotFound (gated repos, bad upstream token); DataLoss when a download does
+// not match the size and digest the upstream listed.
+//
+// Thread safety: methods may be called concurrently (each call uses its own curl handle).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/hash.h"
+#include "base/status.h"
+
+namespace hubnode::hub {
+
+struct UpstreamOptions {
+  // Base URL, e.g. https://huggingface.co or http://127.0.0.1:8080. Required.
+  std::string url;
+  // Bearer token sent upstream; never logged. Default: none.
+  std::string token;
+  // Seconds to connect. Default: 10.
+  long connect_timeout_s = 10;
+  // Abort a transfer slower than 1 KiB/s for this many seconds. Default: 30.
+  long low_speed_time_s = 30;
+  // Cap on the receive rate of each transfer, bytes/s; 0 = none. Default: 0.
+  int64_t max_rate = 0;
+};
+
+struct UpstreamFile {
+  std::string path;
+  uint64_t size = 0;
+  GitOid blob;           // git blob id
+  bool lfs = false;
+  Sha256Digest sha256;   // LFS only
+};
+
+struct UpstreamRevision {
+  std::string sha;
+  bool is_private = false;
+  bool gated = false;
+};
+
+struct UpstreamCommit {
+  std::string sha;
+  std::string title;
+  std::string author;
+  int64_t time = 0;
+};
+
+class Upstream {
+ public:
+  explicit Upstream(UpstreamOptions options);
+  const std::string& url() const { return options_.url; }
+
+  // The commit a revision of a repo resolves to upstream (repo info's `sha`), and its visibility.
+  Result<UpstreamRevision> ResolveRevision(const std::string& repo, const std::string& rev);
+  // Every file of the repo at commit `sha` (recursive tree, following Link pagination).
+  Result<std::vector<UpstreamFile>> ListFiles(const std::string& repo, const std::string& sha);
+  // Title, author and date of commit `sha` (best effort: fields may be empty).
+  Result<UpstreamCommit> Commit(const std::string& repo, const std::string& sha);
+  // Downloads a file into `dest`, resuming from the bytes already there, and verifies its size
+  // and digest (SHA-256 for LFS files, git blob id otherwise). `progress` gets new byte counts.
+  Status Download(const std::string& repo, const std::string& sha, const UpstreamFile& file,
+                  const std::string& dest, const std::function<void(uint64_t)>& progress);
+
+ private:
+  struct Response {
+    long status = 0;
+    std::string body;
+    std::string error_code;
+    std::string link_next;
+  };
+  Result<Response> Get(const std::string& url, size_t max_body);
+
+  UpstreamOptions options_;
+};
+
+}  // namespace hubnode::hub
