@@ -24,6 +24,8 @@ demo: build
 
 bench: build
 	bench/store_bench.sh $(BUILD)/hub/hubnode
+	bench/download_bench.sh $(BUILD)/hub/hubnode
+	tests/hub/parallel_downloads.sh $(BUILD)/hub/hubnode 200 bench 300
 
 clean:
 	rm -rf $(BUILD)

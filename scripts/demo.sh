@@ -21,11 +21,20 @@ echo; echo "== files of demo/olmoe-small@main"; hub ls demo/olmoe-small@main
 echo; echo "== history"; hub log demo/olmoe-small -n 3
 echo "== experts (first layer)"; hub experts demo/olmoe-small | grep '^layer 0 ' | head -4
 echo; echo "== store"; hub stats
+PORT=${DEMO_PORT:-8080}
+URL="http://127.0.0.1:$PORT"
 cat <<EOF2
 
-Try:
-  $HUBNODE --data $DATA cat demo/olmoe-small@main:config.json
-  $HUBNODE --data $DATA tensors demo/olmoe-small | head
-  $HUBNODE --data $DATA experts demo/olmoe-small
+Starting the node on $URL (Ctrl-C stops it). With it running, try:
+  curl -s $URL/api/models/demo/olmoe-small | head -c 400; echo
+  curl -sI $URL/demo/olmoe-small/resolve/main/model-00001-of-00002.safetensors
+  curl -s "$URL/api/models/demo/olmoe-small/tree/main?recursive=true"
+  HF_ENDPOINT=$URL hf download demo/olmoe-small          # Python client (huggingface_hub)
+  node --input-type=module -e 'import {modelInfo} from "@huggingface/hub";
+    console.log(await modelInfo({name: "demo/olmoe-small", hubUrl: "$URL"}))'
+  curl -s $URL/metrics | head
+Offline, with the node stopped:
+  $HUBNODE --data $DATA experts demo/olmoe-small | head
   $HUBNODE --data $DATA export demo/olmoe-small /tmp/olmoe-export
 EOF2
+exec "$HUBNODE" --data "$DATA" serve --listen "127.0.0.1:$PORT"
