@@ -10,3 +10,4 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "base/thread_pool.h"
+#include "base/time_format.h"

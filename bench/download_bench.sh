@@ -13,7 +13,13 @@ SIZE=${SIZE:-bench}
 command -v nginx > /dev/null || { echo "download_bench: needs nginx (apt-get install nginx-light)" >&2; exit 1; }
 rm -rf "$WORK" && mkdir -p "$WORK" && WORK=$(realpath "$WORK") && cd "$WORK"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; [[ -f nginx.pid ]] && kill "$(cat nginx.pid)" 2>/dev/null; true' EXIT
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ -f "$WORK/nginx.pid" ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null
+  true
+}
+trap cleanup EXIT
 
 now() { date +%s.%N; }
 start_node() {  # start_node NAME DATA [flags]; sets URL_NAME
@@ -62,10 +68,12 @@ http {
 }
 NGINX
 mkdir -p tmp
+NGINX_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -i "s/listen 127.0.0.1:18481/listen 127.0.0.1:$NGINX_PORT/" nginx.conf
 nginx -c "$WORK/nginx.conf" -g 'user root;'
 start_node A data
 start_node R data-raw
-NGINX_URL="http://127.0.0.1:18481/bench/m/resolve/main/$F"
+NGINX_URL="http://127.0.0.1:$NGINX_PORT/bench/m/resolve/main/$F"
 NODE_URL="$URL_A/bench/m/resolve/main/$F"
 RAW_URL="$URL_R/bench/m/resolve/main/$F"
 cat "model/$F" > /dev/null

@@ -1,5 +1,7 @@
 #include "hub/cli_util.h"
 
+#include "base/time_format.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -49,14 +51,7 @@ std::string HumanBytes(uint64_t n) {
   return buf;
 }
 
-std::string FormatTime(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm;
-  gmtime_r(&tt, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S +0000", &tm);
-  return buf;
-}
+std::string FormatTime(int64_t t) { return FormatUtc(t, "%Y-%m-%d %H:%M:%S +0000"); }
 
 ProgressBar::ProgressBar(bool enabled) : enabled_(enabled && ::isatty(STDERR_FILENO)) {}
 ProgressBar::~ProgressBar() { Finish(); }

@@ -1,5 +1,7 @@
 #include "hub/http_util.h"
 
+#include "base/time_format.h"
+
 #include <charconv>
 #include <ctime>
 
@@ -88,14 +90,7 @@ bool QueryFlag(const httplib::Request& req, const std::string& name, bool fallba
   return fallback;
 }
 
-std::string IsoTime(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm;
-  gmtime_r(&tt, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-  return buf;
-}
+std::string IsoTime(int64_t t) { return FormatUtc(t, "%Y-%m-%dT%H:%M:%S.000Z"); }
 
 std::string BaseUrl(const httplib::Request& req, const std::string& public_url) {
   if (!public_url.empty()) return public_url;

@@ -76,36 +76,43 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
 
 }  // namespace
 
+// A curl handle with the options every upstream request shares; `headers` and `hs` must outlive it.
+static std::unique_ptr<CURL, CurlDeleter> NewHandle(const UpstreamOptions& o, const std::string& url,
+                                                    std::unique_ptr<curl_slist, SlistDeleter>* headers,
+                                                    HeaderState* hs) {
+  std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
+  if (!c) return c;
+  if (!o.token.empty()) headers->reset(curl_slist_append(nullptr, ("Authorization: Bearer " + o.token).c_str()));
+  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers->get());
+  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, o.connect_timeout_s);
+  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, o.low_speed_time_s);
+  curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, hs);
+  return c;
+}
+
 Upstream::Upstream(UpstreamOptions options) : options_(std::move(options)) {
   GlobalInit();
   while (!options_.url.empty() && options_.url.back() == '/') options_.url.pop_back();
 }
 
 Result<Upstream::Response> Upstream::Get(const std::string& url, size_t max_body) {
-  std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
-  if (!c) return InternalError("curl_easy_init failed");
   std::unique_ptr<curl_slist, SlistDeleter> headers;
-  if (!options_.token.empty()) {
-    headers.reset(curl_slist_append(nullptr, ("Authorization: Bearer " + options_.token).c_str()));
-  }
-  Response r;
   HeaderState hs;
+  auto c = NewHandle(options_, url, &headers, &hs);
+  if (!c) return InternalError("curl_easy_init failed");
+  Response r;
   struct Body {
     std::string* out;
     size_t max;
     bool overflow = false;
   } body{&r.body, max_body};
-  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_s);
-  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, options_.low_speed_time_s);
-  curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &hs);
   curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* u) -> size_t {
     auto* b = static_cast<Body*>(u);
@@ -206,27 +213,17 @@ Status Upstream::Download(const std::string& repo, const std::string& sha, const
   } sink{fd, 0, file.size - have, &progress};
   Status result;
   if (have < file.size) {
-    std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
     std::unique_ptr<curl_slist, SlistDeleter> headers;
-    if (!options_.token.empty()) {
-      headers.reset(curl_slist_append(nullptr, ("Authorization: Bearer " + options_.token).c_str()));
-    }
     HeaderState hs;
     std::string url = options_.url + "/" + repo + "/resolve/" + sha + "/" + UrlEncode(file.path, true);
     std::string range = std::to_string(have) + "-";
-    curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_s);
-    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(c.get(), CURLOPT_LOW_SPEED_TIME, options_.low_speed_time_s);
+    auto c = NewHandle(options_, url, &headers, &hs);
+    if (!c) {
+      ::close(fd);
+      return InternalError("curl_easy_init failed");
+    }
     if (options_.max_rate > 0) curl_easy_setopt(c.get(), CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)options_.max_rate);
     if (have > 0) curl_easy_setopt(c.get(), CURLOPT_RANGE, range.c_str());
-    curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, OnHeader);
-    curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &hs);
     curl_easy_setopt(c.get(), CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* u) -> size_t {

@@ -38,9 +38,24 @@ void Group(std::string_view raw, size_t w, char* out) {
 
 void Ungroup(const char* grouped, size_t size, size_t w, char* out) {
   size_t n = size / w;
-  for (size_t j = 0; j < w; ++j) {
-    const char* plane = grouped + j * n;
-    for (size_t i = 0; i < n; ++i) out[i * w + j] = plane[i];
+  const auto* g = reinterpret_cast<const uint8_t*>(grouped);
+  // Written as whole little-endian words so the compiler vectorises the interleave (this runs on
+  // every byte a download serves).
+  if (w == 2) {
+    for (size_t i = 0; i < n; ++i) {
+      uint16_t v = static_cast<uint16_t>(g[i] | g[n + i] << 8);
+      std::memcpy(out + 2 * i, &v, 2);
+    }
+  } else if (w == 4) {
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t v = static_cast<uint32_t>(g[i]) | static_cast<uint32_t>(g[n + i]) << 8 |
+                   static_cast<uint32_t>(g[2 * n + i]) << 16 | static_cast<uint32_t>(g[3 * n + i]) << 24;
+      std::memcpy(out + 4 * i, &v, 4);
+    }
+  } else {
+    for (size_t j = 0; j < w; ++j) {
+      for (size_t i = 0; i < n; ++i) out[i * w + j] = grouped[j * n + i];
+    }
   }
   std::memcpy(out + n * w, grouped + n * w, size - n * w);
 }
@@ -151,6 +166,14 @@ Result<ChunkHeader> PeekChunkHeader(std::string_view record) {
   uint32_t raw_len = DecodeFixed32(record.data() + 1);
   if (raw_len > kMaxChunkRawLen) return DataLossError("chunk record raw length over the limit");
   return ChunkHeader{static_cast<Codec>(c), raw_len};
+}
+
+Result<std::string> DecodeChunk(std::string&& record) {
+  ASSIGN_OR_RETURN(ChunkHeader h, PeekChunkHeader(record));
+  if (h.codec != Codec::kRaw) return DecodeChunk(std::string_view(record));
+  if (record.size() - kChunkRecordHeader != h.raw_len) return DataLossError("raw chunk length mismatch");
+  record.erase(0, kChunkRecordHeader);  // reuse the buffer
+  return std::move(record);
 }
 
 Result<std::string> DecodeChunk(std::string_view record) {

@@ -34,6 +34,8 @@ EncodedChunk EncodeChunk(std::string_view raw, ElementKind kind, CodecPolicy pol
 // Decodes a record into its raw bytes. DataLoss on any inconsistency (unknown codec, length
 // mismatch, corrupt frame); never allocates more than the recorded raw length (itself bounded).
 Result<std::string> DecodeChunk(std::string_view record);
+// The same, reusing the record's buffer for a raw chunk.
+Result<std::string> DecodeChunk(std::string&& record);
 
 // The codec and raw length of a record, checked for plausibility. DataLoss if malformed.
 struct ChunkHeader {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <future>
 
 #include "base/file.h"
 #include "store/codec.h"
@@ -46,16 +47,34 @@ class FileReaderImpl final : public FileReader {
   }
 
  private:
-  Status Load(size_t i) {
-    if (cached_index_ == i) return OkStatus();
+  Result<std::string> Fetch(size_t i) const {
     const ChunkRef& ref = record_.chunks[i];
     ASSIGN_OR_RETURN(auto rec, db_.Get(Cf::kChunks, ref.id.view()));
     if (!rec) return DataLossError("chunk " + ref.id.hex() + " is missing from the store");
-    auto raw = DecodeChunk(*rec);
+    auto raw = DecodeChunk(std::move(*rec));
     if (!raw.ok()) return raw.status().WithContext("chunk " + ref.id.hex());
     if (raw->size() != ref.raw_len) return DataLossError("chunk " + ref.id.hex() + " has the wrong length");
+    return raw;
+  }
+
+  Status Load(size_t i) {
+    if (cached_index_ == i) return OkStatus();
+    Result<std::string> raw = InternalError("unset");
+    if (next_.valid() && next_index_ == i) {
+      raw = next_.get();
+    } else {
+      if (next_.valid()) next_.wait();
+      raw = Fetch(i);
+    }
+    RETURN_IF_ERROR(raw.status());
     cached_ = std::move(*raw);
     cached_index_ = i;
+    // Read ahead: the next chunk is read and decoded on another thread while the caller consumes
+    // (sends) this one. At most one chunk ahead, so memory stays at two chunks per reader.
+    if (i + 1 < record_.chunks.size()) {
+      next_index_ = i + 1;
+      next_ = std::async(std::launch::async, [this, n = i + 1] { return Fetch(n); });
+    }
     return OkStatus();
   }
 
@@ -64,6 +83,8 @@ class FileReaderImpl final : public FileReader {
   std::vector<uint64_t> starts_;
   std::string cached_;
   size_t cached_index_ = static_cast<size_t>(-1);
+  std::future<Result<std::string>> next_;  // destroyed (and so waited for) before the members above
+  size_t next_index_ = static_cast<size_t>(-1);
 };
 
 Status WriteAll(int fd, std::string_view data, const std::string& path) {
