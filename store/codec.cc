@@ -168,7 +168,7 @@ Result<ChunkHeader> PeekChunkHeader(std::string_view record) {
   return ChunkHeader{static_cast<Codec>(c), raw_len};
 }
 
-Result<std::string> DecodeChunk(std::string&& record) {
+Result<std::string> DecodeOwnedChunk(std::string&& record) {
   ASSIGN_OR_RETURN(ChunkHeader h, PeekChunkHeader(record));
   if (h.codec != Codec::kRaw) return DecodeChunk(std::string_view(record));
   if (record.size() - kChunkRecordHeader != h.raw_len) return DataLossError("raw chunk length mismatch");

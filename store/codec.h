@@ -35,7 +35,7 @@ EncodedChunk EncodeChunk(std::string_view raw, ElementKind kind, CodecPolicy pol
 // mismatch, corrupt frame); never allocates more than the recorded raw length (itself bounded).
 Result<std::string> DecodeChunk(std::string_view record);
 // The same, reusing the record's buffer for a raw chunk.
-Result<std::string> DecodeChunk(std::string&& record);
+Result<std::string> DecodeOwnedChunk(std::string&& record);
 
 // The codec and raw length of a record, checked for plausibility. DataLoss if malformed.
 struct ChunkHeader {

@@ -51,7 +51,7 @@ class FileReaderImpl final : public FileReader {
     const ChunkRef& ref = record_.chunks[i];
     ASSIGN_OR_RETURN(auto rec, db_.Get(Cf::kChunks, ref.id.view()));
     if (!rec) return DataLossError("chunk " + ref.id.hex() + " is missing from the store");
-    auto raw = DecodeChunk(std::move(*rec));
+    auto raw = DecodeOwnedChunk(std::move(*rec));
     if (!raw.ok()) return raw.status().WithContext("chunk " + ref.id.hex());
     if (raw->size() != ref.raw_len) return DataLossError("chunk " + ref.id.hex() + " has the wrong length");
     return raw;

@@ -47,6 +47,9 @@ TEST(CodecTest, RoundTripsEveryCodec) {
       auto back = DecodeChunk(e.record);
       ASSERT_TRUE(back.ok()) << back.status().ToString();
       EXPECT_EQ(*back, raw);
+      auto owned = DecodeOwnedChunk(std::string(e.record));
+      ASSERT_TRUE(owned.ok()) << owned.status().ToString();
+      EXPECT_EQ(*owned, raw);
       if (policy == CodecPolicy::kRawOnly) {
         EXPECT_EQ(e.codec, Codec::kRaw);
       }
@@ -96,6 +99,7 @@ TEST(CodecTest, CorruptRecordsAreDataLoss) {
   // A raw record whose payload is shorter than its length.
   EncodedChunk r = EncodeChunk("0123456789", ElementKind::kBytes, CodecPolicy::kRawOnly, 1);
   EXPECT_EQ(DecodeChunk(r.record.substr(0, r.record.size() - 1)).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeOwnedChunk(r.record.substr(0, r.record.size() - 1)).status().code(), StatusCode::kDataLoss);
 
   // Flip bytes throughout the payload: every outcome is DataLoss or a clean decode, never a crash.
   for (size_t i = kChunkRecordHeader; i < e.record.size(); i += 97) {
