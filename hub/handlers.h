@@ -48,9 +48,16 @@ class Handlers {
   json LastCommit(const GitOid& commit, const std::string& path);
   // Whether a miss for `repo` may be filled from the upstream.
   bool CanPullThrough(const store::RepoId& repo) const;
-  // Pulls repo@rev through; on failure sends the error (`missing_code` for an upstream miss).
-  bool PullThrough(const store::RepoId& repo, const std::string& rev, const char* missing_code, int missing_status,
-                   httplib::Response& res);
+  // Whether the store holds repo@rev.
+  bool Holds(const store::RepoId& repo, const std::string& rev);
+  // Pulls repo@rev through; on failure sends the error and returns false.
+  bool PullThrough(const store::RepoId& repo, const std::string& rev, bool repo_missing, httplib::Response& res);
+  // The answer for a failed pull: RepoNotFound / RevisionNotFound when the upstream lacks it,
+  // 502/504 with Retry-After when it cannot be reached.
+  void SendPullError(const store::RepoId& repo, const std::string& rev, const Status& s, bool repo_missing,
+                     httplib::Response& res);
+  void ServeFromFill(const std::shared_ptr<Fill>& fill, const Route& r, const httplib::Request& req,
+                     httplib::Response& res);
 
   const ServerOptions& options_;
   store::Store* store_;

@@ -1,10 +1,11 @@
 #include "hub/mirror.h"
 
 #include <fnmatch.h>
+#include <sys/stat.h>
 
 #include <atomic>
+#include <ctime>
 #include <filesystem>
-#include <thread>
 
 #include "base/log.h"
 
@@ -44,6 +45,13 @@ std::string LocalRef(const std::string& rev) {
   return "refs/heads/" + rev;
 }
 
+Status MoveRef(store::Store* store, const store::RepoId& repo, const std::string& ref, const GitOid& target) {
+  if (ref.empty()) return OkStatus();
+  auto cur = store->Resolve(repo, ref);
+  GitOid expected = cur.ok() ? *cur : GitOid();
+  return expected == target ? OkStatus() : store->UpdateRef(repo, ref, expected, target);
+}
+
 }  // namespace
 
 bool MirrorPolicy::Allows(const std::string& repo) const {
@@ -51,66 +59,174 @@ bool MirrorPolicy::Allows(const std::string& repo) const {
   return allow.empty() || Matches(allow, repo);
 }
 
-Result<PullResult> Mirror::Pull(const store::RepoId& repo, const std::string& rev, const PullOptions& options) {
-  std::shared_ptr<std::mutex> key_mu;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& slot = in_flight_[repo.str() + "@" + rev];
-    if (!slot) slot = std::make_shared<std::mutex>();
-    key_mu = slot;
-  }
-  std::lock_guard<std::mutex> lock(*key_mu);
-  return PullLocked(repo, rev, options);
+// ---- FillFile / Fill ------------------------------------------------------------------------------
+
+void FillFile::Progress(uint64_t written) {
+  std::lock_guard<std::mutex> lock(mu_);
+  written_ = written;
+  cv_.notify_all();
 }
 
-Result<PullResult> Mirror::PullLocked(const store::RepoId& repo, const std::string& rev, const PullOptions& options) {
-  PullResult result;
+void FillFile::Finish(bool verified) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (verified_ || failed_) return;
+  (verified ? verified_ : failed_) = true;
+  cv_.notify_all();
+}
+
+Result<uint64_t> FillFile::WaitFor(uint64_t offset) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // The last byte is held back until the whole file is verified: a client never completes a file
+  // whose digest turned out wrong.
+  auto servable = [&] { return verified_ ? file.size : std::min(written_, file.size ? file.size - 1 : 0); };
+  cv_.wait(lock, [&] { return failed_ || verified_ || servable() > offset; });
+  if (failed_) return UnavailableError("the upstream fill of " + file.path + " failed");
+  return servable();
+}
+
+Result<PullResult> Fill::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return result_.has_value(); });
+  return *result_;
+}
+
+bool Fill::done() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return result_.has_value();
+}
+
+// ---- Mirror ---------------------------------------------------------------------------------------
+
+Mirror::~Mirror() {
+  std::vector<std::pair<std::shared_ptr<Fill>, std::thread>> threads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    threads.swap(threads_);
+  }
+  for (auto& [fill, t] : threads) t.join();
+}
+
+Result<PullResult> Mirror::Pull(const store::RepoId& repo, const std::string& rev, const PullOptions& options) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Fill> fill, Begin(repo, rev, options));
+  return fill->Wait();
+}
+
+std::shared_ptr<Fill> Mirror::FindByCommit(const store::RepoId& repo, const GitOid& commit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [key, fill] : running_) {
+    if (fill->repo == repo && fill->planned_commit == commit) return fill;
+  }
+  return nullptr;
+}
+
+Result<std::shared_ptr<Fill>> Mirror::Begin(const store::RepoId& repo, const std::string& rev,
+                                            const PullOptions& options) {
   ASSIGN_OR_RETURN(UpstreamRevision up, upstream_->ResolveRevision(repo.str(), rev));
-  result.upstream_sha = up.sha;
-  const std::string& sha = result.upstream_sha;
   bool filtered = !options.include.empty() || !options.exclude.empty();
   std::string ref = LocalRef(rev);
+  auto fill = std::make_shared<Fill>();
+  fill->repo = repo;
+  fill->rev = rev;
+  fill->upstream_sha = up.sha;
 
-  // Already mirrored (another request, or an earlier pull): just move the ref.
+  // Already mirrored (by another request, or an earlier pull): just move the ref.
   if (!filtered) {
-    if (auto have = store_->Resolve(repo, sha); have.ok()) {
-      result.commit = *have;
-      result.already_held = true;
-      if (!ref.empty()) {
-        auto cur = store_->Resolve(repo, ref);
-        GitOid expected = cur.ok() ? *cur : GitOid();
-        if (expected != *have) RETURN_IF_ERROR(store_->UpdateRef(repo, ref, expected, *have));
-      }
-      return result;
+    if (auto have = store_->Resolve(repo, up.sha); have.ok()) {
+      RETURN_IF_ERROR(MoveRef(store_, repo, ref, *have));
+      PullResult r;
+      r.commit = *have;
+      r.upstream_sha = up.sha;
+      r.already_held = true;
+      fill->planned_commit = *have;
+      fill->result_ = r;
+      return fill;
     }
   }
 
-  ASSIGN_OR_RETURN(auto all, upstream_->ListFiles(repo.str(), sha));
-  std::vector<UpstreamFile> files;
-  uint64_t total = 0;
+  std::string filter_sig;
+  for (const auto& g : options.include) filter_sig += "+" + g + "\n";
+  for (const auto& g : options.exclude) filter_sig += "-" + g + "\n";
+  std::string key = Sha256Of(repo.str() + "\n" + up.sha + "\n" + filter_sig).hex().substr(0, 24);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = running_.find(key);
+    if (it != running_.end()) return it->second;
+  }
+
+  ASSIGN_OR_RETURN(auto all, upstream_->ListFiles(repo.str(), up.sha));
+  std::string staging = staging_root_ + "/" + key;
+  std::vector<store::PlannedFile> planned;
   for (auto& f : all) {
     if (!SafeRelativePath(f.path)) return DataLossError("upstream lists an unsafe path: " + f.path.substr(0, 200));
     if (!options.include.empty() && !Matches(options.include, f.path)) continue;
     if (Matches(options.exclude, f.path)) continue;
-    total += f.size;
-    files.push_back(std::move(f));
+    auto ff = std::make_shared<FillFile>();
+    ff->file = f;
+    ff->staging_path = staging + "/" + f.path;
+    ff->stored_as_lfs = store::StoresAsLfs(f.path, f.size);
+    store::PlannedFile pf{f.path, f.size, std::nullopt, std::nullopt};
+    if (f.lfs) pf.sha256 = f.sha256;
+    if (!f.lfs) pf.git_blob = f.blob;
+    planned.push_back(pf);
+    fill->files[f.path] = ff;
   }
-  if (files.empty()) return NotFoundError("no files to pull from " + repo.str() + "@" + sha);
+  if (fill->files.empty()) return NotFoundError("no files to pull from " + repo.str() + "@" + up.sha);
 
-  // Keyed by what is pulled, not from where: a pull resumed from another address (or mirror of
-  // the same upstream) reuses the verified bytes.
-  std::string key = Sha256Of(repo.str() + "\n" + sha + "\n" +
-                             std::to_string(filtered) + [&] {
-                               std::string s;
-                               for (const auto& f : files) s += f.path + "\n";
-                               return s;
-                             }())
-                        .hex()
-                        .substr(0, 24);
-  std::string staging = staging_root_ + "/" + key;
+  auto commit_info = upstream_->Commit(repo.str(), up.sha);
+  store::Signature author;
+  if (commit_info.ok() && !commit_info->author.empty()) author.name = commit_info->author;
+  author.time = commit_info.ok() && commit_info->time > 0 ? commit_info->time : static_cast<int64_t>(std::time(nullptr));
+  std::string title = commit_info.ok() && !commit_info->title.empty() ? commit_info->title : "Mirror " + repo.str();
+  std::string message = title + "\n\nMirrored-From: " + upstream_->url() + "/" + repo.str() + "@" + up.sha + "\n";
+  if (!filtered) {
+    auto planned_id = store::PlanCommitId(planned, author, message);
+    if (planned_id.ok()) fill->planned_commit = *planned_id;
+  }
+  fill->upstream_private = up.is_private;
+  fill->upstream_gated = up.gated;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [it, inserted] = running_.emplace(key, fill);
+  if (!inserted) return it->second;  // another request planned the same fill meanwhile
+  // Reap the threads of fills that have ended.
+  std::erase_if(threads_, [](auto& entry) {
+    if (!entry.first->done()) return false;
+    entry.second.join();
+    return true;
+  });
+  threads_.emplace_back(fill, std::thread([this, fill, options, author, message, staging, key, filtered, ref] {
+    PullOptions o = options;
+    auto result = Run(*fill, o, author, message, staging);
+    if (result.ok() && !filtered) {
+      Status s = MoveRef(store_, fill->repo, ref, result->commit);
+      if (!s.ok()) result = s;
+    }
+    if (!result.ok()) {
+      for (auto& [path, ff] : fill->files) ff->Finish(false);
+      LOG(Warning) << "fill of " << fill->repo.str() << "@" << fill->upstream_sha << " failed: " << result.status().ToString();
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      running_.erase(key);
+    }
+    std::lock_guard<std::mutex> l(fill->mu_);
+    fill->result_ = result;
+    fill->cv_.notify_all();
+  }));
+  return fill;
+}
+
+Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const store::Signature& author,
+                               const std::string& message, const std::string& staging) {
   std::error_code ec;
   fs::create_directories(staging, ec);
   if (ec) return InternalError("cannot create staging folder " + staging + ": " + ec.message());
+  std::vector<std::shared_ptr<FillFile>> files;
+  uint64_t total = 0;
+  for (auto& [path, ff] : fill.files) {
+    files.push_back(ff);
+    total += ff->file.size;
+  }
 
   // Download in parallel; the first error stops the others from starting new files.
   std::atomic<size_t> next{0};
@@ -123,53 +239,61 @@ Result<PullResult> Mirror::PullLocked(const store::RepoId& repo, const std::stri
         std::lock_guard<std::mutex> lock(err_mu);
         if (!first_error.ok()) return;
       }
-      const auto& f = files[i];
-      fs::path dest = fs::path(staging) / f.path;
+      FillFile& ff = *files[i];
+      fs::path dest(ff.staging_path);
       std::error_code dir_ec;
       fs::create_directories(dest.parent_path(), dir_ec);
-      Status s = upstream_->Download(repo.str(), sha, f, dest.string(), [&](uint64_t n) {
+      struct stat st;
+      uint64_t written = ::stat(ff.staging_path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+      if (written > ff.file.size) written = 0;
+      ff.Progress(written);
+      Status s = upstream_->Download(fill.repo.str(), fill.upstream_sha, ff.file, ff.staging_path, [&](uint64_t n) {
+        written += n;
+        ff.Progress(written);
         uint64_t d = done.fetch_add(n) + n;
         if (options.progress) {
           std::lock_guard<std::mutex> lock(progress_mu);
-          options.progress(d, total, f.path);
+          options.progress(d, total, ff.file.path);
         }
       });
+      ff.Finish(s.ok());
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(err_mu);
-        if (first_error.ok()) first_error = s.WithContext(f.path);
+        if (first_error.ok()) first_error = s.WithContext(ff.file.path);
         return;
       }
     }
   };
   std::vector<std::thread> threads;
-  for (unsigned t = 0; t < std::max(1u, std::min<unsigned>(options.jobs, files.size())); ++t) threads.emplace_back(worker);
+  unsigned jobs = std::max(1u, std::min<unsigned>(options.jobs, static_cast<unsigned>(files.size())));
+  for (unsigned t = 0; t < jobs; ++t) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
   RETURN_IF_ERROR(first_error);
 
-  auto commit_info = upstream_->Commit(repo.str(), sha);
+  bool filtered = !options.include.empty() || !options.exclude.empty();
   store::ImportOptions io;
-  io.branch = filtered ? (ref.empty() ? "main" : ref) : "refs/mirror/" + sha;
-  std::string title = commit_info.ok() && !commit_info->title.empty() ? commit_info->title : "Mirror " + repo.str();
-  io.message = title + "\n\nMirrored-From: " + upstream_->url() + "/" + repo.str() + "@" + sha + "\n";
-  if (commit_info.ok() && !commit_info->author.empty()) io.author.name = commit_info->author;
-  if (commit_info.ok()) io.author.time = commit_info->time;
-  if (!filtered) io.expected_parent = GitOid();  // the alias must not exist yet
-  // A repo first created by this pull keeps the upstream's visibility: a private upstream repo,
+  io.branch = filtered ? (LocalRef(fill.rev).empty() ? "main" : LocalRef(fill.rev)) : "refs/mirror/" + fill.upstream_sha;
+  io.message = message;
+  io.author = author;
+  if (!filtered) io.expected_parent = GitOid();  // the alias must not exist yet: no parent
+  // A repo first created by this fill keeps the upstream's visibility: a private upstream repo,
   // fetched with the node's token, must not become public here.
-  io.visibility = up.is_private ? store::Visibility::kPrivate
-                  : up.gated    ? store::Visibility::kGated
-                                : store::Visibility::kPublic;
-  ASSIGN_OR_RETURN(store::ImportResult imported, store_->ImportDirectory(staging, repo, io));
+  io.visibility = fill.upstream_private ? store::Visibility::kPrivate
+                  : fill.upstream_gated ? store::Visibility::kGated
+                                        : store::Visibility::kPublic;
+  ASSIGN_OR_RETURN(store::ImportResult imported, store_->ImportDirectory(staging, fill.repo, io));
+  if (fill.planned_commit && *fill.planned_commit != imported.commit) {
+    LOG(Warning) << "mirror of " << fill.repo.str() << " committed " << imported.commit.hex() << ", planned "
+                 << fill.planned_commit->hex();
+  }
+  PullResult result;
   result.commit = imported.commit;
+  result.upstream_sha = fill.upstream_sha;
   result.files = imported.files;
   result.bytes = imported.bytes;
-  if (!filtered && !ref.empty()) {
-    auto cur = store_->Resolve(repo, ref);
-    GitOid expected = cur.ok() ? *cur : GitOid();
-    if (expected != imported.commit) RETURN_IF_ERROR(store_->UpdateRef(repo, ref, expected, imported.commit));
-  }
   fs::remove_all(staging, ec);
-  LOG(Info) << "mirrored " << repo.str() << "@" << sha << " from " << upstream_->url() << " as " << imported.commit.hex();
+  LOG(Info) << "mirrored " << fill.repo.str() << "@" << fill.upstream_sha << " from " << upstream_->url() << " as "
+            << imported.commit.hex();
   return result;
 }
 

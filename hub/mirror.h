@@ -1,22 +1,31 @@
 // Mirroring repos from an upstream into the store: `hubnode pull` and the server's pull-through.
 //
-// A pull resolves the revision upstream, downloads every (selected) file into a staging folder
-// under the data directory (files in parallel, each verified against the upstream's SHA-256 or
-// git blob id, resuming what an earlier attempt left), then imports the folder as one commit.
-// Nothing is visible before that commit; a failed pull leaves only the staging folder, which the
-// next attempt resumes. The local commit is the node's own (the HF API does not expose the raw
-// git objects needed to rebuild the upstream's commit id); `refs/mirror/<upstream sha>` maps the
-// upstream id to it, so both resolve.
+// A fill resolves the revision upstream, lists its files and reads its commit's title, author and
+// date (the plan), then downloads every (selected) file into a staging folder under the data
+// directory — files in parallel, each verified against the upstream's SHA-256 or git blob id,
+// resuming what an earlier attempt left — and imports the folder as one commit. Nothing is
+// visible in the store before that commit; a failed fill leaves only the staging folder.
 //
-// Thread safety: Pull may be called concurrently; pulls of the same repo and revision are done
-// once, the others wait for it.
+// The plan alone gives the commit id the import will produce (store::PlanCommitId), so while a
+// fill runs the server can answer HEAD at once and stream a file's bytes as they arrive
+// (FillFile::WaitFor), holding back the last byte until the file is verified.
+//
+// The local commit is the node's own (the HF API does not expose the raw git objects needed to
+// rebuild the upstream's commit id); `refs/mirror/<upstream sha>` maps the upstream id to it.
+//
+// Thread safety: all methods may be called concurrently; fills of the same repo and upstream
+// commit run once, and every caller shares that fill.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hub/upstream.h"
@@ -42,22 +51,75 @@ struct PullResult {
   bool already_held = false;
 };
 
+// One file of a fill in progress.
+class FillFile {
+ public:
+  UpstreamFile file;
+  std::string staging_path;
+  bool stored_as_lfs = false;
+
+  // Blocks until the file holds more than `offset` bytes that may be served, the file is verified
+  // complete, or the fill failed. Returns how many bytes from the start may be served now (the
+  // last byte only once verified); an error when the fill failed.
+  Result<uint64_t> WaitFor(uint64_t offset);
+
+ private:
+  friend class Mirror;
+  void Progress(uint64_t written);
+  void Finish(bool verified);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t written_ = 0;
+  bool verified_ = false;
+  bool failed_ = false;
+};
+
+// A fill: the plan, and the download + import running on its own thread.
+class Fill {
+ public:
+  store::RepoId repo;
+  std::string rev;
+  std::string upstream_sha;
+  std::optional<GitOid> planned_commit;  // nullopt when it cannot be known ahead
+  bool upstream_private = false;         // the repo is private (or gated) upstream
+  bool upstream_gated = false;
+  std::map<std::string, std::shared_ptr<FillFile>> files;
+
+  // Blocks until the fill ends; its result.
+  Result<PullResult> Wait();
+  bool done();
+
+ private:
+  friend class Mirror;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Result<PullResult>> result_;
+};
+
 class Mirror {
  public:
   Mirror(store::Store* store, Upstream* upstream, std::string staging_root)
       : store_(store), upstream_(upstream), staging_root_(std::move(staging_root)) {}
+  ~Mirror();
 
+  // Plans a fill of repo@rev and starts it in the background (or joins the running one). The
+  // result is already done when the store holds that upstream commit.
+  Result<std::shared_ptr<Fill>> Begin(const store::RepoId& repo, const std::string& rev, const PullOptions& options);
+  // Begin + Wait.
   Result<PullResult> Pull(const store::RepoId& repo, const std::string& rev, const PullOptions& options);
-  Upstream& upstream() { return *upstream_; }
+  // The running fill that will commit `commit`, if any (for requests by the planned commit id).
+  std::shared_ptr<Fill> FindByCommit(const store::RepoId& repo, const GitOid& commit);
 
  private:
-  Result<PullResult> PullLocked(const store::RepoId& repo, const std::string& rev, const PullOptions& options);
+  Result<PullResult> Run(Fill& fill, const PullOptions& options, const store::Signature& author,
+                         const std::string& message, const std::string& staging);
 
   store::Store* store_;
   Upstream* upstream_;
   std::string staging_root_;
   std::mutex mu_;
-  std::map<std::string, std::shared_ptr<std::mutex>> in_flight_;
+  std::map<std::string, std::shared_ptr<Fill>> running_;  // by repo + upstream sha + filter
+  std::vector<std::pair<std::shared_ptr<Fill>, std::thread>> threads_;
 };
 
 // Repos the server may mirror: deny patterns win; a non-empty allow list must match.

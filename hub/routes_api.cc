@@ -55,15 +55,28 @@ bool Handlers::CanPullThrough(const store::RepoId& repo) const {
   return mirror_ != nullptr && !options_.offline && options_.mirror_policy.Allows(repo.str());
 }
 
-bool Handlers::PullThrough(const store::RepoId& repo, const std::string& rev, const char* missing_code,
-                           int missing_status, httplib::Response& res) {
+bool Handlers::Holds(const store::RepoId& repo, const std::string& rev) {
+  return store_->GetRepo(repo).ok() && store_->Resolve(repo, rev).ok();
+}
+
+bool Handlers::PullThrough(const store::RepoId& repo, const std::string& rev, bool repo_missing,
+                           httplib::Response& res) {
   auto pulled = mirror_->Pull(repo, rev, PullOptions{});
   if (pulled.ok()) return true;
-  const Status& s = pulled.status();
+  SendPullError(repo, rev, pulled.status(), repo_missing, res);
+  return false;
+}
+
+void Handlers::SendPullError(const store::RepoId& repo, const std::string& rev, const Status& s, bool repo_missing,
+                             httplib::Response& res) {
   switch (s.code()) {
     case StatusCode::kNotFound:
     case StatusCode::kPermissionDenied:
-      SendError(res, missing_status, missing_code, missing_status == 401 ? "Repository not found" : "Invalid rev id: " + rev);
+      if (repo_missing) {
+        SendError(res, 401, "RepoNotFound", "Repository not found");
+      } else {
+        SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + rev.substr(0, 200));
+      }
       break;
     case StatusCode::kDeadlineExceeded:
       res.set_header("Retry-After", "30");
@@ -79,7 +92,6 @@ bool Handlers::PullThrough(const store::RepoId& repo, const std::string& rev, co
       SendStatus(res, s);
   }
   LOG(Warning) << "pull-through of " << repo.str() << "@" << rev.substr(0, 200) << " failed: " << s.ToString();
-  return false;
 }
 
 std::optional<store::RepoInfo> Handlers::OpenRepo(const Route& r, const std::optional<Principal>& who,
@@ -91,7 +103,7 @@ std::optional<store::RepoInfo> Handlers::OpenRepo(const Route& r, const std::opt
   }
   auto info = r.repo_type == "model" ? store_->GetRepo(*id) : Result<store::RepoInfo>(NotFoundError("no such repo"));
   if (!info.ok() && info.status().code() == StatusCode::kNotFound && r.repo_type == "model" && CanPullThrough(*id)) {
-    if (!PullThrough(*id, r.rev.empty() ? "main" : r.rev, "RepoNotFound", 401, res)) return std::nullopt;
+    if (!PullThrough(*id, r.rev.empty() || r.rev == "HEAD" ? "main" : r.rev, true, res)) return std::nullopt;
     info = store_->GetRepo(*id);
   }
   if (!info.ok() && info.status().code() != StatusCode::kNotFound) {
@@ -110,7 +122,7 @@ std::optional<GitOid> Handlers::ResolveRev(const store::RepoInfo& repo, const st
   auto c = store_->Resolve(repo.id, rev.empty() ? "HEAD" : rev);
   if (!c.ok() && c.status().code() == StatusCode::kNotFound && !rev.empty() && rev != "HEAD" &&
       CanPullThrough(repo.id)) {
-    if (!PullThrough(repo.id, rev, "RevisionNotFound", 404, res)) return std::nullopt;
+    if (!PullThrough(repo.id, rev, false, res)) return std::nullopt;
     c = store_->Resolve(repo.id, rev);
   }
   if (!c.ok()) {

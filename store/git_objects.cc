@@ -1,7 +1,10 @@
 #include "store/git_objects.h"
 
+#include "store/store_impl.h"
+
 #include <algorithm>
 #include <charconv>
+#include <map>
 
 namespace hubnode::store {
 namespace {
@@ -143,6 +146,56 @@ Result<CommitObject> DecodeCommit(std::string_view body) {
 std::string LfsPointer(const Sha256Digest& oid, uint64_t size) {
   return "version https://git-lfs.github.com/spec/v1\noid sha256:" + oid.hex() + "\nsize " +
          std::to_string(size) + "\n";
+}
+
+namespace {
+struct Dir {
+  std::map<std::string, Dir> dirs;
+  std::vector<TreeEntry> files;
+};
+
+GitOid EncodeDir(const Dir& d, const std::function<void(const GitOid&, const std::string&)>& emit) {
+  std::vector<TreeEntry> entries = d.files;
+  for (const auto& [name, sub] : d.dirs) entries.push_back(TreeEntry{kModeTree, name, EncodeDir(sub, emit)});
+  std::string body = EncodeTree(std::move(entries));
+  GitOid oid = HashObject("tree", body);
+  emit(oid, body);
+  return oid;
+}
+}  // namespace
+
+GitOid BuildTrees(const std::vector<TreeFile>& files,
+                  const std::function<void(const GitOid&, const std::string&)>& emit) {
+  Dir root;
+  for (const auto& f : files) {
+    Dir* d = &root;
+    std::string_view rest = f.path;
+    for (size_t slash; (slash = rest.find('/')) != std::string_view::npos; rest.remove_prefix(slash + 1)) {
+      d = &d->dirs[std::string(rest.substr(0, slash))];
+    }
+    d->files.push_back(TreeEntry{f.mode, std::string(rest), f.blob});
+  }
+  return EncodeDir(root, emit);
+}
+
+bool StoresAsLfs(std::string_view path, uint64_t size) { return ShouldStoreAsLfs(path, size); }
+
+Result<GitOid> PlanCommitId(const std::vector<PlannedFile>& files, const Signature& author,
+                            const std::string& message) {
+  std::vector<TreeFile> tree_files;
+  for (const auto& f : files) {
+    RETURN_IF_ERROR(ValidatePath(f.path));
+    bool lfs = ShouldStoreAsLfs(f.path, f.size);
+    if (lfs && !f.sha256) return NotFoundError(f.path + ": its SHA-256 is needed to plan the commit");
+    if (!lfs && !f.git_blob) return NotFoundError(f.path + ": its git blob id is needed to plan the commit");
+    tree_files.push_back(TreeFile{f.path, kModeFile, lfs ? HashObject("blob", LfsPointer(*f.sha256, f.size)) : *f.git_blob});
+  }
+  CommitObject c;
+  c.tree = BuildTrees(tree_files, [](const GitOid&, const std::string&) {});
+  c.author = author;
+  c.committer = author;
+  c.message = message;
+  return HashObject("commit", EncodeCommit(c));
 }
 
 std::string LfsPointerText(const FileEntry& file) { return LfsPointer(file.sha256, file.size); }

@@ -1,6 +1,7 @@
 // Git object encoding with git's exact ids (docs/store-format.md "Git objects").
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,16 @@ struct CommitObject {
 };
 std::string EncodeCommit(const CommitObject& c);
 Result<CommitObject> DecodeCommit(std::string_view body);
+
+struct TreeFile {
+  std::string path;  // '/'-separated
+  uint32_t mode;
+  GitOid blob;
+};
+// Builds the git trees holding `files`; calls emit(tree id, encoded StoredObject-free body) for
+// each tree, and returns the root tree's id.
+GitOid BuildTrees(const std::vector<TreeFile>& files,
+                  const std::function<void(const GitOid&, const std::string&)>& emit);
 
 // The Git LFS pointer text for a file.
 std::string LfsPointer(const Sha256Digest& oid, uint64_t size);

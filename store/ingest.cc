@@ -97,20 +97,6 @@ struct IngestedFile {
   std::string pointer;  // LFS pointer text
 };
 
-struct Dir {
-  std::map<std::string, Dir> dirs;
-  std::vector<TreeEntry> files;
-};
-
-GitOid EncodeDir(const Dir& d, std::map<GitOid, std::string>* objects) {
-  std::vector<TreeEntry> entries = d.files;
-  for (const auto& [name, sub] : d.dirs) entries.push_back(TreeEntry{kModeTree, name, EncodeDir(sub, objects)});
-  std::string body = EncodeTree(std::move(entries));
-  GitOid oid = HashObject("tree", body);
-  (*objects)[oid] = EncodeObject(StoredObject{ObjectType::kTree, body, {}, 0});
-  return oid;
-}
-
 // One import: the chunks it pinned and what it wrote.
 class Ingest {
  public:
@@ -326,23 +312,20 @@ Result<ImportResult> StoreImpl::ImportDirectory(const std::string& dir, const Re
 
   // 3. Objects, file records, expert index, ref: one synced batch.
   std::map<GitOid, std::string> objects;
-  Dir root;
+  std::vector<TreeFile> tree_files;
   ExpertIndex experts;
   auto batch = db_->NewBatch();
   for (const auto& f : files) {
-    Dir* d = &root;
-    std::string_view rest = f.src.rel;
-    for (size_t slash; (slash = rest.find('/')) != std::string_view::npos; rest.remove_prefix(slash + 1)) {
-      d = &d->dirs[std::string(rest.substr(0, slash))];
-    }
-    d->files.push_back(TreeEntry{f.src.mode, std::string(rest), f.blob});
+    tree_files.push_back(TreeFile{f.src.rel, f.src.mode, f.blob});
     objects[f.blob] = f.lfs ? EncodeObject(StoredObject{ObjectType::kInlineBlob, f.pointer, {}, 0})
                             : EncodeObject(StoredObject{ObjectType::kChunkedBlob, {}, f.sha256, f.record.size});
     ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kFiles, f.sha256.view()));
     if (!have) batch.Put(Cf::kFiles, f.sha256.view(), EncodeFileRecord(f.record));
     AddExpertParts(f, &experts);
   }
-  GitOid tree = EncodeDir(root, &objects);
+  GitOid tree = BuildTrees(tree_files, [&](const GitOid& oid, const std::string& body) {
+    objects[oid] = EncodeObject(StoredObject{ObjectType::kTree, body, {}, 0});
+  });
 
   ImportResult result = ingest.result();
   if (parent) {

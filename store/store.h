@@ -88,6 +88,22 @@ struct FileEntry {
 // The Git LFS pointer file text of an LFS file entry (what its git blob holds).
 std::string LfsPointerText(const FileEntry& file);
 
+// Whether an import stores this file as Git LFS (over 10 MiB, or HF's default LFS patterns).
+bool StoresAsLfs(std::string_view path, uint64_t size);
+
+// A file an import is about to commit, known by its digests before its bytes are here.
+struct PlannedFile {
+  std::string path;
+  uint64_t size = 0;
+  std::optional<GitOid> git_blob;       // needed when the file is stored as a git blob
+  std::optional<Sha256Digest> sha256;   // needed when it is stored as LFS
+};
+// The id of the commit ImportDirectory makes from exactly these files (mode 100644), with no
+// parent and this author (time included) and message. NotFound when a file lacks the digest its
+// stored form needs; InvalidArgument for a bad path.
+Result<GitOid> PlanCommitId(const std::vector<PlannedFile>& files, const Signature& author,
+                            const std::string& message);
+
 // A tree listing entry: a directory (oid = its git tree) or a file.
 struct TreeItem {
   bool is_dir = false;

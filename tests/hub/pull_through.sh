@@ -58,30 +58,51 @@ check "offline does not fetch" "X-Error-Code: RepoNotFound" "$hdr"
 check "offline sent nothing upstream" "$before" "$(grep -c ' GET \| HEAD ' "$WORK/A.err")"
 stop "$PID_B"
 
-# A killed mid-transfer: C pulls through at a capped rate, A dies; C answers 502/504, keeps nothing.
-start C "$WORK/C" --upstream "$URL_A" --upstream-rate-limit 2000000
-curl -s -o /dev/null -w '%{http_code}' "$URL_C/org/model/resolve/main/config.json" > "$WORK/c.code" &
+# While a fill runs, HEAD answers at once from the plan (with the commit the fill will make) and
+# files stream as they arrive; the last byte of a file waits for its verification.
+BIG=$(cd "$WORK/m" && ls -S *.safetensors | head -1)
+start C "$WORK/C" --upstream "$URL_A" --upstream-rate-limit 400000
+t0=$(date +%s%N)
+planned=$(curl -s -I "$URL_C/org/model/resolve/main/$BIG" | grep -i '^x-repo-commit' | tr -d '\r' | cut -d' ' -f2)
+t1=$(date +%s%N)
+check "HEAD during the fill answers before the fill ends" 1 "$([[ $(( (t1 - t0) / 1000000 )) -lt 2000 ]] && echo 1 || echo 0)"
+check "HEAD during the fill names a commit" 40 "${#planned}"
+curl -s "$URL_C/org/model/resolve/main/config.json" | cmp -s - "$WORK/m/config.json"
+check "a small file streams during the fill" 0 "$?"
+curl -s "$URL_C/org/model/resolve/main/$BIG" | cmp -s - "$WORK/m/$BIG"
+check "a large file streams byte-exact during the fill" 0 "$?"
+for _ in $(seq 200); do grep -q "mirrored org/model" "$WORK/C.err" && break; sleep 0.1; done
+held=$(curl -s -I "$URL_C/org/model/resolve/main/config.json" | grep -i '^x-repo-commit' | tr -d '\r' | cut -d' ' -f2)
+check "the commit made equals the one announced during the fill" "$planned" "$held"
+stop "$PID_C"
+
+# A killed mid-transfer: D pulls through at a capped rate, A dies; D's client never gets a whole
+# body, D keeps nothing, and then answers 502 with Retry-After (never RepoNotFound).
+start D "$WORK/D" --upstream "$URL_A" --upstream-rate-limit 400000
+curl -s -o "$WORK/d.body" -w '%{http_code}' "$URL_D/org/model/resolve/main/$BIG" > "$WORK/d.code" &
 CURL=$!
 sleep 1.5
 kill -9 "$PID_A"
 wait "$CURL"
-code=$(cat "$WORK/c.code")
-check "upstream died mid-transfer: retryable 502/504" 1 "$([[ $code == 502 || $code == 504 ]] && echo 1 || echo 0)"
-hdr=$(curl -s -I "$URL_C/org/model/resolve/main/config.json" | grep -i -E '^(x-error-code|retry-after)' | tr -d '\r' | sort | tr '\n' ' ')
+code=$(cat "$WORK/d.code")
+short=$([[ $(stat -c %s "$WORK/d.body") -lt $(stat -c %s "$WORK/m/$BIG") ]] && echo 1 || echo 0)
+check "upstream died mid-transfer: the client got a 502/504 or a cut body" 1 \
+  "$([[ $code == 502 || $code == 504 || $short == 1 ]] && echo 1 || echo 0)"
+hdr=$(curl -s -I "$URL_D/org/model/resolve/main/config.json" | grep -i -E '^(x-error-code|retry-after)' | tr -d '\r' | sort | tr '\n' ' ')
 check "upstream down: UpstreamUnavailable with Retry-After" "Retry-After: 30 X-Error-Code: UpstreamUnavailable " "$hdr"
-stop "$PID_C"
-check "nothing partial is visible at C" "" "$("$HUBNODE" --data "$WORK/C" ls 2>&1)"
+stop "$PID_D"
+check "nothing partial is visible at D" "" "$("$HUBNODE" --data "$WORK/D" ls 2>&1)"
 
 # `hubnode pull`: --include selects files; an interrupted pull resumes and completes.
 start A "$WORK/A"
-"$HUBNODE" --data "$WORK/D" -q pull org/model --from "$URL_A" --include '*.json' > /dev/null
+"$HUBNODE" --data "$WORK/G" -q pull org/model --from "$URL_A" --include '*.json' > /dev/null
 check "pull --include" "$(cd "$WORK/m" && ls *.json | sort | tr '\n' ' ')" \
-  "$("$HUBNODE" --data "$WORK/D" ls org/model | awk '{print $4}' | sort | tr '\n' ' ')"
+  "$("$HUBNODE" --data "$WORK/G" ls org/model | awk '{print $4}' | sort | tr '\n' ' ')"
 "$HUBNODE" --data "$WORK/E" -q pull org/model --from "$URL_A" > /dev/null
 "$HUBNODE" --data "$WORK/E" -q export org/model "$WORK/e-out" > /dev/null
 check "pull then export is byte-exact" "" "$(diff -r "$WORK/m" "$WORK/e-out")"
 # An interrupted pull keeps its verified and partial files in staging and the next pull resumes.
-"$HUBNODE" --data "$WORK/F" -q pull org/model --from "$URL_A" --rate-limit 2000000 --jobs 1 > /dev/null 2>&1 &
+"$HUBNODE" --data "$WORK/F" -q pull org/model --from "$URL_A" --rate-limit 400000 --jobs 1 > /dev/null 2>&1 &
 PULL=$!
 sleep 1.5
 kill -9 "$PID_A"

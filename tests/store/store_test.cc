@@ -247,3 +247,44 @@ TEST_F(StoreTest, SecondOpenOfTheSameDirectoryIsUnavailable) {
 
 }  // namespace
 }  // namespace hubnode::store
+
+namespace hubnode::store {
+namespace {
+
+// The commit an import will make can be computed from the files' digests alone (what a
+// pull-through announces before the bytes arrive).
+TEST_F(StoreTest, PlanCommitIdEqualsTheImportedCommit) {
+  std::string src = Model(tm::Family::kMixtral, "plan", 4);
+  testing::WriteFile(src + "/sub/notes.txt", "nested file\n");
+  std::vector<PlannedFile> planned;
+  for (const auto& [path, content] : ReadTree(src)) {
+    PlannedFile p{path, content.size(), std::nullopt, std::nullopt};
+    if (StoresAsLfs(path, content.size())) {
+      p.sha256 = Sha256Of(content);
+    } else {
+      Sha1 sha1;
+      sha1.Update("blob " + std::to_string(content.size()) + std::string(1, '\0'));
+      sha1.Update(content);
+      p.git_blob = sha1.Finish();
+    }
+    planned.push_back(p);
+  }
+  Signature author{"Mirror", "m@example.org", 1760000000, 0};
+  ASSERT_OK_AND_ASSIGN(GitOid plan, PlanCommitId(planned, author, "Mirrored\n"));
+  ImportOptions io;
+  io.author = author;
+  io.message = "Mirrored\n";
+  io.expected_parent = GitOid();
+  io.branch = "refs/mirror/" + std::string(40, 'a');
+  auto r = store_->ImportDirectory(src, *RepoId::Parse("t/plan"), io);
+  ASSERT_OK(r.status());
+  EXPECT_EQ(r->commit, plan);
+  // Without the digest its stored form needs, a file makes the plan impossible.
+  planned[0].git_blob.reset();
+  planned[0].sha256.reset();
+  EXPECT_EQ(PlanCommitId(planned, author, "x").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(*store_->Resolve(*RepoId::Parse("t/plan"), std::string(40, 'a')), plan);  // the mirror alias
+}
+
+}  // namespace
+}  // namespace hubnode::store
