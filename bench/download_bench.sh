@@ -4,7 +4,7 @@
 #   serving the exported file — the named baseline; the ratio is the figure.
 #   where the time goes: the same file served from a store with --codec raw (no decompression),
 #   and `hubnode cat` to /dev/null (store reads + decompression, no HTTP).
-#   cold pull-through: the file through B (empty, --upstream A) vs directly from A.
+#   cold pull-through: the file through B (empty, --upstream A; streamed while B fills) vs directly from A.
 # Usage: bench/download_bench.sh HUBNODE [WORKDIR]     (SIZE=small for a quick run)
 set -euo pipefail
 HUBNODE=$(realpath "${1:?usage: download_bench.sh HUBNODE [WORKDIR]}")
@@ -105,6 +105,6 @@ hubnode download benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, one $(awk -
 | single stream, store without compression (--codec raw) | $(mbps 1 "$r1") MB/s | nginx $(mbps 1 "$g1") MB/s | $(ratio "$g1" "$r1") | - |
 | 8 streams, store without compression | $(mbps 8 "$r8") MB/s | nginx $(mbps 8 "$g8") MB/s | $(ratio "$g8" "$r8") | - |
 | store read + decompress, no HTTP (hubnode cat) | $(mbps 1 "$cat_s") MB/s | - | - | - |
-| cold pull-through via B (whole revision pulled first) | ${cold} s | direct from A ${direct} s | $(ratio "$direct" "$cold") | - |
+| cold pull-through via B (streamed while it fills) | ${cold} s | direct from A ${direct} s | $(ratio "$direct" "$cold") | - |
 | warm, via B (held) | ${warm} s | direct from A ${direct} s | $(ratio "$direct" "$warm") | - |
 TABLE
