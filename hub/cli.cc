@@ -21,6 +21,7 @@ int RunCli(int argc, char** argv) {
   std::vector<Command> commands;
   AddStoreCommands(app, flags, &commands);
   AddServeCommands(app, flags, &commands);
+  AddSignCommands(app, flags, &commands);
   AddTestmodelCommand(app, flags, &commands);
 
   try {

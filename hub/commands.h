@@ -23,6 +23,8 @@ struct Command {
 void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // serve, token create|list|revoke, repo visibility.
 void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
+// keygen, sign, verify.
+void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // testmodel.
 void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 

@@ -1,0 +1,212 @@
+// keygen, sign and verify: OpenSSF model signatures (key mode) of a directory or a stored revision.
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+
+#include "base/file.h"
+#include "hub/commands.h"
+#include "verify/verify.h"
+
+namespace hubnode::hub {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The manifest of a stored revision: the SHA-256s the store keeps for the files method (no
+// re-hash); the shards method hashes each range through the store's reader.
+Result<verify::Manifest> ManifestOfCommit(store::Store& st, const store::RepoId& repo, const GitOid& commit,
+                                          const verify::Serialization& ser) {
+  ASSIGN_OR_RETURN(auto files, st.ListFiles(commit));
+  std::string name = repo.str().substr(repo.str().find('/') + 1);
+  if (ser.method == "files") {
+    std::vector<std::pair<std::string, Sha256Digest>> digests;
+    for (const auto& f : files) digests.emplace_back(f.path, f.sha256);
+    return verify::ManifestFromDigests(name, digests, ser);
+  }
+  verify::Manifest empty = verify::ManifestFromDigests(name, {}, ser);
+  std::vector<std::pair<std::string, Sha256Digest>> kept;
+  for (const auto& f : files) kept.emplace_back(f.path, f.sha256);
+  verify::Manifest filter = verify::ManifestFromDigests(name, kept, ser);  // applies ignore_paths
+  for (const auto& r : filter.resources) {
+    ASSIGN_OR_RETURN(store::FileEntry f, st.StatFile(commit, r.name));
+    ASSIGN_OR_RETURN(auto reader, st.OpenFile(f));
+    for (uint64_t b = 0; b < f.size; b += ser.shard_size) {
+      uint64_t e = std::min(f.size, b + ser.shard_size);
+      Sha256 h;
+      RETURN_IF_ERROR(reader->Read(b, e - b, [&](std::string_view piece) {
+        h.Update(piece);
+        return OkStatus();
+      }));
+      empty.resources.push_back(verify::Resource{f.path + ":" + std::to_string(b) + ":" + std::to_string(e), "sha256",
+                                                 std::string(h.Finish().view())});
+    }
+  }
+  std::sort(empty.resources.begin(), empty.resources.end(),
+            [](const verify::Resource& a, const verify::Resource& b) { return a.name < b.name; });
+  return empty;
+}
+
+struct Target {
+  bool is_dir = false;
+  std::string dir;
+  RepoSpec spec;
+};
+
+Result<Target> ParseTarget(const std::string& s) {
+  Target t;
+  std::error_code ec;
+  if (fs::is_directory(s, ec)) {
+    t.is_dir = true;
+    t.dir = s;
+    return t;
+  }
+  auto spec = ParseRepoSpec(s);
+  if (!spec.ok()) return InvalidArgumentError("'" + s + "' is neither a directory nor REPO[@REV]");
+  t.spec = *spec;
+  return t;
+}
+
+}  // namespace
+
+void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out) {
+  {
+    auto* sub = app.add_subcommand("keygen", "Generate an ECDSA signing key (KEY and KEY.pub)");
+    auto path = std::make_shared<std::string>();
+    auto curve = std::make_shared<std::string>("p256");
+    sub->add_option("--out", *path, "Private key file to write (the public key goes to FILE.pub)")->required();
+    sub->add_option("--curve", *curve, "p256 (default), p384 or p521");
+    out->push_back({sub, [path, curve]() -> int {
+      auto c = verify::ParseCurve(*curve);
+      if (!c.ok()) return Fail(c.status());
+      std::error_code ec;
+      if (fs::exists(*path, ec) || fs::exists(*path + ".pub", ec)) {
+        return Fail(AlreadyExistsError(*path + " or " + *path + ".pub exists; not overwriting a key"));
+      }
+      auto key = verify::PrivateKey::Generate(*c);
+      if (!key.ok()) return Fail(key.status());
+      if (Status s = WriteFileAtomic(*path, key->Pem()); !s.ok()) return Fail(s);
+      ::chmod(path->c_str(), 0600);
+      if (Status s = WriteFileAtomic(*path + ".pub", key->public_key().pem()); !s.ok()) return Fail(s);
+      std::printf("wrote %s (private, %s) and %s.pub; key hint %s\n", path->c_str(),
+                  std::string(verify::CurveName(*c)).c_str(), path->c_str(), key->public_key().Hint().c_str());
+      return 0;
+    }});
+  }
+  {
+    auto* sub = app.add_subcommand("sign", "Sign DIR or REPO@REV with an OpenSSF model-signing bundle");
+    struct Args {
+      std::string target, key, out, method = "files";
+      uint64_t shard_size = 1'000'000'000;
+    };
+    auto a = std::make_shared<Args>();
+    sub->add_option("target", a->target, "Model directory, or REPO[@REV] in the store")->required();
+    sub->add_option("--key", a->key, "PEM private key (from hubnode keygen or openssl)")->required();
+    sub->add_option("--out", a->out, "Bundle to write (default DIR/model.sig; required for REPO@REV)");
+    sub->add_option("--method", a->method, "files (default) or shards")->check(CLI::IsMember({"files", "shards"}));
+    sub->add_option("--shard-size", a->shard_size, "Shard size in bytes for --method shards (default 1e9)");
+    out->push_back({sub, [a, &flags]() -> int {
+      auto t = ParseTarget(a->target);
+      if (!t.ok()) return Fail(t.status());
+      auto pem = ReadFileToString(a->key, 1 << 20);
+      if (!pem.ok()) return Fail(pem.status());
+      auto key = verify::PrivateKey::FromPem(*pem);
+      if (!key.ok()) return Fail(key.status().WithContext(a->key));
+      verify::Serialization ser;
+      ser.method = a->method;
+      ser.shard_size = a->shard_size;
+      ser.ignore_paths = verify::DefaultIgnorePaths();
+      Result<verify::Manifest> m = InternalError("unset");
+      std::string out_path = a->out;
+      if (t->is_dir) {
+        if (out_path.empty()) out_path = (fs::path(t->dir) / "model.sig").string();
+        m = verify::HashDirectory(t->dir, ser);
+      } else {
+        if (out_path.empty()) return Fail(InvalidArgumentError("--out is required when signing REPO@REV"));
+        auto st = OpenStore(flags);
+        if (!st.ok()) return Fail(st.status());
+        auto commit = (*st)->Resolve(t->spec.repo, t->spec.rev);
+        if (!commit.ok()) return Fail(commit.status());
+        m = ManifestOfCommit(**st, t->spec.repo, *commit, ser);
+      }
+      if (!m.ok()) return Fail(m.status());
+      auto bundle = verify::SignBundle(*m, *key);
+      if (!bundle.ok()) return Fail(bundle.status());
+      if (Status s = WriteFileAtomic(out_path, *bundle); !s.ok()) return Fail(s);
+      std::printf("signed %zu resources (%s, root %s) with key %s -> %s\n", m->resources.size(), ser.method.c_str(),
+                  verify::RootDigest(*m).hex().c_str(), key->public_key().Hint().c_str(), out_path.c_str());
+      return 0;
+    }});
+  }
+  {
+    auto* sub = app.add_subcommand("verify", "Verify the model signature of DIR or REPO@REV");
+    struct Args {
+      std::string target, key, signature;
+      bool quiet_files = false;
+    };
+    auto a = std::make_shared<Args>();
+    sub->add_option("target", a->target, "Model directory, or REPO[@REV] in the store")->required();
+    sub->add_option("--key", a->key, "PEM public key of the signer")->required();
+    sub->add_option("--signature", a->signature, "Bundle (default: model.sig in the model)");
+    out->push_back({sub, [a, &flags]() -> int {
+      auto t = ParseTarget(a->target);
+      if (!t.ok()) return Fail(t.status());
+      auto pem = ReadFileToString(a->key, 1 << 20);
+      if (!pem.ok()) return Fail(pem.status());
+      auto key = verify::PublicKey::FromPem(*pem);
+      if (!key.ok()) return Fail(key.status().WithContext(a->key));
+      std::unique_ptr<store::Store> st;
+      GitOid commit;
+      Result<std::string> bundle = InternalError("unset");
+      if (t->is_dir) {
+        bundle = ReadFileToString(a->signature.empty() ? (fs::path(t->dir) / "model.sig").string() : a->signature,
+                                  256 << 20);
+      } else {
+        auto opened = OpenStore(flags);
+        if (!opened.ok()) return Fail(opened.status());
+        st = std::move(*opened);
+        auto c = st->Resolve(t->spec.repo, t->spec.rev);
+        if (!c.ok()) return Fail(c.status());
+        commit = *c;
+        if (!a->signature.empty()) {
+          bundle = ReadFileToString(a->signature, 256 << 20);
+        } else {
+          auto f = st->StatFile(commit, "model.sig");
+          if (!f.ok()) return Fail(NotFoundError("no model.sig in " + t->spec.repo.str() + "@" + commit.hex()));
+          auto reader = st->OpenFile(*f);
+          if (!reader.ok()) return Fail(reader.status());
+          bundle = (*reader)->ReadToString(0, f->size);
+        }
+      }
+      if (!bundle.ok()) return Fail(bundle.status());
+      std::printf("key: %s, hint %s\n", std::string(verify::CurveName(key->curve())).c_str(), key->Hint().c_str());
+      auto verified = verify::VerifyBundle(*bundle, *key);
+      if (!verified.ok()) {
+        std::printf("verdict: FAILED\n");
+        return Fail(verified.status());
+      }
+      verify::Serialization ser = verified->manifest.serialization;
+      for (const auto& p : verify::DefaultIgnorePaths()) {
+        if (std::find(ser.ignore_paths.begin(), ser.ignore_paths.end(), p) == ser.ignore_paths.end()) {
+          ser.ignore_paths.push_back(p);
+        }
+      }
+      auto actual = t->is_dir ? verify::HashDirectory(t->dir, ser) : ManifestOfCommit(*st, t->spec.repo, commit, ser);
+      if (!actual.ok()) return Fail(actual.status());
+      for (const auto& r : verified->manifest.resources) {
+        std::printf("  %s  %s\n", HexEncode(r.digest).c_str(), r.name.c_str());
+      }
+      Status cmp = verify::CompareManifests(verified->manifest, *actual);
+      if (!cmp.ok()) {
+        std::printf("verdict: FAILED\n");
+        return Fail(cmp);
+      }
+      std::printf("verdict: OK — %zu resources (%s) signed by key %s\n", verified->manifest.resources.size(),
+                  ser.method.c_str(), key->Hint().c_str());
+      return 0;
+    }});
+  }
+}
+
+}  // namespace hubnode::hub

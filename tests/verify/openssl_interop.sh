@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Interop of hubnode's model signatures with the openssl CLI alone, both directions:
+#  1. a bundle made by `hubnode sign` verifies with `openssl dgst -verify` over a PAE built with
+#     shell tools;
+#  2. a bundle made with openssl, sha256sum, base64 and printf verifies in `hubnode verify`.
+# Prints "N passed, M failed".
+set -uo pipefail
+HUBNODE=$(realpath "$1")
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+pass=0 fail=0
+check() { if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi; }
+hex2bin() { printf "$(echo "$1" | sed 's/../\\x&/g')"; }
+TYPE=application/vnd.in-toto+json
+
+"$HUBNODE" -q testmodel --out model > /dev/null
+
+# 1. hubnode signs (each curve), openssl verifies.
+for curve in p256 p384 p521; do
+  case $curve in p256) dgst=-sha256 ;; p384) dgst=-sha384 ;; p521) dgst=-sha512 ;; esac
+  rm -f k k.pub model/model.sig
+  "$HUBNODE" keygen --out k --curve $curve > /dev/null
+  "$HUBNODE" sign model --key k > /dev/null
+  # Pull payload and signature out of the JSON with sed (one field per line in our output).
+  payload_b64=$(sed -n 's/.*"payload": "\([^"]*\)".*/\1/p' model/model.sig)
+  sig_b64=$(sed -n 's/.*"sig": "\([^"]*\)".*/\1/p' model/model.sig)
+  echo "$payload_b64" | base64 -d > payload.json
+  echo "$sig_b64" | base64 -d > sig.der
+  { printf 'DSSEv1 %d %s %d ' ${#TYPE} "$TYPE" "$(stat -c %s payload.json)"; cat payload.json; } > pae.bin
+  check "openssl verifies a hubnode $curve bundle" "Verified OK" "$(openssl dgst $dgst -verify k.pub -signature sig.der pae.bin)"
+  # The statement's subject is SHA-256 over the raw resource digests, in order.
+  digests=$(grep -o '"digest":"[0-9a-f]\{64\}"' payload.json | cut -d'"' -f4 | tr -d '\n')
+  subject=$(grep -o '"sha256":"[0-9a-f]\{64\}"' payload.json | cut -d'"' -f4)
+  check "$curve subject = SHA-256 of the resource digests" "$subject" "$(hex2bin "$digests" | sha256sum | cut -d' ' -f1)"
+done
+
+# 2. openssl signs a bundle built by hand; hubnode verifies it.
+rm -f model/model.sig
+openssl ecparam -name secp384r1 -genkey -noout -out hand.key 2> /dev/null
+openssl ec -in hand.key -pubout -out hand.pub 2> /dev/null
+resources="" all=""
+for f in $(cd model && find . -type f | sed 's|^\./||' | LC_ALL=C sort); do
+  d=$(sha256sum "model/$f" | cut -d' ' -f1)
+  resources="$resources${resources:+,}{\"name\":\"$f\",\"algorithm\":\"sha256\",\"digest\":\"$d\"}"
+  all="$all$d"
+done
+root=$(hex2bin "$all" | sha256sum | cut -d' ' -f1)
+printf '{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"model","digest":{"sha256":"%s"}}],"predicateType":"https://model_signing/signature/v1.0","predicate":{"serialization":{"method":"files","hash_type":"sha256","allow_symlinks":false,"ignore_paths":[".git",".gitattributes",".github",".gitignore","model.sig"]},"resources":[%s]}}' \
+  "$root" "$resources" > statement.json
+{ printf 'DSSEv1 %d %s %d ' ${#TYPE} "$TYPE" "$(stat -c %s statement.json)"; cat statement.json; } > pae2.bin
+openssl dgst -sha384 -sign hand.key -out hand.sig pae2.bin
+hint=$(openssl pkey -pubin -in hand.pub | sha256sum | cut -d' ' -f1)
+printf '{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"%s"},"tlogEntries":[]},"dsseEnvelope":{"payload":"%s","payloadType":"%s","signatures":[{"sig":"%s","keyid":""}]}}' \
+  "$hint" "$(base64 -w0 statement.json)" "$TYPE" "$(base64 -w0 hand.sig)" > model/model.sig
+out=$("$HUBNODE" verify model --key hand.pub 2>&1)
+check "hubnode verifies an openssl-made bundle" 1 "$(echo "$out" | grep -c '^verdict: OK')"
+# The same bundle with its payload in the URL-safe base64 alphabet, unpadded.
+sed -i "s|\"payload\":\"[^\"]*\"|\"payload\":\"$(base64 -w0 statement.json | tr '+/' '-_' | tr -d '=')\"|" model/model.sig
+out=$("$HUBNODE" verify model --key hand.pub 2>&1)
+check "URL-safe base64 payload" 1 "$(echo "$out" | grep -c '^verdict: OK')"
+# A file changed after signing is named.
+echo tamper >> model/README.md
+out=$("$HUBNODE" verify model --key hand.pub 2>&1)
+check "tampered file is named" 1 "$(echo "$out" | grep -c 'digest mismatch: README.md')"
+# 3. A stored revision verifies from the SHA-256s the store keeps (files) or through its reader
+#    (shards), with the bundle inside the repo or given beside it.
+"$HUBNODE" -q testmodel --seed 3 --out m2 > /dev/null
+"$HUBNODE" keygen --out k3 > /dev/null
+"$HUBNODE" sign m2 --key k3 > /dev/null
+"$HUBNODE" --data store -q import m2 --repo t/m > /dev/null
+check "stored repo verifies (files, model.sig in the repo)" 1 "$("$HUBNODE" --data store verify t/m --key k3.pub | grep -c '^verdict: OK')"
+"$HUBNODE" --data store sign t/m@main --key k3 --method shards --shard-size 100000 --out shards.sig > /dev/null
+check "stored repo verifies (shards, signed from the store)" 1 \
+  "$("$HUBNODE" --data store verify t/m --key k3.pub --signature shards.sig | grep -c '^verdict: OK')"
+check "shards bundle verifies against the directory too" 1 \
+  "$("$HUBNODE" verify m2 --key k3.pub --signature shards.sig | grep -c '^verdict: OK')"
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
