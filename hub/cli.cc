@@ -22,6 +22,7 @@ int RunCli(int argc, char** argv) {
   AddStoreCommands(app, flags, &commands);
   AddServeCommands(app, flags, &commands);
   AddSignCommands(app, flags, &commands);
+  AddLicenseCommands(app, flags, &commands);
   AddTestmodelCommand(app, flags, &commands);
 
   try {

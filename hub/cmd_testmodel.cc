@@ -63,7 +63,7 @@ void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Co
   sub->add_option("--size", a->size, "tiny, small, medium or bench (~1 GB)");
   sub->add_option("--seed", a->seed, "Random seed (default 1)");
   sub->add_option("--dtype", a->dtype, "bf16, fp16 or fp32");
-  sub->add_option("--license", a->license, "License id for the model card (default apache-2.0)");
+  auto* license_opt = sub->add_option("--license", a->license, "License id for the model card (default apache-2.0)");
   sub->add_option("--tag", a->tags, "Extra model-card tag (repeatable)");
   sub->add_option("--hidden", a->hidden, "hidden_size");
   sub->add_option("--layers", a->layers, "num_hidden_layers");
@@ -77,13 +77,13 @@ void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Co
   sub->add_option("--finetune-of", a->finetune_of, "Make a fine-tune of this generated checkpoint");
   sub->add_option("--base-model", a->base_model, "base_model id written into the fine-tune's card");
   sub->add_option("--change", a->change, "Fine-tune: attention, fraction:F or experts:L:E,...");
-  out->push_back({sub, [a, &flags]() -> int {
+  out->push_back({sub, [a, license_opt, &flags]() -> int {
     if (!a->finetune_of.empty()) {
       testmodel::FinetuneOptions o;
       o.base_dir = a->finetune_of;
       o.base_model_id = a->base_model;
       o.seed = a->seed == 1 ? 2 : a->seed;
-      if (a->license != "apache-2.0") o.license = a->license;
+      if (license_opt->count() > 0) o.license = a->license;  // a fine-tune keeps its base's unless told
       if (Status s = ParseChange(a->change, &o); !s.ok()) return Fail(s);
       auto r = testmodel::GenerateFinetune(o, a->out);
       if (!r.ok()) return Fail(r.status());

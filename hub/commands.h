@@ -25,6 +25,8 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
 void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // keygen, sign, verify.
 void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
+// license check.
+void AddLicenseCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // testmodel.
 void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 

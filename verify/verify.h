@@ -1,6 +1,8 @@
 // verify: OpenSSF model signing (OMS v1.0) — ECDSA keys, model manifests (files and shards
 // serialization), and Sigstore bundle v0.3 / DSSE / in-toto signatures in key mode — with
-// OpenSSL only. Licenses, certificate mode, chunk maps and the trust store come next (issue 4).
+// OpenSSL only; and licenses (verify/license.h): SPDX expressions, classification, policy,
+// derivative rules, model cards and LICENSE text identification. Certificate mode, chunk maps and
+// the trust store come next (issue 4).
 //
 // Thread safety: keys are immutable after construction and may be shared across threads;
 // free functions are reentrant.
@@ -15,6 +17,7 @@
 
 #include "base/hash.h"
 #include "base/status.h"
+#include "verify/license.h"
 
 namespace hubnode::verify {
 
