@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <ctime>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
@@ -66,6 +67,8 @@ Status TokenStore::Save() {
     tokens.push_back({{"name", r.info.name}, {"scope", std::string(ScopeName(r.info.scope))},
                       {"namespace", r.info.ns}, {"created", r.info.created}, {"sha256", r.hash_hex}});
   }
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ec);
   RETURN_IF_ERROR(WriteFileAtomic(path_, json{{"tokens", tokens}}.dump(2) + "\n"));
   ::chmod(path_.c_str(), 0600);
   loaded_mtime_ns_ = MtimeNs(path_);

@@ -23,6 +23,7 @@ int RunCli(int argc, char** argv) {
   AddServeCommands(app, flags, &commands);
   AddSignCommands(app, flags, &commands);
   AddLicenseCommands(app, flags, &commands);
+  AddTrustCommands(app, flags, &commands);
   AddTestmodelCommand(app, flags, &commands);
 
   try {

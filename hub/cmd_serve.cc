@@ -11,6 +11,7 @@
 #include "hub/commands.h"
 #include "hub/mirror.h"
 #include "hub/server.h"
+#include "hub/trust_gate.h"
 #include "hub/upstream.h"
 
 namespace hubnode::hub {
@@ -68,6 +69,9 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.public_url = a.public_url;
   o.offline = a.offline;
   o.mirror_policy = MirrorPolicy{a.allow, a.deny};
+  o.trust_path = flags.data_dir + "/trust.json";
+  // Declared before the mirror: its fill threads use it until the mirror is destroyed.
+  auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
   std::unique_ptr<Upstream> upstream;
   std::unique_ptr<Mirror> mirror;
   if (!a.upstream.empty()) {
@@ -77,6 +81,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
     uo.max_rate = a.upstream_rate;
     upstream = std::make_unique<Upstream>(uo);
     mirror = std::make_unique<Mirror>(st->get(), upstream.get(), flags.data_dir + "/staging");
+    mirror->SetGate(MakeGate(st->get(), flags.data_dir + "/trust.json", &matcher));
   }
   auto server = HubServer::Create(o, st->get(), &tokens, mirror.get());
   if (!server.ok()) return Fail(server.status());
@@ -146,6 +151,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       uo.max_rate = a->rate;
       Upstream upstream(uo);
       Mirror mirror(st->get(), &upstream, flags.data_dir + "/staging");
+      auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
+      mirror.SetGate(MakeGate(st->get(), flags.data_dir + "/trust.json", &matcher));
       PullOptions po;
       po.include = a->include;
       po.exclude = a->exclude;

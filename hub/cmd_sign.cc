@@ -3,50 +3,18 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 
 #include "base/file.h"
 #include "hub/commands.h"
+#include "hub/trust_gate.h"
 #include "verify/verify.h"
 
 namespace hubnode::hub {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The manifest of a stored revision: the SHA-256s the store keeps for the files method (no
-// re-hash); the shards method hashes each range through the store's reader.
-Result<verify::Manifest> ManifestOfCommit(store::Store& st, const store::RepoId& repo, const GitOid& commit,
-                                          const verify::Serialization& ser) {
-  ASSIGN_OR_RETURN(auto files, st.ListFiles(commit));
-  std::string name = repo.str().substr(repo.str().find('/') + 1);
-  if (ser.method == "files") {
-    std::vector<std::pair<std::string, Sha256Digest>> digests;
-    for (const auto& f : files) digests.emplace_back(f.path, f.sha256);
-    return verify::ManifestFromDigests(name, digests, ser);
-  }
-  verify::Manifest empty = verify::ManifestFromDigests(name, {}, ser);
-  std::vector<std::pair<std::string, Sha256Digest>> kept;
-  for (const auto& f : files) kept.emplace_back(f.path, f.sha256);
-  verify::Manifest filter = verify::ManifestFromDigests(name, kept, ser);  // applies ignore_paths
-  for (const auto& r : filter.resources) {
-    ASSIGN_OR_RETURN(store::FileEntry f, st.StatFile(commit, r.name));
-    ASSIGN_OR_RETURN(auto reader, st.OpenFile(f));
-    for (uint64_t b = 0; b < f.size; b += ser.shard_size) {
-      uint64_t e = std::min(f.size, b + ser.shard_size);
-      Sha256 h;
-      RETURN_IF_ERROR(reader->Read(b, e - b, [&](std::string_view piece) {
-        h.Update(piece);
-        return OkStatus();
-      }));
-      empty.resources.push_back(verify::Resource{f.path + ":" + std::to_string(b) + ":" + std::to_string(e), "sha256",
-                                                 std::string(h.Finish().view())});
-    }
-  }
-  std::sort(empty.resources.begin(), empty.resources.end(),
-            [](const verify::Resource& a, const verify::Resource& b) { return a.name < b.name; });
-  return empty;
-}
 
 struct Target {
   bool is_dir = false;
@@ -142,20 +110,19 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
   {
     auto* sub = app.add_subcommand("verify", "Verify the model signature of DIR or REPO@REV");
     struct Args {
-      std::string target, key, signature;
-      bool quiet_files = false;
+      std::string target, key, signature, ns;
+      bool trust = false;
     };
     auto a = std::make_shared<Args>();
     sub->add_option("target", a->target, "Model directory, or REPO[@REV] in the store")->required();
-    sub->add_option("--key", a->key, "PEM public key of the signer")->required();
+    sub->add_option("--key", a->key, "PEM public key of the signer");
+    sub->add_flag("--trust", a->trust, "Use the trust store's keys for the repo's namespace instead of --key");
+    sub->add_option("--namespace", a->ns, "With --trust and a directory: the namespace it belongs to");
     sub->add_option("--signature", a->signature, "Bundle (default: model.sig in the model)");
     out->push_back({sub, [a, &flags]() -> int {
       auto t = ParseTarget(a->target);
       if (!t.ok()) return Fail(t.status());
-      auto pem = ReadFileToString(a->key, 1 << 20);
-      if (!pem.ok()) return Fail(pem.status());
-      auto key = verify::PublicKey::FromPem(*pem);
-      if (!key.ok()) return Fail(key.status().WithContext(a->key));
+      if (a->trust == !a->key.empty()) return Fail(InvalidArgumentError("give exactly one of --key PUB and --trust"));
       std::unique_ptr<store::Store> st;
       GitOid commit;
       Result<std::string> bundle = InternalError("unset");
@@ -180,8 +147,30 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
         }
       }
       if (!bundle.ok()) return Fail(bundle.status());
-      std::printf("key: %s, hint %s\n", std::string(verify::CurveName(key->curve())).c_str(), key->Hint().c_str());
-      auto verified = verify::VerifyBundle(*bundle, *key);
+      Result<verify::VerifiedBundle> verified = InternalError("unset");
+      std::string signer;
+      if (a->trust) {
+        auto trust = TrustFile(flags.data_dir + "/trust.json").Load();
+        if (!trust.ok()) return Fail(trust.status());
+        std::string ns = t->is_dir ? a->ns : t->spec.repo.str().substr(0, t->spec.repo.str().find('/'));
+        verify::Manifest m;
+        auto sig = verify::VerifyWithTrustStore(*bundle, *trust, ns, static_cast<int64_t>(std::time(nullptr)), &m);
+        if (!sig.ok()) {
+          std::printf("verdict: FAILED\n");
+          return Fail(sig.status());
+        }
+        signer = sig->key_hint;
+        std::printf("key: trusted '%s' for %s, hint %s\n", sig->key_name.c_str(), sig->ns.c_str(), sig->key_hint.c_str());
+        verified = verify::VerifiedBundle{m, sig->key_hint};
+      } else {
+        auto pem = ReadFileToString(a->key, 1 << 20);
+        if (!pem.ok()) return Fail(pem.status());
+        auto key = verify::PublicKey::FromPem(*pem);
+        if (!key.ok()) return Fail(key.status().WithContext(a->key));
+        signer = key->Hint();
+        std::printf("key: %s, hint %s\n", std::string(verify::CurveName(key->curve())).c_str(), signer.c_str());
+        verified = verify::VerifyBundle(*bundle, *key);
+      }
       if (!verified.ok()) {
         std::printf("verdict: FAILED\n");
         return Fail(verified.status());
@@ -203,7 +192,7 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
         return Fail(cmp);
       }
       std::printf("verdict: OK — %zu resources (%s) signed by key %s\n", verified->manifest.resources.size(),
-                  ser.method.c_str(), key->Hint().c_str());
+                  ser.method.c_str(), signer.c_str());
       return 0;
     }});
   }

@@ -4,9 +4,11 @@
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cstdio>
+#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "hub/commands.h"
+#include "hub/trust_gate.h"
 
 namespace hubnode::hub {
 namespace {
@@ -94,12 +96,33 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       o.message = a->message;
       o.author = *sig;
       if (a->is_private) o.visibility = store::Visibility::kPrivate;
+      // Policy runs before the commit becomes visible: deny refuses; review holds the commit on
+      // refs/held/<branch> until `hubnode approve`.
+      auto trust = TrustFile(flags.data_dir + "/trust.json").Load();
+      if (!trust.ok()) return Fail(trust.status());
+      auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
+      TrustContext ctx;
+      ctx.trust = &*trust;
+      ctx.matcher = &matcher;
+      ctx.now = static_cast<int64_t>(std::time(nullptr));
+      ctx.base_license = StoreBaseLicense(st->get());
+      TrustReport report = Assess(DirectoryView(a->dir), a->repo, ctx);
+      if (report.verdict == verify::Verdict::kDeny) {
+        return Fail(PermissionDeniedError("refused by policy: " + report.Summary()));
+      }
+      bool held = report.verdict == verify::Verdict::kReview;
+      if (held) o.branch = "refs/held/" + (a->branch.rfind("refs/heads/", 0) == 0 ? a->branch.substr(11) : a->branch);
       ProgressBar bar(!flags.quiet);
       o.progress = [&](const store::ImportProgress& p) { bar.Update(p.bytes_done, p.bytes_total, p.current_file); };
       auto r = (*st)->ImportDirectory(a->dir, *repo, o);
       bar.Finish();
       if (!r.ok()) return Fail(r.status());
-      std::printf("%s %s@%s\n", r->changed ? "committed" : "unchanged", a->repo.c_str(), r->commit.hex().c_str());
+      if (held) {
+        std::printf("held for review %s@%s: %s\n  release it with: hubnode approve %s@%s\n", a->repo.c_str(),
+                    r->commit.hex().c_str(), report.Summary().c_str(), a->repo.c_str(), r->commit.hex().c_str());
+      } else {
+        std::printf("%s %s@%s\n", r->changed ? "committed" : "unchanged", a->repo.c_str(), r->commit.hex().c_str());
+      }
       std::printf("files %llu, %s; chunks %llu, new %llu (%s raw, %s stored)\n",
                   static_cast<unsigned long long>(r->files), HumanBytes(r->bytes).c_str(),
                   static_cast<unsigned long long>(r->chunks), static_cast<unsigned long long>(r->new_chunks),

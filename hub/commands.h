@@ -27,6 +27,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
 void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // license check.
 void AddLicenseCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
+// trust add-key|list|revoke|require-signature, approve.
+void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // testmodel.
 void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 

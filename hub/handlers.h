@@ -9,6 +9,7 @@
 #include "hub/metrics.h"
 #include "hub/router.h"
 #include "hub/server.h"
+#include "hub/trust_gate.h"
 #include "store/store.h"
 
 namespace hubnode::hub {
@@ -16,7 +17,12 @@ namespace hubnode::hub {
 class Handlers {
  public:
   Handlers(const ServerOptions& options, store::Store* store, TokenStore* tokens, Metrics* metrics, Mirror* mirror)
-      : options_(options), store_(store), tokens_(tokens), metrics_(metrics), mirror_(mirror) {}
+      : options_(options),
+        store_(store),
+        tokens_(tokens),
+        metrics_(metrics),
+        mirror_(mirror),
+        matcher_(verify::LicenseMatcher::FromDirectory(options.common_licenses)) {}
 
   void Handle(const httplib::Request& req, httplib::Response& res);
 
@@ -37,6 +43,9 @@ class Handlers {
                httplib::Response& res);
   void ListRepos(const std::optional<Principal>& who, const httplib::Request& req, httplib::Response& res);
   void Whoami(const std::optional<Principal>& who, httplib::Response& res);
+  void Trust(const Route& r, const std::optional<Principal>& who, const httplib::Request& req, httplib::Response& res);
+  // The trust report of a served revision.
+  TrustReport TrustOf(const store::RepoInfo& repo, const GitOid& commit);
 
   // The repo of a route if the caller may see it; otherwise the error response is sent.
   std::optional<store::RepoInfo> OpenRepo(const Route& r, const std::optional<Principal>& who,
@@ -64,6 +73,7 @@ class Handlers {
   TokenStore* tokens_;
   Metrics* metrics_;
   Mirror* mirror_;
+  verify::LicenseMatcher matcher_;
 };
 
 }  // namespace hubnode::hub

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <ctime>
 #include <filesystem>
+#include <set>
 
 #include "base/log.h"
 
@@ -185,6 +186,25 @@ Result<std::shared_ptr<Fill>> Mirror::Begin(const store::RepoId& repo, const std
   fill->upstream_private = up.is_private;
   fill->upstream_gated = up.gated;
 
+  // License pre-check: fetch the card, LICENSE and signature first; a denied model is refused
+  // before any weight is fetched, and nothing streams until the policy could allow it.
+  // (A filtered pull still reads the model's card and LICENSE, into a folder of their own.)
+  if (gate_) {
+    fill->gate_dir = filtered ? staging + "-gate" : staging;
+    for (const auto& f : all) {
+      static const std::set<std::string> kSmall = {"README.md", "LICENSE", "LICENSE.md", "LICENSE.txt",
+                                                   "LICENSE-MODEL", "model.sig"};
+      if (!kSmall.count(f.path)) continue;
+      std::string dest = fill->gate_dir + "/" + f.path;
+      std::error_code dir_ec;
+      fs::create_directories(fs::path(dest).parent_path(), dir_ec);
+      RETURN_IF_ERROR(upstream_->Download(repo.str(), up.sha, f, dest, nullptr));
+    }
+    fill->pre_check = gate_(fill->gate_dir, repo, /*full=*/false);
+    if (fill->pre_check.verdict == 2) return FailedPreconditionError("policy: " + fill->pre_check.summary);
+    fill->stream_ok = fill->pre_check.verdict == 0 && !fill->pre_check.signature_required;
+  }
+
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, inserted] = running_.emplace(key, fill);
   if (!inserted) return it->second;  // another request planned the same fill meanwhile
@@ -276,6 +296,32 @@ Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const sto
   io.message = message;
   io.author = author;
   if (!filtered) io.expected_parent = GitOid();  // the alias must not exist yet: no parent
+  bool held = false;
+  std::string gate_summary;
+  if (gate_) {
+    GateDecision d;
+    if (!filtered) {
+      d = gate_(staging, fill.repo, /*full=*/true);
+    } else {
+      // Part of a model cannot be checked against the whole model's signature.
+      d = fill.pre_check;
+      if (d.signature_required) {
+        d.verdict = 2;
+        d.summary += "; a signature is required, and a partial pull cannot be verified against it";
+      }
+      fs::remove_all(fill.gate_dir, ec);
+    }
+    if (d.verdict == 2) return FailedPreconditionError("policy: " + d.summary);
+    if (d.verdict == 1) {
+      // Stored, but held: on refs/held/<branch> until `hubnode approve`.
+      std::string ref = LocalRef(fill.rev);
+      std::string branch = ref.rfind("refs/heads/", 0) == 0 ? ref.substr(11) : "mirror-" + fill.upstream_sha;
+      io.branch = "refs/held/" + branch;
+      io.expected_parent.reset();
+      held = true;
+      gate_summary = d.summary;
+    }
+  }
   // A repo first created by this fill keeps the upstream's visibility: a private upstream repo,
   // fetched with the node's token, must not become public here.
   io.visibility = fill.upstream_private ? store::Visibility::kPrivate
@@ -285,6 +331,10 @@ Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const sto
   if (fill.planned_commit && *fill.planned_commit != imported.commit) {
     LOG(Warning) << "mirror of " << fill.repo.str() << " committed " << imported.commit.hex() << ", planned "
                  << fill.planned_commit->hex();
+  }
+  if (held) {
+    fs::remove_all(staging, ec);
+    return FailedPreconditionError("policy: held for review as " + imported.commit.hex() + ": " + gate_summary);
   }
   PullResult result;
   result.commit = imported.commit;

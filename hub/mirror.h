@@ -51,6 +51,16 @@ struct PullResult {
   bool already_held = false;
 };
 
+// The policy decision on a staged model: allow, hold for review, or deny (with the reason).
+struct GateDecision {
+  int verdict = 0;  // 0 allow, 1 review, 2 deny (verify::Verdict order)
+  bool signature_required = false;
+  std::string summary;
+};
+// Decides on the model staged in `dir` for `repo`; `full` = every file is there (else only the
+// card, LICENSE and model.sig, for the pre-check).
+using Gate = std::function<GateDecision(const std::string& dir, const store::RepoId& repo, bool full)>;
+
 // One file of a fill in progress.
 class FillFile {
  public:
@@ -83,6 +93,11 @@ class Fill {
   std::optional<GitOid> planned_commit;  // nullopt when it cannot be known ahead
   bool upstream_private = false;         // the repo is private (or gated) upstream
   bool upstream_gated = false;
+  // Whether files may be streamed before the fill commits: the license pre-check (card and
+  // LICENSE, fetched first) allowed it and no signature is required.
+  bool stream_ok = true;
+  std::string gate_dir;     // where the pre-check's files were fetched
+  GateDecision pre_check;   // the pre-check's decision (allow when no gate)
   std::map<std::string, std::shared_ptr<FillFile>> files;
 
   // Blocks until the fill ends; its result.
@@ -101,6 +116,9 @@ class Mirror {
   Mirror(store::Store* store, Upstream* upstream, std::string staging_root)
       : store_(store), upstream_(upstream), staging_root_(std::move(staging_root)) {}
   ~Mirror();
+  // Policy for pulled models: denied ones are refused (FailedPrecondition "policy: …"), ones held
+  // for review are committed on refs/held/… and reported as FailedPrecondition too.
+  void SetGate(Gate gate) { gate_ = std::move(gate); }
 
   // Plans a fill of repo@rev and starts it in the background (or joins the running one). The
   // result is already done when the store holds that upstream commit.
@@ -117,6 +135,7 @@ class Mirror {
   store::Store* store_;
   Upstream* upstream_;
   std::string staging_root_;
+  Gate gate_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Fill>> running_;  // by repo + upstream sha + filter
   std::vector<std::pair<std::shared_ptr<Fill>, std::thread>> threads_;

@@ -66,7 +66,7 @@ Route ParseRoute(std::string_view path) {
     }
     // Repo id of one or two segments, then an optional marker.
     auto marker = [](std::string_view m) {
-      return m == "revision" || m == "tree" || m == "paths-info" || m == "refs" || m == "commits";
+      return m == "revision" || m == "tree" || m == "paths-info" || m == "refs" || m == "commits" || m == "trust";
     };
     size_t n = (s.size() == 3 || marker(s[3])) ? 1 : 2;
     r.repo = Join(s, 2, 2 + n);
@@ -80,6 +80,10 @@ Route ParseRoute(std::string_view path) {
       r.kind = RouteKind::kRefs;
       return r;
     }
+    if (m == "trust" && i + 1 == s.size()) {
+      r.kind = RouteKind::kTrust;
+      return r;
+    }
     if (i + 1 >= s.size()) return Route{};
     SplitRev(s, i + 1, &r);
     if (m == "revision" && r.path.empty()) {
@@ -90,6 +94,8 @@ Route ParseRoute(std::string_view path) {
       r.kind = RouteKind::kPathsInfo;
     } else if (m == "commits" && r.path.empty()) {
       r.kind = RouteKind::kCommits;
+    } else if (m == "trust" && r.path.empty()) {
+      r.kind = RouteKind::kTrust;
     } else {
       return Route{};
     }
@@ -124,6 +130,7 @@ std::string_view RouteName(RouteKind kind) {
     case RouteKind::kPathsInfo: return "paths_info";
     case RouteKind::kRefs: return "refs";
     case RouteKind::kCommits: return "commits";
+    case RouteKind::kTrust: return "trust";
     case RouteKind::kListRepos: return "list_repos";
     case RouteKind::kWhoami: return "whoami";
     case RouteKind::kHealth: return "health";

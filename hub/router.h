@@ -18,6 +18,7 @@ enum class RouteKind {
   kPathsInfo,   // /api/models/{repo}/paths-info/{rev}
   kRefs,        // /api/models/{repo}/refs
   kCommits,     // /api/models/{repo}/commits/{rev}
+  kTrust,       // /api/models/{repo}/trust[/{rev}]
   kListRepos,   // /api/models
   kWhoami,      // /api/whoami-v2
   kHealth,      // /health

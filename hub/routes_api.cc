@@ -1,6 +1,7 @@
 // The JSON API: repo info, tree, paths-info, refs, commits, repo listing, whoami.
 #include <algorithm>
 #include <charconv>
+#include <ctime>
 
 #include "base/log.h"
 #include "hub/card.h"
@@ -77,6 +78,10 @@ void Handlers::SendPullError(const store::RepoId& repo, const std::string& rev, 
       } else {
         SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + rev.substr(0, 200));
       }
+      break;
+    case StatusCode::kFailedPrecondition:
+      // The node's license or signature policy refused (or holds) what the upstream has.
+      SendError(res, 451, "PolicyRefused", s.message());
       break;
     case StatusCode::kDeadlineExceeded:
       res.set_header("Retry-After", "30");
@@ -219,6 +224,10 @@ void Handlers::RepoInfo(const Route& r, const std::optional<Principal>& who, con
     if (card.is_object() && card.contains("pipeline_tag")) j["pipeline_tag"] = card["pipeline_tag"];
   }
   if (total_params > 0) j["safetensors"] = {{"parameters", params}, {"total", total_params}};
+  TrustReport trust = TrustOf(*repo, *commit);
+  j["licenseClass"] = trust.license_class;
+  j["signatureStatus"] = trust.signature;
+  j["trustVerdict"] = std::string(verify::VerdictName(trust.verdict));
   if (auto cfg = ReadSmallFile(store_, *commit, "config.json"); cfg.ok()) {
     json config = json::parse(*cfg, nullptr, false);
     if (config.is_object()) {
@@ -380,6 +389,32 @@ void Handlers::ListRepos(const std::optional<Principal>& who, const httplib::Req
   }
   if (cursor + limit < rows.size()) SetNextLink(req, BaseUrl(req, options_.public_url), cursor + limit, res);
   SendJson(res, out);
+}
+
+TrustReport Handlers::TrustOf(const store::RepoInfo& repo, const GitOid& commit) {
+  verify::TrustStore trust;
+  if (!options_.trust_path.empty()) {
+    auto loaded = TrustFile(options_.trust_path).Load();
+    if (loaded.ok()) trust = std::move(*loaded);
+  }
+  TrustContext ctx;
+  ctx.trust = &trust;
+  ctx.matcher = &matcher_;
+  ctx.now = static_cast<int64_t>(std::time(nullptr));
+  ctx.base_license = StoreBaseLicense(store_);
+  return Assess(CommitView(*store_, repo.id, commit), repo.id.str(), ctx);
+}
+
+void Handlers::Trust(const Route& r, const std::optional<Principal>& who, const httplib::Request&,
+                     httplib::Response& res) {
+  auto repo = OpenRepo(r, who, res);
+  if (!repo) return;
+  auto commit = ResolveRev(*repo, r.rev, res);
+  if (!commit) return;
+  json j = TrustOf(*repo, *commit).ToJson();
+  j["sha"] = commit->hex();
+  j["id"] = repo->id.str();
+  SendJson(res, j);
 }
 
 void Handlers::Whoami(const std::optional<Principal>& who, httplib::Response& res) {

@@ -179,7 +179,8 @@ void Handlers::File(const Route& r, const std::optional<Principal>& who, const h
         if (!begun.ok()) return SendPullError(*id, rev, begun.status(), !store_->GetRepo(*id).ok(), res);
         fill = *begun;
       }
-      if (!fill->done() && fill->planned_commit && !fill->upstream_private && !fill->upstream_gated) {
+      if (!fill->done() && fill->planned_commit && fill->stream_ok && !fill->upstream_private &&
+          !fill->upstream_gated) {
         return ServeFromFill(fill, r, req, res);
       }
       auto filled = fill->Wait();

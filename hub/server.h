@@ -33,6 +33,10 @@ struct ServerOptions {
   MirrorPolicy mirror_policy;
   // Serve only what is held, never contact the upstream. Default: false.
   bool offline = false;
+  // The trust store file, for the trust status of served revisions. Default: none.
+  std::string trust_path;
+  // Reference license texts. Default: Debian's.
+  std::string common_licenses = "/usr/share/common-licenses";
 };
 
 class HubServer {

@@ -241,7 +241,7 @@ Status Upstream::Download(const std::string& repo, const std::string& sha, const
         done += static_cast<size_t>(w);
       }
       k->written += len;
-      if (*k->progress) (*k->progress)(len);
+      if (k->progress && *k->progress) (*k->progress)(len);
       return len;
     });
     CURLcode rc = curl_easy_perform(c.get());

@@ -3,7 +3,7 @@
 # Needs root (or passwordless sudo) only when something is actually missing.
 set -euo pipefail
 
-pkgs=(cmake ninja-build g++ ccache git pkg-config curl
+pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev ccache git pkg-config curl
       librocksdb-dev libcpp-httplib-dev libcurl4-openssl-dev libzstd-dev libssl-dev
       nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev libcli11-dev libbenchmark-dev
       python3 python3-numpy)

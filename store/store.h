@@ -242,7 +242,8 @@ class Store {
 
   // Resolves a revision of `repo`: a branch or tag name, a full ref name (refs/heads/x,
   // refs/tags/x, refs/pr/N), "HEAD" (the default branch), a 40-hex commit reachable from one
-  // of the repo's refs, or an upstream commit id this repo mirrors (refs/mirror/<id>).
+  // of the repo's refs, or an upstream commit id this repo mirrors (refs/mirror/<id>). Commits held
+  // for review (refs/held/<branch>) never resolve: find them with ListRefs.
   // NotFound otherwise (InvalidArgument for a malformed revision).
   virtual Result<GitOid> Resolve(const RepoId& repo, std::string_view revision) = 0;
 

@@ -66,10 +66,13 @@ Status ValidateRefName(std::string_view ref) {
   }
   if (ref.rfind("refs/heads/", 0) == 0) {
     rest = ref.substr(11);
+  } else if (ref.rfind("refs/held/", 0) == 0) {
+    // A commit held for license review, for the branch named after the prefix.
+    rest = ref.substr(10);
   } else if (ref.rfind("refs/tags/", 0) == 0) {
     rest = ref.substr(10);
   } else {
-    return bad("must start with refs/heads/, refs/tags/, refs/pr/ or refs/mirror/");
+    return bad("must start with refs/heads/, refs/tags/, refs/pr/, refs/held/ or refs/mirror/");
   }
   if (rest.empty() || rest.find("..") != std::string_view::npos || rest.find("//") != std::string_view::npos ||
       rest.front() == '/' || rest.back() == '/' || rest.back() == '.' || rest.find("@{") != std::string_view::npos ||
@@ -235,7 +238,9 @@ Result<GitOid> StoreImpl::Resolve(const RepoId& repo, std::string_view rev) {
     ASSIGN_OR_RETURN(auto refs, ListRefs(repo));
     std::vector<GitOid> stack;
     std::unordered_set<GitOid, DigestHash> seen;
-    for (const auto& r : refs) stack.push_back(r.commit);
+    for (const auto& r : refs) {
+      if (r.name.rfind("refs/held/", 0) != 0) stack.push_back(r.commit);  // held commits are not served
+    }
     while (!stack.empty() && seen.size() < kMaxReachabilityWalk) {
       GitOid c = stack.back();
       stack.pop_back();
@@ -257,7 +262,7 @@ Result<GitOid> StoreImpl::Resolve(const RepoId& repo, std::string_view rev) {
     candidates.push_back("refs/tags/" + std::string(rev));
   }
   for (const auto& ref : candidates) {
-    if (!ValidateRefName(ref).ok()) continue;
+    if (!ValidateRefName(ref).ok() || ref.rfind("refs/held/", 0) == 0) continue;
     ASSIGN_OR_RETURN(auto oid, ReadRef(repo, ref));
     if (oid) return *oid;
   }

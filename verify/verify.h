@@ -18,6 +18,7 @@
 #include "base/hash.h"
 #include "base/status.h"
 #include "verify/license.h"
+#include "verify/trust.h"
 
 namespace hubnode::verify {
 

@@ -1,0 +1,112 @@
+// trust (publisher keys, signature requirements) and approve (release a held commit).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <ctime>
+
+#include "base/file.h"
+#include "hub/commands.h"
+#include "hub/trust_gate.h"
+
+namespace hubnode::hub {
+
+void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out) {
+  auto* trust = app.add_subcommand("trust", "The trust store: publisher keys per namespace, signature requirements");
+  trust->require_subcommand(1);
+  {
+    auto* add = trust->add_subcommand("add-key", "Trust a publisher's public key for a namespace ('*' = any)");
+    struct Args {
+      std::string ns, key, name;
+      int64_t expires = 0;
+    };
+    auto a = std::make_shared<Args>();
+    add->add_option("namespace", a->ns, "Namespace, or '*'")->required();
+    add->add_option("--key", a->key, "PEM public key")->required();
+    add->add_option("--name", a->name, "A label (default: the start of the key's hint)");
+    add->add_option("--expires", a->expires, "Expiry, unix seconds (default never)");
+    out->push_back({add, [a, &flags]() -> int {
+      if (a->ns != "*" && !store::RepoId::Parse(a->ns).ok()) return Fail(InvalidArgumentError("invalid namespace"));
+      auto pem = ReadFileToString(a->key, 1 << 20);
+      if (!pem.ok()) return Fail(pem.status());
+      TrustFile f(flags.data_dir + "/trust.json");
+      auto t = f.Load();
+      if (!t.ok()) return Fail(t.status());
+      Status s = t->AddKey(a->ns, a->name, *pem, static_cast<int64_t>(std::time(nullptr)), a->expires);
+      if (!s.ok()) return Fail(s);
+      if (Status w = f.Save(*t); !w.ok()) return Fail(w);
+      std::printf("trusted %s for %s\n", t->keys.back().hint.c_str(), a->ns.c_str());
+      return 0;
+    }});
+  }
+  {
+    auto* list = trust->add_subcommand("list", "List trusted keys and signature requirements");
+    out->push_back({list, [&flags]() -> int {
+      auto t = TrustFile(flags.data_dir + "/trust.json").Load();
+      if (!t.ok()) return Fail(t.status());
+      int64_t now = static_cast<int64_t>(std::time(nullptr));
+      for (const auto& k : t->keys) {
+        const char* state = k.revoked ? "revoked" : (k.expires && now >= k.expires) ? "expired" : "active";
+        std::printf("%-16s %-20s %-8s %s\n", k.ns.c_str(), k.name.c_str(), state, k.hint.c_str());
+      }
+      for (const auto& ns : t->signature_required) std::printf("signature required: %s\n", ns.c_str());
+      return 0;
+    }});
+  }
+  {
+    auto* revoke = trust->add_subcommand("revoke", "Revoke a trusted key by name or hint");
+    auto who = std::make_shared<std::string>();
+    revoke->add_option("key", *who, "Name or hint")->required();
+    out->push_back({revoke, [who, &flags]() -> int {
+      TrustFile f(flags.data_dir + "/trust.json");
+      auto t = f.Load();
+      if (!t.ok()) return Fail(t.status());
+      if (Status s = t->Revoke(*who); !s.ok()) return Fail(s);
+      if (Status w = f.Save(*t); !w.ok()) return Fail(w);
+      return 0;
+    }});
+  }
+  {
+    auto* req = trust->add_subcommand("require-signature", "Require a trusted signature for a namespace ('*' = all)");
+    auto ns = std::make_shared<std::string>();
+    auto off = std::make_shared<bool>(false);
+    req->add_option("namespace", *ns, "Namespace, or '*'")->required();
+    req->add_flag("--off", *off, "Stop requiring it");
+    out->push_back({req, [ns, off, &flags]() -> int {
+      TrustFile f(flags.data_dir + "/trust.json");
+      auto t = f.Load();
+      if (!t.ok()) return Fail(t.status());
+      if (*off) {
+        t->signature_required.erase(*ns);
+      } else {
+        t->signature_required.insert(*ns);
+      }
+      if (Status w = f.Save(*t); !w.ok()) return Fail(w);
+      return 0;
+    }});
+  }
+  {
+    auto* approve = app.add_subcommand("approve", "Release a commit held for license review onto its branch");
+    auto spec = std::make_shared<std::string>();
+    approve->add_option("target", *spec, "REPO@COMMIT (or REPO@refs/held/BRANCH)")->required();
+    out->push_back({approve, [spec, &flags]() -> int {
+      auto rs = ParseRepoSpec(*spec);
+      if (!rs.ok()) return Fail(rs.status());
+      auto st = OpenStore(flags);
+      if (!st.ok()) return Fail(st.status());
+      auto refs = (*st)->ListRefs(rs->repo);
+      if (!refs.ok()) return Fail(refs.status());
+      for (const auto& r : *refs) {
+        if (r.name.rfind("refs/held/", 0) != 0 || (r.name != rs->rev && r.commit.hex() != rs->rev)) continue;
+        std::string branch = "refs/heads/" + r.name.substr(10);
+        auto cur = (*st)->Resolve(rs->repo, branch);
+        GitOid expected = cur.ok() ? *cur : GitOid();
+        if (Status s = (*st)->UpdateRef(rs->repo, branch, expected, r.commit); !s.ok()) return Fail(s);
+        if (Status s = (*st)->UpdateRef(rs->repo, r.name, r.commit, GitOid()); !s.ok()) return Fail(s);
+        std::printf("approved %s@%s onto %s\n", rs->repo.str().c_str(), r.commit.hex().c_str(), branch.c_str());
+        return 0;
+      }
+      return Fail(NotFoundError("no held commit " + rs->rev + " in " + rs->repo.str()));
+    }});
+  }
+}
+
+}  // namespace hubnode::hub

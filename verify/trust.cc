@@ -1,0 +1,102 @@
+#include "verify/trust.h"
+
+#include <nlohmann/json.hpp>
+
+#include "verify/verify.h"
+
+namespace hubnode::verify {
+namespace {
+using json = nlohmann::json;
+}
+
+Result<TrustStore> TrustStore::Parse(std::string_view text) {
+  TrustStore t;
+  if (text.empty()) return t;
+  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return DataLossError("trust store is not a JSON object");
+  for (const auto& k : j.value("keys", json::array())) {
+    if (!k.is_object() || !k.value("pem", json()).is_string() || !k.value("namespace", json()).is_string()) {
+      return DataLossError("trust store has a malformed key entry");
+    }
+    PublisherKey p;
+    p.ns = k["namespace"].get<std::string>();
+    p.name = k.value("name", std::string());
+    p.pem = k["pem"].get<std::string>();
+    p.hint = k.value("hint", std::string());
+    p.added = k.value("added", int64_t{0});
+    p.expires = k.value("expires", int64_t{0});
+    p.revoked = k.value("revoked", false);
+    t.keys.push_back(std::move(p));
+  }
+  for (const auto& ns : j.value("signature_required", json::array())) {
+    if (ns.is_string()) t.signature_required.insert(ns.get<std::string>());
+  }
+  return t;
+}
+
+std::string TrustStore::Serialize() const {
+  json out_keys = json::array();
+  for (const auto& k : keys) {
+    out_keys.push_back({{"namespace", k.ns}, {"name", k.name}, {"pem", k.pem}, {"hint", k.hint}, {"added", k.added},
+                    {"expires", k.expires}, {"revoked", k.revoked}});
+  }
+  return json{{"keys", out_keys}, {"signature_required", signature_required}}.dump(2) + "\n";
+}
+
+bool TrustStore::RequiresSignature(const std::string& ns) const {
+  return signature_required.count(ns) || signature_required.count("*");
+}
+
+Status TrustStore::AddKey(const std::string& ns, const std::string& name, const std::string& pem, int64_t now,
+                          int64_t expires) {
+  ASSIGN_OR_RETURN(PublicKey key, PublicKey::FromPem(pem));
+  for (const auto& k : keys) {
+    if (k.hint == key.Hint() && k.ns == ns && !k.revoked) return AlreadyExistsError("this key is already trusted for " + ns);
+  }
+  keys.push_back(PublisherKey{ns, name.empty() ? key.Hint().substr(0, 12) : name, key.pem(), key.Hint(), now, expires, false});
+  return OkStatus();
+}
+
+Status TrustStore::Revoke(const std::string& name_or_hint) {
+  bool any = false;
+  for (auto& k : keys) {
+    if (k.name == name_or_hint || k.hint == name_or_hint) k.revoked = any = true;
+  }
+  return any ? OkStatus() : NotFoundError("no trusted key named " + name_or_hint);
+}
+
+Result<TrustedSignature> VerifyWithTrustStore(std::string_view bundle_json, const TrustStore& trust,
+                                              const std::string& ns, int64_t now, Manifest* manifest_out) {
+  json b = json::parse(bundle_json.begin(), bundle_json.end(), nullptr, false);
+  std::string hint;
+  if (b.is_object() && b.contains("verificationMaterial") && b["verificationMaterial"].is_object()) {
+    const json& vm = b["verificationMaterial"];
+    if (vm.contains("publicKey") && vm["publicKey"].is_object()) hint = vm["publicKey"].value("hint", "");
+  }
+  Status last = PermissionDeniedError("no trusted key for namespace '" + ns + "' signed this model" +
+                                      (hint.empty() ? "" : " (the bundle names key " + hint.substr(0, 64) + ")"));
+  for (const auto& k : trust.keys) {
+    if (k.ns != ns && k.ns != "*") continue;
+    if (!hint.empty() && k.hint != hint) continue;
+    if (k.revoked) {
+      last = PermissionDeniedError("key " + k.name + " (" + k.hint.substr(0, 16) + "…) was revoked");
+      continue;
+    }
+    if (k.expires != 0 && now >= k.expires) {
+      last = PermissionDeniedError("key " + k.name + " (" + k.hint.substr(0, 16) + "…) expired");
+      continue;
+    }
+    auto pub = PublicKey::FromPem(k.pem);
+    if (!pub.ok()) continue;
+    auto v = VerifyBundle(bundle_json, *pub);
+    if (!v.ok()) {
+      last = v.status();
+      continue;
+    }
+    if (manifest_out) *manifest_out = v->manifest;
+    return TrustedSignature{k.name, k.hint, k.ns};
+  }
+  return last;
+}
+
+}  // namespace hubnode::verify

@@ -1,0 +1,52 @@
+// The trust store: publisher keys per namespace (with expiry and revocation), and which
+// namespaces require a signature. Serialised as JSON by its owner (hub keeps DATA/trust.json).
+// Private to verify/; re-exported by verify/verify.h.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace hubnode::verify {
+
+class PublicKey;
+
+struct PublisherKey {
+  std::string ns;         // namespace the key may sign for; "*" = any
+  std::string name;       // a label
+  std::string pem;        // the public key
+  std::string hint;       // SHA-256 of the re-encoded PEM (the bundle's publicKey.hint)
+  int64_t added = 0;
+  int64_t expires = 0;    // unix seconds; 0 = never
+  bool revoked = false;
+};
+
+struct TrustStore {
+  std::vector<PublisherKey> keys;
+  std::set<std::string> signature_required;  // namespaces ("*" = all)
+
+  static Result<TrustStore> Parse(std::string_view json_text);  // DataLoss when malformed
+  std::string Serialize() const;
+  bool RequiresSignature(const std::string& ns) const;
+  // Adds a key (InvalidArgument for a bad PEM; AlreadyExists for the same key and namespace).
+  Status AddKey(const std::string& ns, const std::string& name, const std::string& pem, int64_t now, int64_t expires);
+  // Revokes by name or hint; NotFound if none matched.
+  Status Revoke(const std::string& name_or_hint);
+};
+
+struct TrustedSignature {
+  std::string key_name;
+  std::string key_hint;
+  std::string ns;
+};
+
+// Verifies a bundle with the trusted keys of `ns` at time `now`: the key named by the bundle's
+// hint must be trusted for the namespace, unrevoked and unexpired. PermissionDenied says which
+// (revoked, expired, unknown key, bad signature).
+Result<TrustedSignature> VerifyWithTrustStore(std::string_view bundle_json, const TrustStore& trust,
+                                              const std::string& ns, int64_t now, struct Manifest* manifest_out);
+
+}  // namespace hubnode::verify
