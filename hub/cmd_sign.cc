@@ -65,7 +65,7 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
   {
     auto* sub = app.add_subcommand("sign", "Sign DIR or REPO@REV with an OpenSSF model-signing bundle");
     struct Args {
-      std::string target, key, out, method = "files";
+      std::string target, key, out, method = "files", cert;
       uint64_t shard_size = 1'000'000'000;
     };
     auto a = std::make_shared<Args>();
@@ -74,6 +74,7 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
     sub->add_option("--out", a->out, "Bundle to write (default DIR/model.sig; required for REPO@REV)");
     sub->add_option("--method", a->method, "files (default) or shards")->check(CLI::IsMember({"files", "shards"}));
     sub->add_option("--shard-size", a->shard_size, "Shard size in bytes for --method shards (default 1e9)");
+    sub->add_option("--cert", a->cert, "Certificate mode: PEM leaf certificate for --key, then its chain");
     out->push_back({sub, [a, &flags]() -> int {
       auto t = ParseTarget(a->target);
       if (!t.ok()) return Fail(t.status());
@@ -99,7 +100,14 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
         m = ManifestOfCommit(**st, t->spec.repo, *commit, ser);
       }
       if (!m.ok()) return Fail(m.status());
-      auto bundle = verify::SignBundle(*m, *key);
+      Result<std::string> bundle = InternalError("unset");
+      if (a->cert.empty()) {
+        bundle = verify::SignBundle(*m, *key);
+      } else {
+        auto chain = ReadFileToString(a->cert, 1 << 20);
+        if (!chain.ok()) return Fail(chain.status());
+        bundle = verify::SignBundleWithCertificate(*m, *key, *chain);
+      }
       if (!bundle.ok()) return Fail(bundle.status());
       if (Status s = WriteFileAtomic(out_path, *bundle); !s.ok()) return Fail(s);
       std::printf("signed %zu resources (%s, root %s) with key %s -> %s\n", m->resources.size(), ser.method.c_str(),
@@ -110,19 +118,22 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
   {
     auto* sub = app.add_subcommand("verify", "Verify the model signature of DIR or REPO@REV");
     struct Args {
-      std::string target, key, signature, ns;
+      std::string target, key, signature, ns, ca;
       bool trust = false;
     };
     auto a = std::make_shared<Args>();
     sub->add_option("target", a->target, "Model directory, or REPO[@REV] in the store")->required();
     sub->add_option("--key", a->key, "PEM public key of the signer");
     sub->add_flag("--trust", a->trust, "Use the trust store's keys for the repo's namespace instead of --key");
+    sub->add_option("--ca", a->ca, "Certificate mode: PEM file of trusted root certificates");
     sub->add_option("--namespace", a->ns, "With --trust and a directory: the namespace it belongs to");
     sub->add_option("--signature", a->signature, "Bundle (default: model.sig in the model)");
     out->push_back({sub, [a, &flags]() -> int {
       auto t = ParseTarget(a->target);
       if (!t.ok()) return Fail(t.status());
-      if (a->trust == !a->key.empty()) return Fail(InvalidArgumentError("give exactly one of --key PUB and --trust"));
+      if (int(a->trust) + int(!a->key.empty()) + int(!a->ca.empty()) != 1) {
+        return Fail(InvalidArgumentError("give exactly one of --key PUB, --ca ROOTS and --trust"));
+      }
       std::unique_ptr<store::Store> st;
       GitOid commit;
       Result<std::string> bundle = InternalError("unset");
@@ -161,7 +172,15 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
         }
         signer = sig->key_hint;
         std::printf("key: trusted '%s' for %s, hint %s\n", sig->key_name.c_str(), sig->ns.c_str(), sig->key_hint.c_str());
-        verified = verify::VerifiedBundle{m, sig->key_hint};
+        verified = verify::VerifiedBundle{m, sig->key_hint, ""};
+      } else if (!a->ca.empty()) {
+        auto roots = ReadFileToString(a->ca, 4 << 20);
+        if (!roots.ok()) return Fail(roots.status());
+        verified = verify::VerifyCertificateBundle(*bundle, *roots);
+        if (verified.ok()) {
+          signer = verified->certificate_subject;
+          std::printf("certificate: %s\n", signer.c_str());
+        }
       } else {
         auto pem = ReadFileToString(a->key, 1 << 20);
         if (!pem.ok()) return Fail(pem.status());

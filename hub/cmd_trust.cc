@@ -38,6 +38,25 @@ void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     }});
   }
   {
+    auto* add = trust->add_subcommand("add-ca", "Trust a CA root certificate for a namespace's certificate-mode signatures");
+    auto ns = std::make_shared<std::string>();
+    auto cert = std::make_shared<std::string>();
+    auto name = std::make_shared<std::string>();
+    add->add_option("namespace", *ns, "Namespace, or '*'")->required();
+    add->add_option("--cert", *cert, "PEM root certificate")->required();
+    add->add_option("--name", *name, "A label");
+    out->push_back({add, [ns, cert, name, &flags]() -> int {
+      auto pem = ReadFileToString(*cert, 1 << 20);
+      if (!pem.ok()) return Fail(pem.status());
+      TrustFile f(flags.data_dir + "/trust.json");
+      auto t = f.Load();
+      if (!t.ok()) return Fail(t.status());
+      if (Status s = t->AddCaRoot(*ns, name->empty() ? *cert : *name, *pem); !s.ok()) return Fail(s);
+      if (Status w = f.Save(*t); !w.ok()) return Fail(w);
+      return 0;
+    }});
+  }
+  {
     auto* list = trust->add_subcommand("list", "List trusted keys and signature requirements");
     out->push_back({list, [&flags]() -> int {
       auto t = TrustFile(flags.data_dir + "/trust.json").Load();
@@ -47,6 +66,7 @@ void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
         const char* state = k.revoked ? "revoked" : (k.expires && now >= k.expires) ? "expired" : "active";
         std::printf("%-16s %-20s %-8s %s\n", k.ns.c_str(), k.name.c_str(), state, k.hint.c_str());
       }
+      for (const auto& c : t->ca_roots) std::printf("%-16s %-20s CA root\n", c.ns.c_str(), c.name.c_str());
       for (const auto& ns : t->signature_required) std::printf("signature required: %s\n", ns.c_str());
       return 0;
     }});

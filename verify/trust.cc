@@ -28,6 +28,11 @@ Result<TrustStore> TrustStore::Parse(std::string_view text) {
     p.revoked = k.value("revoked", false);
     t.keys.push_back(std::move(p));
   }
+  for (const auto& c : j.value("ca_roots", json::array())) {
+    if (!c.is_object() || !c.value("pem", json()).is_string()) return DataLossError("trust store has a malformed CA root");
+    t.ca_roots.push_back(CaRoot{c.value("namespace", std::string("*")), c.value("name", std::string()),
+                                c["pem"].get<std::string>()});
+  }
   for (const auto& ns : j.value("signature_required", json::array())) {
     if (ns.is_string()) t.signature_required.insert(ns.get<std::string>());
   }
@@ -40,7 +45,9 @@ std::string TrustStore::Serialize() const {
     out_keys.push_back({{"namespace", k.ns}, {"name", k.name}, {"pem", k.pem}, {"hint", k.hint}, {"added", k.added},
                     {"expires", k.expires}, {"revoked", k.revoked}});
   }
-  return json{{"keys", out_keys}, {"signature_required", signature_required}}.dump(2) + "\n";
+  json roots = json::array();
+  for (const auto& c : ca_roots) roots.push_back({{"namespace", c.ns}, {"name", c.name}, {"pem", c.pem}});
+  return json{{"keys", out_keys}, {"ca_roots", roots}, {"signature_required", signature_required}}.dump(2) + "\n";
 }
 
 bool TrustStore::RequiresSignature(const std::string& ns) const {
@@ -57,6 +64,14 @@ Status TrustStore::AddKey(const std::string& ns, const std::string& name, const 
   return OkStatus();
 }
 
+Status TrustStore::AddCaRoot(const std::string& ns, const std::string& name, const std::string& pem) {
+  if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return InvalidArgumentError("not a PEM certificate");
+  }
+  ca_roots.push_back(CaRoot{ns, name, pem});
+  return OkStatus();
+}
+
 Status TrustStore::Revoke(const std::string& name_or_hint) {
   bool any = false;
   for (auto& k : keys) {
@@ -67,6 +82,16 @@ Status TrustStore::Revoke(const std::string& name_or_hint) {
 
 Result<TrustedSignature> VerifyWithTrustStore(std::string_view bundle_json, const TrustStore& trust,
                                               const std::string& ns, int64_t now, Manifest* manifest_out) {
+  if (BundleHasCertificate(bundle_json)) {
+    std::string roots;
+    for (const auto& c : trust.ca_roots) {
+      if (c.ns == ns || c.ns == "*") roots += c.pem + "\n";
+    }
+    if (roots.empty()) return PermissionDeniedError("no trusted CA root for namespace '" + ns + "'");
+    ASSIGN_OR_RETURN(VerifiedBundle v, VerifyCertificateBundle(bundle_json, roots));
+    if (manifest_out) *manifest_out = v.manifest;
+    return TrustedSignature{v.certificate_subject, "", ns};
+  }
   json b = json::parse(bundle_json.begin(), bundle_json.end(), nullptr, false);
   std::string hint;
   if (b.is_object() && b.contains("verificationMaterial") && b["verificationMaterial"].is_object()) {

@@ -24,8 +24,15 @@ struct PublisherKey {
   bool revoked = false;
 };
 
+struct CaRoot {
+  std::string ns;    // namespace whose certificate-mode signatures it anchors; "*" = any
+  std::string name;
+  std::string pem;   // the root certificate
+};
+
 struct TrustStore {
   std::vector<PublisherKey> keys;
+  std::vector<CaRoot> ca_roots;
   std::set<std::string> signature_required;  // namespaces ("*" = all)
 
   static Result<TrustStore> Parse(std::string_view json_text);  // DataLoss when malformed
@@ -33,6 +40,8 @@ struct TrustStore {
   bool RequiresSignature(const std::string& ns) const;
   // Adds a key (InvalidArgument for a bad PEM; AlreadyExists for the same key and namespace).
   Status AddKey(const std::string& ns, const std::string& name, const std::string& pem, int64_t now, int64_t expires);
+  // Adds a CA root certificate (InvalidArgument if it is not a PEM certificate).
+  Status AddCaRoot(const std::string& ns, const std::string& name, const std::string& pem);
   // Revokes by name or hint; NotFound if none matched.
   Status Revoke(const std::string& name_or_hint);
 };
@@ -44,8 +53,9 @@ struct TrustedSignature {
 };
 
 // Verifies a bundle with the trusted keys of `ns` at time `now`: the key named by the bundle's
-// hint must be trusted for the namespace, unrevoked and unexpired. PermissionDenied says which
-// (revoked, expired, unknown key, bad signature).
+// hint must be trusted for the namespace, unrevoked and unexpired; a certificate-mode bundle must
+// chain to one of the namespace's CA roots. PermissionDenied says which (revoked, expired,
+// unknown key, certificate problem, bad signature).
 Result<TrustedSignature> VerifyWithTrustStore(std::string_view bundle_json, const TrustStore& trust,
                                               const std::string& ns, int64_t now, struct Manifest* manifest_out);
 

@@ -1,8 +1,8 @@
 // verify: OpenSSF model signing (OMS v1.0) — ECDSA keys, model manifests (files and shards
 // serialization), and Sigstore bundle v0.3 / DSSE / in-toto signatures in key mode — with
 // OpenSSL only; and licenses (verify/license.h): SPDX expressions, classification, policy,
-// derivative rules, model cards and LICENSE text identification. Certificate mode, chunk maps and
-// the trust store come next (issue 4).
+// derivative rules, model cards and LICENSE text identification; certificate mode and the trust
+// store. Chunk maps come next (issue 4).
 //
 // Thread safety: keys are immutable after construction and may be shared across threads;
 // free functions are reentrant.
@@ -106,7 +106,20 @@ Result<std::string> SignBundle(const Manifest& manifest, const PrivateKey& key);
 struct VerifiedBundle {
   Manifest manifest;  // as signed, in payload order
   std::string key_hint;
+  std::string certificate_subject;  // certificate mode: the leaf's subject
 };
+
+// Certificate mode: a bundle carrying the signer's X.509 leaf and chain (DER, leaf first) in
+// verificationMaterial.x509CertificateChain. `chain_pem` holds the leaf, then intermediates.
+Result<std::string> SignBundleWithCertificate(const Manifest& manifest, const PrivateKey& key,
+                                              std::string_view chain_pem);
+// Verifies a certificate-mode bundle: the chain must lead to one of `roots_pem` (PEM
+// certificates, concatenated), be valid now, and the leaf must allow digital signatures (key
+// usage) or code signing (extended key usage); then the signature with the leaf's key, and the
+// statement as VerifyBundle does. PermissionDenied names the certificate problem.
+Result<VerifiedBundle> VerifyCertificateBundle(std::string_view bundle_json, std::string_view roots_pem);
+// Whether a bundle carries a certificate chain (rather than a key hint).
+bool BundleHasCertificate(std::string_view bundle_json);
 // Checks a bundle's structure, its signature with `key`, the statement and predicate, and that the
 // subject equals the root digest of the listed resources. PermissionDenied for a signature that
 // does not verify; InvalidArgument for a malformed bundle (naming the field).

@@ -75,5 +75,19 @@ check "stored repo verifies (shards, signed from the store)" 1 \
   "$("$HUBNODE" --data store verify t/m --key k3.pub --signature shards.sig | grep -c '^verdict: OK')"
 check "shards bundle verifies against the directory too" 1 \
   "$("$HUBNODE" verify m2 --key k3.pub --signature shards.sig | grep -c '^verdict: OK')"
+# 4. Certificate mode with certificates made by the openssl CLI: a root CA and a leaf for a P-256 key.
+openssl ecparam -name prime256v1 -genkey -noout -out ca.key 2> /dev/null
+openssl req -x509 -new -key ca.key -subj "/CN=Interop Root" -days 2 -out ca.pem \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2> /dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out leaf.key 2> /dev/null
+openssl req -new -key leaf.key -subj "/CN=Interop Publisher" -out leaf.csr 2> /dev/null
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n' > leaf.ext
+openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile leaf.ext -out leaf.pem 2> /dev/null
+rm -f m2/model.sig
+"$HUBNODE" sign m2 --key leaf.key --cert leaf.pem > /dev/null
+check "certificate-mode bundle verifies against the openssl-made root" 1 \
+  "$("$HUBNODE" verify m2 --ca ca.pem 2>&1 | grep -c '^verdict: OK')"
+openssl req -x509 -new -key leaf.key -subj "/CN=Self Signed" -days 1 -out self.pem 2> /dev/null
+check "an untrusted root is refused" 1 "$("$HUBNODE" verify m2 --ca self.pem 2>&1 | grep -c 'certificate chain rejected')"
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
