@@ -113,12 +113,7 @@ Status PublicKey::Verify(std::string_view message, std::string_view sig) const {
 Result<PrivateKey> PrivateKey::Generate(Curve curve) {
   PkeyPtr key(EVP_EC_gen(GroupName(curve)));
   if (!key) return InternalError("key generation failed");
-  PrivateKey out;
-  ASSIGN_OR_RETURN(out.public_, PublicKey::FromPem(PublicPem(key.get())));
-  auto rep = std::make_shared<Rep>();
-  rep->key = std::move(key);
-  out.rep_ = std::move(rep);
-  return out;
+  return Wrap(key.release());
 }
 
 Result<PrivateKey> PrivateKey::FromPem(std::string_view pem) {
@@ -126,6 +121,11 @@ Result<PrivateKey> PrivateKey::FromPem(std::string_view pem) {
   PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) return InvalidArgumentError("not a PEM private key (encrypted keys are not supported)");
   RETURN_IF_ERROR(CurveOf(key.get()).status());
+  return Wrap(key.release());
+}
+
+Result<PrivateKey> PrivateKey::Wrap(void* evp_pkey) {
+  PkeyPtr key(static_cast<EVP_PKEY*>(evp_pkey));
   PrivateKey out;
   ASSIGN_OR_RETURN(out.public_, PublicKey::FromPem(PublicPem(key.get())));
   auto rep = std::make_shared<Rep>();

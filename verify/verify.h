@@ -56,6 +56,8 @@ class PrivateKey {
   Result<std::string> Sign(std::string_view message) const;
 
  private:
+  // Takes ownership of an OpenSSL EVP_PKEY (void* keeps OpenSSL out of this header).
+  static Result<PrivateKey> Wrap(void* evp_pkey);
   struct Rep;
   std::shared_ptr<const Rep> rep_;
   PublicKey public_;
