@@ -57,6 +57,40 @@ void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     }});
   }
   {
+    auto* pol = trust->add_subcommand("policy", "Set the license policy for a class or license id (node-wide or per namespace)");
+    struct Args {
+      std::string ns, cls, id, verdict, exception;
+    };
+    auto a = std::make_shared<Args>();
+    pol->add_option("--namespace", a->ns, "Only for this namespace (default: node-wide)");
+    pol->add_option("--class", a->cls, "permissive, weak-copyleft, strong-copyleft, use-restricted, non-commercial, "
+                                       "no-derivatives or unknown");
+    pol->add_option("--id", a->id, "A license id (HF or SPDX), e.g. llama3.1 or GPL-3.0-only");
+    pol->add_option("--verdict", a->verdict, "allow, review or deny")->check(CLI::IsMember({"allow", "review", "deny"}));
+    pol->add_option("--allow-exception", a->exception, "An SPDX exception (WITH …) that keeps the license's verdict");
+    out->push_back({pol, [a, &flags]() -> int {
+      TrustFile f(flags.data_dir + "/trust.json");
+      auto t = f.Load();
+      if (!t.ok()) return Fail(t.status());
+      verify::PolicyOverrides& o = a->ns.empty() ? t->policy : t->namespace_policy[a->ns];
+      if (!a->cls.empty() || !a->id.empty()) {
+        if (a->verdict.empty()) return Fail(InvalidArgumentError("--verdict is required with --class or --id"));
+        auto v = verify::ParseVerdict(a->verdict);
+        if (!a->cls.empty()) {
+          auto c = verify::ParseLicenseClass(a->cls);
+          if (!c.ok()) return Fail(c.status());
+          o.classes[*c] = *v;
+        }
+        if (!a->id.empty()) o.ids[verify::ClassifyLicenseId(a->id).id] = *v;
+      } else if (a->exception.empty()) {
+        return Fail(InvalidArgumentError("give --class or --id with --verdict, or --allow-exception"));
+      }
+      if (!a->exception.empty()) o.exceptions.push_back(a->exception);
+      if (Status w = f.Save(*t); !w.ok()) return Fail(w);
+      return 0;
+    }});
+  }
+  {
     auto* list = trust->add_subcommand("list", "List trusted keys and signature requirements");
     out->push_back({list, [&flags]() -> int {
       auto t = TrustFile(flags.data_dir + "/trust.json").Load();
@@ -68,6 +102,18 @@ void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       }
       for (const auto& c : t->ca_roots) std::printf("%-16s %-20s CA root\n", c.ns.c_str(), c.name.c_str());
       for (const auto& ns : t->signature_required) std::printf("signature required: %s\n", ns.c_str());
+      auto show = [](const std::string& scope, const verify::PolicyOverrides& o) {
+        for (const auto& [c, v] : o.classes) {
+          std::printf("policy %s: class %s -> %s\n", scope.c_str(), std::string(verify::LicenseClassName(c)).c_str(),
+                      std::string(verify::VerdictName(v)).c_str());
+        }
+        for (const auto& [id, v] : o.ids) {
+          std::printf("policy %s: %s -> %s\n", scope.c_str(), id.c_str(), std::string(verify::VerdictName(v)).c_str());
+        }
+        for (const auto& e : o.exceptions) std::printf("policy %s: exception %s allowed\n", scope.c_str(), e.c_str());
+      };
+      show("(node)", t->policy);
+      for (const auto& [ns, o] : t->namespace_policy) show(ns, o);
       return 0;
     }});
   }

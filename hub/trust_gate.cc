@@ -73,7 +73,9 @@ TrustReport Assess(const ModelView& model, const std::string& repo, const TrustC
   if (!readme) card.findings = {"the model has no README.md (no model card)"};
   r.findings = card.findings;
 
-  // License: the card's declaration against the policy.
+  // License: the card's declaration against the namespace's policy.
+  std::string ns = Namespace(repo);
+  verify::LicensePolicy policy = ctx.trust ? ctx.trust->PolicyFor(ns) : ctx.policy;
   r.spdx = verify::SpdxForCard(card.license.value_or(""), card.license_name.value_or(""));
   auto expr = verify::ParseSpdx(r.spdx);
   verify::LicenseClass worst = verify::LicenseClass::kPermissive;
@@ -82,7 +84,7 @@ TrustReport Assess(const ModelView& model, const std::string& repo, const TrustC
     verdict = verify::Verdict::kReview;
     worst = verify::LicenseClass::kUnknown;
   } else {
-    verify::PolicyResult pr = verify::Evaluate(**expr, ctx.policy);
+    verify::PolicyResult pr = verify::Evaluate(**expr, policy);
     r.license_reasons = pr.reasons;
     verdict = pr.verdict;
     WorstClass(**expr, &worst);
@@ -129,7 +131,6 @@ TrustReport Assess(const ModelView& model, const std::string& repo, const TrustC
   if (!r.findings.empty()) verdict = std::max(verdict, verify::Verdict::kReview);
 
   // Signature: checked against the trust store's keys for the repo's namespace.
-  std::string ns = Namespace(repo);
   bool required = ctx.trust && ctx.trust->RequiresSignature(ns);
   auto bundle = model.read("model.sig");
   if (bundle && ctx.trust) {
@@ -254,6 +255,7 @@ Gate MakeGate(store::Store* st, std::string trust_path, const verify::LicenseMat
     d.signature_required = trust->RequiresSignature(ns);
     TrustContext ctx;
     ctx.trust = full ? &*trust : nullptr;  // the pre-check has the card and LICENSE, not the files
+    ctx.policy = trust->PolicyFor(ns);
     ctx.matcher = matcher;
     ctx.now = static_cast<int64_t>(std::time(nullptr));
     ctx.base_license = StoreBaseLicense(st);

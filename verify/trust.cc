@@ -9,12 +9,62 @@ namespace {
 using json = nlohmann::json;
 }
 
+namespace {
+
+Result<PolicyOverrides> ParseOverrides(const json& j) {
+  PolicyOverrides o;
+  if (!j.is_object()) return DataLossError("trust store policy is not an object");
+  // (Each json::value() result is kept in a named variable: iterating items() of a temporary would
+  // dangle.)
+  const json classes = j.value("classes", json::object());
+  for (const auto& [name, v] : classes.items()) {
+    auto c = ParseLicenseClass(name);
+    auto verdict = v.is_string() ? ParseVerdict(v.get<std::string>()) : Result<Verdict>(InvalidArgumentError("x"));
+    if (!c.ok() || !verdict.ok()) return DataLossError("trust store policy has a bad class entry '" + name + "'");
+    o.classes[*c] = *verdict;
+  }
+  const json ids = j.value("ids", json::object());
+  for (const auto& [id, v] : ids.items()) {
+    auto verdict = v.is_string() ? ParseVerdict(v.get<std::string>()) : Result<Verdict>(InvalidArgumentError("x"));
+    if (!verdict.ok()) return DataLossError("trust store policy has a bad id entry '" + id + "'");
+    o.ids[ClassifyLicenseId(id).id] = *verdict;
+  }
+  const json exceptions = j.value("exceptions", json::array());
+  for (const auto& e : exceptions) {
+    if (e.is_string()) o.exceptions.push_back(e.get<std::string>());
+  }
+  return o;
+}
+
+json OverridesJson(const PolicyOverrides& o) {
+  json classes = json::object(), ids = json::object();
+  for (const auto& [c, v] : o.classes) classes[std::string(LicenseClassName(c))] = std::string(VerdictName(v));
+  for (const auto& [id, v] : o.ids) ids[id] = std::string(VerdictName(v));
+  return {{"classes", classes}, {"ids", ids}, {"exceptions", o.exceptions}};
+}
+
+void Apply(const PolicyOverrides& o, LicensePolicy* p) {
+  for (const auto& [c, v] : o.classes) p->by_class[c] = v;
+  for (const auto& [id, v] : o.ids) p->by_id[id] = v;
+  p->allowed_exceptions.insert(p->allowed_exceptions.end(), o.exceptions.begin(), o.exceptions.end());
+}
+
+}  // namespace
+
+LicensePolicy TrustStore::PolicyFor(const std::string& ns) const {
+  LicensePolicy p = LicensePolicy::Default();
+  Apply(policy, &p);
+  if (auto it = namespace_policy.find(ns); it != namespace_policy.end()) Apply(it->second, &p);
+  return p;
+}
+
 Result<TrustStore> TrustStore::Parse(std::string_view text) {
   TrustStore t;
   if (text.empty()) return t;
   json j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return DataLossError("trust store is not a JSON object");
-  for (const auto& k : j.value("keys", json::array())) {
+  const json keys_json = j.value("keys", json::array());
+  for (const auto& k : keys_json) {
     if (!k.is_object() || !k.value("pem", json()).is_string() || !k.value("namespace", json()).is_string()) {
       return DataLossError("trust store has a malformed key entry");
     }
@@ -28,12 +78,21 @@ Result<TrustStore> TrustStore::Parse(std::string_view text) {
     p.revoked = k.value("revoked", false);
     t.keys.push_back(std::move(p));
   }
-  for (const auto& c : j.value("ca_roots", json::array())) {
+  const json roots_json = j.value("ca_roots", json::array());
+  for (const auto& c : roots_json) {
     if (!c.is_object() || !c.value("pem", json()).is_string()) return DataLossError("trust store has a malformed CA root");
     t.ca_roots.push_back(CaRoot{c.value("namespace", std::string("*")), c.value("name", std::string()),
                                 c["pem"].get<std::string>()});
   }
-  for (const auto& ns : j.value("signature_required", json::array())) {
+  if (j.contains("policy")) {
+    ASSIGN_OR_RETURN(t.policy, ParseOverrides(j["policy"]));
+  }
+  const json ns_policy = j.value("namespace_policy", json::object());
+  for (const auto& [ns, v] : ns_policy.items()) {
+    ASSIGN_OR_RETURN(t.namespace_policy[ns], ParseOverrides(v));
+  }
+  const json required_json = j.value("signature_required", json::array());
+  for (const auto& ns : required_json) {
     if (ns.is_string()) t.signature_required.insert(ns.get<std::string>());
   }
   return t;
@@ -47,7 +106,14 @@ std::string TrustStore::Serialize() const {
   }
   json roots = json::array();
   for (const auto& c : ca_roots) roots.push_back({{"namespace", c.ns}, {"name", c.name}, {"pem", c.pem}});
-  return json{{"keys", out_keys}, {"ca_roots", roots}, {"signature_required", signature_required}}.dump(2) + "\n";
+  json ns_policy = json::object();
+  for (const auto& [ns, o] : namespace_policy) ns_policy[ns] = OverridesJson(o);
+  return json{{"keys", out_keys},
+              {"ca_roots", roots},
+              {"signature_required", signature_required},
+              {"policy", OverridesJson(policy)},
+              {"namespace_policy", ns_policy}}
+             .dump(2) + "\n";
 }
 
 bool TrustStore::RequiresSignature(const std::string& ns) const {

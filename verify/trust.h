@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
+#include "verify/license.h"
 
 namespace hubnode::verify {
 
@@ -30,9 +32,21 @@ struct CaRoot {
   std::string pem;   // the root certificate
 };
 
+// Overrides of the default license policy: node-wide, and per namespace (a namespace's entries
+// win over the node-wide ones, which win over LicensePolicy::Default()).
+struct PolicyOverrides {
+  std::map<LicenseClass, Verdict> classes;
+  std::map<std::string, Verdict> ids;  // canonical ids (Apache-2.0, LicenseRef-llama3.1, …)
+  std::vector<std::string> exceptions;
+};
+
 struct TrustStore {
   std::vector<PublisherKey> keys;
   std::vector<CaRoot> ca_roots;
+  PolicyOverrides policy;
+  std::map<std::string, PolicyOverrides> namespace_policy;
+  // The license policy for a namespace.
+  LicensePolicy PolicyFor(const std::string& ns) const;
   std::set<std::string> signature_required;  // namespaces ("*" = all)
 
   static Result<TrustStore> Parse(std::string_view json_text);  // DataLoss when malformed

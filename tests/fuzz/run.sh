@@ -12,10 +12,12 @@ SOURCES="$SRC/base/bytes.cc $SRC/base/file.cc $SRC/base/hash.cc $SRC/base/hex.cc
 FLAGS="-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I $SRC"
 # The library sources are compiled once (and again only when changed), then linked per target.
 mkdir -p "$OUT/obj"
+# Any header change rebuilds everything (a stale object with an old struct layout crashes).
+newest_header=$(ls -t "$SRC"/base/*.h "$SRC"/verify/*.h | head -1)
 OBJS=()
 for src in $SOURCES; do
   obj="$OUT/obj/$(echo "${src#$SRC/}" | tr '/' '_').o"
-  [[ -f "$obj" && "$obj" -nt "$src" ]] || clang++ $FLAGS -c "$src" -o "$obj"
+  [[ -f "$obj" && "$obj" -nt "$src" && "$obj" -nt "$newest_header" ]] || clang++ $FLAGS -c "$src" -o "$obj"
   OBJS+=("$obj")
 done
 pass=0 fail=0

@@ -36,6 +36,17 @@ check "a held commit does not resolve" 1 "$(hub ls lab/gpl@$commit > /dev/null 2
 hub approve lab/gpl@$commit > /dev/null
 check "approve releases it onto main" "refs/heads/main" "$(hub refs lab/gpl | awk '{print $2}')"
 
+# The policy is configurable per class, per license id and per namespace.
+hub trust policy --namespace free --class strong-copyleft --verdict allow
+out=$(hub import gpl --repo free/gpl2 2>&1)
+has "a namespace's policy allows what the default holds" "$out" "committed free/gpl2@"
+out=$(hub import gpl --repo lab/gpl3 2>&1)
+has "other namespaces keep the default" "$out" "held for review"
+hub trust policy --id cc-by-nc-4.0 --verdict review
+out=$(hub import nc --repo lab/nc2 2>&1)
+has "an id override wins over its class" "$out" "held for review"
+has "trust list shows the policy" "$(hub trust list)" "policy free: class strong-copyleft -> allow"
+
 # Derivatives: an apache-2.0 fine-tune of a non-commercial base held on this node.
 hub testmodel --out ft --finetune-of gpl --base-model lab/gpl --license apache-2.0 > /dev/null
 out=$(hub import ft --repo lab/ft 2>&1)
