@@ -1,0 +1,317 @@
+#include "runtime/config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace hubnode::runtime {
+namespace {
+
+using nlohmann::json;
+
+Status Bad(std::string_view field, std::string_view why) {
+  return InvalidArgumentError("config.json: " + std::string(field) + ": " + std::string(why));
+}
+
+// Reads an integer field; `fallback` when absent or null (if has_fallback), else an error.
+Result<int> Int(const json& j, const char* key, std::optional<int> fallback = std::nullopt,
+                int min = 0, int max = 1 << 24) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (fallback) return *fallback;
+    return Bad(key, "missing");
+  }
+  if (!it->is_number_integer()) return Bad(key, "not an integer");
+  const int64_t v = it->get<int64_t>();
+  if (v < min || v > max) return Bad(key, "out of range (" + std::to_string(v) + ")");
+  return static_cast<int>(v);
+}
+
+Result<double> Num(const json& j, const char* key, std::optional<double> fallback = std::nullopt) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (fallback) return *fallback;
+    return Bad(key, "missing");
+  }
+  if (!it->is_number()) return Bad(key, "not a number");
+  const double v = it->get<double>();
+  if (!std::isfinite(v)) return Bad(key, "not finite");
+  return v;
+}
+
+bool Bool(const json& j, const char* key, bool fallback) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+Status AddIds(const json& j, const char* key, std::vector<int>& out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return OkStatus();
+  auto add = [&](const json& v) -> Status {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > (1 << 24)) {
+      return Bad(key, "not a token id");
+    }
+    const int id = static_cast<int>(v.get<int64_t>());
+    if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+    return OkStatus();
+  };
+  if (it->is_array()) {
+    for (const json& v : *it) RETURN_IF_ERROR(add(v));
+    return OkStatus();
+  }
+  return add(*it);
+}
+
+Status ParseRope(const json& j, ModelConfig& c) {
+  ASSIGN_OR_RETURN(c.rope.theta, Num(j, "rope_theta", 10000.0));
+  if (c.rope.theta <= 1.0) return Bad("rope_theta", "must be > 1");
+  auto it = j.find("rope_scaling");
+  if (it == j.end() || it->is_null()) return OkStatus();
+  if (!it->is_object()) return Bad("rope_scaling", "not an object");
+  const json& r = *it;
+  std::string type;
+  for (const char* key : {"rope_type", "type"}) {
+    auto t = r.find(key);
+    if (t != r.end() && t->is_string()) {
+      type = t->get<std::string>();
+      break;
+    }
+  }
+  if (type == "default") return OkStatus();
+  ASSIGN_OR_RETURN(c.rope.factor, Num(r, "factor"));
+  if (c.rope.factor < 1.0 && type != "linear") return Bad("rope_scaling.factor", "must be >= 1");
+  if (c.rope.factor <= 0) return Bad("rope_scaling.factor", "must be > 0");
+  if (type == "linear") {
+    c.rope.type = RopeType::kLinear;
+  } else if (type == "dynamic") {
+    c.rope.type = RopeType::kDynamic;
+  } else if (type == "llama3") {
+    c.rope.type = RopeType::kLlama3;
+    ASSIGN_OR_RETURN(c.rope.low_freq_factor, Num(r, "low_freq_factor"));
+    ASSIGN_OR_RETURN(c.rope.high_freq_factor, Num(r, "high_freq_factor"));
+    ASSIGN_OR_RETURN(c.rope.original_max_position, Int(r, "original_max_position_embeddings", std::nullopt, 1));
+    if (c.rope.high_freq_factor <= c.rope.low_freq_factor) {
+      return Bad("rope_scaling.high_freq_factor", "must exceed low_freq_factor");
+    }
+  } else if (type == "yarn") {
+    c.rope.type = RopeType::kYarn;
+    // transformers v5 (_compute_yarn_parameters): the explicit factor wins. 4.4x-4.5x replaced it
+    // with max_position_embeddings / original_max_position_embeddings, which silently disabled
+    // scaling for configs that keep max_position_embeddings at the pretrained length (Qwen's
+    // documented YaRN setting); see docs/decisions.md.
+    const double factor = c.rope.factor;
+    ASSIGN_OR_RETURN(c.rope.original_max_position,
+                     Int(r, "original_max_position_embeddings", c.max_position, 1, 1 << 24));
+    ASSIGN_OR_RETURN(c.rope.beta_fast, Num(r, "beta_fast", 32.0));
+    ASSIGN_OR_RETURN(c.rope.beta_slow, Num(r, "beta_slow", 1.0));
+    c.rope.truncate = Bool(r, "truncate", true);
+    auto get_mscale = [](double scale, double mscale) {
+      return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+    };
+    if (r.contains("attention_factor") && !r["attention_factor"].is_null()) {
+      ASSIGN_OR_RETURN(c.rope.attention_factor, Num(r, "attention_factor"));
+    } else {
+      ASSIGN_OR_RETURN(double mscale, Num(r, "mscale", 0.0));
+      ASSIGN_OR_RETURN(double mscale_all_dim, Num(r, "mscale_all_dim", 0.0));
+      c.rope.attention_factor = (mscale != 0 && mscale_all_dim != 0)
+                                    ? get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim)
+                                    : get_mscale(factor, 1.0);
+    }
+  } else {
+    return Bad("rope_scaling.rope_type", "unsupported \"" + type + "\"");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+bool ModelConfig::IsMoeLayer(int layer) const {
+  if (experts == 0) return false;
+  if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) != mlp_only_layers.end()) {
+    return false;
+  }
+  return (layer + 1) % decoder_sparse_step == 0;
+}
+
+std::string ModelConfig::MoePrefix(int layer) const {
+  return "model.layers." + std::to_string(layer) +
+         (arch == Arch::kMixtral ? ".block_sparse_moe." : ".mlp.");
+}
+
+std::string ModelConfig::RouterTensor(int layer) const { return MoePrefix(layer) + "gate.weight"; }
+
+std::string ModelConfig::ExpertTensor(int layer, int expert, int which) const {
+  static constexpr const char* kMixtral[] = {"w1", "w3", "w2"};
+  static constexpr const char* kOthers[] = {"gate_proj", "up_proj", "down_proj"};
+  return MoePrefix(layer) + "experts." + std::to_string(expert) + "." +
+         (arch == Arch::kMixtral ? kMixtral[which] : kOthers[which]) + ".weight";
+}
+
+Result<ModelConfig> ParseModelConfig(std::string_view config_json,
+                                     std::string_view generation_config_json) {
+  if (config_json.size() > (1 << 20)) return Bad("(file)", "larger than 1 MiB");
+  json j = json::parse(config_json, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Bad("(file)", "not a JSON object");
+  ModelConfig c;
+  auto mt = j.find("model_type");
+  if (mt == j.end() || !mt->is_string()) return Bad("model_type", "missing");
+  c.model_type = mt->get<std::string>();
+  static const std::pair<const char*, Arch> kArchs[] = {
+      {"mixtral", Arch::kMixtral}, {"qwen2_moe", Arch::kQwen2Moe}, {"qwen3_moe", Arch::kQwen3Moe},
+      {"olmoe", Arch::kOlmoe},     {"llama", Arch::kLlama},        {"qwen2", Arch::kQwen2},
+      {"qwen3", Arch::kQwen3}};
+  bool known = false;
+  for (const auto& [name, arch] : kArchs) {
+    if (c.model_type == name) {
+      c.arch = arch;
+      known = true;
+    }
+  }
+  if (!known) {
+    return Bad("model_type", "unsupported architecture \"" + c.model_type +
+                                 "\" (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, llama, qwen2, qwen3)");
+  }
+  if (auto act = j.find("hidden_act"); act != j.end() && !(act->is_string() && *act == "silu")) {
+    return Bad("hidden_act", "only silu is supported");
+  }
+  if (j.contains("quantization_config")) return Bad("quantization_config", "quantized checkpoints are not supported");
+  ASSIGN_OR_RETURN(c.hidden, Int(j, "hidden_size", std::nullopt, 1));
+  ASSIGN_OR_RETURN(c.layers, Int(j, "num_hidden_layers", std::nullopt, 1, 4096));
+  ASSIGN_OR_RETURN(c.heads, Int(j, "num_attention_heads", std::nullopt, 1, 4096));
+  ASSIGN_OR_RETURN(c.kv_heads, Int(j, "num_key_value_heads", c.heads, 1, 4096));
+  if (c.heads % c.kv_heads != 0) return Bad("num_key_value_heads", "must divide num_attention_heads");
+  ASSIGN_OR_RETURN(c.head_dim, Int(j, "head_dim", c.hidden / c.heads, 2, 4096));
+  if (c.head_dim % 2 != 0) return Bad("head_dim", "must be even");
+  ASSIGN_OR_RETURN(c.vocab, Int(j, "vocab_size", std::nullopt, 1, 1 << 22));
+  ASSIGN_OR_RETURN(c.intermediate, Int(j, "intermediate_size", std::nullopt, 1));
+  ASSIGN_OR_RETURN(c.rms_eps, Num(j, "rms_norm_eps", 1e-6));
+  ASSIGN_OR_RETURN(c.max_position, Int(j, "max_position_embeddings", 4096, 1, 1 << 24));
+  c.tie_embeddings = Bool(j, "tie_word_embeddings", false);
+  RETURN_IF_ERROR(ParseRope(j, c));
+  // Mixtral applies sliding_window when set; the Qwen families only with use_sliding_window and
+  // then per layer (max_window_layers), which is not supported.
+  if (Bool(j, "use_sliding_window", false)) return Bad("use_sliding_window", "not supported");
+  if (auto sw = j.find("sliding_window"); sw != j.end() && !sw->is_null() && c.arch == Arch::kMixtral) {
+    ASSIGN_OR_RETURN(c.sliding_window, Int(j, "sliding_window", std::nullopt, 1, 1 << 24));
+  }
+  switch (c.arch) {
+    case Arch::kMixtral: {
+      ASSIGN_OR_RETURN(c.experts, Int(j, "num_local_experts", std::nullopt, 1, 4096));
+      c.moe_intermediate = c.intermediate;
+      c.norm_topk_prob = true;  // Mixtral always renormalises
+      break;
+    }
+    case Arch::kOlmoe: {
+      ASSIGN_OR_RETURN(c.experts, Int(j, "num_experts", std::nullopt, 1, 4096));
+      c.moe_intermediate = c.intermediate;
+      c.norm_topk_prob = Bool(j, "norm_topk_prob", false);
+      c.qk_norm = QkNorm::kFull;
+      if (auto clip = j.find("clip_qkv"); clip != j.end() && !clip->is_null()) {
+        return Bad("clip_qkv", "not supported");
+      }
+      break;
+    }
+    case Arch::kQwen2Moe:
+    case Arch::kQwen3Moe: {
+      ASSIGN_OR_RETURN(c.experts, Int(j, "num_experts", std::nullopt, 0, 4096));
+      ASSIGN_OR_RETURN(c.moe_intermediate, Int(j, "moe_intermediate_size", std::nullopt, 1));
+      if (c.arch == Arch::kQwen2Moe) {
+        ASSIGN_OR_RETURN(c.shared_intermediate, Int(j, "shared_expert_intermediate_size", 0, 0));
+      }
+      c.norm_topk_prob = Bool(j, "norm_topk_prob", false);
+      ASSIGN_OR_RETURN(c.decoder_sparse_step, Int(j, "decoder_sparse_step", 1, 1, 4096));
+      if (auto m = j.find("mlp_only_layers"); m != j.end() && !m->is_null()) {
+        if (!m->is_array()) return Bad("mlp_only_layers", "not a list");
+        for (const json& v : *m) {
+          if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= c.layers) {
+            return Bad("mlp_only_layers", "not a layer index");
+          }
+          c.mlp_only_layers.push_back(static_cast<int>(v.get<int64_t>()));
+        }
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  if (c.experts > 0) {
+    ASSIGN_OR_RETURN(c.top_k, Int(j, "num_experts_per_tok", std::nullopt, 1, c.experts));
+  }
+  c.qkv_bias = c.arch == Arch::kQwen2 || c.arch == Arch::kQwen2Moe || Bool(j, "attention_bias", false);
+  if (c.arch == Arch::kQwen3 || c.arch == Arch::kQwen3Moe) {
+    c.qk_norm = QkNorm::kPerHead;
+    c.qkv_bias = Bool(j, "attention_bias", false);
+  }
+  if (auto b = j.find("bos_token_id"); b != j.end() && b->is_number_integer()) {
+    c.bos_id = static_cast<int>(b->get<int64_t>());
+  }
+  RETURN_IF_ERROR(AddIds(j, "eos_token_id", c.eos_ids));
+  if (!generation_config_json.empty()) {
+    json g = json::parse(generation_config_json, nullptr, false);
+    if (g.is_discarded() || !g.is_object()) {
+      return InvalidArgumentError("generation_config.json: not a JSON object");
+    }
+    RETURN_IF_ERROR(AddIds(g, "eos_token_id", c.eos_ids));
+  }
+  return c;
+}
+
+bool IsSupportedConfig(std::string_view config_json) { return ParseModelConfig(config_json, "").ok(); }
+
+std::vector<double> RopeInvFreq(const ModelConfig& c, int seq_len) {
+  const int dim = c.head_dim;
+  const RopeConfig& r = c.rope;
+  double base = r.theta;
+  if (r.type == RopeType::kDynamic && seq_len > c.max_position) {
+    base = r.theta * std::pow(r.factor * seq_len / c.max_position - (r.factor - 1),
+                              static_cast<double>(dim) / (dim - 2));
+  }
+  std::vector<double> inv(dim / 2);
+  for (int i = 0; i < dim / 2; ++i) inv[i] = 1.0 / std::pow(base, 2.0 * i / dim);
+  switch (r.type) {
+    case RopeType::kLinear:
+      for (double& f : inv) f /= r.factor;
+      break;
+    case RopeType::kLlama3: {
+      const double old_ctx = r.original_max_position;
+      const double low_wavelen = old_ctx / r.low_freq_factor;
+      const double high_wavelen = old_ctx / r.high_freq_factor;
+      for (double& f : inv) {
+        const double wavelen = 2 * M_PI / f;
+        if (wavelen > low_wavelen) {
+          f /= r.factor;
+        } else if (wavelen >= high_wavelen) {
+          const double smooth = (old_ctx / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+          f = (1 - smooth) * f / r.factor + smooth * f;
+        }
+      }
+      break;
+    }
+    case RopeType::kYarn: {
+      auto correction_dim = [&](double rotations) {
+        return dim * std::log(r.original_max_position / (rotations * 2 * M_PI)) / (2 * std::log(base));
+      };
+      double low = correction_dim(r.beta_fast), high = correction_dim(r.beta_slow);
+      if (r.truncate) {
+        low = std::floor(low);
+        high = std::ceil(high);
+      }
+      low = std::max(low, 0.0);
+      high = std::min(high, static_cast<double>(dim - 1));
+      if (low == high) high += 0.001;
+      for (int i = 0; i < dim / 2; ++i) {
+        const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+        const double extrapolation = 1 - ramp;  // inv_freq_extrapolation_factor
+        const double interp = inv[i] / r.factor;
+        inv[i] = interp * (1 - extrapolation) + inv[i] * extrapolation;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return inv;
+}
+
+}  // namespace hubnode::runtime

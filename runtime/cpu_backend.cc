@@ -1,0 +1,218 @@
+// The CPU backend: the reference implementation of every op, multithreaded with a fork-join
+// pool and vectorised through the kernel set chosen at run time.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/cpu_kernels.h"
+#include "runtime/parallel.h"
+
+namespace hubnode::runtime {
+namespace {
+
+class CpuBuffer final : public Buffer {
+ public:
+  CpuBuffer(void* data, size_t size) : data_(data), size_(size) {}
+  ~CpuBuffer() override { std::free(data_); }
+  void* data() override { return data_; }
+  size_t size() const override { return size_; }
+
+ private:
+  void* data_;
+  size_t size_;
+};
+
+const void* Offset(const void* base, DType dt, int64_t elements) {
+  return static_cast<const uint8_t*>(base) + elements * static_cast<int64_t>(DTypeSize(dt));
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads) : pool_(threads), k_(kernels::Select()) {}
+
+  std::string_view name() const override { return "cpu"; }
+  std::string_view device() const override { return k_.name; }
+  bool Supports(Op, DType) const override { return true; }
+
+  Result<std::unique_ptr<Buffer>> Alloc(size_t bytes) override {
+    const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded);
+    if (p == nullptr) return ResourceExhaustedError("cpu: cannot allocate " + std::to_string(bytes) + " bytes");
+    return std::unique_ptr<Buffer>(new CpuBuffer(p, bytes));
+  }
+
+  void Upload(void* dst, std::span<const uint8_t> src) override {
+    std::memcpy(dst, src.data(), src.size());
+  }
+
+  void Download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+
+  void MatMul(std::span<const MatMulArgs> products) override {
+    // One task per (product, block of kBlockRows weight rows); prefix sums map task -> product.
+    std::vector<int64_t> first(products.size() + 1, 0);
+    for (size_t p = 0; p < products.size(); ++p) {
+      first[p + 1] = first[p] + (products[p].w.rows + kernels::kBlockRows - 1) / kernels::kBlockRows;
+    }
+    pool_.Run(first.back(), [&](int64_t task) {
+      const size_t p = std::upper_bound(first.begin(), first.end(), task) - first.begin() - 1;
+      RowBlock(products[p], (task - first[p]) * kernels::kBlockRows);
+    });
+  }
+
+  void RmsNorm(const RmsNormArgs& a) override {
+    ForRows(a.n, [&](int64_t i) {
+      const float* x = a.x + i * a.d;
+      float* y = a.y + i * a.d;
+      const float ms = k_.dot_f32(x, x, a.d) / static_cast<float>(a.d);
+      const float inv = 1.0f / std::sqrt(ms + a.eps);
+      for (int64_t j = 0; j < a.d; ++j) y[j] = x[j] * inv * Weight(a.weight, j);
+    });
+  }
+
+  void Rope(const RopeArgs& a) override {
+    const int64_t half = a.head_dim / 2;
+    ForRows(a.n, [&](int64_t i) {
+      std::vector<float> cs(half), sn(half);
+      for (int64_t j = 0; j < half; ++j) {
+        const double angle = static_cast<double>(a.positions[i]) * a.inv_freq[j];
+        cs[j] = static_cast<float>(std::cos(angle)) * a.scale;
+        sn[j] = static_cast<float>(std::sin(angle)) * a.scale;
+      }
+      for (int64_t h = 0; h < a.heads; ++h) {
+        float* x = a.x + i * a.x_stride + h * a.head_dim;
+        for (int64_t j = 0; j < half; ++j) {
+          const float x1 = x[j], x2 = x[j + half];
+          x[j] = x1 * cs[j] - x2 * sn[j];
+          x[j + half] = x2 * cs[j] + x1 * sn[j];
+        }
+      }
+    });
+  }
+
+  void Attention(const AttentionArgs& a) override {
+    const int64_t group = a.heads / a.kv_heads;
+    const int64_t kv_stride = a.kv_heads * a.head_dim;
+    pool_.Run(a.n * a.heads, [&](int64_t task) {
+      const int64_t i = task / a.heads, h = task % a.heads, kvh = h / group;
+      const int64_t last = a.positions[i];
+      const int64_t begin = a.window > 0 ? std::max<int64_t>(0, last - a.window + 1) : 0;
+      thread_local std::vector<float> scores;
+      scores.resize(last - begin + 1);
+      const float* q = a.q + i * a.q_stride + h * a.head_dim;
+      float max_score = -INFINITY;
+      for (int64_t t = begin; t <= last; ++t) {
+        const float s = k_.dot_f32(q, a.k + t * kv_stride + kvh * a.head_dim, a.head_dim) * a.scale;
+        scores[t - begin] = s;
+        max_score = std::max(max_score, s);
+      }
+      float sum = 0;
+      for (float& s : scores) {
+        s = std::exp(s - max_score);
+        sum += s;
+      }
+      float* out = a.out + i * a.out_stride + h * a.head_dim;
+      std::fill(out, out + a.head_dim, 0.0f);
+      for (int64_t t = begin; t <= last; ++t) {
+        k_.axpy(scores[t - begin] / sum, a.v + t * kv_stride + kvh * a.head_dim, out, a.head_dim);
+      }
+    });
+  }
+
+  void SiluMul(const SiluMulArgs& a) override {
+    ForRows(a.n, [&](int64_t i) {
+      float* x = a.a + i * a.a_stride;
+      const float* b = a.b + i * a.b_stride;
+      for (int64_t j = 0; j < a.d; ++j) x[j] = x[j] / (1.0f + std::exp(-x[j])) * b[j];
+    });
+  }
+
+  void AddScaled(const AddScaledArgs& a) override {
+    auto one = [&](int64_t i) {
+      const int64_t r = a.rows ? a.rows[i] : i;
+      const float s = a.scale ? a.scale[i] : 1.0f;
+      float* y = a.y + r * a.y_stride;
+      const float* x = a.x + i * a.x_stride;
+      if (a.assign) {
+        for (int64_t j = 0; j < a.d; ++j) y[j] = s * x[j];
+      } else {
+        k_.axpy(s, x, y, a.d);
+      }
+    };
+    if (a.rows) {  // repeated target rows: in order, on this thread
+      for (int64_t i = 0; i < a.n; ++i) one(i);
+    } else {
+      ForRows(a.n, one);
+    }
+  }
+
+  void Embed(const EmbedArgs& a) override {
+    for (int64_t i = 0; i < a.n; ++i) {
+      k_.to_f32(Offset(a.table.data, a.table.dtype, a.ids[i] * a.table.cols), a.table.dtype,
+                a.table.cols, a.y + i * a.table.cols);
+    }
+  }
+
+ private:
+  static float Weight(const WeightView& w, int64_t j) {
+    float v;
+    kernels::Scalar().to_f32(Offset(w.data, w.dtype, j), w.dtype, 1, &v);
+    return v;
+  }
+
+  // Row-wise ops: parallel only when there are enough rows to pay for the fork.
+  template <typename Fn>
+  void ForRows(int64_t n, Fn&& fn) {
+    if (n < 4) {
+      for (int64_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    pool_.Run(n, [&](int64_t i) { fn(i); });
+  }
+
+  void RowBlock(const MatMulArgs& a, int64_t row0) {
+    const int rows = static_cast<int>(std::min<int64_t>(kernels::kBlockRows, a.w.rows - row0));
+    const int64_t in = a.w.cols;
+    const void* w = Offset(a.w.data, a.w.dtype, row0 * in);
+    float out[kernels::kBlockRows];
+    auto store = [&](int64_t i) {
+      float* y = a.y + i * a.y_stride + row0;
+      for (int r = 0; r < rows; ++r) {
+        const float v = out[r] + (a.bias ? a.bias[row0 + r] : 0.0f);
+        y[r] = a.accumulate ? y[r] + v : v;
+      }
+    };
+    if (a.n <= 2 || a.w.dtype == DType::kF32) {
+      for (int64_t i = 0; i < a.n; ++i) {
+        k_.dot_rows(a.x + i * a.x_stride, w, a.w.dtype, in, in, rows, out);
+        store(i);
+      }
+      return;
+    }
+    // Convert the block once, then stream every activation row past it.
+    thread_local std::vector<float> block;
+    block.resize(static_cast<size_t>(rows) * in);
+    k_.to_f32(w, a.w.dtype, rows * in, block.data());
+    for (int64_t i = 0; i < a.n; ++i) {
+      k_.dot_rows(a.x + i * a.x_stride, block.data(), DType::kF32, in, in, rows, out);
+      store(i);
+    }
+  }
+
+  WorkerPool pool_;
+  const kernels::KernelSet& k_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> MakeCpuBackend(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::make_unique<CpuBackend>(threads);
+}
+
+std::string_view CpuKernelSet() { return kernels::Select().name; }
+
+}  // namespace hubnode::runtime

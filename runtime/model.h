@@ -1,0 +1,69 @@
+// The decoder forward pass of the supported architectures on a Backend: embedding, layers of
+// attention (GQA, RoPE, optional QK-norm and biases) and MLP or MoE (router, routed experts from
+// the ExpertCache, optional gated shared expert), final norm and lm_head.
+//
+// Thread safety: Forward() runs one batch at a time (the engine's scheduler thread).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/config.h"
+#include "runtime/weights.h"
+
+namespace hubnode::runtime {
+
+// The keys and values of one sequence, for every layer, in backend memory.
+class KvCache {
+ public:
+  static Result<std::unique_ptr<KvCache>> Create(Backend& backend, const ModelConfig& config, int capacity);
+  int capacity() const { return capacity_; }
+  float* k(int layer) { return k_ + static_cast<int64_t>(layer) * layer_floats_; }
+  float* v(int layer) { return v_ + static_cast<int64_t>(layer) * layer_floats_; }
+
+ private:
+  std::unique_ptr<Buffer> buffer_;
+  float* k_ = nullptr;
+  float* v_ = nullptr;
+  int capacity_ = 0;
+  int64_t layer_floats_ = 0;
+};
+
+// One sequence's part of a batch: `tokens` at positions start .. start + tokens.size() - 1.
+struct SeqInput {
+  KvCache* cache = nullptr;
+  std::span<const int32_t> tokens;
+  int32_t start = 0;
+  bool all_logits = false;  // logits for every token, not just the last
+};
+
+class Model {
+ public:
+  Model(const ModelConfig& config, Backend& backend, ModelWeights& weights, ExpertCache* experts,
+        bool prefetch);
+  // Logits rows (vocab floats each) for each sequence in order: every token's when all_logits,
+  // else its last token's. OutOfRange when a sequence would exceed its cache; an expert that
+  // cannot be loaded is returned as its error.
+  Result<std::vector<float>> Forward(std::span<const SeqInput> batch);
+
+ private:
+  float* Scratch(int slot, int64_t floats);
+  Status Moe(int layer, int64_t n, float* hn, float* x);
+  void Prefetch(int next_layer, int64_t n, const float* hn);
+
+  const ModelConfig& c_;
+  Backend& b_;
+  ModelWeights& w_;
+  ExpertCache* experts_;
+  bool prefetch_;
+  std::vector<float> inv_freq_;
+  std::vector<std::unique_ptr<Buffer>> scratch_;
+};
+
+// Top-k routing of one token: the family's rule (softmax over all experts in f32, top-k with
+// ties to the lower index, renormalised iff `renormalize`). Returns (expert, weight) pairs.
+std::vector<std::pair<int, float>> Route(std::span<const float> logits, int top_k, bool renormalize);
+
+}  // namespace hubnode::runtime

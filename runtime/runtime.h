@@ -1,0 +1,195 @@
+// The runtime: Mixture-of-Experts (and dense) decoder inference over weights read through a
+// TensorSource, with an OpenAI-style generation engine on top.
+//
+// A model is loaded from a TensorSource (hub implements it with the store: no export to disk).
+// Non-expert weights stay resident in their stored dtype; routed experts live in an expert cache
+// with a byte budget and LRU eviction, loaded through the source on a miss, and the next layer's
+// likely experts are prefetched while the current layer runs. Computation is fp32 on a Backend
+// (runtime/backend.h: the CPU backend is the complete reference).
+//
+// Thread safety: a TensorSource must allow concurrent calls. Engine is thread-safe: any thread may
+// Submit(); the engine's scheduler thread batches all active requests into one forward pass per
+// step and calls each request's callback from that thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace hubnode::runtime {
+
+enum class DType { kF32, kF16, kBF16 };
+std::string_view DTypeName(DType dtype);
+size_t DTypeSize(DType dtype);
+
+struct TensorDesc {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  uint64_t bytes() const;
+};
+
+// Where a model's files and tensors come from. Implementations: the store (hub/runtime_source.cc),
+// later peers.
+class TensorSource {
+ public:
+  virtual ~TensorSource() = default;
+  // A small file of the model (config.json, tokenizer.json, ...). NotFound when absent.
+  // REQUIRES: the file fits in memory; implementations cap it (InvalidArgument above the cap).
+  virtual Result<std::string> ReadFile(std::string_view path) = 0;
+  // Every tensor of the checkpoint. Unsupported dtypes are reported as InvalidArgument by the
+  // implementation only when such a tensor is read; listing reports them with `dtype_name`.
+  virtual Result<std::vector<TensorDesc>> ListTensors() = 0;
+  // Reads the whole tensor's bytes into `out` (exactly desc.bytes() long).
+  // NotFound for an unknown name; DataLoss when the bytes cannot be read intact.
+  virtual Status ReadTensor(std::string_view name, std::span<uint8_t> out) = 0;
+};
+
+struct EngineOptions {
+  // Compute threads. Default: 0 = hardware concurrency.
+  int threads = 0;
+  // Bytes the routed experts may occupy in memory; 0 = all experts fit (no eviction).
+  // Default: 0.
+  uint64_t expert_budget_bytes = 0;
+  // Predict and load the next layer's experts while the current layer runs. Default: true.
+  bool prefetch = true;
+  // Longest sequence (prompt + generated) per request; 0 = the model's max_position_embeddings
+  // capped at 4096. Default: 0.
+  int max_context = 0;
+  // Requests decoded together in one step; more wait in a queue. Default: 8.
+  int max_batch = 8;
+  // Requests allowed to wait in the queue; more are ResourceExhausted. Default: 64.
+  int max_queue = 64;
+  // Tokens of prompt processed per step for one request (prefill is batched in chunks of this).
+  // Default: 256.
+  int prefill_chunk = 256;
+};
+
+struct SamplingParams {
+  // 0 = greedy. Default: 1.
+  float temperature = 1.0f;
+  // Nucleus mass in (0, 1]. Default: 1.
+  float top_p = 1.0f;
+  // 0 = off. Default: 0.
+  int top_k = 0;
+  // Random seed; requests with the same seed and prompt sample the same tokens. Default: 0.
+  uint64_t seed = 0;
+  // Tokens to generate at most. Default: 16.
+  int max_tokens = 16;
+  // Generation stops before any of these strings; the text returned excludes it.
+  std::vector<std::string> stop;
+  // Keep generating past end-of-sequence tokens. Default: false.
+  bool ignore_eos = false;
+  // Number of most likely alternatives to report per token (0..20); -1 = no logprobs.
+  int top_logprobs = -1;
+};
+
+// InvalidArgument naming the parameter when a value is out of range.
+Status ValidateSamplingParams(const SamplingParams& params);
+
+// Whether config.json describes an architecture this runtime runs (a cheap check for listings).
+bool IsSupportedConfig(std::string_view config_json);
+
+struct TokenLogprob {
+  int32_t token = 0;
+  std::string text;  // the token's decoded bytes (may be partial UTF-8)
+  float logprob = 0;
+};
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
+std::string_view FinishReasonName(FinishReason reason);  // "stop", "length", ...
+
+// One step of a request, delivered to its callback.
+struct TokenEvent {
+  int32_t token = -1;            // -1 on the final event when nothing was generated this step
+  std::string text;              // newly final text (stop strings already cut)
+  std::optional<TokenLogprob> logprob;
+  std::vector<TokenLogprob> top_logprobs;
+  FinishReason finish = FinishReason::kNone;  // set on the last event
+  Status error;                               // set when finish == kError
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+};
+
+struct GenerateRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  // Called from the engine thread for each event; return false to cancel (e.g. the client left).
+  // The last call has finish != kNone.
+  std::function<bool(const TokenEvent&)> on_event;
+};
+
+struct ChatMessage {
+  std::string role;
+  std::string content;
+  // Further fields of the message (tool_calls, name, reasoning_content ...) as a JSON object
+  // text, merged into the message the template sees; empty for none.
+  std::string extra_json;
+};
+
+struct EngineStats {
+  uint64_t expert_hits = 0, expert_misses = 0, expert_prefetches = 0, expert_evictions = 0;
+  uint64_t expert_bytes_loaded = 0;
+  double expert_load_seconds = 0;
+  uint64_t expert_resident_bytes = 0, expert_budget_bytes = 0;
+  uint64_t prompt_tokens = 0, generated_tokens = 0;
+  double prefill_seconds = 0, decode_seconds = 0;
+  int active_requests = 0, queued_requests = 0;
+};
+
+struct ModelInfo {
+  std::string architecture;  // model_type, e.g. "olmoe"
+  int layers = 0, hidden = 0, experts = 0, top_k = 0, vocab = 0;
+  int max_context = 0;
+  uint64_t resident_bytes = 0;  // non-expert weights
+  uint64_t expert_bytes = 0;    // all routed experts
+  uint64_t active_bytes_per_token = 0;  // weights one decode step reads
+};
+
+class Engine {
+ public:
+  // Loads config.json, the tokenizer and the non-expert weights from `source` and starts the
+  // scheduler. InvalidArgument for an unsupported architecture or config field (named);
+  // errors of the source are returned as they are.
+  static Result<std::unique_ptr<Engine>> Load(std::unique_ptr<TensorSource> source,
+                                              const EngineOptions& options);
+  virtual ~Engine() = default;
+
+  virtual const ModelInfo& info() const = 0;
+
+  // Tokenizes `text` (special tokens in it are recognised).
+  virtual std::vector<int32_t> Tokenize(std::string_view text, bool add_special_tokens) const = 0;
+  virtual std::string Detokenize(std::span<const int32_t> ids) const = 0;
+  // Renders the chat template with `messages` and returns the prompt text.
+  // InvalidArgument when the template raises or the model has no template.
+  virtual Result<std::string> ApplyChatTemplate(const std::vector<ChatMessage>& messages,
+                                                bool add_generation_prompt) const = 0;
+
+  // Queues a request. InvalidArgument for an empty or too long prompt or bad parameters;
+  // ResourceExhausted when the queue is full. The callback is never called when this fails.
+  virtual Status Submit(GenerateRequest request) = 0;
+
+  // Runs a request to completion on the calling thread's behalf (blocks) and returns its events.
+  Result<std::vector<TokenEvent>> GenerateSync(std::vector<int32_t> prompt, const SamplingParams& sampling);
+
+  // Logits (vocab floats) for every prompt position, then for `decode_steps` greedy steps,
+  // computed without batching; for correctness tests and `hubnode run --dump-logits`.
+  struct LogitsTrace {
+    std::vector<std::vector<float>> prefill;
+    std::vector<int32_t> tokens;
+    std::vector<std::vector<float>> decode;
+  };
+  virtual Result<LogitsTrace> TraceLogits(std::span<const int32_t> prompt, int decode_steps) = 0;
+
+  virtual EngineStats stats() const = 0;
+};
+
+}  // namespace hubnode::runtime

@@ -1,0 +1,273 @@
+#include "runtime/weights.h"
+
+#include <chrono>
+
+#include "base/log.h"
+#include "runtime/cpu_kernels.h"
+
+namespace hubnode::runtime {
+
+// Reads tensors by name into backend buffers, checking dtype and shape.
+class WeightLoader {
+ public:
+  WeightLoader(TensorSource& source, Backend& backend, const std::vector<TensorDesc>& tensors,
+               ModelWeights& out)
+      : source_(source), backend_(backend), out_(out) {
+    for (const TensorDesc& t : tensors) descs_.emplace(t.name, t);
+  }
+
+  bool Has(const std::string& name) const { return descs_.count(name) > 0; }
+
+  // A weight of shape [rows, cols] ([cols] for rows == 0: a vector, viewed as [1, cols]).
+  Result<WeightView> Get(const std::string& name, int64_t rows, int64_t cols, bool to_f32 = false) {
+    auto it = descs_.find(name);
+    if (it == descs_.end()) return InvalidArgumentError("missing tensor " + name);
+    const TensorDesc& d = it->second;
+    const std::vector<int64_t> want = rows == 0 ? std::vector<int64_t>{cols} : std::vector<int64_t>{rows, cols};
+    if (d.shape != want) {
+      std::string got;
+      for (int64_t s : d.shape) got += (got.empty() ? "" : ",") + std::to_string(s);
+      return InvalidArgumentError("tensor " + name + " has shape [" + got + "], want [" +
+                                  std::to_string(rows) + (rows ? "," : "") + std::to_string(cols) + "]");
+    }
+    std::vector<uint8_t> host(d.bytes());
+    RETURN_IF_ERROR(source_.ReadTensor(name, host));
+    DType dtype = d.dtype;
+    if (to_f32 && dtype != DType::kF32) {  // biases are added in f32
+      std::vector<uint8_t> f(d.bytes() / DTypeSize(dtype) * 4);
+      kernels::Scalar().to_f32(host.data(), dtype, d.bytes() / DTypeSize(dtype),
+                               reinterpret_cast<float*>(f.data()));
+      host = std::move(f);
+      dtype = DType::kF32;
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<Buffer> buf, backend_.Alloc(host.size()));
+    backend_.Upload(buf->data(), host);
+    out_.bytes += host.size();
+    WeightView v{buf->data(), dtype, rows == 0 ? 1 : rows, cols};
+    out_.buffers_.push_back(std::move(buf));
+    return v;
+  }
+
+ private:
+  TensorSource& source_;
+  Backend& backend_;
+  ModelWeights& out_;
+  std::unordered_map<std::string, TensorDesc> descs_;
+};
+
+Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(TensorSource& source, Backend& backend,
+                                                         const ModelConfig& c,
+                                                         const std::vector<TensorDesc>& tensors) {
+  auto w = std::make_unique<ModelWeights>();
+  WeightLoader ld(source, backend, tensors, *w);
+  const int64_t H = c.hidden, qd = int64_t{c.heads} * c.head_dim, kvd = int64_t{c.kv_heads} * c.head_dim;
+  ASSIGN_OR_RETURN(w->embed, ld.Get("model.embed_tokens.weight", c.vocab, H));
+  ASSIGN_OR_RETURN(w->final_norm, ld.Get("model.norm.weight", 0, H));
+  if (c.tie_embeddings && !ld.Has("lm_head.weight")) {
+    w->lm_head = w->embed;
+  } else {
+    ASSIGN_OR_RETURN(w->lm_head, ld.Get("lm_head.weight", c.vocab, H));
+  }
+  for (int l = 0; l < c.layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights L;
+    ASSIGN_OR_RETURN(L.attn_norm, ld.Get(p + "input_layernorm.weight", 0, H));
+    ASSIGN_OR_RETURN(L.ffn_norm, ld.Get(p + "post_attention_layernorm.weight", 0, H));
+    ASSIGN_OR_RETURN(L.q, ld.Get(p + "self_attn.q_proj.weight", qd, H));
+    ASSIGN_OR_RETURN(L.k, ld.Get(p + "self_attn.k_proj.weight", kvd, H));
+    ASSIGN_OR_RETURN(L.v, ld.Get(p + "self_attn.v_proj.weight", kvd, H));
+    ASSIGN_OR_RETURN(L.o, ld.Get(p + "self_attn.o_proj.weight", H, qd));
+    if (c.qkv_bias) {
+      ASSIGN_OR_RETURN(L.q_bias, ld.Get(p + "self_attn.q_proj.bias", 0, qd, true));
+      ASSIGN_OR_RETURN(L.k_bias, ld.Get(p + "self_attn.k_proj.bias", 0, kvd, true));
+      ASSIGN_OR_RETURN(L.v_bias, ld.Get(p + "self_attn.v_proj.bias", 0, kvd, true));
+    }
+    if (c.qk_norm == QkNorm::kPerHead) {
+      ASSIGN_OR_RETURN(L.q_norm, ld.Get(p + "self_attn.q_norm.weight", 0, c.head_dim));
+      ASSIGN_OR_RETURN(L.k_norm, ld.Get(p + "self_attn.k_norm.weight", 0, c.head_dim));
+    } else if (c.qk_norm == QkNorm::kFull) {
+      ASSIGN_OR_RETURN(L.q_norm, ld.Get(p + "self_attn.q_norm.weight", 0, qd));
+      ASSIGN_OR_RETURN(L.k_norm, ld.Get(p + "self_attn.k_norm.weight", 0, kvd));
+    }
+    L.moe = c.IsMoeLayer(l);
+    if (L.moe) {
+      ASSIGN_OR_RETURN(L.router, ld.Get(c.RouterTensor(l), c.experts, H));
+      if (c.arch == Arch::kQwen2Moe && c.shared_intermediate > 0) {
+        const std::string s = p + "mlp.shared_expert.";
+        const int64_t I = c.shared_intermediate;
+        ASSIGN_OR_RETURN(L.shared_gate, ld.Get(s + "gate_proj.weight", I, H));
+        ASSIGN_OR_RETURN(L.shared_up, ld.Get(s + "up_proj.weight", I, H));
+        ASSIGN_OR_RETURN(L.shared_down, ld.Get(s + "down_proj.weight", H, I));
+        ASSIGN_OR_RETURN(L.shared_expert_gate, ld.Get(p + "mlp.shared_expert_gate.weight", 1, H));
+      }
+    } else {
+      const int64_t I = c.intermediate;
+      ASSIGN_OR_RETURN(L.gate, ld.Get(p + "mlp.gate_proj.weight", I, H));
+      ASSIGN_OR_RETURN(L.up, ld.Get(p + "mlp.up_proj.weight", I, H));
+      ASSIGN_OR_RETURN(L.down, ld.Get(p + "mlp.down_proj.weight", H, I));
+    }
+    w->layers.push_back(L);
+  }
+  return w;
+}
+
+// --- ExpertCache ---
+
+ExpertCache::ExpertCache(TensorSource& source, Backend& backend, const ModelConfig& config,
+                         const std::vector<TensorDesc>& tensors, uint64_t budget_bytes)
+    : source_(source), backend_(backend), config_(config), budget_(budget_bytes) {
+  for (const TensorDesc& t : tensors) descs_.emplace(t.name, t);
+  loader_ = std::thread([this] { LoaderLoop(); });
+}
+
+ExpertCache::~ExpertCache() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  work_.notify_all();
+  loader_.join();
+}
+
+Result<uint64_t> ExpertCache::Validate() const {
+  uint64_t total = 0;
+  const int64_t H = config_.hidden, I = config_.moe_intermediate;
+  for (int l = 0; l < config_.layers; ++l) {
+    if (!config_.IsMoeLayer(l)) continue;
+    for (int e = 0; e < config_.experts; ++e) {
+      for (int which = 0; which < 3; ++which) {
+        const std::string name = config_.ExpertTensor(l, e, which);
+        auto it = descs_.find(name);
+        if (it == descs_.end()) return InvalidArgumentError("missing tensor " + name);
+        const std::vector<int64_t> want = which == 2 ? std::vector<int64_t>{H, I} : std::vector<int64_t>{I, H};
+        if (it->second.shape != want) return InvalidArgumentError("tensor " + name + " has an unexpected shape");
+        total += it->second.bytes();
+      }
+    }
+  }
+  return total;
+}
+
+Result<std::shared_ptr<const Expert>> ExpertCache::LoadExpert(int layer, int expert) {
+  const auto start = std::chrono::steady_clock::now();
+  auto e = std::make_shared<Expert>();
+  const TensorDesc* d[3];
+  for (int which = 0; which < 3; ++which) {
+    auto it = descs_.find(config_.ExpertTensor(layer, expert, which));
+    if (it == descs_.end()) return InvalidArgumentError("missing tensor " + config_.ExpertTensor(layer, expert, which));
+    d[which] = &it->second;
+    e->bytes += it->second.bytes();
+  }
+  ASSIGN_OR_RETURN(e->buffer, backend_.Alloc(e->bytes));
+  std::vector<uint8_t> host;
+  uint64_t offset = 0;
+  WeightView* views[3] = {&e->gate, &e->up, &e->down};
+  for (int which = 0; which < 3; ++which) {
+    host.resize(d[which]->bytes());
+    RETURN_IF_ERROR(source_.ReadTensor(d[which]->name, host));
+    uint8_t* dst = static_cast<uint8_t*>(e->buffer->data()) + offset;
+    backend_.Upload(dst, host);
+    *views[which] = WeightView{dst, d[which]->dtype, d[which]->shape[0], d[which]->shape[1]};
+    offset += host.size();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::lock_guard lock(mu_);
+  stats_.bytes_loaded += e->bytes;
+  stats_.load_seconds += seconds;
+  return std::shared_ptr<const Expert>(std::move(e));
+}
+
+void ExpertCache::Insert(Key key, std::shared_ptr<const Expert> expert, bool prefetched) {
+  if (entries_.count(key)) return;
+  lru_.push_front(key);
+  stats_.resident_bytes += expert->bytes;
+  entries_[key] = Entry{std::move(expert), lru_.begin(), prefetched};
+  // Evict least recently used entries beyond the budget, never the one just inserted.
+  while (budget_ > 0 && stats_.resident_bytes > budget_ && lru_.size() > 1) {
+    const Key victim = lru_.back();
+    lru_.pop_back();
+    stats_.resident_bytes -= entries_[victim].expert->bytes;
+    entries_.erase(victim);
+    ++stats_.evictions;
+  }
+}
+
+Result<std::vector<std::shared_ptr<const Expert>>> ExpertCache::Acquire(int layer, std::span<const int> experts) {
+  std::vector<std::shared_ptr<const Expert>> out(experts.size());
+  for (size_t i = 0; i < experts.size(); ++i) {
+    const Key key = (uint64_t(layer) << 32) | uint32_t(experts[i]);
+    {
+      std::unique_lock lock(mu_);
+      loaded_.wait(lock, [&] { return !in_flight_.count(key); });
+      auto it = entries_.find(key);
+      if (it != entries_.end()) {
+        lru_.splice(lru_.begin(), lru_, it->second.lru);
+        ++stats_.hits;
+        if (it->second.prefetched) {
+          ++stats_.prefetch_hits;
+          it->second.prefetched = false;
+        }
+        out[i] = it->second.expert;
+        continue;
+      }
+      ++stats_.misses;
+      in_flight_[key] = true;
+    }
+    auto loaded = LoadExpert(layer, experts[i]);
+    std::lock_guard lock(mu_);
+    in_flight_.erase(key);
+    loaded_.notify_all();
+    if (!loaded.ok()) return loaded.status();
+    out[i] = *loaded;
+    Insert(key, std::move(*loaded), false);
+  }
+  return out;
+}
+
+void ExpertCache::Prefetch(int layer, std::span<const int> experts) {
+  {
+    std::lock_guard lock(mu_);
+    for (int e : experts) {
+      const Key key = (uint64_t(layer) << 32) | uint32_t(e);
+      if (entries_.count(key) || in_flight_.count(key)) continue;
+      in_flight_[key] = true;
+      queue_.push_back(key);
+    }
+  }
+  work_.notify_one();
+}
+
+void ExpertCache::LoaderLoop() {
+  for (;;) {
+    Key key;
+    {
+      std::unique_lock lock(mu_);
+      work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) {
+        for (Key k : queue_) in_flight_.erase(k);
+        queue_.clear();
+        loaded_.notify_all();
+        return;
+      }
+      key = queue_.front();
+      queue_.pop_front();
+    }
+    auto loaded = LoadExpert(static_cast<int>(key >> 32), static_cast<int>(key & 0xFFFFFFFF));
+    std::lock_guard lock(mu_);
+    in_flight_.erase(key);
+    if (loaded.ok()) {
+      ++stats_.prefetches;
+      Insert(key, std::move(*loaded), true);
+    } else {
+      LOG(Warning) << "expert prefetch failed: " << loaded.status().ToString();
+    }
+    loaded_.notify_all();
+  }
+}
+
+ExpertCacheStats ExpertCache::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace hubnode::runtime

@@ -1,0 +1,113 @@
+// A model's weights in backend memory: the resident (non-expert) tensors, loaded once, and the
+// routed experts behind an ExpertCache with a byte budget, LRU eviction and a prefetch thread.
+//
+// Thread safety: ModelWeights is immutable after Load. ExpertCache is thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/backend.h"
+#include "runtime/config.h"
+
+namespace hubnode::runtime {
+
+struct LayerWeights {
+  WeightView attn_norm, ffn_norm;
+  WeightView q, k, v, o;
+  WeightView q_bias, k_bias, v_bias;  // f32 [1, n] or empty
+  WeightView q_norm, k_norm;          // empty without QK-norm
+  WeightView gate, up, down;          // dense MLP (non-MoE layers)
+  WeightView router;                  // [experts, hidden]
+  WeightView shared_gate, shared_up, shared_down, shared_expert_gate;  // Qwen2-MoE
+  bool moe = false;
+};
+
+class ModelWeights {
+ public:
+  // Reads every non-expert tensor through `source` into `backend` memory, checking each
+  // tensor's presence, dtype and shape against `config` (InvalidArgument naming the tensor).
+  static Result<std::unique_ptr<ModelWeights>> Load(TensorSource& source, Backend& backend,
+                                                    const ModelConfig& config,
+                                                    const std::vector<TensorDesc>& tensors);
+  WeightView embed, final_norm, lm_head;
+  std::vector<LayerWeights> layers;
+  uint64_t bytes = 0;
+
+ private:
+  std::vector<std::unique_ptr<Buffer>> buffers_;
+  friend class WeightLoader;
+};
+
+// One routed expert's three projections in backend memory.
+struct Expert {
+  std::unique_ptr<Buffer> buffer;
+  WeightView gate, up, down;
+  uint64_t bytes = 0;
+};
+
+struct ExpertCacheStats {
+  uint64_t hits = 0, misses = 0, prefetches = 0, prefetch_hits = 0, evictions = 0;
+  uint64_t bytes_loaded = 0, resident_bytes = 0;
+  double load_seconds = 0;
+};
+
+class ExpertCache {
+ public:
+  // budget_bytes 0 = unlimited. `tensors` is the source's tensor list (shapes and dtypes).
+  ExpertCache(TensorSource& source, Backend& backend, const ModelConfig& config,
+              const std::vector<TensorDesc>& tensors, uint64_t budget_bytes);
+  ~ExpertCache();
+
+  // Checks that every routed expert's tensors exist with consistent shapes and dtypes; returns
+  // the bytes of all experts. InvalidArgument naming the tensor otherwise.
+  Result<uint64_t> Validate() const;
+
+  // The experts of `layer`, loading misses through the source (in the caller's thread).
+  // The returned pointers keep the experts alive while used, even if evicted meanwhile.
+  // shared_ptr: an expert is owned by the cache and by the steps that use it.
+  Result<std::vector<std::shared_ptr<const Expert>>> Acquire(int layer, std::span<const int> experts);
+
+  // Queues loads of experts likely needed soon (the loader thread ignores those held/in flight).
+  void Prefetch(int layer, std::span<const int> experts);
+
+  ExpertCacheStats stats() const;
+  uint64_t budget() const { return budget_; }
+
+ private:
+  using Key = uint64_t;  // layer << 32 | expert
+  struct Entry {
+    std::shared_ptr<const Expert> expert;
+    std::list<Key>::iterator lru;
+    bool prefetched = false;
+  };
+  Result<std::shared_ptr<const Expert>> LoadExpert(int layer, int expert);
+  void Insert(Key key, std::shared_ptr<const Expert> expert, bool prefetched);  // REQUIRES: mu_
+  void LoaderLoop();
+
+  TensorSource& source_;
+  Backend& backend_;
+  const ModelConfig& config_;
+  std::unordered_map<std::string, TensorDesc> descs_;
+  const uint64_t budget_;
+
+  mutable std::mutex mu_;
+  std::condition_variable loaded_, work_;
+  std::unordered_map<Key, Entry> entries_;
+  std::list<Key> lru_;  // front = most recently used
+  std::map<Key, bool> in_flight_;
+  std::deque<Key> queue_;
+  bool stop_ = false;
+  ExpertCacheStats stats_;
+  std::thread loader_;
+};
+
+}  // namespace hubnode::runtime

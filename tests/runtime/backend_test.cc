@@ -1,0 +1,256 @@
+// Every op of the CPU backend against a plain double-precision implementation on seeded random
+// inputs, for every kernel set this CPU supports and every weight dtype (after ggml's
+// test-backend-ops). A device backend joins this test when one is built.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "runtime/backend.h"
+#include "runtime/cpu_kernels.h"
+
+namespace hubnode::runtime {
+namespace {
+
+uint16_t ToBf16(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return static_cast<uint16_t>((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
+}
+
+// Truncating float -> fp16 (the test only needs the stored half to be what `values` says).
+uint16_t ToF16(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  const uint16_t sign = (b >> 16) & 0x8000;
+  const int exp = static_cast<int>((b >> 23) & 0xFF) - 127 + 15;
+  if (exp <= 0) return sign;
+  if (exp >= 31) return sign | 0x7BFF;
+  return sign | static_cast<uint16_t>(exp << 10) | static_cast<uint16_t>((b >> 13) & 0x3FF);
+}
+
+// A random weight in `dtype`, and its exact values as doubles.
+struct Weight {
+  std::vector<uint8_t> bytes;
+  std::vector<double> values;
+  WeightView view;
+};
+
+Weight MakeWeight(std::mt19937& rng, DType dt, int64_t rows, int64_t cols) {
+  std::normal_distribution<float> nd(0, 1);
+  Weight w;
+  w.bytes.resize(rows * cols * DTypeSize(dt));
+  w.values.resize(rows * cols);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const float f = nd(rng);
+    if (dt == DType::kF32) {
+      std::memcpy(w.bytes.data() + i * 4, &f, 4);
+      w.values[i] = f;
+    } else if (dt == DType::kBF16) {
+      const uint16_t h = ToBf16(f);
+      std::memcpy(w.bytes.data() + i * 2, &h, 2);
+      w.values[i] = kernels::Bf16ToF32(h);
+    } else {
+      const uint16_t h = ToF16(f);
+      std::memcpy(w.bytes.data() + i * 2, &h, 2);
+      w.values[i] = kernels::F16ToF32(h);
+    }
+  }
+  w.view = WeightView{w.bytes.data(), dt, rows, cols};
+  return w;
+}
+
+std::vector<float> Random(std::mt19937& rng, size_t n) {
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> v(n);
+  for (float& f : v) f = nd(rng);
+  return v;
+}
+
+void ExpectClose(const std::vector<float>& got, const std::vector<double>& want, double tol) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_NEAR(got[i], want[i], tol * (1 + std::abs(want[i]))) << "at " << i;
+  }
+}
+
+TEST(Kernels, EverySetMatchesDoublePrecision) {
+  std::mt19937 rng(1);
+  for (const char* name : {"scalar", "avx2", "avx512"}) {
+    const kernels::KernelSet* k = kernels::ByName(name);
+    if (!k) continue;
+    for (DType dt : {DType::kF32, DType::kBF16, DType::kF16}) {
+      for (int64_t in : {1, 7, 16, 33, 1000}) {
+        Weight w = MakeWeight(rng, dt, 5, in);
+        std::vector<float> x = Random(rng, in);
+        float out[8];
+        k->dot_rows(x.data(), w.bytes.data(), dt, in, in, 5, out);
+        for (int r = 0; r < 5; ++r) {
+          double want = 0;
+          for (int64_t i = 0; i < in; ++i) want += double(x[i]) * w.values[r * in + i];
+          EXPECT_NEAR(out[r], want, 1e-4 * (1 + std::sqrt(double(in)))) << name << " in=" << in;
+        }
+        std::vector<float> conv(in);
+        k->to_f32(w.bytes.data(), dt, in, conv.data());
+        for (int64_t i = 0; i < in; ++i) ASSERT_EQ(conv[i], static_cast<float>(w.values[i])) << name;
+      }
+    }
+  }
+}
+
+TEST(Kernels, ConvertedAndDirectRowsAgreeBitForBit) {
+  // Prefill converts weight blocks to f32 first; decode reads them directly. Same bits.
+  std::mt19937 rng(2);
+  const kernels::KernelSet& k = kernels::Select();
+  Weight w = MakeWeight(rng, DType::kBF16, 8, 301);
+  std::vector<float> x = Random(rng, 301), conv(8 * 301);
+  float direct[8], converted[8];
+  k.dot_rows(x.data(), w.bytes.data(), DType::kBF16, 301, 301, 8, direct);
+  k.to_f32(w.bytes.data(), DType::kBF16, 8 * 301, conv.data());
+  k.dot_rows(x.data(), conv.data(), DType::kF32, 301, 301, 8, converted);
+  for (int r = 0; r < 8; ++r) EXPECT_EQ(direct[r], converted[r]);
+}
+
+class BackendOps : public ::testing::TestWithParam<DType> {
+ protected:
+  std::unique_ptr<Backend> b_ = MakeCpuBackend(3);
+  std::mt19937 rng_{42};
+};
+
+TEST_P(BackendOps, MatMulBatchedWithBiasAndAccumulate) {
+  const DType dt = GetParam();
+  for (int64_t n : {1, 2, 5}) {
+    Weight w1 = MakeWeight(rng_, dt, 37, 64), w2 = MakeWeight(rng_, dt, 9, 64);
+    std::vector<float> x = Random(rng_, n * 64), bias = Random(rng_, 37);
+    std::vector<float> y1(n * 37, 0), y2 = Random(rng_, n * 9);
+    std::vector<double> want1(n * 37), want2(n * 9);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int r = 0; r < 37; ++r) {
+        double s = bias[r];
+        for (int c = 0; c < 64; ++c) s += double(x[i * 64 + c]) * w1.values[r * 64 + c];
+        want1[i * 37 + r] = s;
+      }
+      for (int r = 0; r < 9; ++r) {
+        double s = y2[i * 9 + r];
+        for (int c = 0; c < 64; ++c) s += double(x[i * 64 + c]) * w2.values[r * 64 + c];
+        want2[i * 9 + r] = s;
+      }
+    }
+    const MatMulArgs products[] = {{x.data(), n, 64, w1.view, bias.data(), y1.data(), 37, false},
+                                   {x.data(), n, 64, w2.view, nullptr, y2.data(), 9, true}};
+    b_->MatMul(products);
+    ExpectClose(y1, want1, 1e-4);
+    ExpectClose(y2, want2, 1e-4);
+  }
+}
+
+TEST_P(BackendOps, RmsNorm) {
+  Weight w = MakeWeight(rng_, GetParam(), 1, 48);
+  std::vector<float> x = Random(rng_, 6 * 48), y(6 * 48);
+  std::vector<double> want(6 * 48);
+  for (int i = 0; i < 6; ++i) {
+    double ms = 0;
+    for (int j = 0; j < 48; ++j) ms += double(x[i * 48 + j]) * x[i * 48 + j];
+    const double inv = 1 / std::sqrt(ms / 48 + 1e-5);
+    for (int j = 0; j < 48; ++j) want[i * 48 + j] = x[i * 48 + j] * inv * w.values[j];
+  }
+  b_->RmsNorm({x.data(), y.data(), 6, 48, w.view, 1e-5f});
+  ExpectClose(y, want, 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, BackendOps, ::testing::Values(DType::kF32, DType::kBF16, DType::kF16));
+
+TEST(BackendOpsF32, RopeRotatesHalves) {
+  auto b = MakeCpuBackend(2);
+  std::mt19937 rng(3);
+  const int n = 3, heads = 2, hd = 8;
+  std::vector<float> x = Random(rng, n * heads * hd), orig = x;
+  std::vector<int32_t> pos = {0, 5, 1000};
+  std::vector<float> inv = {1.0f, 0.1f, 0.01f, 0.001f};
+  b->Rope({x.data(), n, heads, hd, heads * hd, pos.data(), inv.data(), 1.5f});
+  std::vector<double> want(x.size());
+  for (int i = 0; i < n; ++i)
+    for (int h = 0; h < heads; ++h)
+      for (int j = 0; j < hd / 2; ++j) {
+        const double a = double(pos[i]) * inv[j], c = std::cos(a) * 1.5, s = std::sin(a) * 1.5;
+        const double x1 = orig[i * 16 + h * 8 + j], x2 = orig[i * 16 + h * 8 + j + 4];
+        want[i * 16 + h * 8 + j] = x1 * c - x2 * s;
+        want[i * 16 + h * 8 + j + 4] = x2 * c + x1 * s;
+      }
+  ExpectClose(x, want, 1e-5);
+}
+
+TEST(BackendOpsF32, AttentionCausalGqaWindow) {
+  auto b = MakeCpuBackend(3);
+  std::mt19937 rng(4);
+  const int n = 4, heads = 4, kv = 2, hd = 8, ctx = 10;
+  std::vector<float> q = Random(rng, n * heads * hd), k = Random(rng, ctx * kv * hd), v = Random(rng, ctx * kv * hd);
+  std::vector<int32_t> pos = {2, 3, 7, 9};
+  for (int window : {0, 3}) {
+    std::vector<float> out(n * heads * hd);
+    b->Attention({q.data(), heads * hd, k.data(), v.data(), out.data(), heads * hd, n, heads, kv, hd, pos.data(), window, 0.35f});
+    std::vector<double> want(out.size(), 0);
+    for (int i = 0; i < n; ++i)
+      for (int h = 0; h < heads; ++h) {
+        const int g = h / (heads / kv);
+        const int begin = window ? std::max(0, pos[i] - window + 1) : 0;
+        std::vector<double> s;
+        double mx = -1e300;
+        for (int t = begin; t <= pos[i]; ++t) {
+          double d = 0;
+          for (int j = 0; j < hd; ++j) d += double(q[i * 32 + h * 8 + j]) * k[t * 16 + g * 8 + j];
+          s.push_back(d * 0.35);
+          mx = std::max(mx, s.back());
+        }
+        double sum = 0;
+        for (double& e : s) sum += (e = std::exp(e - mx));
+        for (int t = begin; t <= pos[i]; ++t)
+          for (int j = 0; j < hd; ++j) want[i * 32 + h * 8 + j] += s[t - begin] / sum * v[t * 16 + g * 8 + j];
+      }
+    ExpectClose(out, want, 1e-5);
+  }
+}
+
+TEST(BackendOpsF32, SiluMulAddScaledEmbed) {
+  auto b = MakeCpuBackend(2);
+  std::mt19937 rng(5);
+  std::vector<float> a = Random(rng, 5 * 6), bb = Random(rng, 5 * 6), a0 = a;
+  b->SiluMul({a.data(), bb.data(), 5, 6, 6, 6});
+  std::vector<double> want(30);
+  for (int i = 0; i < 30; ++i) want[i] = a0[i] / (1 + std::exp(-double(a0[i]))) * bb[i];
+  ExpectClose(a, want, 1e-5);
+
+  // Scatter with repeated rows adds in order.
+  std::vector<float> y(3 * 4, 1.0f), x = Random(rng, 4 * 4), scale = {0.5f, 2.0f, -1.0f, 0.25f};
+  std::vector<int32_t> rows = {2, 0, 2, 1};
+  b->AddScaled({y.data(), x.data(), scale.data(), rows.data(), 4, 4, 4, 4, false});
+  std::vector<double> wy(12, 1.0);
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) wy[rows[i] * 4 + j] += scale[i] * double(x[i * 4 + j]);
+  ExpectClose(y, wy, 1e-6);
+
+  Weight table = MakeWeight(rng, DType::kBF16, 10, 4);
+  std::vector<int32_t> ids = {9, 0, 9};
+  std::vector<float> e(12);
+  b->Embed({table.view, ids.data(), 3, e.data()});
+  std::vector<double> we;
+  for (int id : ids)
+    for (int j = 0; j < 4; ++j) we.push_back(table.values[id * 4 + j]);
+  ExpectClose(e, we, 0);
+}
+
+TEST(BackendOpsF32, ResultsDoNotDependOnThreadCount) {
+  std::mt19937 rng(6);
+  Weight w = MakeWeight(rng, DType::kBF16, 300, 128);
+  std::vector<float> x = Random(rng, 7 * 128);
+  std::vector<float> y1(7 * 300), y4(7 * 300);
+  MatMulArgs m{x.data(), 7, 128, w.view, nullptr, y1.data(), 300, false};
+  MakeCpuBackend(1)->MatMul({&m, 1});
+  m.y = y4.data();
+  MakeCpuBackend(4)->MatMul({&m, 1});
+  EXPECT_EQ(y1, y4);
+}
+
+}  // namespace
+}  // namespace hubnode::runtime

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# hubnode's forward pass against the float64 NumPy reference (tests/runtime/reference.py) on
+# generated models of every supported family, dtype and RoPE variant: the logits of every prompt
+# position and of 16 greedy decode steps within a relative tolerance, and identical greedy tokens.
+# The model is read from the store (imported first), as `serve` reads it.
+# Usage: logits_test.sh HUBNODE
+set -euo pipefail
+BIN=$(realpath "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+export HUBNODE_DATA="$WORK/data"
+PY=/usr/bin/python3
+PROMPT=3,17,42,99,5,63,120,7,88,31,2,150
+pass=0 fail=0
+
+# name family size dtype config-edit(JSON merged into config.json, or -)
+check() {
+  local name=$1 family=$2 size=$3 dtype=$4 edit=$5
+  local dir="$WORK/$name"
+  "$BIN" testmodel --out "$dir" --family "$family" --size "$size" --dtype "$dtype" --seed 7 > /dev/null
+  if [[ "$edit" != "-" ]]; then
+    $PY - "$dir/config.json" "$edit" <<'PYEOF'
+import json, sys
+path, edit = sys.argv[1], json.loads(sys.argv[2])
+cfg = json.load(open(path))
+cfg.update(edit)
+json.dump(cfg, open(path, "w"), indent=2, sort_keys=True)
+PYEOF
+  fi
+  "$BIN" -q import "$dir" --repo "test/$name" > /dev/null
+  $PY "$HERE/reference.py" "$dir" --tokens "$PROMPT" --decode 16 > "$WORK/$name.ref.json"
+  "$BIN" run "test/$name" --tokens "$PROMPT" --dump-logits 16 --runtime-threads 2 > "$WORK/$name.got.json"
+  if out=$($PY "$HERE/compare_logits.py" "$WORK/$name.ref.json" "$WORK/$name.got.json"); then
+    echo "PASS $name: $out"
+    pass=$((pass + 1))
+  else
+    echo "FAIL $name: $out"
+    fail=$((fail + 1))
+  fi
+}
+
+check mixtral mixtral tiny bf16 -
+check qwen2_moe qwen2_moe tiny bf16 -
+check qwen3_moe qwen3_moe tiny bf16 -
+check olmoe olmoe tiny bf16 -
+check llama llama tiny bf16 -
+check qwen2 qwen2 tiny fp16 -
+check qwen3 qwen3 tiny fp32 -
+check olmoe_small olmoe small bf16 -
+check qwen2_moe_small qwen2_moe small fp16 -
+check mixtral_window mixtral tiny bf16 '{"sliding_window": 5}'
+check llama_linear llama tiny bf16 '{"rope_scaling": {"type": "linear", "factor": 2.0}}'
+check llama3_rope llama tiny bf16 '{"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 16}}'
+check llama_dynamic llama tiny bf16 '{"max_position_embeddings": 16, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}'
+check qwen3_yarn qwen3 tiny bf16 '{"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8}}'
+check olmoe_norm_topk olmoe tiny bf16 '{"norm_topk_prob": true}'
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
