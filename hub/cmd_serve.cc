@@ -10,6 +10,7 @@
 #include "hub/auth.h"
 #include "hub/commands.h"
 #include "hub/mirror.h"
+#include "hub/runtime_flags.h"
 #include "hub/server.h"
 #include "hub/trust_gate.h"
 #include "hub/upstream.h"
@@ -39,6 +40,8 @@ struct ServeArgs {
   bool offline = false;
   std::vector<std::string> allow, deny;
   int64_t upstream_rate = 0;
+  bool no_inference = false;
+  RuntimeFlags runtime;
 };
 
 std::string UpstreamToken(const std::string& flag) {
@@ -83,7 +86,14 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
     mirror = std::make_unique<Mirror>(st->get(), upstream.get(), flags.data_dir + "/staging");
     mirror->SetGate(MakeGate(st->get(), flags.data_dir + "/trust.json", &matcher));
   }
-  auto server = HubServer::Create(o, st->get(), &tokens, mirror.get());
+  std::unique_ptr<ModelHost> models;
+  if (!a.no_inference) {
+    auto mo = ModelHostOptionsFrom(a.runtime);
+    if (!mo.ok()) return Fail(mo.status());
+    mo->trust_path = o.trust_path;
+    models = std::make_unique<ModelHost>(st->get(), std::move(*mo));
+  }
+  auto server = HubServer::Create(o, st->get(), &tokens, mirror.get(), models.get());
   if (!server.ok()) return Fail(server.status());
   if (Status s = (*server)->Bind(); !s.ok()) return Fail(s);
   std::string url = "http://" + o.host + ":" + std::to_string((*server)->port());
@@ -122,6 +132,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--mirror-allow", a->allow, "Only pull through repos matching this glob (repeatable)");
     sub->add_option("--mirror-deny", a->deny, "Never pull through repos matching this glob (repeatable)");
     sub->add_flag("--offline", a->offline, "Serve only what is held; never contact the upstream");
+    sub->add_flag("--no-inference", a->no_inference, "Do not serve the OpenAI-compatible API (/v1/)");
+    AddRuntimeFlags(sub, &a->runtime);
     out->push_back({sub, [a, &flags] { return Serve(flags, *a); }});
   }
   {

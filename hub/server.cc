@@ -4,6 +4,7 @@
 
 #include "base/log.h"
 #include "hub/handlers.h"
+#include "hub/openai_api.h"
 
 namespace hubnode::hub {
 namespace {
@@ -17,8 +18,9 @@ constexpr const char* kExposedHeaders =
 
 class HubServerImpl final : public HubServer {
  public:
-  HubServerImpl(const ServerOptions& o, store::Store* store, TokenStore* tokens, Mirror* mirror)
-      : options_(o), handlers_(options_, store, tokens, &metrics_, mirror), store_(store) {
+  HubServerImpl(const ServerOptions& o, store::Store* store, TokenStore* tokens, Mirror* mirror, ModelHost* models)
+      : options_(o), handlers_(options_, store, tokens, &metrics_, mirror), openai_(store, models), store_(store),
+        tokens_(tokens) {
     unsigned threads = std::max(1u, options_.threads);
     http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http_.set_payload_max_length(options_.max_body);
@@ -33,8 +35,13 @@ class HubServerImpl final : public HubServer {
     });
     auto handle = [this](const httplib::Request& req, httplib::Response& res) {
       if (req.path == "/metrics") {
-        res.set_content(metrics_.Render(store_->DiskBytes()), "text/plain; version=0.0.4");
+        res.set_content(metrics_.Render(store_->DiskBytes()) + openai_.Metrics(), "text/plain; version=0.0.4");
         return;
+      }
+      if (req.path.starts_with("/v1/")) {
+        auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
+        if (!who.ok()) return SendError(res, 401, "Unauthorized", who.status().message());
+        return openai_.Handle(req, res, *who);
       }
       handlers_.Handle(req, res);
     };
@@ -96,7 +103,9 @@ class HubServerImpl final : public HubServer {
   ServerOptions options_;
   Metrics metrics_;
   Handlers handlers_;
+  OpenAiApi openai_;
   store::Store* store_;
+  TokenStore* tokens_;
   httplib::Server http_;
   int port_ = 0;
 };
@@ -104,9 +113,9 @@ class HubServerImpl final : public HubServer {
 }  // namespace
 
 Result<std::unique_ptr<HubServer>> HubServer::Create(const ServerOptions& options, store::Store* store,
-                                                     TokenStore* tokens, Mirror* mirror) {
+                                                     TokenStore* tokens, Mirror* mirror, ModelHost* models) {
   if (options.threads == 0 || options.threads > 1024) return InvalidArgumentError("--threads must be 1..1024");
-  return std::unique_ptr<HubServer>(new HubServerImpl(options, store, tokens, mirror));
+  return std::unique_ptr<HubServer>(new HubServerImpl(options, store, tokens, mirror, models));
 }
 
 void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {

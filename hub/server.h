@@ -1,5 +1,5 @@
-// The HTTP server of a hub node: the Hugging Face compatible read API over a Store, /health and
-// /metrics. docs/http-api.md documents every route.
+// The HTTP server of a hub node: the Hugging Face compatible read API over a Store, the
+// OpenAI-compatible inference API (/v1/), /health and /metrics. docs/http-api.md documents every route.
 //
 // Thread safety: Run() blocks on the calling thread; Stop() may be called from any thread (a
 // signal-watching thread, typically) and lets in-flight responses finish.
@@ -11,6 +11,7 @@
 #include "base/status.h"
 #include "hub/auth.h"
 #include "hub/mirror.h"
+#include "hub/model_host.h"
 #include "store/store.h"
 
 namespace hubnode::hub {
@@ -41,9 +42,10 @@ struct ServerOptions {
 
 class HubServer {
  public:
-  // The store, tokens and mirror (nullable: no upstream) must outlive the server.
+  // The store, tokens, mirror (nullable: no upstream) and model host (nullable: no inference
+  // API) must outlive the server.
   static Result<std::unique_ptr<HubServer>> Create(const ServerOptions& options, store::Store* store,
-                                                   TokenStore* tokens, Mirror* mirror);
+                                                   TokenStore* tokens, Mirror* mirror, ModelHost* models = nullptr);
   virtual ~HubServer() = default;
   // Binds the listening socket. Unavailable if the address is taken.
   virtual Status Bind() = 0;

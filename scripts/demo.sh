@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: generate a small MoE checkpoint, import it into a store, and show what it holds.
+# `make demo`: generate a small MoE checkpoint, import it into a store, show what it holds, and
+# serve it (the Hugging Face API and the OpenAI-compatible inference API).
 # Usage: scripts/demo.sh HUBNODE DEMO_DIR
 set -euo pipefail
 HUBNODE=$(realpath "$1")
@@ -32,8 +33,15 @@ Starting the node on $URL (Ctrl-C stops it). With it running, try:
   HF_ENDPOINT=$URL hf download demo/olmoe-small          # Python client (huggingface_hub)
   node --input-type=module -e 'import {modelInfo} from "@huggingface/hub";
     console.log(await modelInfo({name: "demo/olmoe-small", hubUrl: "$URL"}))'
+  curl -s $URL/v1/chat/completions -H 'Content-Type: application/json' \
+    -d '{"model": "demo/olmoe-small", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 32}'
+  curl -sN $URL/v1/completions -H 'Content-Type: application/json' \
+    -d '{"model": "demo/olmoe-small", "prompt": "Once upon", "max_tokens": 32, "stream": true}'
   curl -s $URL/metrics | head
+(The model has random weights: the text is gibberish, but every token is computed.)
 Offline, with the node stopped:
+  $HUBNODE --data $DATA run demo/olmoe-small --prompt "Hello" --stats
+  $HUBNODE --data $DATA chat demo/olmoe-small, with the node stopped:
   $HUBNODE --data $DATA experts demo/olmoe-small | head
   $HUBNODE --data $DATA export demo/olmoe-small /tmp/olmoe-export
 EOF2

@@ -1,0 +1,253 @@
+// `hubnode run` and `hubnode chat`: generation from a stored model on this machine, and the
+// runtime flags shared with `serve`.
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <cstdio>
+#include <iostream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "hub/commands.h"
+#include "hub/runtime_flags.h"
+
+namespace hubnode::hub {
+
+void AddRuntimeFlags(CLI::App* sub, RuntimeFlags* f) {
+  sub->add_option("--runtime-threads", f->threads, "Compute threads for inference (default: all cores)");
+  sub->add_option("--expert-budget", f->expert_budget,
+                  "Memory for routed experts: a percentage of the model's experts (50%) or bytes (512MiB); default all");
+  sub->add_option("--max-models", f->max_models, "Models kept loaded (default 2)");
+  sub->add_option("--max-batch", f->max_batch, "Requests decoded together (default 8)");
+  sub->add_option("--max-context", f->max_context, "Longest prompt + completion (default: the model's, at most 4096)");
+  sub->add_flag("--no-prefetch", f->no_prefetch, "Do not prefetch the next layer's experts");
+}
+
+Result<ModelHostOptions> ModelHostOptionsFrom(const RuntimeFlags& f) {
+  ModelHostOptions o;
+  if (f.threads < 0 || f.threads > 1024) return InvalidArgumentError("--runtime-threads must be 0..1024");
+  if (f.max_models < 1 || f.max_models > 64) return InvalidArgumentError("--max-models must be 1..64");
+  if (f.max_batch < 1 || f.max_batch > 256) return InvalidArgumentError("--max-batch must be 1..256");
+  if (f.max_context < 0) return InvalidArgumentError("--max-context must be >= 0");
+  o.engine.threads = f.threads;
+  o.engine.max_batch = f.max_batch;
+  o.engine.max_context = f.max_context;
+  o.engine.prefetch = !f.no_prefetch;
+  o.max_models = f.max_models;
+  if (!f.expert_budget.empty()) {
+    const std::string& b = f.expert_budget;
+    double value = 0;
+    auto [end, ec] = std::from_chars(b.data(), b.data() + b.size(), value);
+    const std::string unit(end, b.data() + b.size());
+    if (ec != std::errc() || value <= 0) return InvalidArgumentError("--expert-budget: expected 50% or 512MiB");
+    if (unit == "%") {
+      if (value > 100) return InvalidArgumentError("--expert-budget: at most 100%");
+      o.expert_budget_fraction = value / 100;
+    } else {
+      const std::pair<const char*, double> units[] = {{"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
+      bool known = false;
+      for (const auto& [name, mult] : units) {
+        if (unit == name) {
+          o.engine.expert_budget_bytes = static_cast<uint64_t>(value * mult);
+          known = true;
+        }
+      }
+      if (!known) return InvalidArgumentError("--expert-budget: unknown unit '" + unit + "' (use %, B, KiB, MiB, GiB)");
+    }
+  }
+  return o;
+}
+
+namespace {
+
+struct RunArgs {
+  std::string model, prompt, tokens;
+  bool chat = false, stats = false;
+  int max_tokens = 64;
+  float temperature = 0, top_p = 1;
+  int top_k = 0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+  int dump_logits = -1;
+  bool ignore_eos = false;
+  RuntimeFlags runtime;
+};
+
+std::vector<int32_t> ParseIds(const std::string& s, bool* ok) {
+  std::vector<int32_t> ids;
+  *ok = true;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    int32_t v = 0;
+    auto [p, ec] = std::from_chars(s.data() + i, s.data() + j, v);
+    if (ec != std::errc() || p != s.data() + j) *ok = false;
+    ids.push_back(v);
+    i = j + 1;
+  }
+  return ids;
+}
+
+void PrintStats(const runtime::Engine& e, double seconds) {
+  const runtime::EngineStats s = e.stats();
+  std::fprintf(stderr,
+               "[%s] prompt %llu tokens (%.1f tok/s), generated %llu tokens (%.1f tok/s); experts: %llu hits, "
+               "%llu misses, %llu prefetched, %llu evicted, %.1f MiB loaded in %.2f s\n",
+               e.info().architecture.c_str(), (unsigned long long)s.prompt_tokens,
+               s.prefill_seconds > 0 ? s.prompt_tokens / s.prefill_seconds : 0.0, (unsigned long long)s.generated_tokens,
+               s.decode_seconds > 0 ? s.generated_tokens / s.decode_seconds : 0.0, (unsigned long long)s.expert_hits,
+               (unsigned long long)s.expert_misses, (unsigned long long)s.expert_prefetches,
+               (unsigned long long)s.expert_evictions, s.expert_bytes_loaded / 1048576.0, s.expert_load_seconds);
+  (void)seconds;
+}
+
+// Loads the model through the same host (and policy gate) `serve` uses.
+Result<std::shared_ptr<runtime::Engine>> Open(store::Store* st, const RunArgs& a) {
+  ASSIGN_OR_RETURN(ModelHostOptions o, ModelHostOptionsFrom(a.runtime));
+  o.max_models = 1;
+  ModelHost host(st, std::move(o));  // the engine it loads outlives it (shared)
+  ASSIGN_OR_RETURN(LoadedModel m, host.Get(a.model));
+  return m.engine;
+}
+
+// Streams one generation to stdout; returns the generated text.
+Result<std::string> Stream(runtime::Engine& e, std::vector<int32_t> prompt, const runtime::SamplingParams& sp) {
+  std::string text;
+  std::promise<Status> done;
+  runtime::GenerateRequest req;
+  req.prompt = std::move(prompt);
+  req.sampling = sp;
+  req.on_event = [&](const runtime::TokenEvent& ev) {
+    std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
+    std::fflush(stdout);
+    text += ev.text;
+    if (ev.finish != runtime::FinishReason::kNone) done.set_value(ev.error);
+    return true;
+  };
+  auto finished = done.get_future();
+  RETURN_IF_ERROR(e.Submit(std::move(req)));
+  RETURN_IF_ERROR(finished.get());
+  return text;
+}
+
+int Run(const GlobalFlags& flags, const RunArgs& a) {
+  auto st = OpenStore(flags);
+  if (!st.ok()) return Fail(st.status());
+  auto engine = Open(st->get(), a);
+  if (!engine.ok()) return Fail(engine.status());
+  runtime::Engine& e = **engine;
+  std::vector<int32_t> prompt;
+  if (!a.tokens.empty()) {
+    bool ok = false;
+    prompt = ParseIds(a.tokens, &ok);
+    if (!ok) return Fail(InvalidArgumentError("--tokens must be comma-separated token ids"));
+  } else if (a.chat) {
+    auto text = e.ApplyChatTemplate({{"user", a.prompt, ""}}, true);
+    if (!text.ok()) return Fail(text.status());
+    prompt = e.Tokenize(*text, false);
+  } else {
+    prompt = e.Tokenize(a.prompt, true);
+  }
+  if (a.dump_logits >= 0) {  // the logits trace as JSON, for correctness checks
+    auto trace = e.TraceLogits(prompt, a.dump_logits);
+    if (!trace.ok()) return Fail(trace.status());
+    nlohmann::json out = {{"prompt", prompt}, {"prefill_logits", trace->prefill}, {"decode", nlohmann::json::array()}};
+    for (size_t i = 0; i < trace->tokens.size(); ++i) {
+      out["decode"].push_back({{"token", trace->tokens[i]}, {"logits", trace->decode[i]}});
+    }
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  runtime::SamplingParams sp;
+  sp.max_tokens = a.max_tokens;
+  sp.temperature = a.temperature;
+  sp.top_p = a.top_p;
+  sp.top_k = a.top_k;
+  sp.seed = a.seed;
+  sp.stop = a.stop;
+  sp.ignore_eos = a.ignore_eos;
+  auto text = Stream(e, std::move(prompt), sp);
+  std::printf("\n");
+  if (!text.ok()) return Fail(text.status());
+  if (a.stats) PrintStats(e, 0);
+  return 0;
+}
+
+int Chat(const GlobalFlags& flags, const RunArgs& a) {
+  auto st = OpenStore(flags);
+  if (!st.ok()) return Fail(st.status());
+  auto engine = Open(st->get(), a);
+  if (!engine.ok()) return Fail(engine.status());
+  runtime::Engine& e = **engine;
+  std::vector<runtime::ChatMessage> history;
+  runtime::SamplingParams sp;
+  sp.max_tokens = a.max_tokens;
+  sp.temperature = a.temperature;
+  sp.top_p = a.top_p;
+  sp.top_k = a.top_k;
+  sp.seed = a.seed;
+  sp.stop = a.stop;
+  const bool tty = isatty(fileno(stdin));
+  std::string line;
+  for (;;) {
+    if (tty) std::fprintf(stderr, "> ");
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      history.clear();
+      continue;
+    }
+    history.push_back({"user", line, ""});
+    auto text = e.ApplyChatTemplate(history, true);
+    if (!text.ok()) return Fail(text.status());
+    auto reply = Stream(e, e.Tokenize(*text, false), sp);
+    std::printf("\n");
+    std::fflush(stdout);
+    if (!reply.ok()) return Fail(reply.status());
+    history.push_back({"assistant", *reply, ""});
+    ++sp.seed;
+  }
+  if (a.stats) PrintStats(e, 0);
+  return 0;
+}
+
+void AddCommon(CLI::App* sub, RunArgs* a) {
+  sub->add_option("model", a->model, "REPO[@REV] in the store")->required();
+  sub->add_option("--max-tokens", a->max_tokens, "Tokens to generate at most (default 64)");
+  sub->add_option("--temperature", a->temperature, "0 = greedy (default 0)");
+  sub->add_option("--top-p", a->top_p, "Nucleus sampling mass (default 1)");
+  sub->add_option("--top-k", a->top_k, "Sample among the k most likely (default 0 = off)");
+  sub->add_option("--seed", a->seed, "Random seed (default 0)");
+  sub->add_option("--stop", a->stop, "Stop before this string (repeatable)");
+  sub->add_flag("--stats", a->stats, "Print speed and expert-cache statistics to stderr");
+  AddRuntimeFlags(sub, &a->runtime);
+}
+
+}  // namespace
+
+void AddRunCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out) {
+  {
+    auto a = std::make_shared<RunArgs>();
+    auto* sub = app.add_subcommand("run", "Generate text with a stored model");
+    AddCommon(sub, a.get());
+    sub->add_option("--prompt", a->prompt, "Prompt text");
+    sub->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template as a user message");
+    sub->add_option("--tokens", a->tokens, "Prompt as comma-separated token ids (instead of --prompt)");
+    sub->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-sequence tokens");
+    sub->add_option("--dump-logits", a->dump_logits,
+                    "Print the prompt's logits and N greedy steps' logits as JSON instead of generating");
+    out->push_back({sub, [&flags, a] { return Run(flags, *a); }});
+  }
+  {
+    auto a = std::make_shared<RunArgs>();
+    a->temperature = 0.7f;
+    a->max_tokens = 256;
+    auto* sub = app.add_subcommand("chat", "Chat with a stored model in the terminal (/reset, /exit)");
+    AddCommon(sub, a.get());
+    out->push_back({sub, [&flags, a] { return Chat(flags, *a); }});
+  }
+}
+
+}  // namespace hubnode::hub

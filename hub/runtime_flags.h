@@ -1,0 +1,28 @@
+// The runtime flags `serve`, `run` and `chat` share, parsed into ModelHostOptions.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+#include "hub/model_host.h"
+
+namespace CLI {
+class App;
+}
+
+namespace hubnode::hub {
+
+struct RuntimeFlags {
+  int threads = 0;
+  std::string expert_budget;  // "50%", "512MiB", "1073741824"; empty = all experts
+  int max_models = 2;
+  int max_batch = 8;
+  int max_context = 0;
+  bool no_prefetch = false;
+};
+
+void AddRuntimeFlags(CLI::App* sub, RuntimeFlags* flags);
+// InvalidArgument for a malformed --expert-budget or out-of-range value.
+Result<ModelHostOptions> ModelHostOptionsFrom(const RuntimeFlags& flags);
+
+}  // namespace hubnode::hub

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The OpenAI-compatible API end to end with curl against a real `hubnode serve` on 127.0.0.1:
+# /v1/models, chat and text completions streamed and not, token-id prompts, logprobs, stop
+# strings, seeds, concurrent requests, cancellation when the client leaves, the policy gate and
+# private repos, and clear 4xx errors. Prints "N passed, M failed".
+set -uo pipefail
+HUBNODE=$(realpath "$1")
+WORK=$(mktemp -d)
+PID=
+trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+pass=0 fail=0
+check() {  # check NAME EXPECTED ACTUAL
+  if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
+}
+hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
+jq_() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+post() { curl -s -o "$WORK/body" -w '%{http_code}' -H 'Content-Type: application/json' "$@"; }
+
+hub testmodel --family olmoe --size small --seed 5 --out "$WORK/m" > /dev/null
+hub import "$WORK/m" --repo org/moe > /dev/null
+hub import "$WORK/m" --repo org/secret --private > /dev/null
+# Stored, then denied by a policy set afterwards; and one held for review at import.
+hub testmodel --family llama --seed 6 --out "$WORK/d" > /dev/null
+hub import "$WORK/d" --repo denied/llama > /dev/null
+hub trust policy --namespace denied --id apache-2.0 --verdict deny > /dev/null
+hub trust policy --namespace held --id apache-2.0 --verdict review > /dev/null
+hub import "$WORK/d" --repo held/llama > /dev/null 2>&1 || true
+TOKEN=$(hub token create --name t --scope read)
+"$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --runtime-threads 2 --max-batch 4 > "$WORK/out" 2> "$WORK/err" &
+PID=$!
+for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
+
+# /v1/models lists the stored models of a supported architecture visible to the caller.
+curl -s "$U/v1/models" > "$WORK/models"
+check "models object" list "$(jq_ 'd["object"]' < "$WORK/models")"
+check "models lists org/moe" True "$(jq_ '"org/moe" in [m["id"] for m in d["data"]]' < "$WORK/models")"
+check "models hides private" False "$(jq_ '"org/secret" in [m["id"] for m in d["data"]]' < "$WORK/models")"
+
+# Chat completion, not streamed, greedy: the OpenAI shape, usage, a finish reason.
+BODY='{"model":"org/moe","messages":[{"role":"user","content":"Hello there"}],"max_tokens":12,"temperature":0}'
+check "chat status" 200 "$(post "$U/v1/chat/completions" -d "$BODY")"
+cp "$WORK/body" "$WORK/chat1"
+check "chat object" chat.completion "$(jq_ 'd["object"]' < "$WORK/chat1")"
+check "chat role" assistant "$(jq_ 'd["choices"][0]["message"]["role"]' < "$WORK/chat1")"
+check "chat finish" True "$(jq_ 'd["choices"][0]["finish_reason"] in ("stop","length")' < "$WORK/chat1")"
+check "chat usage sums" True "$(jq_ 'd["usage"]["total_tokens"] == d["usage"]["prompt_tokens"] + d["usage"]["completion_tokens"] and d["usage"]["completion_tokens"] >= 1' < "$WORK/chat1")"
+check "chat id" True "$(jq_ 'd["id"].startswith("chatcmpl-")' < "$WORK/chat1")"
+# Greedy is deterministic.
+post "$U/v1/chat/completions" -d "$BODY" > /dev/null
+check "greedy repeatable" "$(jq_ 'd["choices"][0]["message"]["content"]' < "$WORK/chat1")" "$(jq_ 'd["choices"][0]["message"]["content"]' < "$WORK/body")"
+
+# Streamed: chunks with deltas whose concatenation equals the non-streamed text, then [DONE].
+curl -sN -H 'Content-Type: application/json' "$U/v1/chat/completions" \
+  -d '{"model":"org/moe","messages":[{"role":"user","content":"Hello there"}],"max_tokens":12,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' > "$WORK/stream"
+check "stream ends with DONE" "data: [DONE]" "$(grep '^data:' "$WORK/stream" | tail -1)"
+STREAMED=$(grep '^data: {' "$WORK/stream" | sed 's/^data: //' | /usr/bin/python3 -c '
+import json, sys
+text = ""
+for line in sys.stdin:
+    d = json.loads(line)
+    for c in d["choices"]:
+        text += c["delta"].get("content", "")
+print(text)')
+check "stream text = non-stream text" "$(jq_ 'd["choices"][0]["message"]["content"]' < "$WORK/chat1")" "$STREAMED"
+check "stream chunk object" chat.completion.chunk "$(grep '^data: {' "$WORK/stream" | head -1 | sed 's/^data: //' | jq_ 'd["object"]')"
+check "stream usage chunk" True "$(grep '^data: {' "$WORK/stream" | tail -1 | sed 's/^data: //' | jq_ 'd["choices"] == [] and d["usage"]["completion_tokens"] >= 1')"
+
+# Completions with a token-id prompt, ignore_eos and max_tokens: exactly max_tokens tokens.
+check "completions status" 200 "$(post "$U/v1/completions" -d '{"model":"org/moe","prompt":[5,6,7,8],"max_tokens":9,"ignore_eos":true,"temperature":0.8,"seed":11}')"
+cp "$WORK/body" "$WORK/c1"
+check "completions object" text_completion "$(jq_ 'd["object"]' < "$WORK/c1")"
+check "completions length" "9 length 4" "$(jq_ 'str(d["usage"]["completion_tokens"]) + " " + d["choices"][0]["finish_reason"] + " " + str(d["usage"]["prompt_tokens"])' < "$WORK/c1")"
+post "$U/v1/completions" -d '{"model":"org/moe","prompt":[5,6,7,8],"max_tokens":9,"ignore_eos":true,"temperature":0.8,"seed":11}' > /dev/null
+check "same seed, same text" "$(jq_ 'd["choices"][0]["text"]' < "$WORK/c1")" "$(jq_ 'd["choices"][0]["text"]' < "$WORK/body")"
+
+# Logprobs in both shapes.
+post "$U/v1/chat/completions" -d '{"model":"org/moe","messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0,"logprobs":true,"top_logprobs":3}' > /dev/null
+check "chat logprobs" True "$(jq_ 'len(d["choices"][0]["logprobs"]["content"]) >= 1 and len(d["choices"][0]["logprobs"]["content"][0]["top_logprobs"]) == 3 and d["choices"][0]["logprobs"]["content"][0]["logprob"] <= 0' < "$WORK/body")"
+check "greedy token is the top logprob" True "$(jq_ 'abs(d["choices"][0]["logprobs"]["content"][0]["logprob"] - d["choices"][0]["logprobs"]["content"][0]["top_logprobs"][0]["logprob"]) < 1e-6' < "$WORK/body")"
+post "$U/v1/completions" -d '{"model":"org/moe","prompt":"The weights","max_tokens":3,"logprobs":2,"ignore_eos":true}' > /dev/null
+check "completion logprobs" True "$(jq_ 'len(d["choices"][0]["logprobs"]["tokens"]) == 3 and len(d["choices"][0]["logprobs"]["top_logprobs"][0]) >= 1' < "$WORK/body")"
+
+# A stop string cuts the text before it.
+FULL=$(post "$U/v1/completions" -d '{"model":"org/moe","prompt":[1,2,3],"max_tokens":16,"ignore_eos":true,"temperature":0}' > /dev/null; jq_ 'd["choices"][0]["text"]' < "$WORK/body")
+STOP=$(/usr/bin/python3 -c "import sys; t=sys.argv[1]; print(t[len(t)//2:len(t)//2+2] if len(t) > 4 else '')" "$FULL")
+if [[ -n "$STOP" ]]; then
+  post "$U/v1/completions" -d "$(/usr/bin/python3 -c 'import json,sys; print(json.dumps({"model":"org/moe","prompt":[1,2,3],"max_tokens":16,"ignore_eos":True,"temperature":0,"stop":[sys.argv[1]]}))' "$STOP")" > /dev/null
+  check "stop string" "$(/usr/bin/python3 -c "import sys; print(sys.argv[1][:sys.argv[1].find(sys.argv[2])])" "$FULL" "$STOP") stop" "$(jq_ 'd["choices"][0]["text"] + " " + d["choices"][0]["finish_reason"]' < "$WORK/body")"
+fi
+
+# Several concurrent requests (batched by the engine) all complete, each with its own text.
+for i in 1 2 3 4 5 6; do
+  curl -s -H 'Content-Type: application/json' "$U/v1/completions" \
+    -d "{\"model\":\"org/moe\",\"prompt\":[$i,9,$i],\"max_tokens\":8,\"ignore_eos\":true,\"temperature\":0}" > "$WORK/par$i" &
+done
+wait $(jobs -p | grep -v "^$PID$") 2>/dev/null
+ok=0
+for i in 1 2 3 4 5 6; do
+  [[ "$(jq_ 'd["usage"]["completion_tokens"]' < "$WORK/par$i" 2>/dev/null)" == 8 ]] && ok=$((ok + 1))
+done
+check "6 concurrent completions" 6 "$ok"
+# A concurrent answer equals the same request made alone.
+post "$U/v1/completions" -d '{"model":"org/moe","prompt":[3,9,3],"max_tokens":8,"ignore_eos":true,"temperature":0}' > /dev/null
+check "batched = alone" "$(jq_ 'd["choices"][0]["text"]' < "$WORK/par3")" "$(jq_ 'd["choices"][0]["text"]' < "$WORK/body")"
+
+# Cancellation: a client that leaves mid-stream stops its generation (it asked for 3000 tokens).
+gen_total() { curl -s "$U/metrics" | sed -n 's/^hubnode_runtime_generated_tokens_total{model="org\/moe"} \([0-9.]*\).*/\1/p' | cut -d. -f1; }
+BEFORE=$(gen_total)
+curl -sN -m 1 -H 'Content-Type: application/json' "$U/v1/completions" \
+  -d '{"model":"org/moe","prompt":[1,2],"max_tokens":3000,"ignore_eos":true,"stream":true}' > /dev/null 2>&1
+active=1
+for _ in $(seq 50); do
+  active=$(curl -s "$U/metrics" | sed -n 's/^hubnode_runtime_active_requests{model="org\/moe"} \([0-9.]*\).*/\1/p' | cut -d. -f1)
+  [[ "$active" == 0 ]] && break
+  sleep 0.2
+done
+check "cancelled when the client left" 0 "$active"
+AFTER=$(gen_total)
+check "generation stopped early" True "$(/usr/bin/python3 -c "print(0 < ${AFTER:-0} - ${BEFORE:-0} < 2999)")"
+
+# Errors: OpenAI-shaped JSON bodies with a code.
+check "unknown model" 404 "$(post "$U/v1/chat/completions" -d '{"model":"org/nope","messages":[{"role":"user","content":"x"}]}')"
+check "unknown model code" model_not_found "$(jq_ 'd["error"]["code"]' < "$WORK/body")"
+check "private model without token" 404 "$(post "$U/v1/completions" -d '{"model":"org/secret","prompt":"x"}')"
+check "private model with token" 200 "$(post -H "Authorization: Bearer $TOKEN" "$U/v1/completions" -d '{"model":"org/secret","prompt":"x","max_tokens":2}')"
+check "bad temperature" 400 "$(post "$U/v1/completions" -d '{"model":"org/moe","prompt":"x","temperature":5}')"
+check "bad temperature names it" True "$(jq_ '"temperature" in d["error"]["message"]' < "$WORK/body")"
+check "bad json" 400 "$(post "$U/v1/chat/completions" -d '{"model":')"
+check "no messages" 400 "$(post "$U/v1/chat/completions" -d '{"model":"org/moe","messages":[]}')"
+check "n=2 refused" 400 "$(post "$U/v1/chat/completions" -d '{"model":"org/moe","messages":[{"role":"user","content":"x"}],"n":2}')"
+check "token id out of range" 400 "$(post "$U/v1/completions" -d '{"model":"org/moe","prompt":[1,99999999]}')"
+LONG=$(/usr/bin/python3 -c 'print(",".join(["5"] * 5000))')
+check "too long prompt" 400 "$(post "$U/v1/completions" -d "{\"model\":\"org/moe\",\"prompt\":[$LONG]}")"
+check "too long code" context_length_exceeded "$(jq_ 'd["error"]["code"]' < "$WORK/body")"
+check "GET on completions" 405 "$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/completions")"
+check "policy-denied model" 412 "$(post "$U/v1/completions" -d '{"model":"denied/llama","prompt":"x"}')"
+check "denial names the rule" True "$(jq_ '"deny" in d["error"]["message"] and "policy" in d["error"]["message"]' < "$WORK/body")"
+check "held model" 412 "$(post "$U/v1/completions" -d '{"model":"held/llama","prompt":"x"}')"
+check "held says so" True "$(jq_ '"held for license review" in d["error"]["message"]' < "$WORK/body")"
+hub run denied/llama --prompt x > /dev/null 2> "$WORK/runerr"
+check "run refuses a denied model" 1 "$?"
+# Metrics report the expert cache.
+check "expert hits in metrics" True "$(curl -s "$U/metrics" | /usr/bin/python3 -c '
+import sys
+v = [l for l in sys.stdin if l.startswith("hubnode_runtime_expert_hits_total")]
+print(bool(v) and float(v[0].split()[-1]) > 0)')"
+
+kill "$PID"; wait "$PID" 2>/dev/null; PID=
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
