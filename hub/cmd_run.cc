@@ -96,16 +96,17 @@ void PrintStats(const runtime::Engine& e, double seconds) {
                "%llu misses, %llu prefetched, %llu evicted, %.1f MiB loaded in %.2f s\n",
                e.info().architecture.c_str(), (unsigned long long)s.prompt_tokens,
                s.prefill_seconds > 0 ? s.prompt_tokens / s.prefill_seconds : 0.0, (unsigned long long)s.generated_tokens,
-               s.decode_seconds > 0 ? s.generated_tokens / s.decode_seconds : 0.0, (unsigned long long)s.expert_hits,
+               s.decode_seconds > 0 ? s.decode_tokens / s.decode_seconds : 0.0, (unsigned long long)s.expert_hits,
                (unsigned long long)s.expert_misses, (unsigned long long)s.expert_prefetches,
                (unsigned long long)s.expert_evictions, s.expert_bytes_loaded / 1048576.0, s.expert_load_seconds);
   (void)seconds;
 }
 
 // Loads the model through the same host (and policy gate) `serve` uses.
-Result<std::shared_ptr<runtime::Engine>> Open(store::Store* st, const RunArgs& a) {
+Result<std::shared_ptr<runtime::Engine>> Open(store::Store* st, const GlobalFlags& flags, const RunArgs& a) {
   ASSIGN_OR_RETURN(ModelHostOptions o, ModelHostOptionsFrom(a.runtime));
   o.max_models = 1;
+  o.trust_path = flags.data_dir + "/trust.json";
   ModelHost host(st, std::move(o));  // the engine it loads outlives it (shared)
   ASSIGN_OR_RETURN(LoadedModel m, host.Get(a.model));
   return m.engine;
@@ -134,7 +135,7 @@ Result<std::string> Stream(runtime::Engine& e, std::vector<int32_t> prompt, cons
 int Run(const GlobalFlags& flags, const RunArgs& a) {
   auto st = OpenStore(flags);
   if (!st.ok()) return Fail(st.status());
-  auto engine = Open(st->get(), a);
+  auto engine = Open(st->get(), flags, a);
   if (!engine.ok()) return Fail(engine.status());
   runtime::Engine& e = **engine;
   std::vector<int32_t> prompt;
@@ -177,7 +178,7 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
 int Chat(const GlobalFlags& flags, const RunArgs& a) {
   auto st = OpenStore(flags);
   if (!st.ok()) return Fail(st.status());
-  auto engine = Open(st->get(), a);
+  auto engine = Open(st->get(), flags, a);
   if (!engine.ok()) return Fail(engine.status());
   runtime::Engine& e = **engine;
   std::vector<runtime::ChatMessage> history;

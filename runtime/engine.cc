@@ -246,6 +246,10 @@ class EngineImpl final : public Engine {
     const SamplingParams& sp = a.req.sampling;
     const int32_t token = a.sampler->Sample(logits);
     ++a.generated;
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.generated_tokens;
+    }
     TokenEvent ev;
     ev.token = token;
     ev.prompt_tokens = static_cast<int>(a.req.prompt.size());
@@ -309,7 +313,7 @@ class EngineImpl final : public Engine {
       {
         std::lock_guard lock(mu_);
         stats_.prompt_tokens += prompt_tokens;
-        stats_.generated_tokens += decode_tokens;
+        stats_.decode_tokens += decode_tokens;
         (prompt_tokens > 0 ? stats_.prefill_seconds : stats_.decode_seconds) += seconds;
       }
       std::vector<std::unique_ptr<Active>> next;

@@ -141,6 +141,9 @@ struct EngineStats {
   double expert_load_seconds = 0;
   uint64_t expert_resident_bytes = 0, expert_budget_bytes = 0;
   uint64_t prompt_tokens = 0, generated_tokens = 0;
+  // Decode speed: tokens computed by decode steps (the first token of a request comes from its
+  // prefill step) over the time of those steps.
+  uint64_t decode_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
   int active_requests = 0, queued_requests = 0;
 };

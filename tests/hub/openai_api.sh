@@ -138,8 +138,7 @@ check "policy-denied model" 412 "$(post "$U/v1/completions" -d '{"model":"denied
 check "denial names the rule" True "$(jq_ '"deny" in d["error"]["message"] and "policy" in d["error"]["message"]' < "$WORK/body")"
 check "held model" 412 "$(post "$U/v1/completions" -d '{"model":"held/llama","prompt":"x"}')"
 check "held says so" True "$(jq_ '"held for license review" in d["error"]["message"]' < "$WORK/body")"
-hub run denied/llama --prompt x > /dev/null 2> "$WORK/runerr"
-check "run refuses a denied model" 1 "$?"
+
 # Metrics report the expert cache.
 check "expert hits in metrics" True "$(curl -s "$U/metrics" | /usr/bin/python3 -c '
 import sys
@@ -147,5 +146,13 @@ v = [l for l in sys.stdin if l.startswith("hubnode_runtime_expert_hits_total")]
 print(bool(v) and float(v[0].split()[-1]) > 0)')"
 
 kill "$PID"; wait "$PID" 2>/dev/null; PID=
+
+# The CLI (the store is free once the server stopped): the same gate, generation, and chat.
+hub run denied/llama --prompt x > /dev/null 2> "$WORK/runerr"
+check "run refuses a denied model" "1 True" "$? $(grep -q 'not allowed to run by the node.s policy' "$WORK/runerr" && echo True)"
+hub run org/moe --tokens 5,6,7 --max-tokens 6 --ignore-eos --stats > "$WORK/run_out" 2> "$WORK/run_err"
+check "run generates" "0 True" "$? $(grep -q 'generated 6 tokens' "$WORK/run_err" && echo True)"
+printf 'Hello\n/reset\nAgain\n/exit\n' | hub chat org/moe --max-tokens 4 --seed 3 > "$WORK/chat_out" 2> /dev/null
+check "chat answers two turns" "0 2" "$? $(grep -c . "$WORK/chat_out")"
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
