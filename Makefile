@@ -25,6 +25,7 @@ demo: build
 bench: build
 	bench/store_bench.sh $(BUILD)/hub/hubnode
 	bench/download_bench.sh $(BUILD)/hub/hubnode
+	bench/runtime_bench.sh $(BUILD)
 	@echo "(the 200 x 1 GB parallel download test runs in 'make test': ctest -L heavy)"
 
 clean:

@@ -69,6 +69,7 @@ struct RunArgs {
   uint64_t seed = 0;
   std::vector<std::string> stop;
   int dump_logits = -1;
+  int repeat = 1;
   bool ignore_eos = false;
   RuntimeFlags runtime;
 };
@@ -89,17 +90,25 @@ std::vector<int32_t> ParseIds(const std::string& s, bool* ok) {
   return ids;
 }
 
-void PrintStats(const runtime::Engine& e, double seconds) {
-  const runtime::EngineStats s = e.stats();
+// Prints the statistics gathered since `since` (a snapshot taken before the run).
+void PrintStats(const runtime::Engine& e, const runtime::EngineStats& since) {
+  runtime::EngineStats s = e.stats();
+  auto d = [](uint64_t a, uint64_t b) { return static_cast<unsigned long long>(a - b); };
+  const double prefill_s = s.prefill_seconds - since.prefill_seconds, decode_s = s.decode_seconds - since.decode_seconds;
+  const runtime::ModelInfo& info = e.info();
   std::fprintf(stderr,
                "[%s] prompt %llu tokens (%.1f tok/s), generated %llu tokens (%.1f tok/s); experts: %llu hits, "
-               "%llu misses, %llu prefetched, %llu evicted, %.1f MiB loaded in %.2f s\n",
-               e.info().architecture.c_str(), (unsigned long long)s.prompt_tokens,
-               s.prefill_seconds > 0 ? s.prompt_tokens / s.prefill_seconds : 0.0, (unsigned long long)s.generated_tokens,
-               s.decode_seconds > 0 ? s.decode_tokens / s.decode_seconds : 0.0, (unsigned long long)s.expert_hits,
-               (unsigned long long)s.expert_misses, (unsigned long long)s.expert_prefetches,
-               (unsigned long long)s.expert_evictions, s.expert_bytes_loaded / 1048576.0, s.expert_load_seconds);
-  (void)seconds;
+               "%llu misses, %llu prefetched, %llu evicted, %.1f MiB loaded in %.2f s; budget %.1f MiB of %.1f MiB; "
+               "active weights %.2f MiB/token; %s\n",
+               info.architecture.c_str(), d(s.prompt_tokens, since.prompt_tokens),
+               prefill_s > 0 ? (s.prompt_tokens - since.prompt_tokens) / prefill_s : 0.0,
+               d(s.generated_tokens, since.generated_tokens),
+               decode_s > 0 ? (s.decode_tokens - since.decode_tokens) / decode_s : 0.0, d(s.expert_hits, since.expert_hits),
+               d(s.expert_misses, since.expert_misses), d(s.expert_prefetches, since.expert_prefetches),
+               d(s.expert_evictions, since.expert_evictions), (s.expert_bytes_loaded - since.expert_bytes_loaded) / 1048576.0,
+               s.expert_load_seconds - since.expert_load_seconds,
+               (s.expert_budget_bytes ? s.expert_budget_bytes : info.expert_bytes) / 1048576.0, info.expert_bytes / 1048576.0,
+               info.active_bytes_per_token / 1048576.0, std::string(info.backend).c_str());
 }
 
 // Loads the model through the same host (and policy gate) `serve` uses.
@@ -168,10 +177,13 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
   sp.seed = a.seed;
   sp.stop = a.stop;
   sp.ignore_eos = a.ignore_eos;
-  auto text = Stream(e, std::move(prompt), sp);
-  std::printf("\n");
-  if (!text.ok()) return Fail(text.status());
-  if (a.stats) PrintStats(e, 0);
+  for (int i = 0; i < a.repeat; ++i) {  // repeats show warm speeds (experts already loaded)
+    const runtime::EngineStats before = e.stats();
+    auto text = Stream(e, prompt, sp);
+    std::printf("\n");
+    if (!text.ok()) return Fail(text.status());
+    if (a.stats) PrintStats(e, before);
+  }
   return 0;
 }
 
@@ -210,7 +222,7 @@ int Chat(const GlobalFlags& flags, const RunArgs& a) {
     history.push_back({"assistant", *reply, ""});
     ++sp.seed;
   }
-  if (a.stats) PrintStats(e, 0);
+  if (a.stats) PrintStats(e, runtime::EngineStats{});
   return 0;
 }
 
@@ -237,6 +249,8 @@ void AddRunCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command
     sub->add_flag("--chat", a->chat, "Wrap the prompt in the model's chat template as a user message");
     sub->add_option("--tokens", a->tokens, "Prompt as comma-separated token ids (instead of --prompt)");
     sub->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-sequence tokens");
+    sub->add_option("--repeat", a->repeat, "Run the generation N times (with --stats: warm figures)")
+        ->check(CLI::Range(1, 1000));
     sub->add_option("--dump-logits", a->dump_logits,
                     "Print the prompt's logits and N greedy steps' logits as JSON instead of generating");
     out->push_back({sub, [&flags, a] { return Run(flags, *a); }});

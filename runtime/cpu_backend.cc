@@ -177,28 +177,34 @@ class CpuBackend final : public Backend {
     const int rows = static_cast<int>(std::min<int64_t>(kernels::kBlockRows, a.w.rows - row0));
     const int64_t in = a.w.cols;
     const void* w = Offset(a.w.data, a.w.dtype, row0 * in);
-    float out[kernels::kBlockRows];
-    auto store = [&](int64_t i) {
+    float out[4 * kernels::kBlockRows];
+    auto store = [&](int64_t i, const float* o) {
       float* y = a.y + i * a.y_stride + row0;
       for (int r = 0; r < rows; ++r) {
-        const float v = out[r] + (a.bias ? a.bias[row0 + r] : 0.0f);
+        const float v = o[r] + (a.bias ? a.bias[row0 + r] : 0.0f);
         y[r] = a.accumulate ? y[r] + v : v;
       }
     };
-    if (a.n <= 2 || a.w.dtype == DType::kF32) {
+    if (a.n <= 2) {  // decode: read the weights once, in their dtype
       for (int64_t i = 0; i < a.n; ++i) {
         k_.dot_rows(a.x + i * a.x_stride, w, a.w.dtype, in, in, rows, out);
-        store(i);
+        store(i, out);
       }
       return;
     }
-    // Convert the block once, then stream every activation row past it.
-    thread_local std::vector<float> block;
-    block.resize(static_cast<size_t>(rows) * in);
-    k_.to_f32(w, a.w.dtype, rows * in, block.data());
-    for (int64_t i = 0; i < a.n; ++i) {
-      k_.dot_rows(a.x + i * a.x_stride, block.data(), DType::kF32, in, in, rows, out);
-      store(i);
+    // Prefill: convert the block once (f32 weights are used as they are), then stream the
+    // activation rows past it four at a time.
+    const float* wf = static_cast<const float*>(w);
+    if (a.w.dtype != DType::kF32) {
+      thread_local std::vector<float> block;
+      block.resize(static_cast<size_t>(rows) * in);
+      k_.to_f32(w, a.w.dtype, rows * in, block.data());
+      wf = block.data();
+    }
+    for (int64_t i = 0; i < a.n; i += 4) {
+      const int nx = static_cast<int>(std::min<int64_t>(4, a.n - i));
+      k_.dot_tile(a.x + i * a.x_stride, a.x_stride, nx, wf, in, in, rows, out);
+      for (int j = 0; j < nx; ++j) store(i + j, out + j * kernels::kBlockRows);
     }
   }
 

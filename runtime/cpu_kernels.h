@@ -19,6 +19,10 @@ struct KernelSet {
   // out[r] = Σ x[i] · w[r][i] for r < rows (rows <= kBlockRows); rows are `stride` elements apart.
   void (*dot_rows)(const float* x, const void* w, DType dtype, int64_t stride, int64_t in,
                    int rows, float* out);
+  // out[j * kBlockRows + r] = Σ x[j][i] · w[r][i] for j < nx (<= 4), r < rows: f32 weights,
+  // several activation rows at once (prefill). Bit-identical to dot_rows per (j, r).
+  void (*dot_tile)(const float* x, int64_t x_stride, int nx, const float* w, int64_t stride, int64_t in,
+                   int rows, float* out);
   // dst[i] = float(src[i]).
   void (*to_f32)(const void* src, DType dtype, int64_t n, float* dst);
   // Σ a[i] · b[i].

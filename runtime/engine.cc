@@ -107,6 +107,7 @@ class EngineImpl final : public Engine {
                             : config_.max_position;
     info_.max_context = options_.max_context > 0 ? std::min(options_.max_context, trained) : std::min(trained, 4096);
     info_.resident_bytes = weights_->bytes;
+    info_.backend = std::string(backend_->name()) + "/" + std::string(backend_->device());
     uint64_t moe_layers = 0;
     for (int l = 0; l < config_.layers; ++l) moe_layers += config_.IsMoeLayer(l);
     const uint64_t per_expert = config_.experts && moe_layers ? info_.expert_bytes / (moe_layers * config_.experts) : 0;

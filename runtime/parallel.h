@@ -39,6 +39,7 @@ class WorkerPool {
   int busy_ = 0;
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t tasks_ = 0;
+  int64_t grain_ = 1;
   std::atomic<int64_t> next_{0};
 };
 

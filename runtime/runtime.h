@@ -155,6 +155,7 @@ struct ModelInfo {
   uint64_t resident_bytes = 0;  // non-expert weights
   uint64_t expert_bytes = 0;    // all routed experts
   uint64_t active_bytes_per_token = 0;  // weights one decode step reads
+  std::string backend;                   // e.g. "cpu/avx512, 2 threads"
 };
 
 class Engine {

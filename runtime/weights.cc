@@ -129,7 +129,7 @@ ExpertCache::~ExpertCache() {
   loader_.join();
 }
 
-Result<uint64_t> ExpertCache::Validate() const {
+Result<uint64_t> ExpertCache::Validate() {
   uint64_t total = 0;
   const int64_t H = config_.hidden, I = config_.moe_intermediate;
   for (int l = 0; l < config_.layers; ++l) {
@@ -145,6 +145,7 @@ Result<uint64_t> ExpertCache::Validate() const {
       }
     }
   }
+  expert_bytes_ = total / std::max(1, config_.experts * config_.layers);
   return total;
 }
 
@@ -179,15 +180,29 @@ Result<std::shared_ptr<const Expert>> ExpertCache::LoadExpert(int layer, int exp
 
 void ExpertCache::Insert(Key key, std::shared_ptr<const Expert> expert, bool prefetched) {
   if (entries_.count(key)) return;
-  lru_.push_front(key);
+  // A prefetch never evicts: with a full cache, a wrong prediction would push out an expert the
+  // model is using (measured: at a 25% budget, evicting prefetches tripled the bytes loaded).
+  if (prefetched && budget_ > 0 && stats_.resident_bytes + expert->bytes > budget_) {
+    ++stats_.prefetches_dropped;
+    return;
+  }
+  // A prefetched expert enters at the cold end: until a step uses it (which moves it to the
+  // front) it is the first to go, so a wrong prediction evicts other predictions, not the
+  // experts the model is using.
+  if (prefetched) {
+    lru_.push_back(key);
+  } else {
+    lru_.push_front(key);
+  }
   stats_.resident_bytes += expert->bytes;
-  entries_[key] = Entry{std::move(expert), lru_.begin(), prefetched};
+  entries_[key] = Entry{std::move(expert), prefetched ? std::prev(lru_.end()) : lru_.begin(), prefetched};
   // Evict least recently used entries beyond the budget, never the one just inserted.
   while (budget_ > 0 && stats_.resident_bytes > budget_ && lru_.size() > 1) {
-    const Key victim = lru_.back();
-    lru_.pop_back();
-    stats_.resident_bytes -= entries_[victim].expert->bytes;
-    entries_.erase(victim);
+    auto victim = std::prev(lru_.end());
+    if (*victim == key) --victim;
+    stats_.resident_bytes -= entries_[*victim].expert->bytes;
+    entries_.erase(*victim);
+    lru_.erase(victim);
     ++stats_.evictions;
   }
 }
@@ -228,6 +243,7 @@ void ExpertCache::Prefetch(int layer, std::span<const int> experts) {
   {
     std::lock_guard lock(mu_);
     for (int e : experts) {
+      if (budget_ > 0 && stats_.resident_bytes + expert_bytes_ > budget_) break;  // full: see Insert
       const Key key = (uint64_t(layer) << 32) | uint32_t(e);
       if (entries_.count(key) || in_flight_.count(key)) continue;
       in_flight_[key] = true;

@@ -55,7 +55,7 @@ struct Expert {
 };
 
 struct ExpertCacheStats {
-  uint64_t hits = 0, misses = 0, prefetches = 0, prefetch_hits = 0, evictions = 0;
+  uint64_t hits = 0, misses = 0, prefetches = 0, prefetch_hits = 0, prefetches_dropped = 0, evictions = 0;
   uint64_t bytes_loaded = 0, resident_bytes = 0;
   double load_seconds = 0;
 };
@@ -69,7 +69,7 @@ class ExpertCache {
 
   // Checks that every routed expert's tensors exist with consistent shapes and dtypes; returns
   // the bytes of all experts. InvalidArgument naming the tensor otherwise.
-  Result<uint64_t> Validate() const;
+  Result<uint64_t> Validate();
 
   // The experts of `layer`, loading misses through the source (in the caller's thread).
   // The returned pointers keep the experts alive while used, even if evicted meanwhile.
@@ -77,6 +77,7 @@ class ExpertCache {
   Result<std::vector<std::shared_ptr<const Expert>>> Acquire(int layer, std::span<const int> experts);
 
   // Queues loads of experts likely needed soon (the loader thread ignores those held/in flight).
+  // Prefetches only fill free budget; they never evict.
   void Prefetch(int layer, std::span<const int> experts);
 
   ExpertCacheStats stats() const;
@@ -98,6 +99,7 @@ class ExpertCache {
   const ModelConfig& config_;
   std::unordered_map<std::string, TensorDesc> descs_;
   const uint64_t budget_;
+  uint64_t expert_bytes_ = 0;  // a typical expert's size (set by Validate)
 
   mutable std::mutex mu_;
   std::condition_variable loaded_, work_;

@@ -112,6 +112,27 @@ TEST(Kernels, ConvertedAndDirectRowsAgreeBitForBit) {
   for (int r = 0; r < 8; ++r) EXPECT_EQ(direct[r], converted[r]);
 }
 
+TEST(Kernels, TilesEqualRowsBitForBit) {
+  // Prefill multiplies four activation rows at a time; each result must be the same bits as
+  // one row at a time (so a token's logits do not depend on its batch).
+  std::mt19937 rng(7);
+  for (const char* name : {"scalar", "avx2", "avx512"}) {
+    const kernels::KernelSet* k = kernels::ByName(name);
+    if (!k) continue;
+    for (int rows : {8, 7, 4, 3}) {
+      for (int nx : {4, 3, 1}) {
+        std::vector<float> w = Random(rng, 8 * 197), x = Random(rng, 4 * 201);
+        float tile[4 * kernels::kBlockRows], one[kernels::kBlockRows];
+        k->dot_tile(x.data(), 201, nx, w.data(), 197, 197, rows, tile);
+        for (int j = 0; j < nx; ++j) {
+          k->dot_rows(x.data() + j * 201, w.data(), DType::kF32, 197, 197, rows, one);
+          for (int r = 0; r < rows; ++r) ASSERT_EQ(tile[j * kernels::kBlockRows + r], one[r]) << name;
+        }
+      }
+    }
+  }
+}
+
 class BackendOps : public ::testing::TestWithParam<DType> {
  protected:
   std::unique_ptr<Backend> b_ = MakeCpuBackend(3);
