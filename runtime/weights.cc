@@ -196,10 +196,15 @@ void ExpertCache::Insert(Key key, std::shared_ptr<const Expert> expert, bool pre
   }
   stats_.resident_bytes += expert->bytes;
   entries_[key] = Entry{std::move(expert), prefetched ? std::prev(lru_.end()) : lru_.begin(), prefetched};
-  // Evict least recently used entries beyond the budget, never the one just inserted.
+  // Evict beyond the budget, never the one just inserted: a random entry of the colder half.
+  // Pure LRU misses every time once a cyclic working set (each token walks the layers' experts
+  // in the same order) exceeds the budget; a random victim among the cold entries keeps a part
+  // of the working set resident (measured in bench/RESULTS.md).
   while (budget_ > 0 && stats_.resident_bytes > budget_ && lru_.size() > 1) {
+    const size_t cold = std::max<size_t>(1, (lru_.size() - 1) / 2);
     auto victim = std::prev(lru_.end());
-    if (*victim == key) --victim;
+    for (size_t skip = std::uniform_int_distribution<size_t>(0, cold - 1)(rng_); skip > 0; --skip) --victim;
+    if (*victim == key) victim = victim == lru_.begin() ? std::next(victim) : std::prev(victim);
     stats_.resident_bytes -= entries_[*victim].expert->bytes;
     entries_.erase(*victim);
     lru_.erase(victim);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <span>
 #include <thread>
 #include <unordered_map>
@@ -109,6 +110,7 @@ class ExpertCache {
   std::deque<Key> queue_;
   bool stop_ = false;
   ExpertCacheStats stats_;
+  std::mt19937_64 rng_{0x5eed};  // eviction choices; fixed seed: runs repeat
   std::thread loader_;
 };
 

@@ -1,0 +1,145 @@
+// The expert cache through an in-memory TensorSource: misses load, hits count, the budget holds,
+// prefetches fill only free budget, and a failing source leaves nothing behind.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "runtime/weights.h"
+
+namespace hubnode::runtime {
+namespace {
+
+class MemorySource final : public TensorSource {
+ public:
+  void Add(const std::string& name, std::vector<int64_t> shape) {
+    TensorDesc d{name, DType::kBF16, std::move(shape)};
+    std::vector<uint8_t> bytes(d.bytes());
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 31 + name.size());
+    data_[name] = {d, std::move(bytes)};
+  }
+  void Fail(const std::string& name) { failing_ = name; }
+  int reads() const {
+    std::lock_guard lock(mu_);
+    return reads_;
+  }
+  const std::vector<uint8_t>& Bytes(const std::string& name) { return data_.at(name).second; }
+
+  Result<std::string> ReadFile(std::string_view) override { return NotFoundError("no files"); }
+  Result<std::vector<TensorDesc>> ListTensors() override {
+    std::vector<TensorDesc> out;
+    for (const auto& [name, t] : data_) out.push_back(t.first);
+    return out;
+  }
+  Status ReadTensor(std::string_view name, std::span<uint8_t> out) override {
+    std::lock_guard lock(mu_);
+    ++reads_;
+    if (name == failing_) return DataLossError("corrupt chunk");
+    auto it = data_.find(std::string(name));
+    if (it == data_.end()) return NotFoundError("no tensor");
+    std::memcpy(out.data(), it->second.second.data(), out.size());
+    return OkStatus();
+  }
+
+ private:
+  std::map<std::string, std::pair<TensorDesc, std::vector<uint8_t>>> data_;
+  std::string failing_;
+  mutable std::mutex mu_;
+  int reads_ = 0;
+};
+
+class ExpertCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    nlohmann::json j = {{"model_type", "olmoe"}, {"hidden_size", 8}, {"num_hidden_layers", 2},
+                        {"num_attention_heads", 2}, {"vocab_size", 10}, {"intermediate_size", 4},
+                        {"num_experts", 4}, {"num_experts_per_tok", 2}};
+    config_ = *ParseModelConfig(j.dump(), "");
+    for (int l = 0; l < 2; ++l)
+      for (int e = 0; e < 4; ++e) {
+        source_.Add(config_.ExpertTensor(l, e, 0), {4, 8});
+        source_.Add(config_.ExpertTensor(l, e, 1), {4, 8});
+        source_.Add(config_.ExpertTensor(l, e, 2), {8, 4});
+      }
+    backend_ = MakeCpuBackend(1);
+    tensors_ = *source_.ListTensors();
+  }
+  static constexpr uint64_t kExpertBytes = 3 * 32 * 2;
+
+  MemorySource source_;
+  ModelConfig config_;
+  std::unique_ptr<Backend> backend_;
+  std::vector<TensorDesc> tensors_;
+};
+
+TEST_F(ExpertCacheTest, MissesLoadHitsCountBudgetHolds) {
+  ExpertCache cache(source_, *backend_, config_, tensors_, 2 * kExpertBytes);
+  ASSERT_EQ(*cache.Validate(), 8 * kExpertBytes);
+  const int first[] = {0, 1};
+  auto got = cache.Acquire(0, first);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(std::memcmp((*got)[1]->up.data, source_.Bytes(config_.ExpertTensor(0, 1, 1)).data(), 64), 0);
+  EXPECT_EQ((*got)[0]->down.rows, 8);
+  const int again[] = {0};
+  ASSERT_TRUE(cache.Acquire(0, again).ok());
+  const int third[] = {2};
+  ASSERT_TRUE(cache.Acquire(0, third).ok());
+  const ExpertCacheStats s = cache.stats();
+  EXPECT_EQ(s.misses, 3u);
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.evictions, 1u);
+  EXPECT_LE(s.resident_bytes, 2 * kExpertBytes);
+  EXPECT_EQ(s.bytes_loaded, 3 * kExpertBytes);
+}
+
+TEST_F(ExpertCacheTest, PrefetchFillsFreeBudgetOnly) {
+  ExpertCache cache(source_, *backend_, config_, tensors_, 2 * kExpertBytes);
+  ASSERT_TRUE(cache.Validate().ok());
+  const int one[] = {3};
+  cache.Prefetch(1, one);
+  for (int i = 0; i < 500 && cache.stats().prefetches == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_EQ(cache.stats().prefetches, 1u);
+  ASSERT_TRUE(cache.Acquire(1, one).ok());
+  EXPECT_EQ(cache.stats().hits, 1u);
+  EXPECT_EQ(cache.stats().prefetch_hits, 1u);
+  const int fill[] = {0};
+  ASSERT_TRUE(cache.Acquire(1, fill).ok());  // now full
+  const int more[] = {1, 2};
+  const int reads = source_.reads();
+  cache.Prefetch(0, more);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(source_.reads(), reads);  // nothing loaded, nothing evicted
+  EXPECT_EQ(cache.stats().evictions, 0u);
+}
+
+TEST_F(ExpertCacheTest, FailedLoadIsAnErrorAndCachesNothing) {
+  ExpertCache cache(source_, *backend_, config_, tensors_, 0);
+  source_.Fail(config_.ExpertTensor(1, 2, 2));
+  const int e[] = {2};
+  auto got = cache.Acquire(1, e);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(cache.stats().resident_bytes, 0u);
+}
+
+TEST_F(ExpertCacheTest, UnlimitedBudgetNeverEvictsAndMissingTensorIsRefused) {
+  ExpertCache cache(source_, *backend_, config_, tensors_, 0);
+  for (int l = 0; l < 2; ++l)
+    for (int e = 0; e < 4; ++e) {
+      const int one[] = {e};
+      ASSERT_TRUE(cache.Acquire(l, one).ok());
+    }
+  EXPECT_EQ(cache.stats().evictions, 0u);
+  EXPECT_EQ(cache.stats().resident_bytes, 8 * kExpertBytes);
+  std::vector<TensorDesc> partial = tensors_;
+  partial.pop_back();
+  ExpertCache broken(source_, *backend_, config_, partial, 0);
+  EXPECT_EQ(broken.Validate().status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace hubnode::runtime
