@@ -41,7 +41,7 @@ Starting the node on $URL (Ctrl-C stops it). With it running, try:
 (The model has random weights: the text is gibberish, but every token is computed.)
 Offline, with the node stopped:
   $HUBNODE --data $DATA run demo/olmoe-small --prompt "Hello" --stats
-  $HUBNODE --data $DATA chat demo/olmoe-small, with the node stopped:
+  $HUBNODE --data $DATA chat demo/olmoe-small
   $HUBNODE --data $DATA experts demo/olmoe-small | head
   $HUBNODE --data $DATA export demo/olmoe-small /tmp/olmoe-export
 EOF2
