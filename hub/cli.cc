@@ -24,6 +24,7 @@ int RunCli(int argc, char** argv) {
   AddSignCommands(app, flags, &commands);
   AddLicenseCommands(app, flags, &commands);
   AddTrustCommands(app, flags, &commands);
+  AddChunkMapCommands(app, flags, &commands);
   AddRunCommands(app, flags, &commands);
   AddTestmodelCommand(app, flags, &commands);
 

@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "hub/auth.h"
+#include "hub/chunk_maps.h"
 #include "hub/commands.h"
 #include "hub/mirror.h"
 #include "hub/runtime_flags.h"
@@ -73,6 +74,9 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.offline = a.offline;
   o.mirror_policy = MirrorPolicy{a.allow, a.deny};
   o.trust_path = flags.data_dir + "/trust.json";
+  auto node_key = LoadOrCreateNodeKey(flags.data_dir);
+  if (!node_key.ok()) return Fail(node_key.status());
+  o.node_key = &*node_key;
   // Declared before the mirror: its fill threads use it until the mirror is destroyed.
   auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
   std::unique_ptr<Upstream> upstream;

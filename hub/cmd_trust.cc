@@ -38,6 +38,29 @@ void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     }});
   }
   {
+    auto* add = trust->add_subcommand("add-node-key", "Trust a peer node's key to sign chunk maps (any namespace)");
+    struct Args {
+      std::string key, name;
+      int64_t expires = 0;
+    };
+    auto a = std::make_shared<Args>();
+    add->add_option("--key", a->key, "PEM public key (the peer's DATA/node.key.pub, or 'hubnode node-key')")->required();
+    add->add_option("--name", a->name, "A label (default: the start of the key's hint)");
+    add->add_option("--expires", a->expires, "Expiry, unix seconds (default never)");
+    out->push_back({add, [a, &flags]() -> int {
+      auto pem = ReadFileToString(a->key, 1 << 20);
+      if (!pem.ok()) return Fail(pem.status());
+      TrustFile f(flags.data_dir + "/trust.json");
+      auto t = f.Load();
+      if (!t.ok()) return Fail(t.status());
+      Status s = t->AddNodeKey(a->name, *pem, static_cast<int64_t>(std::time(nullptr)), a->expires);
+      if (!s.ok()) return Fail(s);
+      if (Status w = f.Save(*t); !w.ok()) return Fail(w);
+      std::printf("trusted node key %s\n", t->keys.back().hint.c_str());
+      return 0;
+    }});
+  }
+  {
     auto* add = trust->add_subcommand("add-ca", "Trust a CA root certificate for a namespace's certificate-mode signatures");
     auto ns = std::make_shared<std::string>();
     auto cert = std::make_shared<std::string>();
@@ -98,7 +121,7 @@ void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       int64_t now = static_cast<int64_t>(std::time(nullptr));
       for (const auto& k : t->keys) {
         const char* state = k.revoked ? "revoked" : (k.expires && now >= k.expires) ? "expired" : "active";
-        std::printf("%-16s %-20s %-8s %s\n", k.ns.c_str(), k.name.c_str(), state, k.hint.c_str());
+        std::printf("%-16s %-20s %-8s %s\n", k.node ? "(node key)" : k.ns.c_str(), k.name.c_str(), state, k.hint.c_str());
       }
       for (const auto& c : t->ca_roots) std::printf("%-16s %-20s CA root\n", c.ns.c_str(), c.name.c_str());
       for (const auto& ns : t->signature_required) std::printf("signature required: %s\n", ns.c_str());

@@ -66,7 +66,8 @@ Route ParseRoute(std::string_view path) {
     }
     // Repo id of one or two segments, then an optional marker.
     auto marker = [](std::string_view m) {
-      return m == "revision" || m == "tree" || m == "paths-info" || m == "refs" || m == "commits" || m == "trust";
+      return m == "revision" || m == "tree" || m == "paths-info" || m == "refs" || m == "commits" || m == "trust" ||
+             m == "chunk-map";
     };
     size_t n = (s.size() == 3 || marker(s[3])) ? 1 : 2;
     r.repo = Join(s, 2, 2 + n);
@@ -84,6 +85,10 @@ Route ParseRoute(std::string_view path) {
       r.kind = RouteKind::kTrust;
       return r;
     }
+    if (m == "chunk-map" && i + 1 == s.size()) {
+      r.kind = RouteKind::kChunkMap;
+      return r;
+    }
     if (i + 1 >= s.size()) return Route{};
     SplitRev(s, i + 1, &r);
     if (m == "revision" && r.path.empty()) {
@@ -96,6 +101,8 @@ Route ParseRoute(std::string_view path) {
       r.kind = RouteKind::kCommits;
     } else if (m == "trust" && r.path.empty()) {
       r.kind = RouteKind::kTrust;
+    } else if (m == "chunk-map" && r.path.empty()) {
+      r.kind = RouteKind::kChunkMap;
     } else {
       return Route{};
     }
@@ -131,6 +138,7 @@ std::string_view RouteName(RouteKind kind) {
     case RouteKind::kRefs: return "refs";
     case RouteKind::kCommits: return "commits";
     case RouteKind::kTrust: return "trust";
+    case RouteKind::kChunkMap: return "chunk_map";
     case RouteKind::kListRepos: return "list_repos";
     case RouteKind::kWhoami: return "whoami";
     case RouteKind::kHealth: return "health";

@@ -19,6 +19,7 @@ enum class RouteKind {
   kRefs,        // /api/models/{repo}/refs
   kCommits,     // /api/models/{repo}/commits/{rev}
   kTrust,       // /api/models/{repo}/trust[/{rev}]
+  kChunkMap,    // /api/models/{repo}/chunk-map[/{rev}]
   kListRepos,   // /api/models
   kWhoami,      // /api/whoami-v2
   kHealth,      // /health

@@ -5,6 +5,7 @@
 
 #include "base/log.h"
 #include "hub/card.h"
+#include "hub/chunk_maps.h"
 #include "hub/handlers.h"
 
 namespace hubnode::hub {
@@ -415,6 +416,20 @@ void Handlers::Trust(const Route& r, const std::optional<Principal>& who, const 
   j["sha"] = commit->hex();
   j["id"] = repo->id.str();
   SendJson(res, j);
+}
+
+void Handlers::ChunkMap(const Route& r, const std::optional<Principal>& who, httplib::Response& res) {
+  if (options_.node_key == nullptr) return SendError(res, 404, "NotFound", "this node serves no chunk maps");
+  auto repo = OpenRepo(r, who, res);
+  if (!repo) return;
+  auto commit = ResolveRev(*repo, r.rev, res);
+  if (!commit) return;
+  auto map = ChunkMapOf(*store_, repo->id, *commit);
+  if (!map.ok()) return SendStatus(res, map.status());
+  auto bundle = verify::SignChunkMap(*map, *options_.node_key);
+  if (!bundle.ok()) return SendStatus(res, bundle.status());
+  res.set_header("X-Repo-Commit", commit->hex());
+  res.set_content(*bundle, "application/json");
 }
 
 void Handlers::Whoami(const std::optional<Principal>& who, httplib::Response& res) {

@@ -13,6 +13,7 @@
 #include "hub/mirror.h"
 #include "hub/model_host.h"
 #include "store/store.h"
+#include "verify/verify.h"
 
 namespace hubnode::hub {
 
@@ -38,6 +39,9 @@ struct ServerOptions {
   std::string trust_path;
   // Reference license texts. Default: Debian's.
   std::string common_licenses = "/usr/share/common-licenses";
+  // This node's identity key, which signs the chunk maps it serves; none = no chunk maps.
+  // Default: none.
+  const verify::PrivateKey* node_key = nullptr;
 };
 
 class HubServer {

@@ -112,6 +112,12 @@ struct TreeItem {
   FileEntry file;  // files only
 };
 
+struct FileChunk {
+  ChunkId id;           // SHA-256 of the chunk's raw bytes
+  uint64_t offset = 0;  // in the file
+  uint32_t size = 0;
+};
+
 struct TensorInfo {
   std::string name;
   std::string dtype;
@@ -266,6 +272,10 @@ class Store {
   // (a directory's entry comes before its contents). NotFound if `path` is not a directory.
   virtual Result<std::vector<TreeItem>> ListTree(const GitOid& commit, std::string_view path, bool recursive) = 0;
   virtual Result<std::unique_ptr<FileReader>> OpenFile(const FileEntry& file) = 0;
+
+  // The chunks of a file's content, in order (offsets ascending, sizes summing to the file's).
+  // DataLoss when the file's record is missing or corrupt.
+  virtual Result<std::vector<FileChunk>> ListChunks(const FileEntry& file) = 0;
 
   // The tensor index of a safetensors file (empty for other files).
   virtual Result<std::vector<TensorInfo>> ListTensors(const FileEntry& file) = 0;

@@ -451,6 +451,19 @@ Result<std::vector<TreeItem>> StoreImpl::ListTree(const GitOid& commit, std::str
 
 // ---- tensors and experts ------------------------------------------------------------------------
 
+Result<std::vector<FileChunk>> StoreImpl::ListChunks(const FileEntry& file) {
+  ASSIGN_OR_RETURN(FileRecord r, GetFileRecord(file.sha256));
+  std::vector<FileChunk> out;
+  out.reserve(r.chunks.size());
+  uint64_t offset = 0;
+  for (const ChunkRef& c : r.chunks) {
+    out.push_back(FileChunk{c.id, offset, c.raw_len});
+    offset += c.raw_len;
+  }
+  if (offset != r.size) return DataLossError("file record of " + file.path + ": chunk sizes do not sum to its size");
+  return out;
+}
+
 Result<std::vector<TensorInfo>> StoreImpl::ListTensors(const FileEntry& file) {
   ASSIGN_OR_RETURN(FileRecord r, GetFileRecord(file.sha256));
   return r.tensors;

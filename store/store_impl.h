@@ -50,6 +50,7 @@ class StoreImpl final : public Store {
   Result<TreeItem> StatPath(const GitOid& commit, std::string_view path) override;
   Result<std::vector<TreeItem>> ListTree(const GitOid& commit, std::string_view path, bool recursive) override;
   Result<std::unique_ptr<FileReader>> OpenFile(const FileEntry& file) override;
+  Result<std::vector<FileChunk>> ListChunks(const FileEntry& file) override;
   Result<std::vector<TensorInfo>> ListTensors(const FileEntry& file) override;
   Result<TensorLocation> FindTensor(const GitOid& commit, std::string_view name) override;
   Result<ExpertIndex> GetExpertIndex(const GitOid& commit) override;

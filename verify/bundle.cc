@@ -137,7 +137,10 @@ Result<std::string> SignBundle(const Manifest& m, const PrivateKey& key) {
                                 {"digest", {{"sha256", RootDigest(m).hex()}}}}})},
       {"predicateType", kPredicateType},
       {"predicate", {{"serialization", SerializationJson(m.serialization)}, {"resources", resources}}}};
-  std::string payload = statement.dump();
+  return SignStatement(statement.dump(), key);
+}
+
+Result<std::string> SignStatement(std::string_view payload, const PrivateKey& key) {
   ASSIGN_OR_RETURN(std::string sig, key.Sign(Pae(kPayloadType, payload)));
   json bundle = {
       {"mediaType", kBundleMediaType},
@@ -149,7 +152,7 @@ Result<std::string> SignBundle(const Manifest& m, const PrivateKey& key) {
   return bundle.dump(2) + "\n";
 }
 
-Result<VerifiedBundle> VerifyBundle(std::string_view text, const PublicKey& key) {
+Result<OpenedStatement> OpenStatement(std::string_view text, const PublicKey& key) {
   if (text.size() > kMaxBundle) return Malformed("larger than 256 MiB");
   json b = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (b.is_discarded() || !b.is_object()) return Malformed("not a JSON object");
@@ -169,7 +172,7 @@ Result<VerifiedBundle> VerifyBundle(std::string_view text, const PublicKey& key)
   auto sig = Base64Decode(sig_b64->get<std::string>());
   if (!sig.ok()) return Malformed("signatures[0].sig: " + sig.status().message());
 
-  VerifiedBundle out;
+  OpenedStatement out;
   if (auto vm = b.find("verificationMaterial"); vm != b.end() && vm->is_object()) {
     if (auto pk = vm->find("publicKey"); pk != vm->end() && pk->is_object()) {
       if (auto hint = pk->find("hint"); hint != pk->end() && hint->is_string()) {
@@ -181,9 +184,17 @@ Result<VerifiedBundle> VerifyBundle(std::string_view text, const PublicKey& key)
       }
     }
   }
-  // The signature covers exactly the payload bytes we were given; we parse those same bytes.
+  // The signature covers exactly the payload bytes we were given; callers parse those same bytes.
   RETURN_IF_ERROR(key.Verify(Pae(kPayloadType, *payload), *sig));
+  out.payload = std::move(*payload);
+  return out;
+}
 
+Result<VerifiedBundle> VerifyBundle(std::string_view text, const PublicKey& key) {
+  ASSIGN_OR_RETURN(OpenedStatement opened, OpenStatement(text, key));
+  VerifiedBundle out;
+  out.key_hint = opened.key_hint;
+  const std::string* payload = &opened.payload;
   json st = json::parse(*payload, nullptr, false);
   if (st.is_discarded() || !st.is_object()) return Malformed("payload is not a JSON object");
   ASSIGN_OR_RETURN(const json* type, Field(st, "_type", json::value_t::string, "statement"));

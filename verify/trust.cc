@@ -76,6 +76,7 @@ Result<TrustStore> TrustStore::Parse(std::string_view text) {
     p.added = k.value("added", int64_t{0});
     p.expires = k.value("expires", int64_t{0});
     p.revoked = k.value("revoked", false);
+    p.node = k.value("node", false);
     t.keys.push_back(std::move(p));
   }
   const json roots_json = j.value("ca_roots", json::array());
@@ -102,7 +103,7 @@ std::string TrustStore::Serialize() const {
   json out_keys = json::array();
   for (const auto& k : keys) {
     out_keys.push_back({{"namespace", k.ns}, {"name", k.name}, {"pem", k.pem}, {"hint", k.hint}, {"added", k.added},
-                    {"expires", k.expires}, {"revoked", k.revoked}});
+                        {"expires", k.expires}, {"revoked", k.revoked}, {"node", k.node}});
   }
   json roots = json::array();
   for (const auto& c : ca_roots) roots.push_back({{"namespace", c.ns}, {"name", c.name}, {"pem", c.pem}});
@@ -127,6 +128,17 @@ Status TrustStore::AddKey(const std::string& ns, const std::string& name, const 
     if (k.hint == key.Hint() && k.ns == ns && !k.revoked) return AlreadyExistsError("this key is already trusted for " + ns);
   }
   keys.push_back(PublisherKey{ns, name.empty() ? key.Hint().substr(0, 12) : name, key.pem(), key.Hint(), now, expires, false});
+  return OkStatus();
+}
+
+Status TrustStore::AddNodeKey(const std::string& name, const std::string& pem, int64_t now, int64_t expires) {
+  ASSIGN_OR_RETURN(PublicKey key, PublicKey::FromPem(pem));
+  for (const auto& k : keys) {
+    if (k.hint == key.Hint() && k.node && !k.revoked) return AlreadyExistsError("this node key is already trusted");
+  }
+  PublisherKey k{"*", name.empty() ? key.Hint().substr(0, 12) : name, key.pem(), key.Hint(), now, expires, false};
+  k.node = true;
+  keys.push_back(std::move(k));
   return OkStatus();
 }
 
@@ -158,16 +170,36 @@ Result<TrustedSignature> VerifyWithTrustStore(std::string_view bundle_json, cons
     if (manifest_out) *manifest_out = v.manifest;
     return TrustedSignature{v.certificate_subject, "", ns};
   }
+  return VerifyWithKeys(
+      bundle_json, trust, now, [&](const PublisherKey& k) { return !k.node && (k.ns == ns || k.ns == "*"); },
+      [&](const PublicKey& pub) -> Status {
+        ASSIGN_OR_RETURN(VerifiedBundle v, VerifyBundle(bundle_json, pub));
+        if (manifest_out) *manifest_out = v.manifest;
+        return OkStatus();
+      },
+      "no trusted key for namespace '" + ns + "' signed this model");
+}
+
+std::string BundleKeyHint(std::string_view bundle_json) {
   json b = json::parse(bundle_json.begin(), bundle_json.end(), nullptr, false);
-  std::string hint;
   if (b.is_object() && b.contains("verificationMaterial") && b["verificationMaterial"].is_object()) {
     const json& vm = b["verificationMaterial"];
-    if (vm.contains("publicKey") && vm["publicKey"].is_object()) hint = vm["publicKey"].value("hint", "");
+    if (vm.contains("publicKey") && vm["publicKey"].is_object()) {
+      const json hint = vm["publicKey"].value("hint", json());
+      if (hint.is_string()) return hint.get<std::string>();
+    }
   }
-  Status last = PermissionDeniedError("no trusted key for namespace '" + ns + "' signed this model" +
-                                      (hint.empty() ? "" : " (the bundle names key " + hint.substr(0, 64) + ")"));
+  return "";
+}
+
+Result<TrustedSignature> VerifyWithKeys(std::string_view bundle_json, const TrustStore& trust, int64_t now,
+                                        const std::function<bool(const PublisherKey&)>& eligible,
+                                        const std::function<Status(const PublicKey&)>& verify,
+                                        const std::string& what) {
+  const std::string hint = BundleKeyHint(bundle_json);
+  Status last = PermissionDeniedError(what + (hint.empty() ? "" : " (the bundle names key " + hint.substr(0, 64) + ")"));
   for (const auto& k : trust.keys) {
-    if (k.ns != ns && k.ns != "*") continue;
+    if (!eligible(k)) continue;
     if (!hint.empty() && k.hint != hint) continue;
     if (k.revoked) {
       last = PermissionDeniedError("key " + k.name + " (" + k.hint.substr(0, 16) + "…) was revoked");
@@ -179,12 +211,10 @@ Result<TrustedSignature> VerifyWithTrustStore(std::string_view bundle_json, cons
     }
     auto pub = PublicKey::FromPem(k.pem);
     if (!pub.ok()) continue;
-    auto v = VerifyBundle(bundle_json, *pub);
-    if (!v.ok()) {
-      last = v.status();
+    if (Status s = verify(*pub); !s.ok()) {
+      last = s;
       continue;
     }
-    if (manifest_out) *manifest_out = v->manifest;
     return TrustedSignature{k.name, k.hint, k.ns};
   }
   return last;

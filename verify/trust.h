@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -24,6 +25,8 @@ struct PublisherKey {
   int64_t added = 0;
   int64_t expires = 0;    // unix seconds; 0 = never
   bool revoked = false;
+  // A node key: trusted to sign chunk maps (for any namespace), never model signatures.
+  bool node = false;
 };
 
 struct CaRoot {
@@ -54,6 +57,8 @@ struct TrustStore {
   bool RequiresSignature(const std::string& ns) const;
   // Adds a key (InvalidArgument for a bad PEM; AlreadyExists for the same key and namespace).
   Status AddKey(const std::string& ns, const std::string& name, const std::string& pem, int64_t now, int64_t expires);
+  // Adds a trusted node key (chunk maps only). InvalidArgument for a bad PEM; AlreadyExists.
+  Status AddNodeKey(const std::string& name, const std::string& pem, int64_t now, int64_t expires);
   // Adds a CA root certificate (InvalidArgument if it is not a PEM certificate).
   Status AddCaRoot(const std::string& ns, const std::string& name, const std::string& pem);
   // Revokes by name or hint; NotFound if none matched.
@@ -65,6 +70,17 @@ struct TrustedSignature {
   std::string key_hint;
   std::string ns;
 };
+
+// The key hint a bundle names (verificationMaterial.publicKey.hint), "" if none or malformed.
+std::string BundleKeyHint(std::string_view bundle_json);
+
+// Tries the keys `eligible` accepts (matching the bundle's hint, unrevoked, unexpired at `now`)
+// with `verify` until one succeeds. PermissionDenied says why none did (`what` names the
+// statement in the message).
+Result<TrustedSignature> VerifyWithKeys(std::string_view bundle_json, const TrustStore& trust, int64_t now,
+                                        const std::function<bool(const PublisherKey&)>& eligible,
+                                        const std::function<Status(const PublicKey&)>& verify,
+                                        const std::string& what);
 
 // Verifies a bundle with the trusted keys of `ns` at time `now`: the key named by the bundle's
 // hint must be trusted for the namespace, unrevoked and unexpired; a certificate-mode bundle must

@@ -19,6 +19,7 @@
 #include "base/status.h"
 #include "verify/license.h"
 #include "verify/trust.h"
+#include "verify/chunk_map.h"
 
 namespace hubnode::verify {
 
@@ -104,6 +105,18 @@ std::string Pae(std::string_view payload_type, std::string_view payload);
 
 // A Sigstore bundle (JSON text) signing `manifest` with `key` (key mode, `publicKey.hint`).
 Result<std::string> SignBundle(const Manifest& manifest, const PrivateKey& key);
+
+// A Sigstore bundle v0.3 (key mode) around any in-toto statement: DSSE over `payload` with
+// `key`. Used for model signatures and chunk maps.
+Result<std::string> SignStatement(std::string_view payload, const PrivateKey& key);
+struct OpenedStatement {
+  std::string payload;   // the statement JSON, exactly the signed bytes
+  std::string key_hint;  // verificationMaterial.publicKey.hint, if present
+};
+// Checks a key-mode bundle's structure and signature with `key` and returns the signed payload
+// (not yet parsed). InvalidArgument when malformed; PermissionDenied for another key or a bad
+// signature.
+Result<OpenedStatement> OpenStatement(std::string_view bundle_json, const PublicKey& key);
 
 struct VerifiedBundle {
   Manifest manifest;  // as signed, in payload order
