@@ -8,6 +8,7 @@
 #include "hub/chunk_maps.h"
 #include "hub/commands.h"
 #include "hub/trust_gate.h"
+#include "hub/upstream.h"
 
 namespace hubnode::hub {
 namespace {
@@ -105,6 +106,35 @@ void AddChunkMapCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Co
     sub->add_option("--key", a->key, "PEM public key (default: the trust store's publisher and node keys)");
     sub->add_flag("--compare", a->compare, "Also compare it with the revision this store holds");
     out->push_back({sub, [a, &flags] { return Verify(flags, a->file, a->key, a->compare); }});
+  }
+  {
+    struct Args {
+      std::string from, id, out, token;
+    };
+    auto a = std::make_shared<Args>();
+    auto* chunk = app.add_subcommand("chunk", "Chunks from peers");
+    chunk->require_subcommand(1);
+    auto* sub = chunk->add_subcommand("get", "Fetch one chunk from a peer node, verified against its id");
+    sub->add_option("id", a->id, "Chunk id (64 hex digits)")->required();
+    sub->add_option("--from", a->from, "Peer URL (a hubnode serving /api/peer/v1/)")->required();
+    sub->add_option("--out", a->out, "Write the raw bytes here (default: stdout)");
+    sub->add_option("--token", a->token, "Token for the peer");
+    out->push_back({sub, [a] {
+      auto id = ChunkId::FromHex(a->id);
+      if (!id.ok()) return Fail(InvalidArgumentError("a chunk id is 64 hex digits"));
+      UpstreamOptions uo;
+      uo.url = a->from;
+      uo.token = a->token;
+      Upstream peer(uo);
+      auto raw = peer.GetChunk(*id);
+      if (!raw.ok()) return Fail(raw.status());
+      if (a->out.empty()) {
+        std::fwrite(raw->data(), 1, raw->size(), stdout);
+      } else if (Status s = WriteFileAtomic(a->out, *raw); !s.ok()) {
+        return Fail(s);
+      }
+      return 0;
+    }});
   }
   {
     auto* sub = app.add_subcommand("node-key", "Print this node's public key (created on first use)");

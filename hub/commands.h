@@ -29,7 +29,7 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
 void AddLicenseCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // trust add-key|list|revoke|require-signature, approve.
 void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
-// chunkmap sign|verify, node-key.
+// chunkmap sign|verify, chunk get, node-key.
 void AddChunkMapCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // run, chat.
 void AddRunCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);

@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "hub/handlers.h"
 #include "hub/openai_api.h"
+#include "hub/peer_api.h"
 
 namespace hubnode::hub {
 namespace {
@@ -19,7 +20,7 @@ constexpr const char* kExposedHeaders =
 class HubServerImpl final : public HubServer {
  public:
   HubServerImpl(const ServerOptions& o, store::Store* store, TokenStore* tokens, Mirror* mirror, ModelHost* models)
-      : options_(o), handlers_(options_, store, tokens, &metrics_, mirror), openai_(store, models), store_(store),
+      : options_(o), handlers_(options_, store, tokens, &metrics_, mirror), openai_(store, models), peer_(store, options_.node_key), store_(store),
         tokens_(tokens) {
     unsigned threads = std::max(1u, options_.threads);
     http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -38,10 +39,11 @@ class HubServerImpl final : public HubServer {
         res.set_content(metrics_.Render(store_->DiskBytes()) + openai_.Metrics(), "text/plain; version=0.0.4");
         return;
       }
-      if (req.path.starts_with("/v1/")) {
+      if (req.path.starts_with("/v1/") || req.path.starts_with("/api/peer/v1/")) {
         auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
         if (!who.ok()) return SendError(res, 401, "Unauthorized", who.status().message());
-        return openai_.Handle(req, res, *who);
+        if (req.path.starts_with("/v1/")) return openai_.Handle(req, res, *who);
+        return peer_.Handle(req, res, *who);
       }
       handlers_.Handle(req, res);
     };
@@ -104,6 +106,7 @@ class HubServerImpl final : public HubServer {
   Metrics metrics_;
   Handlers handlers_;
   OpenAiApi openai_;
+  PeerApi peer_;
   store::Store* store_;
   TokenStore* tokens_;
   httplib::Server http_;

@@ -12,6 +12,7 @@
 
 #include "base/file.h"
 #include "hub/http_util.h"
+#include "store/store.h"
 
 namespace hubnode::hub {
 namespace {
@@ -281,6 +282,13 @@ Status Upstream::Download(const std::string& repo, const std::string& sha, const
     return DataLossError("downloaded " + file.path + " does not match the upstream's digest");
   }
   return OkStatus();
+}
+
+Result<std::string> Upstream::GetChunk(const ChunkId& id) {
+  ASSIGN_OR_RETURN(Response r, Get(options_.url + "/api/peer/v1/chunks/" + id.hex(), 80u << 20));
+  if (r.status == 404) return NotFoundError("the peer does not hold chunk " + id.hex());
+  if (r.status != 200) return UnavailableError("the peer answered HTTP " + std::to_string(r.status) + " for chunk " + id.hex());
+  return store::DecodeVerifiedChunk(id, r.body);
 }
 
 }  // namespace hubnode::hub

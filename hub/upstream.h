@@ -69,6 +69,10 @@ class Upstream {
   // and digest (SHA-256 for LFS files, git blob id otherwise). `progress` gets new byte counts.
   Status Download(const std::string& repo, const std::string& sha, const UpstreamFile& file,
                   const std::string& dest, const std::function<void(uint64_t)>& progress);
+  // A chunk from a hubnode peer (/api/peer/v1/chunks/{id}): the stored record, decoded and
+  // checked against its id here. NotFound when the peer lacks it; DataLoss when the bytes do not
+  // hash to the id.
+  Result<std::string> GetChunk(const ChunkId& id);
 
  private:
   struct Response {

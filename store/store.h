@@ -225,6 +225,10 @@ class FileReader {
   Result<std::string> ReadToString(uint64_t offset, uint64_t length);
 };
 
+// Decodes a chunk record received from a peer and checks that its raw bytes hash to `id`.
+// DataLoss on a malformed record, a raw size above the chunk limit, or a hash mismatch.
+Result<std::string> DecodeVerifiedChunk(const ChunkId& id, std::string_view record);
+
 class Store {
  public:
   // Opens (creating if needed) the store in options.data_dir.
@@ -276,6 +280,12 @@ class Store {
   // The chunks of a file's content, in order (offsets ascending, sizes summing to the file's).
   // DataLoss when the file's record is missing or corrupt.
   virtual Result<std::vector<FileChunk>> ListChunks(const FileEntry& file) = 0;
+
+  // Peer distribution: a chunk's stored record (codec header + payload, docs/store-format.md),
+  // exactly as kept; NotFound when this store lacks the chunk.
+  virtual Result<std::string> ReadChunkRecord(const ChunkId& id) = 0;
+  // Whether the store holds each chunk (a metadata lookup per id).
+  virtual Result<std::vector<bool>> HasChunks(const std::vector<ChunkId>& ids) = 0;
 
   // The tensor index of a safetensors file (empty for other files).
   virtual Result<std::vector<TensorInfo>> ListTensors(const FileEntry& file) = 0;

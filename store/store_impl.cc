@@ -464,6 +464,28 @@ Result<std::vector<FileChunk>> StoreImpl::ListChunks(const FileEntry& file) {
   return out;
 }
 
+Result<std::string> StoreImpl::ReadChunkRecord(const ChunkId& id) {
+  ASSIGN_OR_RETURN(auto rec, db_->Get(Cf::kChunks, id.view()));
+  if (!rec) return NotFoundError("chunk " + id.hex() + " is not held here");
+  return std::move(*rec);
+}
+
+Result<std::vector<bool>> StoreImpl::HasChunks(const std::vector<ChunkId>& ids) {
+  std::vector<bool> out;
+  out.reserve(ids.size());
+  for (const ChunkId& id : ids) {
+    ASSIGN_OR_RETURN(bool has, db_->Has(Cf::kChunkMeta, id.view()));
+    out.push_back(has);
+  }
+  return out;
+}
+
+Result<std::string> DecodeVerifiedChunk(const ChunkId& id, std::string_view record) {
+  ASSIGN_OR_RETURN(std::string raw, DecodeChunk(record));
+  if (ChunkIdOf(raw) != id) return DataLossError("chunk " + id.hex() + ": the bytes do not hash to its id");
+  return raw;
+}
+
 Result<std::vector<TensorInfo>> StoreImpl::ListTensors(const FileEntry& file) {
   ASSIGN_OR_RETURN(FileRecord r, GetFileRecord(file.sha256));
   return r.tensors;

@@ -51,6 +51,8 @@ class StoreImpl final : public Store {
   Result<std::vector<TreeItem>> ListTree(const GitOid& commit, std::string_view path, bool recursive) override;
   Result<std::unique_ptr<FileReader>> OpenFile(const FileEntry& file) override;
   Result<std::vector<FileChunk>> ListChunks(const FileEntry& file) override;
+  Result<std::string> ReadChunkRecord(const ChunkId& id) override;
+  Result<std::vector<bool>> HasChunks(const std::vector<ChunkId>& ids) override;
   Result<std::vector<TensorInfo>> ListTensors(const FileEntry& file) override;
   Result<TensorLocation> FindTensor(const GitOid& commit, std::string_view name) override;
   Result<ExpertIndex> GetExpertIndex(const GitOid& commit) override;

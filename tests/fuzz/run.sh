@@ -22,7 +22,7 @@ for src in $SOURCES; do
   OBJS+=("$obj")
 done
 pass=0 fail=0
-for target in bundle spdx card jinja tokenizer; do
+for target in bundle spdx card jinja tokenizer chunkmap; do
   bin="$OUT/${target}_fuzzer"
   clang++ $FLAGS -fsanitize=fuzzer "$SRC/tests/fuzz/${target}_fuzzer.cc" "${OBJS[@]}" -lcrypto -lyaml-cpp -lpcre2-8 -licuuc -lpthread -o "$bin"
   mkdir -p "$OUT/corpus-$target"

@@ -288,3 +288,46 @@ TEST_F(StoreTest, PlanCommitIdEqualsTheImportedCommit) {
 
 }  // namespace
 }  // namespace hubnode::store
+
+namespace hubnode::store {
+namespace {
+
+TEST_F(StoreTest, ChunksForPeersListReadAndVerify) {
+  std::string src = Model(tm::Family::kMixtral, "m", 2, "tiny");
+  ImportResult r = Import(src, "t/m");
+  ASSERT_OK_AND_ASSIGN(auto files, store_->ListFiles(r.commit));
+  int checked = 0;
+  for (const auto& f : files) {
+    const std::string content = ReadWholeFile(src + "/" + f.path);
+    ASSERT_OK_AND_ASSIGN(auto chunks, store_->ListChunks(f));
+    uint64_t offset = 0;
+    std::vector<ChunkId> ids;
+    for (const FileChunk& c : chunks) {
+      ASSERT_EQ(c.offset, offset);
+      ASSERT_OK_AND_ASSIGN(std::string record, store_->ReadChunkRecord(c.id));
+      ASSERT_OK_AND_ASSIGN(std::string raw, DecodeVerifiedChunk(c.id, record));
+      ASSERT_EQ(raw, content.substr(c.offset, c.size)) << f.path;
+      offset += c.size;
+      ids.push_back(c.id);
+      ++checked;
+    }
+    EXPECT_EQ(offset, f.size);
+    ids.push_back(ChunkIdOf("not stored"));
+    ASSERT_OK_AND_ASSIGN(auto has, store_->HasChunks(ids));
+    EXPECT_TRUE(std::all_of(has.begin(), has.end() - 1, [](bool b) { return b; }));
+    EXPECT_FALSE(has.back());
+  }
+  EXPECT_GT(checked, 10);
+  EXPECT_EQ(store_->ReadChunkRecord(ChunkIdOf("not stored")).status().code(), StatusCode::kNotFound);
+  // A record under the wrong id, or damaged, is refused.
+  ASSERT_OK_AND_ASSIGN(auto chunks, store_->ListChunks(files.back()));
+  ASSERT_OK_AND_ASSIGN(std::string record, store_->ReadChunkRecord(chunks[0].id));
+  EXPECT_EQ(DecodeVerifiedChunk(ChunkIdOf("other"), record).status().code(), StatusCode::kDataLoss);
+  std::string damaged = record;
+  damaged[damaged.size() - 1] ^= 0x40;
+  EXPECT_EQ(DecodeVerifiedChunk(chunks[0].id, damaged).status().code(), StatusCode::kDataLoss);
+  EXPECT_FALSE(DecodeVerifiedChunk(chunks[0].id, "").ok());
+}
+
+}  // namespace
+}  // namespace hubnode::store

@@ -1,0 +1,203 @@
+#include "hub/peer_api.h"
+
+#include <algorithm>
+
+#include "hub/http_util.h"
+
+namespace hubnode::hub {
+namespace {
+
+// A batch answers at most this many ids and this many record bytes; the rest are marked "not
+// sent" and asked for again. Bounds a worker's memory.
+constexpr size_t kMaxBatchIds = 256;
+constexpr size_t kMaxBatchBytes = 16 << 20;
+
+enum : uint8_t { kPresent = 0, kMissing = 1, kNotSent = 2 };
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+std::string Base64Bits(const std::vector<bool>& bits) {
+  std::string bytes((bits.size() + 7) / 8, '\0');
+  for (size_t i = 0; i < bits.size(); ++i) {
+    if (bits[i]) bytes[i / 8] = static_cast<char>(bytes[i / 8] | (1 << (i % 8)));
+  }
+  return verify::Base64Encode(bytes);
+}
+
+}  // namespace
+
+void PeerApi::Handle(const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who) {
+  std::string_view path = req.path;
+  path.remove_prefix(std::string_view("/api/peer/v1/").size());
+  auto after = [&](std::string_view prefix) -> std::optional<std::string_view> {
+    if (!path.starts_with(prefix)) return std::nullopt;
+    return path.substr(prefix.size());
+  };
+  const bool post = req.method == "POST";
+  if (path == "chunks" && post) return Chunks(req, res);
+  if (auto id = after("chunks/"); id && !post) return Chunk(*id, res);
+  if (path == "catalog" && !post) return Catalog(res, who);
+  if (auto repo = after("have/"); repo && !post) return Have(req, *repo, res, who);
+  if (auto repo = after("experts/"); repo && !post) return Experts(req, *repo, res, who);
+  SendError(res, 404, "NotFound", "no such peer route");
+}
+
+void PeerApi::Chunk(std::string_view hex, httplib::Response& res) {
+  auto id = ChunkId::FromHex(hex);
+  if (!id.ok()) return SendError(res, 400, "BadRequest", "a chunk id is 64 hex digits");
+  auto record = st_->ReadChunkRecord(*id);
+  if (!record.ok()) {
+    if (record.status().code() == StatusCode::kNotFound) return SendError(res, 404, "ChunkNotFound", record.status().message());
+    return SendStatus(res, record.status());
+  }
+  res.set_header("X-Chunk-Id", id->hex());
+  res.set_content(std::move(*record), "application/octet-stream");
+}
+
+void PeerApi::Chunks(const httplib::Request& req, httplib::Response& res) {
+  json body = json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("ids") || !body["ids"].is_array()) {
+    return SendError(res, 400, "BadRequest", "expected {\"ids\": [chunk ids]}");
+  }
+  const json& ids = body["ids"];
+  if (ids.size() > kMaxBatchIds) return SendError(res, 400, "BadRequest", "at most 256 ids per batch");
+  std::string out;
+  for (const json& j : ids) {
+    auto id = j.is_string() ? ChunkId::FromHex(j.get<std::string>()) : Result<ChunkId>(InvalidArgumentError("not a string"));
+    if (!id.ok()) return SendError(res, 400, "BadRequest", "a chunk id is 64 hex digits");
+    out.append(id->view());
+    if (out.size() > kMaxBatchBytes) {
+      out.push_back(static_cast<char>(kNotSent));
+      PutU32(out, 0);
+      continue;
+    }
+    auto record = st_->ReadChunkRecord(*id);
+    if (!record.ok()) {
+      if (record.status().code() != StatusCode::kNotFound) return SendStatus(res, record.status());
+      out.push_back(static_cast<char>(kMissing));
+      PutU32(out, 0);
+      continue;
+    }
+    out.push_back(static_cast<char>(kPresent));
+    PutU32(out, static_cast<uint32_t>(record->size()));
+    out += *record;
+  }
+  res.set_content(std::move(out), "application/vnd.hubnode.chunks");
+}
+
+std::optional<std::pair<store::RepoId, GitOid>> PeerApi::Open(const httplib::Request& req, std::string_view repo,
+                                                              httplib::Response& res,
+                                                              const std::optional<Principal>& who) {
+  auto id = store::RepoId::Parse(repo);
+  if (!id.ok()) {
+    SendError(res, 400, "BadRequest", id.status().message());
+    return std::nullopt;
+  }
+  auto info = st_->GetRepo(*id);
+  if (!info.ok() || !CanRead(who, *info)) {
+    SendError(res, 401, "RepoNotFound", "Repository not found");
+    return std::nullopt;
+  }
+  const std::string rev = req.has_param("rev") ? req.get_param_value("rev") : "HEAD";
+  auto commit = st_->Resolve(*id, rev);
+  if (!commit.ok()) {
+    SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + rev.substr(0, 100));
+    return std::nullopt;
+  }
+  return std::make_pair(*id, *commit);
+}
+
+void PeerApi::Have(const httplib::Request& req, std::string_view repo, httplib::Response& res,
+                   const std::optional<Principal>& who) {
+  auto opened = Open(req, repo, res, who);
+  if (!opened) return;
+  auto files = st_->ListFiles(opened->second);
+  if (!files.ok()) return SendStatus(res, files.status());
+  json out_files = json::array();
+  uint64_t held = 0, total = 0;
+  for (const store::FileEntry& f : *files) {
+    auto chunks = st_->ListChunks(f);
+    if (!chunks.ok()) return SendStatus(res, chunks.status());
+    std::vector<ChunkId> ids;
+    for (const auto& c : *chunks) ids.push_back(c.id);
+    auto has = st_->HasChunks(ids);
+    if (!has.ok()) return SendStatus(res, has.status());
+    held += std::count(has->begin(), has->end(), true);
+    total += has->size();
+    out_files.push_back({{"path", f.path}, {"chunks", ids.size()}, {"have", Base64Bits(*has)}});
+  }
+  res.set_header("X-Repo-Commit", opened->second.hex());
+  SendJson(res, {{"repo", opened->first.str()}, {"commit", opened->second.hex()}, {"chunks", total},
+                 {"held", held}, {"files", out_files}});
+}
+
+void PeerApi::Catalog(httplib::Response& res, const std::optional<Principal>& who) {
+  auto repos = st_->ListRepos();
+  if (!repos.ok()) return SendStatus(res, repos.status());
+  json out = json::array();
+  for (const store::RepoInfo& r : *repos) {
+    if (!CanRead(who, r)) continue;
+    auto refs = st_->ListRefs(r.id);
+    if (!refs.ok()) return SendStatus(res, refs.status());
+    json jrefs = json::array();
+    for (const store::RefInfo& ref : *refs) {
+      if (!ref.name.starts_with("refs/heads/") && !ref.name.starts_with("refs/tags/") && !ref.name.starts_with("refs/pr/")) continue;
+      const bool signed_model = st_->StatFile(ref.commit, "model.sig").ok();
+      jrefs.push_back({{"name", ref.name}, {"commit", ref.commit.hex()}, {"signed", signed_model},
+                       {"chunk_map", "/api/models/" + r.id.str() + "/chunk-map/" + ref.commit.hex()}});
+    }
+    out.push_back({{"id", r.id.str()}, {"refs", jrefs}});
+  }
+  SendJson(res, {{"node_key", node_key_ ? json(node_key_->public_key().Hint()) : json(nullptr)},
+                 {"repos", out},
+                 {"peers", json::array()}});
+}
+
+void PeerApi::Experts(const httplib::Request& req, std::string_view repo, httplib::Response& res,
+                      const std::optional<Principal>& who) {
+  auto opened = Open(req, repo, res, who);
+  if (!opened) return;
+  auto index = st_->GetExpertIndex(opened->second);
+  if (!index.ok()) return SendStatus(res, index.status());
+  auto files = st_->ListFiles(opened->second);
+  if (!files.ok()) return SendStatus(res, files.status());
+  // Each part's chunk range: the chunks overlapping its bytes (tensor-aware chunking makes them
+  // exactly the expert's own).
+  std::map<std::string, std::vector<store::FileChunk>> chunks_of;
+  json out = json::array();
+  for (const auto& [key, parts] : *index) {
+    json jparts = json::array();
+    for (const store::ExpertPart& p : parts) {
+      auto it = chunks_of.find(p.path);
+      if (it == chunks_of.end()) {
+        auto f = std::find_if(files->begin(), files->end(), [&](const store::FileEntry& e) { return e.path == p.path; });
+        if (f == files->end()) return SendError(res, 500, "InternalError", "expert index names a missing file");
+        auto c = st_->ListChunks(*f);
+        if (!c.ok()) return SendStatus(res, c.status());
+        it = chunks_of.emplace(p.path, std::move(*c)).first;
+      }
+      size_t first = 0, last = 0;
+      bool any = false;
+      for (size_t i = 0; i < it->second.size(); ++i) {
+        const store::FileChunk& c = it->second[i];
+        if (c.offset < p.offset + p.length && c.offset + c.size > p.offset) {
+          if (!any) first = i;
+          last = i;
+          any = true;
+        }
+      }
+      json jp = {{"path", p.path}, {"tensor", p.tensor}, {"offset", p.offset}, {"length", p.length}};
+      if (any) jp["chunks"] = {first, last};
+      jparts.push_back(std::move(jp));
+    }
+    out.push_back({{"layer", key.layer},
+                   {"expert", key.expert == store::kSharedExpertIndex ? json("shared") : json(key.expert)},
+                   {"parts", jparts}});
+  }
+  res.set_header("X-Repo-Commit", opened->second.hex());
+  SendJson(res, {{"repo", opened->first.str()}, {"commit", opened->second.hex()}, {"experts", out}});
+}
+
+}  // namespace hubnode::hub

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The peer protocol's server side against a real `hubnode serve` on 127.0.0.1: the catalog, what
+# a node holds of a revision, a revision's expert index with chunk ranges, chunks by id (decoded
+# and checked against their ids by `hubnode chunk get`, equal to the bytes a Range download
+# gives), batches with missing ids, and clear errors. Prints "N passed, M failed".
+set -uo pipefail
+HUBNODE=$(realpath "$1")
+WORK=$(mktemp -d)
+PID=
+trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+pass=0 fail=0
+check() {  # check NAME EXPECTED ACTUAL
+  if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
+}
+hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
+PY=/usr/bin/python3
+jq_() { $PY -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+hub testmodel --family qwen3_moe --size small --seed 4 --out "$WORK/m" > /dev/null
+hub import "$WORK/m" --repo org/moe > /dev/null
+hub import "$WORK/m" --repo org/hidden --private > /dev/null
+"$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference > "$WORK/out" 2> "$WORK/err" &
+PID=$!
+for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
+P=$U/api/peer/v1
+
+curl -s "$P/catalog" > "$WORK/catalog"
+check "catalog lists the repo" True "$(jq_ '[r for r in d["repos"] if r["id"] == "org/moe"][0]["refs"][0]["name"] == "refs/heads/main"' < "$WORK/catalog")"
+check "catalog hides private repos" False "$(jq_ 'any(r["id"] == "org/hidden" for r in d["repos"])' < "$WORK/catalog")"
+check "catalog names the node key" 64 "$(jq_ 'len(d["node_key"])' < "$WORK/catalog")"
+COMMIT=$(jq_ '[r for r in d["repos"] if r["id"] == "org/moe"][0]["refs"][0]["commit"]' < "$WORK/catalog")
+
+curl -s "$P/have/org/moe?rev=main" > "$WORK/have"
+check "have: every chunk held" True "$(jq_ 'd["held"] == d["chunks"] > 0 and d["commit"] == "'$COMMIT'"' < "$WORK/have")"
+check "have: full bitmaps" True "$(jq_ '__import__("base64").b64decode(d["files"][0]["have"])[0] & 1 == 1' < "$WORK/have")"
+check "have: private repo" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$P/have/org/hidden")"
+check "have: bad revision" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$P/have/org/moe?rev=nope")"
+
+# The expert index with chunk ranges; one expert's chunks fetched by id and compared with the
+# same byte ranges downloaded from the file.
+curl -s "$P/experts/org/moe" > "$WORK/experts"
+curl -s "$U/api/models/org/moe/chunk-map/main" > "$WORK/map.json"
+RESULT=$($PY - "$WORK/experts" "$WORK/map.json" "$HUBNODE" "$U" "$WORK" <<'PYEOF'
+import base64, json, subprocess, sys, urllib.request
+experts, bundle, hubnode, url, work = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3], sys.argv[4], sys.argv[5]
+pred = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))["predicate"]
+files = {f["path"]: f for f in pred["files"]}
+e = [x for x in experts["experts"] if x["layer"] == 1 and x["expert"] == 2][0]
+expert_bytes = sum(p["length"] for p in e["parts"])
+moved = ok = 0
+for p in e["parts"]:
+    f = files[p["path"]]
+    first, last = p["chunks"]
+    offset = sum(c["size"] for c in f["chunks"][:first])
+    for c in f["chunks"][first:last + 1]:
+        raw = subprocess.run([hubnode, "chunk", "get", c["sha256"], "--from", url], capture_output=True, check=True).stdout
+        req = urllib.request.Request(f"{url}/{pred['repo']}/resolve/{pred['commit']}/{p['path']}",
+                                     headers={"Range": f"bytes={offset}-{offset + c['size'] - 1}"})
+        ok += raw == urllib.request.urlopen(req).read()
+        moved += len(raw)
+        offset += c["size"]
+print(len(e["parts"]), ok > 0, moved <= 1.1 * expert_bytes)
+PYEOF
+)
+check "one expert's chunks by id = its bytes, <= 1.1x the expert" "3 True True" "$RESULT"
+
+# Chunk errors and batches.
+ID=$($PY -c "import base64,json,sys; b=json.load(open(sys.argv[1])); p=json.loads(base64.b64decode(b['dsseEnvelope']['payload'])); print(p['predicate']['files'][0]['chunks'][0]['sha256'])" "$WORK/map.json")
+check "chunk by id" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$P/chunks/$ID")"
+check "unknown chunk" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$P/chunks/$(printf '0%.0s' $(seq 64))")"
+check "malformed chunk id" 400 "$(curl -s -o /dev/null -w '%{http_code}' "$P/chunks/xyz")"
+"$HUBNODE" chunk get "$(printf 'a%.0s' $(seq 64))" --from "$U" > /dev/null 2> "$WORK/err2"
+check "chunk get: missing is NotFound" "1 True" "$? $(grep -q NotFound "$WORK/err2" && echo True)"
+curl -s -H 'Content-Type: application/json' -d "{\"ids\": [\"$ID\", \"$(printf '0%.0s' $(seq 64))\"]}" "$P/chunks" -o "$WORK/batch"
+check "batch framing" True "$($PY -c "
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+i, out = 0, []
+while i < len(b):
+    cid, st, n = b[i:i+32].hex(), b[i+32], struct.unpack('<I', b[i+33:i+37])[0]
+    out.append((cid, st, n)); i += 37 + n
+print(len(out) == 2 and out[0][0] == sys.argv[2] and out[0][1] == 0 and out[0][2] > 0 and out[1][1] == 1 and out[1][2] == 0)
+" "$WORK/batch" "$ID")"
+check "batch too large" 400 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d "{\"ids\": [$($PY -c "print(','.join(['\"' + '0'*64 + '\"'] * 300))")]}" "$P/chunks")"
+check "batch bad body" 400 "$(curl -s -o /dev/null -w '%{http_code}' -d 'nope' "$P/chunks")"
+check "unknown peer route" 404 "$(curl -s -o /dev/null -w '%{http_code}' "$P/nothing")"
+
+kill "$PID"; wait "$PID" 2>/dev/null; PID=
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
