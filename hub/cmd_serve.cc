@@ -43,6 +43,7 @@ struct ServeArgs {
   int64_t upstream_rate = 0;
   bool no_inference = false;
   RuntimeFlags runtime;
+  std::vector<std::string> peers;
 };
 
 std::string UpstreamToken(const std::string& flag) {
@@ -89,6 +90,12 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
     upstream = std::make_unique<Upstream>(uo);
     mirror = std::make_unique<Mirror>(st->get(), upstream.get(), flags.data_dir + "/staging");
     mirror->SetGate(MakeGate(st->get(), flags.data_dir + "/trust.json", &matcher));
+    if (!a.peers.empty()) {
+      PeerFetchOptions pf;
+      pf.peers = a.peers;
+      pf.token = uo.token;
+      mirror->SetPeers(pf, flags.data_dir + "/trust.json");
+    }
   }
   std::unique_ptr<ModelHost> models;
   if (!a.no_inference) {
@@ -137,6 +144,7 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--mirror-deny", a->deny, "Never pull through repos matching this glob (repeatable)");
     sub->add_flag("--offline", a->offline, "Serve only what is held; never contact the upstream");
     sub->add_flag("--no-inference", a->no_inference, "Do not serve the OpenAI-compatible API (/v1/)");
+    sub->add_option("--peer", a->peers, "With --upstream: fetch chunks from this hubnode too (repeatable)");
     AddRuntimeFlags(sub, &a->runtime);
     out->push_back({sub, [a, &flags] { return Serve(flags, *a); }});
   }
@@ -147,6 +155,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       std::vector<std::string> include, exclude;
       unsigned jobs = 4;
       int64_t rate = 0;
+      std::vector<std::string> peers;
+      bool peer_stats = false;
     };
     auto a = std::make_shared<PullArgs>();
     sub->add_option("repo", a->spec, "REPO[@REV]")->required();
@@ -156,6 +166,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--exclude", a->exclude, "Skip files matching this glob (repeatable)");
     sub->add_option("--jobs", a->jobs, "Files downloaded in parallel (default 4)");
     sub->add_option("--rate-limit", a->rate, "Cap each transfer, bytes/s");
+    sub->add_option("--peer", a->peers, "Fetch chunks from this hubnode too (repeatable; with a trusted chunk map)");
+    sub->add_flag("--peer-stats", a->peer_stats, "Print what each peer sent");
     out->push_back({sub, [a, &flags]() -> int {
       auto rs = ParseRepoSpec(a->spec);
       if (!rs.ok()) return Fail(rs.status());
@@ -169,6 +181,12 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       Mirror mirror(st->get(), &upstream, flags.data_dir + "/staging");
       auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
       mirror.SetGate(MakeGate(st->get(), flags.data_dir + "/trust.json", &matcher));
+      if (!a->peers.empty()) {
+        PeerFetchOptions pf;
+        pf.peers = a->peers;
+        pf.token = uo.token;
+        mirror.SetPeers(pf, flags.data_dir + "/trust.json");
+      }
       PullOptions po;
       po.include = a->include;
       po.exclude = a->exclude;
@@ -177,6 +195,14 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       po.progress = [&](uint64_t done, uint64_t total, const std::string& file) { bar.Update(done, total, file); };
       auto r = mirror.Pull(rs->repo, rs->rev == "HEAD" ? "main" : rs->rev, po);
       bar.Finish();
+      if (a->peer_stats) {
+        std::printf("download phase: %.2f s\n", mirror.LastDownloadSeconds());
+        for (const PeerStats& p : mirror.PeerStatistics()) {
+          std::printf("peer %s: %llu chunks, %llu bytes, %llu failures, %llu bad chunks%s\n", p.url.c_str(),
+                      (unsigned long long)p.chunks, (unsigned long long)p.bytes, (unsigned long long)p.failures,
+                      (unsigned long long)p.bad_chunks, p.demoted ? ", demoted" : "");
+        }
+      }
       if (!r.ok()) return Fail(r.status());
       std::printf("%s %s@%s (upstream %s)\n", r->already_held ? "already held" : "pulled", rs->repo.str().c_str(),
                   r->commit.hex().c_str(), r->upstream_sha.c_str());

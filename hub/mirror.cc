@@ -4,11 +4,16 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
 #include <ctime>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <set>
 
 #include "base/log.h"
+#include "hub/trust_gate.h"
 
 namespace hubnode::hub {
 namespace {
@@ -248,6 +253,9 @@ Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const sto
     total += ff->file.size;
   }
 
+  // With peers, a trusted chunk map lets LFS files come chunk by chunk from them.
+  const std::optional<verify::ChunkMap> map = fetcher_ ? TrustedMap(fill.repo, fill.upstream_sha) : std::nullopt;
+
   // Download in parallel; the first error stops the others from starting new files.
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> done{0};
@@ -267,15 +275,35 @@ Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const sto
       uint64_t written = ::stat(ff.staging_path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
       if (written > ff.file.size) written = 0;
       ff.Progress(written);
-      Status s = upstream_->Download(fill.repo.str(), fill.upstream_sha, ff.file, ff.staging_path, [&](uint64_t n) {
-        written += n;
-        ff.Progress(written);
+      auto count = [&](uint64_t n) {
         uint64_t d = done.fetch_add(n) + n;
         if (options.progress) {
           std::lock_guard<std::mutex> lock(progress_mu);
           options.progress(d, total, ff.file.path);
         }
-      });
+      };
+      const verify::ChunkMapFile* mapped = nullptr;
+      if (map && ff.file.lfs) {
+        if (auto f = map->File(ff.file.path); f.ok() && (*f)->sha256 == ff.file.sha256 && (*f)->size == ff.file.size) {
+          mapped = *f;
+        }
+      }
+      auto download = [&] {
+        return upstream_->Download(fill.repo.str(), fill.upstream_sha, ff.file, ff.staging_path, [&](uint64_t n) {
+          written += n;
+          ff.Progress(written);
+          count(n);
+        });
+      };
+      Status s = mapped ? FetchChunks(ff, *mapped, count) : download();
+      if (mapped && s.code() == StatusCode::kUnavailable) {
+        // No peer could provide some chunk: the upstream has the whole file.
+        LOG(Warning) << ff.file.path << ": " << s.message() << "; downloading it from the upstream";
+        std::error_code rm_ec;
+        fs::remove(ff.staging_path, rm_ec);
+        written = 0;
+        s = download();
+      }
       ff.Finish(s.ok());
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(err_mu);
@@ -286,8 +314,10 @@ Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const sto
   };
   std::vector<std::thread> threads;
   unsigned jobs = std::max(1u, std::min<unsigned>(options.jobs, static_cast<unsigned>(files.size())));
+  const auto download_start = std::chrono::steady_clock::now();
   for (unsigned t = 0; t < jobs; ++t) threads.emplace_back(worker);
   for (auto& t : threads) t.join();
+  last_download_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - download_start).count();
   RETURN_IF_ERROR(first_error);
 
   bool filtered = !options.include.empty() || !options.exclude.empty();
@@ -345,6 +375,104 @@ Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const sto
   LOG(Info) << "mirrored " << fill.repo.str() << "@" << fill.upstream_sha << " from " << upstream_->url() << " as "
             << imported.commit.hex();
   return result;
+}
+
+void Mirror::SetPeers(const PeerFetchOptions& options, std::string trust_path) {
+  fetcher_ = std::make_unique<ChunkFetcher>(options);
+  peer_urls_ = options.peers;
+  trust_path_ = std::move(trust_path);
+}
+
+std::vector<PeerStats> Mirror::PeerStatistics() const { return fetcher_ ? fetcher_->stats() : std::vector<PeerStats>{}; }
+
+std::optional<verify::ChunkMap> Mirror::TrustedMap(const store::RepoId& repo, const std::string& sha) {
+  auto trust = TrustFile(trust_path_).Load();
+  if (!trust.ok()) {
+    LOG(Warning) << "chunk maps not used: " << trust.status().ToString();
+    return std::nullopt;
+  }
+  std::vector<std::string> sources = peer_urls_;
+  sources.push_back(upstream_->url());
+  for (const std::string& url : sources) {
+    UpstreamOptions uo;
+    uo.url = url;
+    Upstream endpoint(uo);
+    auto bundle = endpoint.GetChunkMap(repo.str(), sha);
+    if (!bundle.ok()) continue;
+    auto verified = verify::VerifyChunkMapWithTrustStore(*bundle, *trust, static_cast<int64_t>(std::time(nullptr)));
+    if (!verified.ok()) {
+      LOG(Warning) << "chunk map of " << repo.str() << "@" << sha << " from " << url
+                   << " refused: " << verified.status().ToString();
+      continue;
+    }
+    if (verified->map.repo != repo.str() || verified->map.commit != sha) {
+      LOG(Warning) << "chunk map from " << url << " is for " << verified->map.repo << "@" << verified->map.commit
+                   << ", not " << repo.str() << "@" << sha << "; refused";
+      continue;
+    }
+    LOG(Info) << "chunk map of " << repo.str() << "@" << sha.substr(0, 12) << " from " << url << ", signed by "
+              << verified->signer.key_name;
+    return std::move(verified->map);
+  }
+  return std::nullopt;
+}
+
+Status Mirror::FetchChunks(FillFile& ff, const verify::ChunkMapFile& file, const std::function<void(uint64_t)>& progress) {
+  const int fd = ::open(ff.staging_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return InternalError("cannot create " + ff.staging_path);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  std::vector<uint64_t> offsets;
+  std::vector<ChunkId> ids;
+  uint64_t offset = 0;
+  for (const auto& c : file.chunks) {
+    offsets.push_back(offset);
+    ids.push_back(c.id);
+    offset += c.size;
+  }
+  // Served bytes must be a verified prefix: track which chunks are written.
+  std::vector<bool> written(ids.size(), false);
+  size_t prefix = 0;
+  uint64_t prefix_bytes = 0;
+  auto put = [&](size_t i, std::string_view raw) -> Status {
+    if (raw.size() != file.chunks[i].size) return DataLossError(file.path + ": chunk " + std::to_string(i) + " has the wrong size");
+    if (::pwrite(fd, raw.data(), raw.size(), static_cast<off_t>(offsets[i])) != static_cast<ssize_t>(raw.size())) {
+      return InternalError("cannot write " + ff.staging_path);
+    }
+    written[i] = true;
+    while (prefix < written.size() && written[prefix]) prefix_bytes += file.chunks[prefix++].size;
+    ff.Progress(std::min(prefix_bytes, file.size));
+    progress(raw.size());
+    return OkStatus();
+  };
+  // Chunks this store holds already (a fine-tune's unchanged tensors) are not fetched.
+  ASSIGN_OR_RETURN(std::vector<bool> held, store_->HasChunks(ids));
+  std::vector<ChunkId> missing;
+  std::vector<size_t> missing_index;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (held[i]) {
+      ASSIGN_OR_RETURN(std::string record, store_->ReadChunkRecord(ids[i]));
+      ASSIGN_OR_RETURN(std::string raw, store::DecodeVerifiedChunk(ids[i], record));
+      RETURN_IF_ERROR(put(i, raw));
+    } else {
+      missing.push_back(ids[i]);
+      missing_index.push_back(i);
+    }
+  }
+  RETURN_IF_ERROR(fetcher_->Fetch(missing, [&](size_t k, std::string&& raw) { return put(missing_index[k], raw); }));
+  if (::fsync(fd) != 0) return InternalError("cannot sync " + ff.staging_path);
+  // Every chunk matched the signed map; the whole file must also match the upstream's digest
+  // (a map that lists the right chunks under a wrong file digest is caught here).
+  Sha256 sha;
+  std::string buf(1 << 20, '\0');
+  const int in = ::open(ff.staging_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return InternalError("cannot read " + ff.staging_path);
+  Closer in_closer{in};
+  for (ssize_t n; (n = ::read(in, buf.data(), buf.size())) > 0;) sha.Update(std::string_view(buf.data(), n));
+  if (sha.Finish() != ff.file.sha256) return DataLossError(file.path + ": assembled from verified chunks, but its SHA-256 differs");
+  return OkStatus();
 }
 
 }  // namespace hubnode::hub

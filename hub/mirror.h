@@ -28,7 +28,9 @@
 #include <thread>
 #include <vector>
 
+#include "hub/peer_fetch.h"
 #include "hub/upstream.h"
+#include "verify/verify.h"
 #include "store/store.h"
 
 namespace hubnode::hub {
@@ -119,6 +121,15 @@ class Mirror {
   // Policy for pulled models: denied ones are refused (FailedPrecondition "policy: …"), ones held
   // for review are committed on refs/held/… and reported as FailedPrecondition too.
   void SetGate(Gate gate) { gate_ = std::move(gate); }
+  // Chunks from peers: LFS files of a revision whose chunk map (from a peer or the upstream) the
+  // trust store at `trust_path` accepts are fetched chunk by chunk from the peers, each chunk
+  // checked against the map, instead of downloaded whole; chunks this store already holds are not
+  // fetched. Without an acceptable map, files come from the upstream as before.
+  void SetPeers(const PeerFetchOptions& options, std::string trust_path);
+  // The peers' counters (empty without peers).
+  std::vector<PeerStats> PeerStatistics() const;
+  // Wall seconds of the last fill's download phase (files from peers or the upstream).
+  double LastDownloadSeconds() const { return last_download_seconds_.load(); }
 
   // Plans a fill of repo@rev and starts it in the background (or joins the running one). The
   // result is already done when the store holds that upstream commit.
@@ -136,6 +147,14 @@ class Mirror {
   Upstream* upstream_;
   std::string staging_root_;
   Gate gate_;
+  std::unique_ptr<ChunkFetcher> fetcher_;
+  std::atomic<double> last_download_seconds_{0};
+  std::vector<std::string> peer_urls_;
+  std::string trust_path_;
+  // A trusted chunk map of repo@sha from the peers or the upstream; nullopt when none is.
+  std::optional<verify::ChunkMap> TrustedMap(const store::RepoId& repo, const std::string& sha);
+  // Writes one file of a fill from chunks (local ones from the store, the rest from peers).
+  Status FetchChunks(FillFile& ff, const verify::ChunkMapFile& file, const std::function<void(uint64_t)>& progress);
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Fill>> running_;  // by repo + upstream sha + filter
   std::vector<std::pair<std::shared_ptr<Fill>, std::thread>> threads_;

@@ -291,4 +291,10 @@ Result<std::string> Upstream::GetChunk(const ChunkId& id) {
   return store::DecodeVerifiedChunk(id, r.body);
 }
 
+Result<std::string> Upstream::GetChunkMap(const std::string& repo, const std::string& sha) {
+  ASSIGN_OR_RETURN(Response r, Get(options_.url + "/api/models/" + repo + "/chunk-map/" + sha, 256u << 20));
+  if (r.status != 200) return NotFoundError(options_.url + " serves no chunk map for " + repo + "@" + sha);
+  return std::move(r.body);
+}
+
 }  // namespace hubnode::hub

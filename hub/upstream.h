@@ -73,6 +73,9 @@ class Upstream {
   // checked against its id here. NotFound when the peer lacks it; DataLoss when the bytes do not
   // hash to the id.
   Result<std::string> GetChunk(const ChunkId& id);
+  // The node-signed chunk map of repo@sha from a hubnode (/api/models/{repo}/chunk-map/{sha}),
+  // not yet verified. NotFound when the endpoint has none.
+  Result<std::string> GetChunkMap(const std::string& repo, const std::string& sha);
 
  private:
   struct Response {

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Pulling with peers, four processes on 127.0.0.1: an origin node A, a node B that mirrors it, a
+# malicious peer C (serves corrupted chunks), and puller nodes. With A's node key trusted, LFS
+# files come chunk by chunk from the peers, every chunk checked against A's signed chunk map: the
+# bad peer is demoted and its chunks fetched elsewhere, dead peers are skipped, the result is
+# byte-exact. An untrusted map is refused (files then come whole from the upstream). With every
+# peer and the upstream down, the pull fails clearly and stores nothing. Prints "N passed, M failed".
+set -uo pipefail
+HUBNODE=$(realpath "$1")
+WORK=$(mktemp -d)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
+pass=0 fail=0
+check() {  # check NAME EXPECTED ACTUAL
+  if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
+}
+PY=/usr/bin/python3
+node() { local d=$1; shift; "$HUBNODE" --data "$WORK/$d" -q "$@"; }
+serve() {  # serve NAME -> sets URL
+  "$HUBNODE" --data "$WORK/$1" serve --listen 127.0.0.1:0 --no-inference > "$WORK/$1.out" 2> "$WORK/$1.err" &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q serving "$WORK/$1.out" && break; sleep 0.05; done
+  URL=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/$1.out")
+}
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+node a testmodel --family olmoe --size small --seed 11 --out "$WORK/model" > /dev/null
+node a import "$WORK/model" --repo org/moe > /dev/null
+serve a; A=$URL
+node b pull org/moe --from "$A" > /dev/null
+serve b; B=$URL
+node a node-key > "$WORK/a.pub"
+
+# C: a peer that answers every chunk with corrupted bytes.
+CPORT=$(free_port)
+$PY - "$CPORT" > /dev/null 2>&1 <<'PY' &
+import http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = os.urandom(4096)
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+PIDS+=($!)
+C=http://127.0.0.1:$CPORT
+DEAD=http://127.0.0.1:$(free_port)
+for _ in $(seq 50); do curl -s -o /dev/null "$C/x" && break; sleep 0.1; done
+
+# D trusts A's node key: chunks from the peers, the bad one demoted, the dead one skipped.
+node d trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
+node d pull org/moe --from "$A" --peer "$C" --peer "$DEAD" --peer "$B" --peer-stats > "$WORK/d.out" 2> "$WORK/d.err"
+check "pull with peers" 0 "$?"
+check "bad peer demoted" True "$(grep -q "peer $C: 0 chunks, 0 bytes, 0 failures, [1-9][0-9]* bad chunks, demoted" "$WORK/d.out" && echo True)"
+check "dead peer demoted" True "$(grep -q "peer $DEAD: 0 chunks.*demoted" "$WORK/d.out" && echo True)"
+check "good peer delivered" True "$(grep -Eq "peer $B: [1-9][0-9]* chunks" "$WORK/d.out" && echo True)"
+node d export org/moe "$WORK/d-export" > /dev/null
+check "byte-exact" "" "$(diff -r "$WORK/model" "$WORK/d-export")"
+
+# E does not trust A's key: the map is refused, files come whole from the upstream.
+node e pull org/moe --from "$A" --peer "$B" --peer-stats > "$WORK/e.out" 2> "$WORK/e.err"
+check "untrusted map: pull still works" 0 "$?"
+check "untrusted map refused" True "$(grep -q 'chunk map .* refused' "$WORK/e.err" && echo True)"
+check "untrusted map: no chunks from peers" True "$(grep -q "peer $B: 0 chunks" "$WORK/e.out" && echo True)"
+
+# F trusts A, but every peer is down: the upstream provides whole files.
+node f trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
+node f pull org/moe --from "$A" --peer "$DEAD" --peer-stats > "$WORK/f.out" 2> "$WORK/f.err"
+check "peers down: upstream fallback" "0 True" "$? $(grep -q 'downloading it from the upstream' "$WORK/f.err" && echo True)"
+
+# G: peers and upstream down: a clear error, nothing stored.
+node g trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
+node g pull org/moe --from "$DEAD" --peer "$DEAD" > /dev/null 2> "$WORK/g.err"
+check "all down: fails" 1 "$?"
+check "all down: says unavailable" True "$(grep -Eq 'Unavailable|DeadlineExceeded' "$WORK/g.err" && echo True)"
+check "all down: nothing stored" "" "$(node g ls 2>/dev/null)"
+
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
