@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Pulling with peers, four processes on 127.0.0.1: an origin node A, a node B that mirrors it, a
-# malicious peer C (serves corrupted chunks), and puller nodes. With A's node key trusted, LFS
+# Pulling with peers, several processes on 127.0.0.1: an origin node A, a node B that mirrors it,
+# misbehaving peers (tests/hub/throttled_peer.py: one serves corrupted chunks, one is slow, one is
+# killed mid-transfer), and puller nodes. With A's node key trusted, LFS
 # files come chunk by chunk from the peers, every chunk checked against A's signed chunk map: the
 # bad peer is demoted and its chunks fetched elsewhere, dead peers are skipped, the result is
 # byte-exact. An untrusted map is refused (files then come whole from the upstream). With every
@@ -9,7 +10,7 @@ set -uo pipefail
 HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [[ -n "${KEEP:-}" ]] || rm -rf "$WORK"' EXIT
 pass=0 fail=0
 check() {  # check NAME EXPECTED ACTUAL
   if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
@@ -32,17 +33,9 @@ serve b; B=$URL
 node a node-key > "$WORK/a.pub"
 
 # C: a peer that answers every chunk with corrupted bytes.
+HERE=$(cd "$(dirname "$0")" && pwd)
 CPORT=$(free_port)
-$PY - "$CPORT" > /dev/null 2>&1 <<'PY' &
-import http.server, os, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = os.urandom(4096)
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
+$PY "$HERE/throttled_peer.py" "$CPORT" "$A" corrupt > /dev/null 2>&1 &
 PIDS+=($!)
 C=http://127.0.0.1:$CPORT
 DEAD=http://127.0.0.1:$(free_port)
@@ -75,6 +68,34 @@ node g pull org/moe --from "$DEAD" --peer "$DEAD" > /dev/null 2> "$WORK/g.err"
 check "all down: fails" 1 "$?"
 check "all down: says unavailable" True "$(grep -Eq 'Unavailable|DeadlineExceeded' "$WORK/g.err" && echo True)"
 check "all down: nothing stored" "" "$(node g ls 2>/dev/null)"
+
+# H: a slow peer (1 KiB/s) is timed out and its chunks come from the others.
+SPORT=$(free_port)
+$PY "$HERE/throttled_peer.py" "$SPORT" "$A" 1024 > /dev/null 2>&1 &
+PIDS+=($!)
+S=http://127.0.0.1:$SPORT
+for _ in $(seq 50); do curl -s -o /dev/null "$S/x" && break; sleep 0.1; done
+node h trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
+node h pull org/moe --from "$A" --peer "$S" --peer "$B" --peer-stats > "$WORK/h.out" 2> "$WORK/h.err"
+check "slow peer: pull completes" 0 "$?"
+check "slow peer timed out and demoted" True "$(grep -Eq "peer $S: [0-9]+ chunks, [0-9]+ bytes, [1-9][0-9]* failures.*demoted" "$WORK/h.out" && echo True)"
+node h export org/moe "$WORK/h-export" > /dev/null
+check "slow peer: byte-exact" "" "$(diff -r "$WORK/model" "$WORK/h-export")"
+
+# I: a peer killed mid-transfer (50 KB/s, killed after a second): its chunks come from the others.
+KPORT=$(free_port)
+$PY "$HERE/throttled_peer.py" "$KPORT" "$A" 51200 > /dev/null 2>&1 &
+KPID=$!
+PIDS+=($KPID)
+K=http://127.0.0.1:$KPORT
+for _ in $(seq 50); do curl -s -o /dev/null "$K/x" && break; sleep 0.1; done
+node i trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
+(sleep 1; kill -9 "$KPID") &
+node i pull org/moe --from "$A" --peer "$K" --peer "$B" --peer-stats > "$WORK/i.out" 2> "$WORK/i.err"
+check "killed peer: pull completes" 0 "$?"
+check "killed peer: its transfers failed" True "$(grep -Eq "peer $K: [0-9]+ chunks, [0-9]+ bytes, [1-9]" "$WORK/i.out" && echo True)"
+node i export org/moe "$WORK/i-export" > /dev/null
+check "killed peer: byte-exact" "" "$(diff -r "$WORK/model" "$WORK/i-export")"
 
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 echo "$pass passed, $fail failed"
