@@ -68,3 +68,27 @@ awk -v f="$fetch1" -v s="$one" -v b="$bytes" 'BEGIN { printf "| 1 | %.2f | %.1f 
 awk -v f="$fetch3" -v s="$three" -v b="$bytes" 'BEGIN { printf "| 3 | %.2f | %.1f | %.2f |\n", f, b / f / 1e6, s }'
 awk -v a="$fetch1" -v b="$fetch3" -v c="$one" -v d="$three" 'BEGIN { printf "\nspeed-up with 3 peers: fetch %.2fx (goal >= 2.5), whole pull %.2fx\n", a / b, c / d }'
 echo; cat "$WORK/three.out"
+
+# The runtime from peers: a cold node holding nothing (weights and each expert fetched on demand
+# from the 3 peers) vs a warm node (the model in its store, engine loaded): time to the first
+# token, and bytes fetched per generated token while the cold node warms up.
+PROMPT=5,6,7,8,9,10,11,12
+mkdir -p "$WORK/cold"
+"$HUBNODE" --data "$WORK/cold" -q trust add-node-key --key "$WORK/peer.pub" --name peers > /dev/null
+t0=$(date +%s.%N)
+"$HUBNODE" --data "$WORK/cold" run org/moe --peer http://10.77.1.2:8080 --peer http://10.77.2.2:8080 \
+  --peer http://10.77.3.2:8080 --tokens "$PROMPT" --max-tokens 1 --stats > /dev/null 2> "$WORK/cold1.err"
+t1=$(date +%s.%N)
+"$HUBNODE" --data "$WORK/cold" run org/moe --peer http://10.77.1.2:8080 --peer http://10.77.2.2:8080 \
+  --peer http://10.77.3.2:8080 --tokens "$PROMPT" --max-tokens 32 --ignore-eos --stats > /dev/null 2> "$WORK/cold32.err"
+# Warm: the same engine already loaded (second of two runs in one process); its prefill + 1 token.
+"$HUBNODE" --data "$WORK/three" run org/moe --tokens "$PROMPT" --max-tokens 1 --repeat 2 --stats > /dev/null 2> "$WORK/warm.err"
+cold_ttft=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+warm_prefill=$(grep '^\[' "$WORK/warm.err" | tail -1 | sed -n 's|.*prompt \([0-9]*\) tokens (\([0-9.]*\) tok/s).*|\1 \2|p' | awk '{ printf "%.3f", $1 / $2 }')
+mib1=$(sed -n 's/^from peers: [0-9]* chunks, \([0-9.]*\) MiB/\1/p' "$WORK/cold1.err")
+mib32=$(sed -n 's/^from peers: [0-9]* chunks, \([0-9.]*\) MiB/\1/p' "$WORK/cold32.err")
+printf '\n| runtime | value |\n|---|---|\n'
+printf '| cold node, first token (process start, load from peers, prefill of 8 tokens) | %s s |\n' "$cold_ttft"
+printf '| warm node, first token (prefill of 8 tokens, engine loaded) | %s s |\n' "$warm_prefill"
+printf '| fetched for the first token (non-expert weights + experts of the prompt) | %s MiB |\n' "$mib1"
+awk -v a="$mib1" -v b="$mib32" 'BEGIN { printf "| fetched per further generated token while warming (32 tokens) | %.2f MiB |\n", (b - a) / 31 }'

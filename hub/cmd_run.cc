@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include "hub/commands.h"
+#include "hub/remote_source.h"
 #include "hub/runtime_flags.h"
+#include "hub/trust_gate.h"
 
 namespace hubnode::hub {
 
@@ -70,6 +72,8 @@ struct RunArgs {
   std::vector<std::string> stop;
   int dump_logits = -1;
   int repeat = 1;
+  std::vector<std::string> peers;
+  std::shared_ptr<RemoteSourceStats> remote_stats = std::make_shared<RemoteSourceStats>();
   bool ignore_eos = false;
   RuntimeFlags runtime;
 };
@@ -111,6 +115,37 @@ void PrintStats(const runtime::Engine& e, const runtime::EngineStats& since) {
                info.active_bytes_per_token / 1048576.0, std::string(info.backend).c_str());
 }
 
+// A model this node does not hold, run from peers: the same policy gate on the card and LICENSE
+// (read through the verified chunks), then an engine over the remote source.
+Result<std::shared_ptr<runtime::Engine>> OpenRemote(const GlobalFlags& flags, const RunArgs& a) {
+  ASSIGN_OR_RETURN(ModelHostOptions o, ModelHostOptionsFrom(a.runtime));
+  ASSIGN_OR_RETURN(verify::TrustStore trust, TrustFile(flags.data_dir + "/trust.json").Load());
+  const size_t at = a.model.find('@');
+  const std::string repo = a.model.substr(0, at), rev = at == std::string::npos ? "main" : a.model.substr(at + 1);
+  PeerFetchOptions pf;
+  pf.peers = a.peers;
+  ASSIGN_OR_RETURN(auto source, OpenPeerSource(pf, repo, rev, trust, a.remote_stats));
+  auto matcher = verify::LicenseMatcher::FromDirectory(o.common_licenses);
+  TrustContext ctx;
+  ctx.trust = &trust;
+  ctx.matcher = &matcher;
+  ctx.now = static_cast<int64_t>(std::time(nullptr));
+  ModelView view;
+  view.read = [&](const std::string& path) -> std::optional<std::string> {
+    auto f = source->ReadFile(path);
+    return f.ok() ? std::optional<std::string>(std::move(*f)) : std::nullopt;
+  };
+  view.manifest = [](const verify::Serialization&) -> Result<verify::Manifest> {
+    return UnimplementedError("signatures of models run from peers are not checked yet");
+  };
+  const TrustReport report = Assess(view, repo, ctx);
+  if (report.verdict != verify::Verdict::kAllow) {
+    return FailedPreconditionError(a.model + " is not allowed to run by the node's policy: " + report.Summary());
+  }
+  ASSIGN_OR_RETURN(auto engine, runtime::Engine::Load(std::move(source), o.engine));
+  return std::shared_ptr<runtime::Engine>(std::move(engine));
+}
+
 // Loads the model through the same host (and policy gate) `serve` uses.
 Result<std::shared_ptr<runtime::Engine>> Open(store::Store* st, const GlobalFlags& flags, const RunArgs& a) {
   ASSIGN_OR_RETURN(ModelHostOptions o, ModelHostOptionsFrom(a.runtime));
@@ -142,9 +177,12 @@ Result<std::string> Stream(runtime::Engine& e, std::vector<int32_t> prompt, cons
 }
 
 int Run(const GlobalFlags& flags, const RunArgs& a) {
-  auto st = OpenStore(flags);
-  if (!st.ok()) return Fail(st.status());
-  auto engine = Open(st->get(), flags, a);
+  Result<std::unique_ptr<store::Store>> st = std::unique_ptr<store::Store>();
+  if (a.peers.empty()) {
+    st = OpenStore(flags);
+    if (!st.ok()) return Fail(st.status());
+  }
+  auto engine = a.peers.empty() ? Open(st->get(), flags, a) : OpenRemote(flags, a);
   if (!engine.ok()) return Fail(engine.status());
   runtime::Engine& e = **engine;
   std::vector<int32_t> prompt;
@@ -183,6 +221,10 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
     std::printf("\n");
     if (!text.ok()) return Fail(text.status());
     if (a.stats) PrintStats(e, before);
+  }
+  if (a.stats && !a.peers.empty()) {
+    std::fprintf(stderr, "from peers: %llu chunks, %.1f MiB\n", (unsigned long long)a.remote_stats->chunks,
+                 a.remote_stats->raw_bytes / 1048576.0);
   }
   return 0;
 }
@@ -251,6 +293,9 @@ void AddRunCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command
     sub->add_flag("--ignore-eos", a->ignore_eos, "Keep generating past end-of-sequence tokens");
     sub->add_option("--repeat", a->repeat, "Run the generation N times (with --stats: warm figures)")
         ->check(CLI::Range(1, 1000));
+    sub->add_option("--peer", a->peers,
+                    "Run a model this node does not hold from these hubnode peers (repeatable; weights fetched on "
+                    "demand, checked against a trusted chunk map)");
     sub->add_option("--dump-logits", a->dump_logits,
                     "Print the prompt's logits and N greedy steps' logits as JSON instead of generating");
     out->push_back({sub, [&flags, a] { return Run(flags, *a); }});

@@ -41,6 +41,7 @@ void PeerApi::Handle(const httplib::Request& req, httplib::Response& res, const 
   if (path == "catalog" && !post) return Catalog(res, who);
   if (auto repo = after("have/"); repo && !post) return Have(req, *repo, res, who);
   if (auto repo = after("experts/"); repo && !post) return Experts(req, *repo, res, who);
+  if (auto repo = after("tensors/"); repo && !post) return Tensors(req, *repo, res, who);
   SendError(res, 404, "NotFound", "no such peer route");
 }
 
@@ -153,6 +154,26 @@ void PeerApi::Catalog(httplib::Response& res, const std::optional<Principal>& wh
   SendJson(res, {{"node_key", node_key_ ? json(node_key_->public_key().Hint()) : json(nullptr)},
                  {"repos", out},
                  {"peers", json::array()}});
+}
+
+void PeerApi::Tensors(const httplib::Request& req, std::string_view repo, httplib::Response& res,
+                      const std::optional<Principal>& who) {
+  auto opened = Open(req, repo, res, who);
+  if (!opened) return;
+  auto files = st_->ListFiles(opened->second);
+  if (!files.ok()) return SendStatus(res, files.status());
+  json out = json::array();
+  for (const store::FileEntry& f : *files) {
+    if (!f.path.ends_with(".safetensors")) continue;
+    auto tensors = st_->ListTensors(f);
+    if (!tensors.ok()) return SendStatus(res, tensors.status());
+    for (const store::TensorInfo& t : *tensors) {
+      out.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"path", f.path}, {"begin", t.begin},
+                     {"end", t.end}});
+    }
+  }
+  res.set_header("X-Repo-Commit", opened->second.hex());
+  SendJson(res, {{"repo", opened->first.str()}, {"commit", opened->second.hex()}, {"tensors", out}});
 }
 
 void PeerApi::Experts(const httplib::Request& req, std::string_view repo, httplib::Response& res,

@@ -28,6 +28,8 @@ class PeerApi {
   void Have(const httplib::Request& req, std::string_view repo, httplib::Response& res,
             const std::optional<Principal>& who);
   void Catalog(httplib::Response& res, const std::optional<Principal>& who);
+  void Tensors(const httplib::Request& req, std::string_view repo, httplib::Response& res,
+               const std::optional<Principal>& who);
   void Experts(const httplib::Request& req, std::string_view repo, httplib::Response& res,
                const std::optional<Principal>& who);
   // The repo and commit of a peer request if the caller may read it; else the error is sent.

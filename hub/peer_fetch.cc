@@ -33,6 +33,10 @@ ChunkFetcher::ChunkFetcher(PeerFetchOptions options) : options_(std::move(option
   }
 }
 
+ChunkFetcher::~ChunkFetcher() {
+  for (void* m : idle_multis_) curl_multi_cleanup(static_cast<CURLM*>(m));
+}
+
 std::vector<PeerStats> ChunkFetcher::stats() const {
   std::lock_guard lock(mu_);
   std::vector<PeerStats> out;
@@ -63,7 +67,21 @@ int ChunkFetcher::Pick(const std::vector<bool>& tried) const {
 Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<Status(size_t, std::string&&)>& sink) {
   if (ids.empty()) return OkStatus();
   if (peers_.empty()) return UnavailableError("no peers to fetch chunks from");
-  std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi(curl_multi_init(), curl_multi_cleanup);
+  // A multi handle from the pool (its connections to the peers stay open between fetches).
+  CURLM* handle = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (!idle_multis_.empty()) {
+      handle = static_cast<CURLM*>(idle_multis_.back());
+      idle_multis_.pop_back();
+    }
+  }
+  if (handle == nullptr) handle = curl_multi_init();
+  auto give_back = [this](CURLM* m) {
+    std::lock_guard lock(mu_);
+    idle_multis_.push_back(m);
+  };
+  std::unique_ptr<CURLM, decltype(give_back)> multi(handle, give_back);
   struct Transfer {
     std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy{nullptr, curl_easy_cleanup};
     size_t index = 0;
@@ -122,10 +140,11 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
     }
     int running = 0;
     curl_multi_perform(multi.get(), &running);
-    curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
     int left = 0;
+    bool finished_any = false;
     while (CURLMsg* msg = curl_multi_info_read(multi.get(), &left)) {
       if (msg->msg != CURLMSG_DONE) continue;
+      finished_any = true;
       auto it = active.find(msg->easy_handle);
       if (it == active.end()) continue;
       std::unique_ptr<Transfer> t = std::move(it->second);
@@ -169,6 +188,8 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
         queue.push_front(t->index);
       }
     }
+    // Wait for socket activity only when nothing finished (a finished transfer frees a slot).
+    if (!finished_any && running > 0) curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr);
   }
   for (auto& [easy, t] : active) {
     curl_multi_remove_handle(multi.get(), easy);

@@ -297,4 +297,11 @@ Result<std::string> Upstream::GetChunkMap(const std::string& repo, const std::st
   return std::move(r.body);
 }
 
+Result<std::string> Upstream::Fetch(const std::string& path, size_t max_body) {
+  ASSIGN_OR_RETURN(Response r, Get(options_.url + path, max_body));
+  if (r.status == 404 || r.status == 401) return NotFoundError(options_.url + path + ": not found");
+  if (r.status != 200) return UnavailableError(options_.url + path + ": HTTP " + std::to_string(r.status));
+  return std::move(r.body);
+}
+
 }  // namespace hubnode::hub

@@ -76,6 +76,9 @@ class Upstream {
   // The node-signed chunk map of repo@sha from a hubnode (/api/models/{repo}/chunk-map/{sha}),
   // not yet verified. NotFound when the endpoint has none.
   Result<std::string> GetChunkMap(const std::string& repo, const std::string& sha);
+  // The body of GET {url}{path} (path includes any query). NotFound for 404, Unavailable for
+  // another status or a network failure; InvalidArgument above `max_body`.
+  Result<std::string> Fetch(const std::string& path, size_t max_body);
 
  private:
   struct Response {
