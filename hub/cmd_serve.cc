@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <thread>
 
@@ -52,6 +53,18 @@ std::string UpstreamToken(const std::string& flag) {
   return env ? env : "";
 }
 
+// The policy gate and, with peers, chunk fetching from them: what every mirror of this node uses.
+void ConfigureMirror(Mirror& mirror, store::Store* st, const GlobalFlags& flags, const verify::LicenseMatcher* matcher,
+                     const std::vector<std::string>& peers, const std::string& token) {
+  mirror.SetGate(MakeGate(st, flags.data_dir + "/trust.json", matcher));
+  if (!peers.empty()) {
+    PeerFetchOptions pf;
+    pf.peers = peers;
+    pf.token = token;
+    mirror.SetPeers(pf, flags.data_dir + "/trust.json");
+  }
+}
+
 int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   auto hp = ParseListen(a.listen);
   if (!hp.ok()) return Fail(hp.status());
@@ -89,13 +102,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
     uo.max_rate = a.upstream_rate;
     upstream = std::make_unique<Upstream>(uo);
     mirror = std::make_unique<Mirror>(st->get(), upstream.get(), flags.data_dir + "/staging");
-    mirror->SetGate(MakeGate(st->get(), flags.data_dir + "/trust.json", &matcher));
-    if (!a.peers.empty()) {
-      PeerFetchOptions pf;
-      pf.peers = a.peers;
-      pf.token = uo.token;
-      mirror->SetPeers(pf, flags.data_dir + "/trust.json");
-    }
+    ConfigureMirror(*mirror, st->get(), flags, &matcher, a.peers, uo.token);
   }
   std::unique_ptr<ModelHost> models;
   if (!a.no_inference) {
@@ -180,13 +187,7 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       Upstream upstream(uo);
       Mirror mirror(st->get(), &upstream, flags.data_dir + "/staging");
       auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
-      mirror.SetGate(MakeGate(st->get(), flags.data_dir + "/trust.json", &matcher));
-      if (!a->peers.empty()) {
-        PeerFetchOptions pf;
-        pf.peers = a->peers;
-        pf.token = uo.token;
-        mirror.SetPeers(pf, flags.data_dir + "/trust.json");
-      }
+      ConfigureMirror(mirror, st->get(), flags, &matcher, a->peers, uo.token);
       PullOptions po;
       po.include = a->include;
       po.exclude = a->exclude;
@@ -206,6 +207,53 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       if (!r.ok()) return Fail(r.status());
       std::printf("%s %s@%s (upstream %s)\n", r->already_held ? "already held" : "pulled", rs->repo.str().c_str(),
                   r->commit.hex().c_str(), r->upstream_sha.c_str());
+      return 0;
+    }});
+  }
+  {
+    auto* sub = app.add_subcommand("follow", "Replicate new commits of REPO[@BRANCH] from an upstream or peer as they appear");
+    struct FollowArgs {
+      std::string spec, from, token;
+      std::vector<std::string> peers;
+      double interval = 30;
+      int rounds = 0;
+    };
+    auto a = std::make_shared<FollowArgs>();
+    sub->add_option("repo", a->spec, "REPO[@BRANCH]")->required();
+    sub->add_option("--from", a->from, "Origin URL (a hubnode or any HF-compatible endpoint)")->required();
+    sub->add_option("--token", a->token, "Origin token (or $HUBNODE_UPSTREAM_TOKEN)");
+    sub->add_option("--peer", a->peers, "Fetch chunks from this hubnode too (repeatable)");
+    sub->add_option("--interval", a->interval, "Seconds between checks (default 30)")->check(CLI::Range(0.1, 86400.0));
+    sub->add_option("--rounds", a->rounds, "Stop after N checks (default 0: run until killed)");
+    out->push_back({sub, [a, &flags]() -> int {
+      auto rs = ParseRepoSpec(a->spec);
+      if (!rs.ok()) return Fail(rs.status());
+      auto st = OpenStore(flags);
+      if (!st.ok()) return Fail(st.status());
+      UpstreamOptions uo;
+      uo.url = a->from;
+      uo.token = UpstreamToken(a->token);
+      Upstream upstream(uo);
+      Mirror mirror(st->get(), &upstream, flags.data_dir + "/staging");
+      auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
+      ConfigureMirror(mirror, st->get(), flags, &matcher, a->peers, uo.token);
+      const std::string rev = rs->rev == "HEAD" ? "main" : rs->rev;
+      std::string last;
+      // Each round is a pull: one that is already held only checks the origin; a new commit is
+      // fetched, gated and committed like any pull. A failed round (origin down) is retried.
+      for (int round = 1; a->rounds == 0 || round <= a->rounds; ++round) {
+        auto r = mirror.Pull(rs->repo, rev, PullOptions{});
+        if (!r.ok()) {
+          LOG(Warning) << "follow " << rs->repo.str() << "@" << rev << ": " << r.status().ToString();
+        } else if (r->upstream_sha != last) {
+          std::printf("%s %s@%s = %s (origin %s)\n", last.empty() && r->already_held ? "at" : "updated",
+                      rs->repo.str().c_str(), rev.c_str(), r->commit.hex().c_str(), r->upstream_sha.c_str());
+          std::fflush(stdout);
+          last = r->upstream_sha;
+        }
+        if (a->rounds != 0 && round == a->rounds) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(a->interval * 1000)));
+      }
       return 0;
     }});
   }
