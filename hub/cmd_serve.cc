@@ -88,6 +88,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.offline = a.offline;
   o.mirror_policy = MirrorPolicy{a.allow, a.deny};
   o.trust_path = flags.data_dir + "/trust.json";
+  o.peers = a.peers;
   auto node_key = LoadOrCreateNodeKey(flags.data_dir);
   if (!node_key.ok()) return Fail(node_key.status());
   o.node_key = &*node_key;
@@ -151,7 +152,9 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--mirror-deny", a->deny, "Never pull through repos matching this glob (repeatable)");
     sub->add_flag("--offline", a->offline, "Serve only what is held; never contact the upstream");
     sub->add_flag("--no-inference", a->no_inference, "Do not serve the OpenAI-compatible API (/v1/)");
-    sub->add_option("--peer", a->peers, "With --upstream: fetch chunks from this hubnode too (repeatable)");
+    sub->add_option("--peer", a->peers,
+                    "A peer hubnode: with --upstream, chunks are fetched from it too; listed in this node's peer "
+                    "catalog (repeatable)");
     AddRuntimeFlags(sub, &a->runtime);
     out->push_back({sub, [a, &flags] { return Serve(flags, *a); }});
   }

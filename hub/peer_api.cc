@@ -153,7 +153,7 @@ void PeerApi::Catalog(httplib::Response& res, const std::optional<Principal>& wh
   }
   SendJson(res, {{"node_key", node_key_ ? json(node_key_->public_key().Hint()) : json(nullptr)},
                  {"repos", out},
-                 {"peers", json::array()}});
+                 {"peers", peers_}});
 }
 
 void PeerApi::Tensors(const httplib::Request& req, std::string_view repo, httplib::Response& res,

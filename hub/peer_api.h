@@ -19,7 +19,8 @@ namespace hubnode::hub {
 class PeerApi {
  public:
   // `node_key` (nullable) is named in the catalog so peers can pin it.
-  PeerApi(store::Store* st, const verify::PrivateKey* node_key) : st_(st), node_key_(node_key) {}
+  PeerApi(store::Store* st, const verify::PrivateKey* node_key, std::vector<std::string> peers)
+      : st_(st), node_key_(node_key), peers_(std::move(peers)) {}
   void Handle(const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who);
 
  private:
@@ -38,6 +39,7 @@ class PeerApi {
 
   store::Store* st_;
   const verify::PrivateKey* node_key_;
+  std::vector<std::string> peers_;
 };
 
 }  // namespace hubnode::hub

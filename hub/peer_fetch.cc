@@ -8,6 +8,9 @@
 #include <thread>
 
 #include "base/log.h"
+#include "hub/upstream.h"
+
+#include <nlohmann/json.hpp>
 #include "store/store.h"
 
 namespace hubnode::hub {
@@ -20,6 +23,11 @@ size_t Append(char* data, size_t size, size_t n, void* user) {
   if (body->size() + size * n > kMaxRecord) return 0;  // aborts the transfer
   body->append(data, size * n);
   return size * n;
+}
+
+void MarkTried(std::vector<bool>& tried, int peer) {
+  if (static_cast<size_t>(peer) >= tried.size()) tried.resize(peer + 1, false);
+  tried[peer] = true;
 }
 
 }  // namespace
@@ -44,6 +52,41 @@ std::vector<PeerStats> ChunkFetcher::stats() const {
   return out;
 }
 
+void ChunkFetcher::Discover() {
+  std::vector<std::string> configured;
+  {
+    std::lock_guard lock(mu_);
+    if (discovered_ || !options_.discover) return;
+    discovered_ = true;
+    for (const Peer& p : peers_) configured.push_back(p.stats.url);
+  }
+  for (const std::string& url : configured) {
+    UpstreamOptions uo;
+    uo.url = url;
+    uo.token = options_.token;
+    uo.connect_timeout_s = options_.connect_timeout_s;
+    auto body = Upstream(uo).Fetch("/api/peer/v1/catalog", 16 << 20);
+    if (!body.ok()) continue;
+    auto j = nlohmann::json::parse(*body, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("peers") || !j["peers"].is_array()) continue;
+    std::lock_guard lock(mu_);
+    for (const auto& p : j["peers"]) {
+      if (!p.is_string()) continue;
+      std::string u = p.get<std::string>();
+      while (!u.empty() && u.back() == '/') u.pop_back();
+      if (!(u.starts_with("http://") || u.starts_with("https://")) || u.size() > 2048) continue;
+      if (static_cast<int>(peers_.size()) >= options_.max_peers) break;
+      bool known = false;
+      for (const Peer& q : peers_) known = known || q.stats.url == u;
+      if (known) continue;
+      Peer added;
+      added.stats.url = u;
+      peers_.push_back(std::move(added));
+      LOG(Info) << "learned peer " << u << " from " << url;
+    }
+  }
+}
+
 int ChunkFetcher::Pick(const std::vector<bool>& tried) const {
   const auto now = Clock::now();
   int best = -1;
@@ -51,7 +94,8 @@ int ChunkFetcher::Pick(const std::vector<bool>& tried) const {
   bool any_usable = false;
   for (size_t i = 0; i < peers_.size(); ++i) {
     const Peer& p = peers_[i];
-    if (p.stats.demoted || tried[i]) continue;
+    // Peers learned by a concurrent Discover() may be newer than this fetch's `tried` vectors.
+    if (p.stats.demoted || (i < tried.size() && tried[i])) continue;
     any_usable = true;
     if (p.in_flight >= options_.max_per_peer || now < p.retry_after) continue;
     // Unmeasured peers first (to measure them), then by bytes per second.
@@ -67,6 +111,7 @@ int ChunkFetcher::Pick(const std::vector<bool>& tried) const {
 Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<Status(size_t, std::string&&)>& sink) {
   if (ids.empty()) return OkStatus();
   if (peers_.empty()) return UnavailableError("no peers to fetch chunks from");
+  Discover();
   // A multi handle from the pool (its connections to the peers stay open between fetches).
   CURLM* handle = nullptr;
   {
@@ -171,10 +216,10 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
         peer.stats.demoted = true;
         LOG(Warning) << "peer " << peer.stats.url << " sent a bad chunk " << ids[t->index].hex().substr(0, 16)
                      << " (" << raw.status().message() << "); demoted";
-        tried[t->index][t->peer] = true;
+        MarkTried(tried[t->index], t->peer);
         queue.push_front(t->index);
       } else if (code == CURLE_OK && status == 404) {
-        tried[t->index][t->peer] = true;  // it lacks this chunk; others may have it
+        MarkTried(tried[t->index], t->peer);  // it lacks this chunk; others may have it
         queue.push_front(t->index);
       } else {
         ++peer.stats.failures;

@@ -31,6 +31,11 @@ struct PeerFetchOptions {
   int low_speed_s = 5;
   // Failed transfers before a peer is demoted. Default: 3.
   int max_failures = 3;
+  // Learn more peers from the given peers' catalogs (/api/peer/v1/catalog) before the first
+  // fetch, up to max_peers in all. Default: true.
+  bool discover = true;
+  // Peers used at most, configured and learned. Default: 16.
+  int max_peers = 16;
 };
 
 struct PeerStats {
@@ -61,6 +66,9 @@ class ChunkFetcher {
   // The best peer for a chunk (skipping `tried`): -1 when all usable ones are busy or backing
   // off, -2 when none is usable at all. REQUIRES: mu_ held.
   int Pick(const std::vector<bool>& tried) const;
+  // Adds the peers the configured peers' catalogs list (once). REQUIRES: mu_ not held.
+  void Discover();
+  bool discovered_ = false;
 
   PeerFetchOptions options_;
   mutable std::mutex mu_;

@@ -20,7 +20,7 @@ constexpr const char* kExposedHeaders =
 class HubServerImpl final : public HubServer {
  public:
   HubServerImpl(const ServerOptions& o, store::Store* store, TokenStore* tokens, Mirror* mirror, ModelHost* models)
-      : options_(o), handlers_(options_, store, tokens, &metrics_, mirror), openai_(store, models), peer_(store, options_.node_key), store_(store),
+      : options_(o), handlers_(options_, store, tokens, &metrics_, mirror), openai_(store, models), peer_(store, options_.node_key, options_.peers), store_(store),
         tokens_(tokens) {
     unsigned threads = std::max(1u, options_.threads);
     http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };

@@ -42,6 +42,9 @@ struct ServerOptions {
   // This node's identity key, which signs the chunk maps it serves; none = no chunk maps.
   // Default: none.
   const verify::PrivateKey* node_key = nullptr;
+  // Peers this node knows (serve --peer), listed in its peer catalog so that others learn them.
+  // Default: none.
+  std::vector<std::string> peers;
 };
 
 class HubServer {

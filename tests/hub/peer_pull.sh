@@ -17,11 +17,13 @@ check() {  # check NAME EXPECTED ACTUAL
 }
 PY=/usr/bin/python3
 node() { local d=$1; shift; "$HUBNODE" --data "$WORK/$d" -q "$@"; }
-serve() {  # serve NAME -> sets URL
-  "$HUBNODE" --data "$WORK/$1" serve --listen 127.0.0.1:0 --no-inference > "$WORK/$1.out" 2> "$WORK/$1.err" &
+serve() {  # serve NAME [FLAGS...] -> sets URL
+  local name=$1
+  shift
+  "$HUBNODE" --data "$WORK/$name" serve --listen 127.0.0.1:0 --no-inference "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   PIDS+=($!)
-  for _ in $(seq 100); do grep -q serving "$WORK/$1.out" && break; sleep 0.05; done
-  URL=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/$1.out")
+  for _ in $(seq 100); do grep -q serving "$WORK/$name.out" && break; sleep 0.05; done
+  URL=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/$name.out")
 }
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -29,7 +31,7 @@ node a testmodel --family olmoe --size small --seed 11 --out "$WORK/model" > /de
 node a import "$WORK/model" --repo org/moe > /dev/null
 serve a; A=$URL
 node b pull org/moe --from "$A" > /dev/null
-serve b; B=$URL
+serve b --peer "$A"; B=$URL  # B's catalog lists A
 node a node-key > "$WORK/a.pub"
 
 # C: a peer that answers every chunk with corrupted bytes.
@@ -96,6 +98,11 @@ check "killed peer: pull completes" 0 "$?"
 check "killed peer: its transfers failed" True "$(grep -Eq "peer $K: [0-9]+ chunks, [0-9]+ bytes, [1-9]" "$WORK/i.out" && echo True)"
 node i export org/moe "$WORK/i-export" > /dev/null
 check "killed peer: byte-exact" "" "$(diff -r "$WORK/model" "$WORK/i-export")"
+
+# J names only B as a peer; it learns A from B's catalog and fetches from both.
+node j trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
+node j pull org/moe --from "$A" --peer "$B" --peer-stats > "$WORK/j.out" 2> "$WORK/j.err"
+check "peer learned from a catalog" "0 True True" "$? $(grep -q "learned peer $A" "$WORK/j.err" && echo True) $(grep -Eq "peer $A: [1-9]" "$WORK/j.out" && echo True)"
 
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 echo "$pass passed, $fail failed"
