@@ -3,8 +3,11 @@
 // complete and the reference; a device backend (runtime/cuda/, later) implements the same
 // interface, says which ops and dtypes it supports, and is tested op by op against the CPU.
 //
-// Pointers in op arguments point into memory of the backend that runs the op (host memory for
-// the CPU). Arguments travel as small structs by value. All shapes are row-major.
+// Activation and weight pointers in op arguments point into memory of the backend that runs the
+// op (host memory for the CPU); the small per-step index arrays (token ids, positions, RoPE
+// frequencies, routing rows and weights) are host memory, which a device backend copies in with
+// the launch (a few KiB per step). Arguments travel as small structs by value. All shapes are
+// row-major.
 //
 // Thread safety: a backend runs one op at a time (the engine's scheduler thread); Alloc may be
 // called from any thread.
