@@ -78,6 +78,18 @@ struct RunArgs {
   RuntimeFlags runtime;
 };
 
+runtime::SamplingParams SamplingFrom(const RunArgs& a) {
+  runtime::SamplingParams sp;
+  sp.max_tokens = a.max_tokens;
+  sp.temperature = a.temperature;
+  sp.top_p = a.top_p;
+  sp.top_k = a.top_k;
+  sp.seed = a.seed;
+  sp.stop = a.stop;
+  sp.ignore_eos = a.ignore_eos;
+  return sp;
+}
+
 std::vector<int32_t> ParseIds(const std::string& s, bool* ok) {
   std::vector<int32_t> ids;
   *ok = true;
@@ -126,10 +138,6 @@ Result<std::shared_ptr<runtime::Engine>> OpenRemote(const GlobalFlags& flags, co
   pf.peers = a.peers;
   ASSIGN_OR_RETURN(auto source, OpenPeerSource(pf, repo, rev, trust, a.remote_stats));
   auto matcher = verify::LicenseMatcher::FromDirectory(o.common_licenses);
-  TrustContext ctx;
-  ctx.trust = &trust;
-  ctx.matcher = &matcher;
-  ctx.now = static_cast<int64_t>(std::time(nullptr));
   ModelView view;
   view.read = [&](const std::string& path) -> std::optional<std::string> {
     auto f = source->ReadFile(path);
@@ -138,7 +146,7 @@ Result<std::shared_ptr<runtime::Engine>> OpenRemote(const GlobalFlags& flags, co
   view.manifest = [](const verify::Serialization&) -> Result<verify::Manifest> {
     return UnimplementedError("signatures of models run from peers are not checked yet");
   };
-  const TrustReport report = Assess(view, repo, ctx);
+  const TrustReport report = Assess(view, repo, NodeContext(trust, &matcher, nullptr));
   if (report.verdict != verify::Verdict::kAllow) {
     return FailedPreconditionError(a.model + " is not allowed to run by the node's policy: " + report.Summary());
   }
@@ -207,14 +215,7 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
     std::cout << out.dump() << "\n";
     return 0;
   }
-  runtime::SamplingParams sp;
-  sp.max_tokens = a.max_tokens;
-  sp.temperature = a.temperature;
-  sp.top_p = a.top_p;
-  sp.top_k = a.top_k;
-  sp.seed = a.seed;
-  sp.stop = a.stop;
-  sp.ignore_eos = a.ignore_eos;
+  const runtime::SamplingParams sp = SamplingFrom(a);
   for (int i = 0; i < a.repeat; ++i) {  // repeats show warm speeds (experts already loaded)
     const runtime::EngineStats before = e.stats();
     auto text = Stream(e, prompt, sp);
@@ -236,13 +237,7 @@ int Chat(const GlobalFlags& flags, const RunArgs& a) {
   if (!engine.ok()) return Fail(engine.status());
   runtime::Engine& e = **engine;
   std::vector<runtime::ChatMessage> history;
-  runtime::SamplingParams sp;
-  sp.max_tokens = a.max_tokens;
-  sp.temperature = a.temperature;
-  sp.top_p = a.top_p;
-  sp.top_k = a.top_k;
-  sp.seed = a.seed;
-  sp.stop = a.stop;
+  runtime::SamplingParams sp = SamplingFrom(a);
   const bool tty = isatty(fileno(stdin));
   std::string line;
   for (;;) {

@@ -53,17 +53,26 @@ std::string UpstreamToken(const std::string& flag) {
   return env ? env : "";
 }
 
-// The policy gate and, with peers, chunk fetching from them: what every mirror of this node uses.
-void ConfigureMirror(Mirror& mirror, store::Store* st, const GlobalFlags& flags, const verify::LicenseMatcher* matcher,
-                     const std::vector<std::string>& peers, const std::string& token) {
-  mirror.SetGate(MakeGate(st, flags.data_dir + "/trust.json", matcher));
-  if (!peers.empty()) {
-    PeerFetchOptions pf;
-    pf.peers = peers;
-    pf.token = token;
-    mirror.SetPeers(pf, flags.data_dir + "/trust.json");
+// An upstream and a mirror of it set up as every mirror of this node is: the policy gate and,
+// with peers, chunk fetching from them. Members are declared in dependency order (the mirror's
+// fill threads use the matcher and the upstream until the mirror is destroyed).
+struct MirrorRig {
+  MirrorRig(store::Store* st, const GlobalFlags& flags, const UpstreamOptions& uo, const std::vector<std::string>& peers)
+      : matcher(verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses")),
+        upstream(uo),
+        mirror(st, &upstream, flags.data_dir + "/staging") {
+    mirror.SetGate(MakeGate(st, flags.data_dir + "/trust.json", &matcher));
+    if (!peers.empty()) {
+      PeerFetchOptions pf;
+      pf.peers = peers;
+      pf.token = uo.token;
+      mirror.SetPeers(pf, flags.data_dir + "/trust.json");
+    }
   }
-}
+  verify::LicenseMatcher matcher;
+  Upstream upstream;
+  Mirror mirror;
+};
 
 int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   auto hp = ParseListen(a.listen);
@@ -92,18 +101,14 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   auto node_key = LoadOrCreateNodeKey(flags.data_dir);
   if (!node_key.ok()) return Fail(node_key.status());
   o.node_key = &*node_key;
-  // Declared before the mirror: its fill threads use it until the mirror is destroyed.
-  auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
-  std::unique_ptr<Upstream> upstream;
-  std::unique_ptr<Mirror> mirror;
+  // Declared before the server, which uses its mirror until it is destroyed.
+  std::unique_ptr<MirrorRig> rig;
   if (!a.upstream.empty()) {
     UpstreamOptions uo;
     uo.url = a.upstream;
     uo.token = UpstreamToken(a.upstream_token);
     uo.max_rate = a.upstream_rate;
-    upstream = std::make_unique<Upstream>(uo);
-    mirror = std::make_unique<Mirror>(st->get(), upstream.get(), flags.data_dir + "/staging");
-    ConfigureMirror(*mirror, st->get(), flags, &matcher, a.peers, uo.token);
+    rig = std::make_unique<MirrorRig>(st->get(), flags, uo, a.peers);
   }
   std::unique_ptr<ModelHost> models;
   if (!a.no_inference) {
@@ -112,7 +117,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
     mo->trust_path = o.trust_path;
     models = std::make_unique<ModelHost>(st->get(), std::move(*mo));
   }
-  auto server = HubServer::Create(o, st->get(), &tokens, mirror.get(), models.get());
+  auto server = HubServer::Create(o, st->get(), &tokens, rig ? &rig->mirror : nullptr, models.get());
   if (!server.ok()) return Fail(server.status());
   if (Status s = (*server)->Bind(); !s.ok()) return Fail(s);
   std::string url = "http://" + o.host + ":" + std::to_string((*server)->port());
@@ -187,10 +192,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       uo.url = a->from;
       uo.token = UpstreamToken(a->token);
       uo.max_rate = a->rate;
-      Upstream upstream(uo);
-      Mirror mirror(st->get(), &upstream, flags.data_dir + "/staging");
-      auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
-      ConfigureMirror(mirror, st->get(), flags, &matcher, a->peers, uo.token);
+      MirrorRig rig(st->get(), flags, uo, a->peers);
+      Mirror& mirror = rig.mirror;
       PullOptions po;
       po.include = a->include;
       po.exclude = a->exclude;
@@ -236,10 +239,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       UpstreamOptions uo;
       uo.url = a->from;
       uo.token = UpstreamToken(a->token);
-      Upstream upstream(uo);
-      Mirror mirror(st->get(), &upstream, flags.data_dir + "/staging");
-      auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
-      ConfigureMirror(mirror, st->get(), flags, &matcher, a->peers, uo.token);
+      MirrorRig rig(st->get(), flags, uo, a->peers);
+      Mirror& mirror = rig.mirror;
       const std::string rev = rs->rev == "HEAD" ? "main" : rs->rev;
       std::string last;
       // Each round is a pull: one that is already held only checks the origin; a new commit is

@@ -101,12 +101,7 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       auto trust = TrustFile(flags.data_dir + "/trust.json").Load();
       if (!trust.ok()) return Fail(trust.status());
       auto matcher = verify::LicenseMatcher::FromDirectory("/usr/share/common-licenses");
-      TrustContext ctx;
-      ctx.trust = &*trust;
-      ctx.matcher = &matcher;
-      ctx.now = static_cast<int64_t>(std::time(nullptr));
-      ctx.base_license = StoreBaseLicense(st->get());
-      TrustReport report = Assess(DirectoryView(a->dir), a->repo, ctx);
+      TrustReport report = Assess(DirectoryView(a->dir), a->repo, NodeContext(*trust, &matcher, st->get()));
       if (report.verdict == verify::Verdict::kDeny) {
         return Fail(PermissionDeniedError("refused by policy: " + report.Summary()));
       }

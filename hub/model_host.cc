@@ -139,12 +139,7 @@ Result<LoadedModel> ModelHost::Get(const std::string& model) {
     if (!t.ok()) return t.status();
     trust = std::move(*t);
   }
-  TrustContext ctx;
-  ctx.trust = &trust;
-  ctx.matcher = &matcher_;
-  ctx.now = static_cast<int64_t>(std::time(nullptr));
-  ctx.base_license = StoreBaseLicense(st_);
-  const TrustReport report = Assess(CommitView(*st_, repo, *commit), repo.str(), ctx);
+  const TrustReport report = Assess(CommitView(*st_, repo, *commit), repo.str(), NodeContext(trust, &matcher_, st_));
   if (report.verdict != verify::Verdict::kAllow) {
     return FailedPreconditionError(model + " is not allowed to run by the node's policy: " + report.Summary());
   }

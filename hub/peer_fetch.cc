@@ -201,15 +201,20 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
       const double seconds = std::chrono::duration<double>(Clock::now() - t->start).count();
       Result<std::string> raw = UnavailableError("unset");
       if (code == CURLE_OK && status == 200) raw = store::DecodeVerifiedChunk(ids[t->index], t->body);
+      const bool good = code == CURLE_OK && status == 200 && raw.ok();
+      if (good) {
+        // The sink writes (a file, a tensor buffer): outside the lock, so that concurrent
+        // fetches do not wait on each other's writes.
+        ++done;
+        if (Status s = sink(t->index, std::move(*raw)); !s.ok()) failure = s;
+      }
       std::lock_guard lock(mu_);
       Peer& peer = peers_[t->peer];
       --peer.in_flight;
-      if (code == CURLE_OK && status == 200 && raw.ok()) {
+      if (good) {
         peer.stats.chunks += 1;
         peer.stats.bytes += t->body.size();
         peer.stats.seconds += seconds;
-        ++done;
-        if (Status s = sink(t->index, std::move(*raw)); !s.ok()) failure = s;
       } else if (code == CURLE_OK && status == 200) {
         // A chunk that does not hash to its id: the peer is not to be trusted again.
         ++peer.stats.bad_chunks;

@@ -398,12 +398,7 @@ TrustReport Handlers::TrustOf(const store::RepoInfo& repo, const GitOid& commit)
     auto loaded = TrustFile(options_.trust_path).Load();
     if (loaded.ok()) trust = std::move(*loaded);
   }
-  TrustContext ctx;
-  ctx.trust = &trust;
-  ctx.matcher = &matcher_;
-  ctx.now = static_cast<int64_t>(std::time(nullptr));
-  ctx.base_license = StoreBaseLicense(store_);
-  return Assess(CommitView(*store_, repo.id, commit), repo.id.str(), ctx);
+  return Assess(CommitView(*store_, repo.id, commit), repo.id.str(), NodeContext(trust, &matcher_, store_));
 }
 
 void Handlers::Trust(const Route& r, const std::optional<Principal>& who, const httplib::Request&,

@@ -228,6 +228,15 @@ ModelView DirectoryView(const std::string& dir) {
   return v;
 }
 
+TrustContext NodeContext(const verify::TrustStore& trust, const verify::LicenseMatcher* matcher, store::Store* st) {
+  TrustContext ctx;
+  ctx.trust = &trust;
+  ctx.matcher = matcher;
+  ctx.now = static_cast<int64_t>(std::time(nullptr));
+  if (st) ctx.base_license = StoreBaseLicense(st);
+  return ctx;
+}
+
 ModelView CommitView(store::Store& st, const store::RepoId& repo, const GitOid& commit) {
   ModelView v;
   v.read = [&st, commit](const std::string& path) -> std::optional<std::string> {

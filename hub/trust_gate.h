@@ -51,6 +51,10 @@ struct TrustReport {
 
 TrustReport Assess(const ModelView& model, const std::string& repo, const TrustContext& ctx);
 
+// The node's context: its trust store (and so its policy), the license matcher, now, and bases
+// looked up in `st` (none when null). `trust` and `matcher` must outlive the context.
+TrustContext NodeContext(const verify::TrustStore& trust, const verify::LicenseMatcher* matcher, store::Store* st);
+
 // Views of a directory and of a stored revision.
 ModelView DirectoryView(const std::string& dir);
 ModelView CommitView(store::Store& st, const store::RepoId& repo, const GitOid& commit);

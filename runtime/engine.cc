@@ -5,7 +5,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -375,33 +374,6 @@ Result<std::unique_ptr<Engine>> Engine::Load(std::unique_ptr<TensorSource> sourc
   auto engine = std::make_unique<EngineImpl>(std::move(source), options);
   RETURN_IF_ERROR(engine->Init());
   return std::unique_ptr<Engine>(std::move(engine));
-}
-
-Result<std::vector<TokenEvent>> Engine::GenerateSync(std::vector<int32_t> prompt, const SamplingParams& sampling) {
-  auto events = std::make_shared<std::vector<TokenEvent>>();  // shared with the engine thread
-  auto done = std::make_shared<std::promise<void>>();
-  GenerateRequest req;
-  req.prompt = std::move(prompt);
-  req.sampling = sampling;
-  req.on_event = [events, done](const TokenEvent& ev) {
-    events->push_back(ev);
-    if (ev.finish != FinishReason::kNone) done->set_value();
-    return true;
-  };
-  auto finished = done->get_future();
-  RETURN_IF_ERROR(Submit(std::move(req)));
-  finished.wait();
-  if (!events->empty() && events->back().finish == FinishReason::kError) return events->back().error;
-  return std::move(*events);
-}
-
-std::string_view DTypeName(DType d) {
-  switch (d) {
-    case DType::kF32: return "F32";
-    case DType::kF16: return "F16";
-    case DType::kBF16: return "BF16";
-  }
-  return "?";
 }
 
 size_t DTypeSize(DType d) { return d == DType::kF32 ? 4 : 2; }

@@ -27,7 +27,6 @@
 namespace hubnode::runtime {
 
 enum class DType { kF32, kF16, kBF16 };
-std::string_view DTypeName(DType dtype);
 size_t DTypeSize(DType dtype);
 
 struct TensorDesc {
@@ -180,9 +179,6 @@ class Engine {
   // Queues a request. InvalidArgument for an empty or too long prompt or bad parameters;
   // ResourceExhausted when the queue is full. The callback is never called when this fails.
   virtual Status Submit(GenerateRequest request) = 0;
-
-  // Runs a request to completion on the calling thread's behalf (blocks) and returns its events.
-  Result<std::vector<TokenEvent>> GenerateSync(std::vector<int32_t> prompt, const SamplingParams& sampling);
 
   // Logits (vocab floats) for every prompt position, then for `decode_steps` greedy steps,
   // computed without batching; for correctness tests and `hubnode run --dump-logits`.
