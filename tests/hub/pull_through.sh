@@ -104,7 +104,12 @@ check "pull then export is byte-exact" "" "$(diff -r "$WORK/m" "$WORK/e-out")"
 # An interrupted pull keeps its verified and partial files in staging and the next pull resumes.
 "$HUBNODE" --data "$WORK/F" -q pull org/model --from "$URL_A" --rate-limit 400000 --jobs 1 > /dev/null 2>&1 &
 PULL=$!
-sleep 3
+# Kill the upstream once the pull has staged some bytes (waiting on the bytes, not a fixed time:
+# under CI load a pull can take seconds to start).
+for _ in $(seq 600); do
+  [[ $(du -sb "$WORK/F/staging" 2>/dev/null | cut -f1) -gt 100000 ]] && break
+  sleep 0.1
+done
 kill -9 "$PID_A"
 wait "$PULL"
 check "pull fails when the upstream dies" 1 "$?"
