@@ -98,6 +98,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.mirror_policy = MirrorPolicy{a.allow, a.deny};
   o.trust_path = flags.data_dir + "/trust.json";
   o.peers = a.peers;
+  o.data_dir = flags.data_dir;
   auto node_key = LoadOrCreateNodeKey(flags.data_dir);
   if (!node_key.ok()) return Fail(node_key.status());
   o.node_key = &*node_key;

@@ -1,11 +1,14 @@
 #include "hub/server.h"
 
+#include <charconv>
 #include <chrono>
+#include <limits>
 
 #include "base/log.h"
 #include "hub/handlers.h"
 #include "hub/openai_api.h"
 #include "hub/peer_api.h"
+#include "hub/write_api.h"
 
 namespace hubnode::hub {
 namespace {
@@ -24,14 +27,44 @@ class HubServerImpl final : public HubServer {
         tokens_(tokens) {
     unsigned threads = std::max(1u, options_.threads);
     http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    http_.set_payload_max_length(options_.max_body);
+    // Bodies are read by our own handlers with their own limits (uploads stream, the rest are
+    // capped at max_body); httplib's limit only rejects a Content-Length beyond any upload.
+    http_.set_payload_max_length(std::numeric_limits<size_t>::max());
+    if (!options_.data_dir.empty()) {
+      auto key = LoadOrCreateUrlKey(options_.data_dir);
+      if (!key.ok()) {
+        LOG(Error) << "write API disabled: " << key.status().ToString();
+      } else {
+        WriteOptions wo;
+        wo.uploads_dir = options_.data_dir + "/uploads";
+        wo.url_key = *key;
+        wo.public_url = options_.public_url;
+        wo.trust_path = options_.trust_path;
+        wo.common_licenses = options_.common_licenses;
+        wo.max_body = options_.max_body;
+        wo.multipart_threshold = options_.multipart_threshold;
+        wo.multipart_chunk = options_.multipart_chunk;
+        write_ = std::make_unique<WriteApi>(store, std::move(wo));
+      }
+    }
     http_.set_read_timeout(options_.read_timeout_s, 0);
     http_.set_write_timeout(60, 0);
     http_.set_keep_alive_max_count(100);
-    http_.set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       t_request_start = Clock::now();
       res.set_header("Access-Control-Allow-Origin", "*");
       res.set_header("Access-Control-Expose-Headers", kExposedHeaders);
+      // Refuse an oversized body before it is read (uploads are sized by their signed URL).
+      if (req.has_header("Content-Length") && !(write_ && WriteApi::Handles(req))) {
+        uint64_t n = 0;
+        std::string cl = req.get_header_value("Content-Length");
+        auto r = std::from_chars(cl.data(), cl.data() + cl.size(), n);
+        if (r.ec != std::errc() || n > options_.max_body) {
+          res.set_header("Connection", "close");
+          SendError(res, 413, "PayloadTooLarge", "request body over " + std::to_string(options_.max_body) + " bytes");
+          return httplib::Server::HandlerResponse::Handled;
+        }
+      }
       return httplib::Server::HandlerResponse::Unhandled;
     });
     auto handle = [this](const httplib::Request& req, httplib::Response& res) {
@@ -55,11 +88,41 @@ class HubServerImpl final : public HubServer {
         res.set_header("Content-Type", "text/plain; charset=utf-8");
       }
     });
+    // Requests with a body: the write API reads its own (streaming uploads); the others get the
+    // body read here, capped at max_body whatever the transfer encoding.
+    auto handle_body = [this, handle](const httplib::Request& req, httplib::Response& res,
+                                      const httplib::ContentReader& reader) {
+      if (write_ && WriteApi::Handles(req)) {
+        auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
+        if (!who.ok()) return SendError(res, 401, "Unauthorized", who.status().message());
+        return write_->Handle(req, res, reader, *who);
+      }
+      std::string body;
+      bool too_big = false;
+      reader([&](const char* data, size_t n) {
+        if (body.size() + n > options_.max_body) {
+          too_big = true;
+          return false;
+        }
+        body.append(data, n);
+        return true;
+      });
+      if (too_big) {
+        res.set_header("Connection", "close");
+        return SendError(res, 413, "PayloadTooLarge", "request body over " + std::to_string(options_.max_body) + " bytes");
+      }
+      if (req.method != "POST") return SendError(res, 405, "MethodNotAllowed", "method not allowed");
+      httplib::Request copy = req;
+      copy.body = std::move(body);
+      handle(copy, res);
+    };
     http_.Get(".*", handle);  // httplib routes HEAD to GET handlers and omits the body
-    http_.Post(".*", handle);
+    http_.Post(".*", handle_body);
+    http_.Put(".*", handle_body);
+    http_.Delete(".*", handle_body);
     http_.Options(".*", [](const httplib::Request&, httplib::Response& res) {
       res.status = 204;
-      res.set_header("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS");
       res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, Range, X-Requested-With");
       res.set_header("Access-Control-Max-Age", "86400");
     });
@@ -107,6 +170,7 @@ class HubServerImpl final : public HubServer {
   Handlers handlers_;
   OpenAiApi openai_;
   PeerApi peer_;
+  std::unique_ptr<WriteApi> write_;
   store::Store* store_;
   TokenStore* tokens_;
   httplib::Server http_;

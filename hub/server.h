@@ -45,6 +45,13 @@ struct ServerOptions {
   // Peers this node knows (serve --peer), listed in its peer catalog so that others learn them.
   // Default: none.
   std::vector<std::string> peers;
+  // The write API (repo create, LFS uploads, commits); disabled when data_dir is empty.
+  // DATA holds the upload URL key (upload.key) and multipart parts (uploads/).
+  std::string data_dir;
+  // Objects from this size up are offered the LFS multipart transfer. Default: 256 MiB.
+  uint64_t multipart_threshold = uint64_t{256} << 20;
+  // Part size of multipart uploads. Default: 64 MiB.
+  uint64_t multipart_chunk = uint64_t{64} << 20;
 };
 
 class HubServer {

@@ -74,4 +74,22 @@ uint64_t PackedExpertCount(const SafetensorsTensor& t) {
   return span % t.shape[0] == 0 ? t.shape[0] : 0;
 }
 
+void AddExpertParts(const std::string& path, const std::vector<TensorInfo>& tensors, ExpertIndex* index) {
+  for (const auto& t : tensors) {
+    if (auto m = MatchExpertTensor(t.name)) {
+      (*index)[ExpertKey{m->layer, m->expert}].push_back(ExpertPart{path, t.name, t.begin, t.end - t.begin});
+      continue;
+    }
+    SafetensorsTensor st{t.name, t.dtype, t.shape, t.begin, t.end};
+    uint64_t experts = PackedExpertCount(st);
+    if (experts == 0) continue;
+    uint32_t layer = *MatchPackedExpertLayer(t.name);
+    uint64_t slice = (t.end - t.begin) / experts;
+    for (uint64_t e = 0; e < experts; ++e) {
+      (*index)[ExpertKey{layer, static_cast<uint32_t>(e)}].push_back(
+          ExpertPart{path, t.name, t.begin + e * slice, slice});
+    }
+  }
+}
+
 }  // namespace hubnode::store

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "store/safetensors.h"
+#include "store/store.h"
 
 namespace hubnode::store {
 
@@ -28,5 +29,8 @@ uint64_t PackedExpertCount(const SafetensorsTensor& t);
 
 // The layer of a packed expert tensor's name, if it has the packed form.
 std::optional<uint32_t> MatchPackedExpertLayer(std::string_view name);
+
+// Adds the expert parts among one safetensors file's tensors to `index`.
+void AddExpertParts(const std::string& path, const std::vector<TensorInfo>& tensors, ExpertIndex* index);
 
 }  // namespace hubnode::store

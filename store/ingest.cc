@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 
+#include "store/chunk_writer.h"
 #include "store/chunker.h"
 #include "store/expert_index.h"
 #include "store/safetensors.h"
@@ -59,35 +60,6 @@ Status Collect(const std::string& root, const std::string& rel, std::vector<Sour
   return OkStatus();
 }
 
-// Counts outstanding tasks and keeps the first error.
-class TaskGroup {
- public:
-  void Add() {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++pending_;
-  }
-  void Done(Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!s.ok() && status_.ok()) status_ = std::move(s);
-    if (--pending_ == 0) cv_.notify_all();
-  }
-  bool failed() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return !status_.ok();
-  }
-  Status Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return pending_ == 0; });
-    return status_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  size_t pending_ = 0;
-  Status status_;
-};
-
 struct IngestedFile {
   SourceFile src;
   FileRecord record;
@@ -97,22 +69,26 @@ struct IngestedFile {
   std::string pointer;  // LFS pointer text
 };
 
-// One import: the chunks it pinned and what it wrote.
+// One import: its chunk writer and what it wrote.
 class Ingest {
  public:
   Ingest(StoreImpl& store, const ImportOptions& options, uint64_t total)
-      : store_(store), options_(options), total_(total) {
-    const Options& o = store.options();
-    policy_ = !o.compress ? CodecPolicy::kRawOnly : o.byte_grouping ? CodecPolicy::kAuto : CodecPolicy::kZstdOnly;
-  }
-  ~Ingest() { store_.pins().UnpinAll(pinned_); }
+      : store_(store), options_(options), total_(total), chunks_(store) {}
 
   Result<IngestedFile> File(const SourceFile& src);
-  ImportResult& result() { return result_; }
+  ImportResult result() {
+    ImportResult r = result_;
+    ChunkCounts c = chunks_.counts();
+    r.new_chunks = c.new_chunks;
+    r.new_raw_bytes = c.new_raw_bytes;
+    r.new_stored_bytes = c.new_stored_bytes;
+    return r;
+  }
 
  private:
-  void Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group);
-  void WriteChunk(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group);
+  void Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {
+    chunks_.Submit(std::move(data), kind, slot, group);
+  }
   void Progress(const std::string& file, uint64_t n) {
     done_ += n;
     if (options_.progress) options_.progress(ImportProgress{done_, total_, file});
@@ -120,45 +96,11 @@ class Ingest {
 
   StoreImpl& store_;
   const ImportOptions& options_;
-  CodecPolicy policy_;
   uint64_t total_;
   uint64_t done_ = 0;
-  std::mutex mu_;  // guards pinned_ and result_ counters written by pool tasks
-  std::vector<ChunkId> pinned_;
+  ChunkWriter chunks_;
   ImportResult result_;
 };
-
-void Ingest::WriteChunk(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {
-  ChunkId id = ChunkIdOf(data);
-  slot->id = id;
-  slot->raw_len = static_cast<uint32_t>(data.size());
-  // Pin before looking: once pinned, GC cannot delete the chunk between our check and our commit.
-  store_.pins().Pin(id);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    pinned_.push_back(id);
-  }
-  auto has = store_.db().Has(Cf::kChunkMeta, id.view());
-  if (!has.ok() || *has) return group->Done(has.status());
-  EncodedChunk enc = EncodeChunk(data, kind, policy_, store_.options().zstd_level);
-  uint32_t stored = static_cast<uint32_t>(enc.record.size() - kChunkRecordHeader);
-  auto batch = store_.db().NewBatch();
-  batch.Put(Cf::kChunks, id.view(), enc.record);
-  batch.Put(Cf::kChunkMeta, id.view(), EncodeChunkMeta(ChunkMeta{enc.codec, slot->raw_len, stored}));
-  Status s = store_.db().Write(batch, /*sync=*/false);
-  if (s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++result_.new_chunks;
-    result_.new_raw_bytes += data.size();
-    result_.new_stored_bytes += stored;
-  }
-  group->Done(std::move(s));
-}
-
-void Ingest::Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {
-  group->Add();
-  store_.pool().Submit([this, data, kind, slot, group] { WriteChunk(*data, kind, slot, group); });
-}
 
 Result<IngestedFile> Ingest::File(const SourceFile& src) {
   ASSIGN_OR_RETURN(ReadFile file, ReadFile::Open(src.abs));
@@ -246,24 +188,6 @@ Result<IngestedFile> Ingest::File(const SourceFile& src) {
   return out;
 }
 
-void AddExpertParts(const IngestedFile& f, ExpertIndex* index) {
-  for (const auto& t : f.record.tensors) {
-    if (auto m = MatchExpertTensor(t.name)) {
-      (*index)[ExpertKey{m->layer, m->expert}].push_back(ExpertPart{f.src.rel, t.name, t.begin, t.end - t.begin});
-      continue;
-    }
-    SafetensorsTensor st{t.name, t.dtype, t.shape, t.begin, t.end};
-    uint64_t experts = PackedExpertCount(st);
-    if (experts == 0) continue;
-    uint32_t layer = *MatchPackedExpertLayer(t.name);
-    uint64_t slice = (t.end - t.begin) / experts;
-    for (uint64_t e = 0; e < experts; ++e) {
-      (*index)[ExpertKey{layer, static_cast<uint32_t>(e)}].push_back(
-          ExpertPart{f.src.rel, t.name, t.begin + e * slice, slice});
-    }
-  }
-}
-
 Status MovedError(const RepoId& repo, const std::string& ref, const std::optional<GitOid>& current,
                   const std::optional<GitOid>& expected) {
   return FailedPreconditionError(ref + " of " + repo.str() + " is at " +
@@ -321,7 +245,7 @@ Result<ImportResult> StoreImpl::ImportDirectory(const std::string& dir, const Re
                             : EncodeObject(StoredObject{ObjectType::kChunkedBlob, {}, f.sha256, f.record.size});
     ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kFiles, f.sha256.view()));
     if (!have) batch.Put(Cf::kFiles, f.sha256.view(), EncodeFileRecord(f.record));
-    AddExpertParts(f, &experts);
+    AddExpertParts(f.src.rel, f.record.tensors, &experts);
   }
   GitOid tree = BuildTrees(tree_files, [&](const GitOid& oid, const std::string& body) {
     objects[oid] = EncodeObject(StoredObject{ObjectType::kTree, body, {}, 0});

@@ -225,6 +225,64 @@ class FileReader {
   Result<std::string> ReadToString(uint64_t offset, uint64_t length);
 };
 
+// What streaming one file's content into the store produced.
+struct ContentInfo {
+  Sha256Digest sha256;
+  GitOid git_blob;  // the git blob id of the content; zero unless ContentSpec::git_blob
+  uint64_t size = 0;
+  uint64_t chunks = 0;
+  uint64_t new_chunks = 0;        // chunks the store did not hold before
+  uint64_t new_raw_bytes = 0;     // their raw size
+  uint64_t new_stored_bytes = 0;  // their stored (compressed) size
+};
+
+struct ContentSpec {
+  // The file's path in the repo: a `.safetensors` path is cut by tensor (its header is validated
+  // as it arrives), any other file by content.
+  std::string path;
+  uint64_t size = 0;                   // announced size; the content must have exactly this size
+  std::optional<Sha256Digest> sha256;  // announced SHA-256 (an LFS oid), checked by Finish
+  bool git_blob = false;               // also compute the git blob id (regular files)
+};
+
+// Streams one file's content into the store as it arrives (an upload): chunked, compressed and
+// hashed like an import. Memory stays bounded whatever the size. Nothing refers to the content
+// until a commit names it. Not thread-safe; one per upload.
+class ContentWriter {
+ public:
+  virtual ~ContentWriter() = default;
+  // InvalidArgument when the bytes go past the announced size or the safetensors header is bad.
+  virtual Status Write(std::string_view bytes) = 0;
+  // Checks the size and the SHA-256 against the announced ones and records the content (its
+  // file record). InvalidArgument on a mismatch; nothing is recorded then.
+  virtual Result<ContentInfo> Finish() = 0;
+};
+
+// One change of a commit made through the write API.
+struct FileChange {
+  enum class Kind : uint8_t { kPut, kDelete, kDeleteFolder };
+  Kind kind = Kind::kPut;
+  std::string path;
+  // kPut only: the content (which the store must hold), its size, and how the tree keeps it.
+  Sha256Digest sha256;
+  uint64_t size = 0;
+  bool lfs = false;
+  GitOid git_blob;  // regular (non-LFS) files: the git blob id of the content
+};
+
+struct CommitSpec {
+  std::optional<GitOid> parent;  // nullopt = a root commit
+  std::vector<FileChange> changes;
+  Signature author;              // time 0 = now
+  std::string message;
+};
+
+struct WrittenCommit {
+  GitOid commit;
+  bool changed = true;  // false: the tree equals the parent's; `commit` is the parent
+  uint64_t files = 0;   // files in the new tree
+};
+
 // Decodes a chunk record received from a peer and checks that its raw bytes hash to `id`.
 // DataLoss on a malformed record, a raw size above the chunk limit, or a hash mismatch.
 Result<std::string> DecodeVerifiedChunk(const ChunkId& id, std::string_view record);
@@ -296,6 +354,21 @@ class Store {
 
   // Writes every file of `commit` under `dir` (which must not exist, or be empty).
   virtual Status Export(const GitOid& commit, const std::string& dir) = 0;
+
+  // ---- the write API ----
+  // Creates an empty repo (no refs). AlreadyExists if it exists.
+  virtual Status CreateRepo(const RepoId& repo, Visibility visibility) = 0;
+  // Deletes a repo's record and refs; its content stays until GC. NotFound if absent.
+  virtual Status DeleteRepo(const RepoId& repo) = 0;
+  // Renames a repo (record and refs). NotFound / AlreadyExists.
+  virtual Status MoveRepo(const RepoId& from, const RepoId& to) = 0;
+  virtual Result<std::unique_ptr<ContentWriter>> NewContentWriter(const ContentSpec& spec) = 0;
+  // Whether the store holds a file content of this SHA-256 and size.
+  virtual Result<bool> HasContent(const Sha256Digest& sha256, uint64_t size) = 0;
+  // Writes a commit (trees, commit object, expert index) from a parent and changes without moving
+  // any ref; UpdateRef publishes it. InvalidArgument for a bad path or a file/folder clash;
+  // NotFound when a change deletes what is absent or puts content the store lacks.
+  virtual Result<WrittenCommit> WriteCommit(const CommitSpec& spec) = 0;
 
   // Walks every ref head; cost grows with the number of refs and files.
   virtual Result<Stats> GetStats() = 0;

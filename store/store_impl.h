@@ -60,6 +60,12 @@ class StoreImpl final : public Store {
   Result<Stats> GetStats() override;
   uint64_t DiskBytes() override { return db_->DiskBytes(); }
   Result<GcResult> CollectGarbage() override;
+  Status CreateRepo(const RepoId& repo, Visibility visibility) override;
+  Status DeleteRepo(const RepoId& repo) override;
+  Status MoveRepo(const RepoId& from, const RepoId& to) override;
+  Result<std::unique_ptr<ContentWriter>> NewContentWriter(const ContentSpec& spec) override;
+  Result<bool> HasContent(const Sha256Digest& sha256, uint64_t size) override;
+  Result<WrittenCommit> WriteCommit(const CommitSpec& spec) override;
 
   // Helpers shared by the implementation files.
   Result<StoredObject> GetObject(const GitOid& oid, std::string_view what);

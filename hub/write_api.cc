@@ -1,0 +1,1042 @@
+#include "hub/write_api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+
+#include <charconv>
+#include <ctime>
+#include <filesystem>
+#include <fnmatch.h>
+
+#include "base/file.h"
+#include "base/hex.h"
+#include "base/log.h"
+#include "hub/http_util.h"
+#include "hub/trust_gate.h"
+
+namespace hubnode::hub {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kMaxBatchObjects = 1000;
+constexpr size_t kMaxPreuploadFiles = 1000;
+constexpr size_t kMaxCommitOps = 100000;
+constexpr size_t kMaxUploadStats = 10000;
+constexpr int kMaxPrNumber = 1000000;
+
+enum class Kind {
+  kNone, kCreate, kDelete, kMove, kSettings, kPreupload, kCommit, kBranch, kTag, kLfsBatch, kLfsPut, kLfsComplete,
+  kValidateYaml,
+};
+
+struct WRoute {
+  Kind kind = Kind::kNone;
+  std::string type = "model";
+  std::string repo;
+  std::string rest;  // rev, branch or tag name, or the LFS oid
+};
+
+std::vector<std::string_view> Split(std::string_view p) {
+  std::vector<std::string_view> out;
+  while (!p.empty()) {
+    size_t slash = p.find('/');
+    out.push_back(p.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    p.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
+std::string Join(const std::vector<std::string_view>& s, size_t from, size_t to) {
+  std::string out;
+  for (size_t i = from; i < to && i < s.size(); ++i) {
+    if (i > from) out.push_back('/');
+    out.append(s[i]);
+  }
+  return out;
+}
+
+WRoute ParseWrite(const std::string& method, std::string_view path) {
+  WRoute r;
+  if (path.empty() || path[0] != '/') return r;
+  path.remove_prefix(1);
+  auto is = [&](Kind k, const char* m) {
+    if (method == m) r.kind = k;
+    return r;
+  };
+  if (path == "api/repos/create") return is(Kind::kCreate, "POST");
+  if (path == "api/repos/delete") return is(Kind::kDelete, "DELETE");
+  if (path == "api/repos/move") return is(Kind::kMove, "POST");
+  if (path == "api/validate-yaml") return is(Kind::kValidateYaml, "POST");
+  constexpr std::string_view kBatch = ".git/info/lfs/objects/batch";
+  if (path.size() > kBatch.size() && path.ends_with(kBatch)) {
+    std::string_view repo = path.substr(0, path.size() - kBatch.size());
+    if (repo.starts_with("datasets/") || repo.starts_with("spaces/")) {
+      r.type = std::string(repo.substr(0, repo.find('/') - 1));
+      repo.remove_prefix(repo.find('/') + 1);
+    }
+    r.repo = std::string(repo);
+    return is(Kind::kLfsBatch, "POST");
+  }
+  auto s = Split(path);
+  if (s.size() == 4 && s[0] == "api" && s[1] == "lfs" && (s[2] == "objects" || s[2] == "complete")) {
+    r.rest = std::string(s[3]);
+    return s[2] == "objects" ? is(Kind::kLfsPut, "PUT") : is(Kind::kLfsComplete, "POST");
+  }
+  if (s.size() < 4 || s[0] != "api" || (s[1] != "models" && s[1] != "datasets" && s[1] != "spaces")) return r;
+  r.type = std::string(s[1].substr(0, s[1].size() - 1));
+  auto marker = [](std::string_view m) {
+    return m == "settings" || m == "preupload" || m == "commit" || m == "branch" || m == "tag";
+  };
+  size_t i = marker(s[3]) ? 3 : (s.size() > 4 && marker(s[4])) ? 4 : 0;
+  if (i == 0) return r;
+  r.repo = Join(s, 2, i);
+  r.rest = Join(s, i + 1, s.size());
+  std::string_view m = s[i];
+  if (m == "settings" && r.rest.empty()) return is(Kind::kSettings, "PUT");
+  if (r.rest.empty()) return r;
+  if (m == "preupload") return is(Kind::kPreupload, "POST");
+  if (m == "commit") return is(Kind::kCommit, "POST");
+  if (m == "branch") return method == "POST" || method == "DELETE" ? (r.kind = Kind::kBranch, r) : r;
+  if (m == "tag") return method == "POST" || method == "DELETE" ? (r.kind = Kind::kTag, r) : r;
+  return r;
+}
+
+// Reads a whole (small) body. false when it is over `max`.
+bool ReadBody(const httplib::ContentReader& reader, size_t max, std::string* out) {
+  bool too_big = false;
+  reader([&](const char* data, size_t n) {
+    if (out->size() + n > max) {
+      too_big = true;
+      return false;
+    }
+    out->append(data, n);
+    return true;
+  });
+  return !too_big;
+}
+
+std::string Namespace(const std::string& repo) {
+  size_t slash = repo.find('/');
+  return slash == std::string::npos ? "" : repo.substr(0, slash);
+}
+
+std::string HmacHex(const std::string& key, const std::string& data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), out, &len);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(out), len));
+}
+
+bool ParseU64(std::string_view s, uint64_t* out) {
+  if (s.empty()) return false;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+std::string BranchRefName(const std::string& rev) {
+  if (rev.starts_with("refs/")) return rev;
+  return "refs/heads/" + rev;
+}
+
+json ErrorList(const std::vector<std::string>& messages) {
+  json a = json::array();
+  for (const auto& m : messages) a.push_back({{"message", m}});
+  return a;
+}
+
+struct UploadStat {
+  uint64_t new_raw = 0, new_stored = 0;
+};
+
+}  // namespace
+
+Result<std::string> LoadOrCreateUrlKey(const std::string& data_dir) {
+  const std::string path = data_dir + "/upload.key";
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    ASSIGN_OR_RETURN(std::string hex, ReadFileToString(path, 1024));
+    while (!hex.empty() && (hex.back() == '\n' || hex.back() == ' ')) hex.pop_back();
+    if (hex.size() < 64) return DataLossError(path + " is not a 32-byte hex key");
+    return hex;
+  }
+  fs::create_directories(data_dir, ec);
+  unsigned char buf[32];
+  if (RAND_bytes(buf, sizeof buf) != 1) return InternalError("no randomness for the upload key");
+  std::string hex = HexEncode(std::string_view(reinterpret_cast<const char*>(buf), sizeof buf));
+  const mode_t old = ::umask(077);
+  Status s = WriteFileAtomic(path, hex + "\n");
+  ::umask(old);
+  RETURN_IF_ERROR(s);
+  return hex;
+}
+
+bool CanWrite(const std::optional<Principal>& who, const store::RepoId& repo) {
+  if (!who || who->scope != Scope::kWrite) return false;
+  if (who->ns.empty()) return true;
+  return Namespace(repo.str()) == who->ns;
+}
+
+struct WriteApi::Impl {
+  Impl(store::Store* st, WriteOptions o)
+      : store(st), options(std::move(o)), matcher(verify::LicenseMatcher::FromDirectory(options.common_licenses)) {}
+
+  store::Store* store;
+  WriteOptions options;
+  verify::LicenseMatcher matcher;
+  std::mutex stats_mu;
+  std::map<Sha256Digest, UploadStat> upload_stats;  // new bytes of recent uploads, for commits
+  std::mutex pr_mu;                                 // serialises picking the next refs/pr/N
+
+  std::string Base(const httplib::Request& req) const { return BaseUrl(req, options.public_url); }
+
+  // ---- access --------------------------------------------------------------------------------
+
+  // The repo for a write, checked: RepoNotFound for a missing repo or one the caller cannot
+  // see; 401/403 when the caller may read but not write.
+  std::optional<store::RepoInfo> WritableRepo(const WRoute& r, const std::optional<Principal>& who,
+                                              httplib::Response& res) {
+    if (r.type != "model") {
+      SendError(res, 400, "UnsupportedRepoType", "this node stores model repos only");
+      return std::nullopt;
+    }
+    auto id = store::RepoId::Parse(r.repo);
+    if (!id.ok()) {
+      SendError(res, 400, "BadRequest", id.status().message());
+      return std::nullopt;
+    }
+    auto info = store->GetRepo(*id);
+    if (!info.ok() && info.status().code() != StatusCode::kNotFound) {
+      SendStatus(res, info.status());
+      return std::nullopt;
+    }
+    if (!info.ok() || (info->visibility == store::Visibility::kPrivate && !CanRead(who, *info))) {
+      SendError(res, 404, "RepoNotFound", "Repository not found");
+      return std::nullopt;
+    }
+    if (!Authorized(who, *id, res)) return std::nullopt;
+    return *info;
+  }
+
+  bool Authorized(const std::optional<Principal>& who, const store::RepoId& id, httplib::Response& res) {
+    if (!who) {
+      SendError(res, 401, "Unauthorized", "a write token is required (Authorization: Bearer hf_...)");
+      return false;
+    }
+    if (!CanWrite(who, id)) {
+      SendError(res, 403, "Forbidden",
+                who->scope != Scope::kWrite ? "this token is read-only"
+                                            : "this token may not write to the namespace of " + id.str());
+      return false;
+    }
+    return true;
+  }
+
+  std::optional<json> JsonBody(const httplib::ContentReader& reader, httplib::Response& res) {
+    std::string body;
+    if (!ReadBody(reader, options.max_body, &body)) {
+      SendError(res, 413, "PayloadTooLarge", "request body over " + std::to_string(options.max_body) + " bytes");
+      return std::nullopt;
+    }
+    json j = json::parse(body, nullptr, false);
+    if (!j.is_object()) {
+      SendError(res, 400, "BadRequest", "the body must be a JSON object");
+      return std::nullopt;
+    }
+    return j;
+  }
+
+  // ---- repos ---------------------------------------------------------------------------------
+
+  static std::string Str(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  }
+
+  void Create(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+              const std::optional<Principal>& who) {
+    auto body = JsonBody(reader, res);
+    if (!body) return;
+    std::string type = Str(*body, "type");
+    if (!type.empty() && type != "model") {
+      return SendError(res, 400, "UnsupportedRepoType", "this node stores model repos only");
+    }
+    std::string name = Str(*body, "name"), org = Str(*body, "organization");
+    if (org.empty() && who && !who->ns.empty()) org = who->ns;
+    auto id = store::RepoId::Parse(org.empty() ? name : org + "/" + name);
+    if (!id.ok()) return SendError(res, 400, "BadRequest", id.status().message());
+    if (!Authorized(who, *id, res)) return;
+    store::Visibility vis = store::Visibility::kPublic;
+    std::string v = Str(*body, "visibility");
+    if (v == "private" || (body->contains("private") && (*body)["private"] == true)) {
+      vis = store::Visibility::kPrivate;
+    } else if (!v.empty() && v != "public") {
+      return SendError(res, 400, "BadRequest", "visibility must be public or private");
+    }
+    std::string url = Base(req) + "/" + id->str();
+    Status s = store->CreateRepo(*id, vis);
+    if (s.code() == StatusCode::kAlreadyExists) {
+      auto existing = store->GetRepo(*id);
+      // Somebody else's private repo answers like any taken name, without saying more.
+      return SendJson(res, {{"error", "You already created this model repo"}, {"url", url}}, 409);
+    }
+    if (!s.ok()) return SendStatus(res, s);
+    LOG(Info) << "created repo " << id->str() << (vis == store::Visibility::kPrivate ? " (private)" : "");
+    SendJson(res, {{"url", url}, {"name", id->str()}, {"id", id->str()}});
+  }
+
+  std::optional<store::RepoId> RepoFromBody(const json& body, const char* name_key, const char* org_key,
+                                            httplib::Response& res) {
+    std::string name = Str(body, name_key), org = org_key ? Str(body, org_key) : "";
+    auto id = store::RepoId::Parse(org.empty() ? name : org + "/" + name);
+    if (!id.ok()) {
+      SendError(res, 400, "BadRequest", id.status().message());
+      return std::nullopt;
+    }
+    return *id;
+  }
+
+  void Delete(httplib::Response& res, const httplib::ContentReader& reader, const std::optional<Principal>& who) {
+    auto body = JsonBody(reader, res);
+    if (!body) return;
+    auto id = RepoFromBody(*body, "name", "organization", res);
+    if (!id) return;
+    WRoute r;
+    r.repo = id->str();
+    if (!WritableRepo(r, who, res)) return;
+    Status s = store->DeleteRepo(*id);
+    if (!s.ok()) return SendStatus(res, s);
+    LOG(Info) << "deleted repo " << id->str();
+    SendJson(res, json::object());
+  }
+
+  void Move(httplib::Response& res, const httplib::ContentReader& reader, const std::optional<Principal>& who) {
+    auto body = JsonBody(reader, res);
+    if (!body) return;
+    auto from = RepoFromBody(*body, "fromRepo", nullptr, res);
+    if (!from) return;
+    auto to = RepoFromBody(*body, "toRepo", nullptr, res);
+    if (!to) return;
+    WRoute r;
+    r.repo = from->str();
+    if (!WritableRepo(r, who, res)) return;
+    if (!Authorized(who, *to, res)) return;
+    Status s = store->MoveRepo(*from, *to);
+    if (s.code() == StatusCode::kAlreadyExists) return SendError(res, 409, "Conflict", s.message());
+    if (!s.ok()) return SendStatus(res, s);
+    LOG(Info) << "moved repo " << from->str() << " to " << to->str();
+    SendJson(res, json::object());
+  }
+
+  void Settings(const WRoute& r, httplib::Response& res, const httplib::ContentReader& reader,
+                const std::optional<Principal>& who) {
+    auto repo = WritableRepo(r, who, res);
+    if (!repo) return;
+    auto body = JsonBody(reader, res);
+    if (!body) return;
+    store::Visibility vis = repo->visibility;
+    if (body->contains("private")) {
+      if (!(*body)["private"].is_boolean()) return SendError(res, 400, "BadRequest", "private must be a boolean");
+      vis = (*body)["private"].get<bool>() ? store::Visibility::kPrivate : store::Visibility::kPublic;
+    }
+    std::string v = Str(*body, "visibility");
+    if (v == "private") vis = store::Visibility::kPrivate;
+    if (v == "public") vis = store::Visibility::kPublic;
+    if (body->contains("gated")) {
+      const json& g = (*body)["gated"];
+      if (g == false) {
+        if (vis == store::Visibility::kGated) vis = store::Visibility::kPublic;
+      } else if (g == "auto" || g == "manual") {
+        vis = store::Visibility::kGated;
+      } else {
+        return SendError(res, 400, "BadRequest", "gated must be false, \"auto\" or \"manual\"");
+      }
+    }
+    Status s = store->SetVisibility(repo->id, vis);
+    if (!s.ok()) return SendStatus(res, s);
+    SendJson(res, json::object());
+  }
+
+  // ---- preupload -----------------------------------------------------------------------------
+
+  static bool Ignored(const std::string& path, const std::string& gitignore) {
+    if (path == ".git" || path.starts_with(".git/")) return true;
+    std::string_view rest = gitignore;
+    std::string base = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
+    while (!rest.empty()) {
+      size_t nl = rest.find('\n');
+      std::string line(rest.substr(0, nl));
+      rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+      if (line.empty() || line[0] == '#' || line[0] == '!') continue;
+      bool dir = line.back() == '/';
+      if (dir) line.pop_back();
+      if (line.empty()) continue;
+      bool anchored = line[0] == '/' || line.find('/') != std::string::npos;
+      if (line[0] == '/') line.erase(0, 1);
+      if (dir) {
+        if (path.starts_with(line + "/") || path.find("/" + line + "/") != std::string::npos) return true;
+        continue;
+      }
+      if (anchored ? fnmatch(line.c_str(), path.c_str(), FNM_PATHNAME) == 0
+                   : fnmatch(line.c_str(), base.c_str(), 0) == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void Preupload(const WRoute& r, const httplib::Request& req, httplib::Response& res,
+                 const httplib::ContentReader& reader, const std::optional<Principal>& who) {
+    auto repo = WritableRepo(r, who, res);
+    if (!repo) return;
+    auto body = JsonBody(reader, res);
+    if (!body) return;
+    if (!body->contains("files") || !(*body)["files"].is_array()) {
+      return SendError(res, 400, "BadRequest", "files must be an array");
+    }
+    const json& files = (*body)["files"];
+    if (files.size() > kMaxPreuploadFiles) {
+      return SendError(res, 400, "BadRequest", "at most " + std::to_string(kMaxPreuploadFiles) + " files per call");
+    }
+    std::string gitignore = Str(*body, "gitIgnore");
+    std::optional<GitOid> head;
+    if (auto c = store->Resolve(repo->id, r.rest); c.ok()) head = *c;
+    (void)req;
+    json out = json::array();
+    for (const auto& f : files) {
+      if (!f.is_object() || !f.contains("path") || !f["path"].is_string() || !f.contains("size") ||
+          !f["size"].is_number_unsigned()) {
+        return SendError(res, 400, "BadRequest", "each file needs a path and a size");
+      }
+      std::string path = f["path"].get<std::string>();
+      uint64_t size = f["size"].get<uint64_t>();
+      bool binary = false;
+      if (f.contains("sample") && f["sample"].is_string()) {
+        auto sample = verify::Base64Decode(f["sample"].get<std::string>());
+        binary = sample.ok() && sample->find('\0') != std::string::npos;
+      }
+      bool lfs = size > 0 && (store::StoresAsLfs(path, size) || binary);
+      json e = {{"path", path}, {"uploadMode", lfs ? "lfs" : "regular"}, {"shouldIgnore", Ignored(path, gitignore)}};
+      if (head) {
+        if (auto fe = store->StatFile(*head, path); fe.ok()) {
+          e["oid"] = fe->lfs ? fe->sha256.hex() : fe->blob.hex();
+        }
+      }
+      out.push_back(std::move(e));
+    }
+    SendJson(res, {{"files", out}, {"commitOid", head ? json(head->hex()) : json(nullptr)}});
+  }
+
+  // ---- LFS -----------------------------------------------------------------------------------
+
+  std::string SignUrl(const std::string& base, const char* what, const std::string& oid, uint64_t size,
+                      int64_t exp, int part) const {
+    std::string sig = HmacHex(options.url_key, std::string(what) + "\n" + oid + "\n" + std::to_string(size) + "\n" +
+                                                   std::to_string(exp) + "\n" + std::to_string(part));
+    std::string url = base + "/api/lfs/" + what + "/" + oid + "?size=" + std::to_string(size) +
+                      "&exp=" + std::to_string(exp) + "&sig=" + sig;
+    if (part > 0) url += "&part=" + std::to_string(part);
+    return url;
+  }
+
+  // Checks a signed URL's query; returns (size, part) or sends 403.
+  std::optional<std::pair<uint64_t, int>> CheckSigned(const httplib::Request& req, const char* what,
+                                                      const std::string& oid, httplib::Response& res) {
+    uint64_t size = 0, exp = 0, part = 0;
+    if (!ParseU64(req.get_param_value("size"), &size) || !ParseU64(req.get_param_value("exp"), &exp) ||
+        (req.has_param("part") && !ParseU64(req.get_param_value("part"), &part))) {
+      SendError(res, 403, "InvalidSignature", "malformed upload URL");
+      return std::nullopt;
+    }
+    std::string want = HmacHex(options.url_key, std::string(what) + "\n" + oid + "\n" + std::to_string(size) + "\n" +
+                                                    std::to_string(exp) + "\n" + std::to_string(part));
+    std::string sig = req.get_param_value("sig");
+    if (sig.size() != want.size() || CRYPTO_memcmp(sig.data(), want.data(), want.size()) != 0) {
+      SendError(res, 403, "InvalidSignature", "the upload URL's signature does not match");
+      return std::nullopt;
+    }
+    if (static_cast<int64_t>(exp) < static_cast<int64_t>(std::time(nullptr))) {
+      SendError(res, 403, "ExpiredSignature", "the upload URL has expired; ask the batch API for a new one");
+      return std::nullopt;
+    }
+    return std::make_pair(size, static_cast<int>(part));
+  }
+
+  void LfsBatch(const WRoute& r, const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader& reader, const std::optional<Principal>& who) {
+    auto repo = WritableRepo(r, who, res);
+    if (!repo) return;
+    auto body = JsonBody(reader, res);
+    if (!body) return;
+    if (Str(*body, "operation") != "upload") {
+      return SendError(res, 400, "BadRequest", "only the upload operation is served here (downloads use /resolve/)");
+    }
+    if (!body->contains("objects") || !(*body)["objects"].is_array() ||
+        (*body)["objects"].size() > kMaxBatchObjects) {
+      return SendError(res, 400, "BadRequest", "objects must be an array of at most " +
+                                                   std::to_string(kMaxBatchObjects));
+    }
+    bool multipart_ok = false;
+    if (body->contains("transfers") && (*body)["transfers"].is_array()) {
+      for (const auto& t : (*body)["transfers"]) multipart_ok |= t == "multipart";
+    }
+    std::string base = Base(req);
+    int64_t exp = static_cast<int64_t>(std::time(nullptr)) + options.url_lifetime_s;
+    json objects = json::array();
+    bool any_multipart = false;
+    for (const auto& o : (*body)["objects"]) {
+      std::string oid = o.is_object() ? Str(o, "oid") : "";
+      auto digest = Sha256Digest::FromHex(oid);
+      if (!digest.ok() || !o.contains("size") || !o["size"].is_number_unsigned()) {
+        return SendError(res, 422, "BadRequest", "each object needs a 64-hex sha256 oid and a size");
+      }
+      uint64_t size = o["size"].get<uint64_t>();
+      json e = {{"oid", oid}, {"size", size}, {"authenticated", true}};
+      if (size > options.max_object) {
+        e["error"] = {{"code", 413}, {"message", "object larger than this node accepts (" +
+                                                     std::to_string(options.max_object) + " bytes)"}};
+        objects.push_back(std::move(e));
+        continue;
+      }
+      auto held = store->HasContent(*digest, size);
+      if (!held.ok()) return SendStatus(res, held.status());
+      if (!*held) {
+        if (multipart_ok && size >= options.multipart_threshold && size > options.multipart_chunk) {
+          any_multipart = true;
+          uint64_t parts = (size + options.multipart_chunk - 1) / options.multipart_chunk;
+          json header = {{"chunk_size", std::to_string(options.multipart_chunk)}};
+          for (uint64_t p = 1; p <= parts; ++p) {
+            char key[16];
+            std::snprintf(key, sizeof key, "%05llu", static_cast<unsigned long long>(p));
+            header[key] = SignUrl(base, "objects", oid, size, exp, static_cast<int>(p));
+          }
+          e["actions"] = {{"upload", {{"href", SignUrl(base, "complete", oid, size, exp, 0)}, {"header", header},
+                                      {"expires_in", options.url_lifetime_s}}}};
+        } else {
+          e["actions"] = {{"upload", {{"href", SignUrl(base, "objects", oid, size, exp, 0)},
+                                      {"expires_in", options.url_lifetime_s}}}};
+        }
+      }
+      objects.push_back(std::move(e));
+    }
+    res.set_content(json{{"transfer", any_multipart ? "multipart" : "basic"}, {"objects", objects}}.dump(),
+                     "application/vnd.git-lfs+json");
+  }
+
+  void Remember(const store::ContentInfo& info) {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    if (upload_stats.size() >= kMaxUploadStats) upload_stats.erase(upload_stats.begin());
+    upload_stats[info.sha256] = UploadStat{info.new_raw_bytes, info.new_stored_bytes};
+  }
+
+  UploadStat TakeStat(const Sha256Digest& d) {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    auto it = upload_stats.find(d);
+    if (it == upload_stats.end()) return {};
+    UploadStat s = it->second;
+    upload_stats.erase(it);
+    return s;
+  }
+
+  std::string PartsDir(const std::string& oid) const { return options.uploads_dir + "/" + oid; }
+
+  void LfsPut(const WRoute& r, const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader) {
+    auto digest = Sha256Digest::FromHex(r.rest);
+    if (!digest.ok()) return SendError(res, 404, "NotFound", "no such upload");
+    auto signed_ = CheckSigned(req, "objects", r.rest, res);
+    if (!signed_) return;
+    auto [size, part] = *signed_;
+    uint64_t expect = size;
+    if (part > 0) {
+      uint64_t parts = (size + options.multipart_chunk - 1) / options.multipart_chunk;
+      if (static_cast<uint64_t>(part) > parts) return SendError(res, 400, "BadRequest", "no such part");
+      uint64_t begin = (part - 1) * options.multipart_chunk;
+      expect = std::min(options.multipart_chunk, size - begin);
+    }
+    if (req.has_header("Content-Length")) {
+      uint64_t cl = 0;
+      if (!ParseU64(req.get_header_value("Content-Length"), &cl) || cl != expect) {
+        return SendError(res, 400, "SizeMismatch",
+                         "Content-Length must be " + std::to_string(expect) + " for this upload");
+      }
+    }
+    if (part > 0) return PutPart(r.rest, part, expect, res, reader);
+    if (auto held = store->HasContent(*digest, size); held.ok() && *held) {
+      // Already here (a parallel upload finished first): drain and accept.
+      reader([](const char*, size_t) { return true; });
+      return SendJson(res, json::object());
+    }
+    store::ContentSpec spec;
+    spec.path = "lfs/" + r.rest;
+    spec.size = size;
+    spec.sha256 = *digest;
+    auto w = store->NewContentWriter(spec);
+    if (!w.ok()) return SendStatus(res, w.status());
+    Status st;
+    bool read_ok = reader([&](const char* data, size_t n) {
+      st = (*w)->Write(std::string_view(data, n));
+      return st.ok();
+    });
+    if (!st.ok()) return SendError(res, 400, "BadContent", st.message());
+    if (!read_ok) return SendError(res, 400, "BadRequest", "the upload was cut short");
+    auto info = (*w)->Finish();
+    if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
+    Remember(*info);
+    LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " (" << size << " bytes, " << info->new_chunks
+              << " new chunks of " << info->chunks << ")";
+    SendJson(res, json::object());
+  }
+
+  void PutPart(const std::string& oid, int part, uint64_t expect, httplib::Response& res,
+               const httplib::ContentReader& reader) {
+    std::error_code ec;
+    fs::create_directories(PartsDir(oid), ec);
+    if (ec) return SendError(res, 500, "InternalError", "cannot create the upload folder");
+    std::string final_path = PartsDir(oid) + "/" + std::to_string(part);
+    std::string tmp = final_path + ".tmp." + std::to_string(reinterpret_cast<uintptr_t>(&res));
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) return SendError(res, 500, "InternalError", "cannot write the upload part");
+    uint64_t got = 0;
+    bool write_ok = true, too_long = false;
+    bool read_ok = reader([&](const char* data, size_t n) {
+      if (got + n > expect) {
+        too_long = true;
+        return false;
+      }
+      got += n;
+      write_ok = std::fwrite(data, 1, n, f) == n;
+      return write_ok;
+    });
+    write_ok = std::fclose(f) == 0 && write_ok;
+    if (!read_ok || !write_ok || too_long || got != expect) {
+      fs::remove(tmp, ec);
+      if (!write_ok) return SendError(res, 500, "InternalError", "cannot write the upload part");
+      return SendError(res, 400, "SizeMismatch", "part " + std::to_string(part) + " must be " +
+                                                     std::to_string(expect) + " bytes");
+    }
+    fs::rename(tmp, final_path, ec);
+    if (ec) return SendError(res, 500, "InternalError", "cannot keep the upload part");
+    res.set_header("ETag", "\"" + std::to_string(part) + "-" + std::to_string(expect) + "\"");
+    SendJson(res, json::object());
+  }
+
+  void LfsComplete(const WRoute& r, const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader) {
+    auto digest = Sha256Digest::FromHex(r.rest);
+    if (!digest.ok()) return SendError(res, 404, "NotFound", "no such upload");
+    auto signed_ = CheckSigned(req, "complete", r.rest, res);
+    if (!signed_) return;
+    uint64_t size = signed_->first;
+    auto body = JsonBody(reader, res);
+    if (!body) return;
+    if (Str(*body, "oid") != r.rest) return SendError(res, 400, "BadRequest", "oid does not match the URL");
+    uint64_t parts = (size + options.multipart_chunk - 1) / options.multipart_chunk;
+    std::error_code ec;
+    for (uint64_t p = 1; p <= parts; ++p) {
+      uint64_t want = std::min(options.multipart_chunk, size - (p - 1) * options.multipart_chunk);
+      auto got = fs::file_size(PartsDir(r.rest) + "/" + std::to_string(p), ec);
+      if (ec || got != want) {
+        return SendError(res, 400, "IncompleteUpload", "part " + std::to_string(p) + " of " + std::to_string(parts) +
+                                                           " is missing or has the wrong size");
+      }
+    }
+    store::ContentSpec spec;
+    spec.path = "lfs/" + r.rest;
+    spec.size = size;
+    spec.sha256 = *digest;
+    auto w = store->NewContentWriter(spec);
+    if (!w.ok()) return SendStatus(res, w.status());
+    std::string buf(1 << 20, '\0');
+    for (uint64_t p = 1; p <= parts; ++p) {
+      auto file = ReadFile::Open(PartsDir(r.rest) + "/" + std::to_string(p));
+      if (!file.ok()) return SendStatus(res, file.status());
+      for (uint64_t off = 0; off < file->size();) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), file->size() - off));
+        if (Status s = file->ReadAt(off, n, buf.data()); !s.ok()) return SendStatus(res, s);
+        if (Status s = (*w)->Write(std::string_view(buf.data(), n)); !s.ok()) {
+          return SendError(res, 400, "BadContent", s.message());
+        }
+        off += n;
+      }
+    }
+    auto info = (*w)->Finish();
+    fs::remove_all(PartsDir(r.rest), ec);
+    if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
+    Remember(*info);
+    LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " from " << parts << " parts (" << size << " bytes)";
+    SendJson(res, json::object());
+  }
+
+  // ---- commits -------------------------------------------------------------------------------
+
+  struct CommitBody {
+    std::string summary, description;
+    std::optional<std::string> parent;
+    std::vector<store::FileChange> changes;
+    uint64_t bytes = 0, new_raw = 0, new_stored = 0;
+    bool saw_header = false;
+  };
+
+  // Applies one operation of a commit body; the content of an inline file goes into the store now.
+  Status CommitOp(const std::string& key, const json& v, CommitBody* cb) {
+    if (!v.is_object()) return InvalidArgumentError("\"value\" must be an object");
+    if (cb->changes.size() >= kMaxCommitOps) return InvalidArgumentError("too many operations in one commit");
+    if (key == "header") {
+      cb->saw_header = true;
+      cb->summary = Str(v, "summary");
+      cb->description = Str(v, "description");
+      if (v.contains("parentCommit") && v["parentCommit"].is_string()) cb->parent = v["parentCommit"].get<std::string>();
+      return OkStatus();
+    }
+    std::string path = Str(v, "path");
+    if (path.empty()) return InvalidArgumentError(key + " needs a path");
+    store::FileChange c;
+    c.path = path;
+    if (key == "file") {
+      std::string encoding = Str(v, "encoding");
+      std::string content = Str(v, "content");
+      std::string raw;
+      if (encoding == "base64") {
+        ASSIGN_OR_RETURN(raw, verify::Base64Decode(content));
+      } else if (encoding.empty() || encoding == "utf-8") {
+        raw = content;
+      } else {
+        return InvalidArgumentError("unknown encoding " + encoding.substr(0, 40));
+      }
+      store::ContentSpec spec;
+      spec.path = path;
+      spec.size = raw.size();
+      spec.git_blob = true;
+      ASSIGN_OR_RETURN(auto w, store->NewContentWriter(spec));
+      RETURN_IF_ERROR(w->Write(raw));
+      ASSIGN_OR_RETURN(store::ContentInfo info, w->Finish());
+      c.sha256 = info.sha256;
+      c.size = info.size;
+      c.git_blob = info.git_blob;
+      cb->bytes += info.size;
+      cb->new_raw += info.new_raw_bytes;
+      cb->new_stored += info.new_stored_bytes;
+    } else if (key == "lfsFile") {
+      std::string algo = Str(v, "algo");
+      if (!algo.empty() && algo != "sha256") return InvalidArgumentError("LFS oids must be sha256");
+      ASSIGN_OR_RETURN(c.sha256, Sha256Digest::FromHex(Str(v, "oid")));
+      if (v.contains("size") && v["size"].is_number_unsigned()) {
+        c.size = v["size"].get<uint64_t>();
+      } else {
+        return InvalidArgumentError(path + ": lfsFile needs a size");
+      }
+      c.lfs = true;
+      ASSIGN_OR_RETURN(bool held, store->HasContent(c.sha256, c.size));
+      if (!held) {
+        return FailedPreconditionError("LFS object " + c.sha256.hex() + " for " + path +
+                                       " has not been uploaded (use the LFS batch API first)");
+      }
+      UploadStat s = TakeStat(c.sha256);
+      cb->bytes += c.size;
+      cb->new_raw += s.new_raw;
+      cb->new_stored += s.new_stored;
+    } else if (key == "deletedFile") {
+      c.kind = store::FileChange::Kind::kDelete;
+    } else if (key == "deletedFolder") {
+      c.kind = store::FileChange::Kind::kDeleteFolder;
+    } else {
+      return InvalidArgumentError("unknown operation " + key.substr(0, 40));
+    }
+    cb->changes.push_back(std::move(c));
+    return OkStatus();
+  }
+
+  // Reads an NDJSON commit body line by line (never whole), or a JSON object body.
+  Status ReadCommitBody(const httplib::Request& req, const httplib::ContentReader& reader, CommitBody* cb,
+                        bool* too_big) {
+    bool ndjson = req.get_header_value("Content-Type").find("json") == std::string::npos ||
+                  req.get_header_value("Content-Type").find("ndjson") != std::string::npos;
+    if (!ndjson) {
+      std::string body;
+      if (!ReadBody(reader, options.max_body, &body)) {
+        *too_big = true;
+        return ResourceExhaustedError("request body over " + std::to_string(options.max_body) + " bytes");
+      }
+      json j = json::parse(body, nullptr, false);
+      if (!j.is_object()) return InvalidArgumentError("the body must be NDJSON or a JSON object");
+      RETURN_IF_ERROR(CommitOp("header", j, cb));
+      for (const auto& [field, key] : {std::pair{"files", "file"}, {"lfsFiles", "lfsFile"},
+                                       {"deletedFiles", "deletedFile"}, {"deletedFolders", "deletedFolder"}}) {
+        if (!j.contains(field)) continue;
+        if (!j[field].is_array()) return InvalidArgumentError(std::string(field) + " must be an array");
+        for (const auto& v : j[field]) RETURN_IF_ERROR(CommitOp(key, v, cb));
+      }
+      return OkStatus();
+    }
+    std::string line;
+    Status st;
+    auto process = [&](std::string_view l) -> Status {
+      while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.remove_suffix(1);
+      if (l.empty()) return OkStatus();
+      json j = json::parse(l, nullptr, false);
+      if (!j.is_object() || !j.contains("key") || !j["key"].is_string() || !j.contains("value")) {
+        return InvalidArgumentError("each line must be {\"key\": ..., \"value\": {...}}");
+      }
+      return CommitOp(j["key"].get<std::string>(), j["value"], cb);
+    };
+    reader([&](const char* data, size_t n) {
+      std::string_view chunk(data, n);
+      while (!chunk.empty()) {
+        size_t nl = chunk.find('\n');
+        size_t take = nl == std::string_view::npos ? chunk.size() : nl;
+        if (line.size() + take > options.max_line) {
+          *too_big = true;
+          st = ResourceExhaustedError("a commit line is over " + std::to_string(options.max_line) + " bytes");
+          return false;
+        }
+        line.append(chunk.substr(0, take));
+        if (nl == std::string_view::npos) break;
+        chunk.remove_prefix(nl + 1);
+        st = process(line);
+        line.clear();
+        if (!st.ok()) return false;
+      }
+      return true;
+    });
+    RETURN_IF_ERROR(st);
+    return process(line);
+  }
+
+  void Commit(const WRoute& r, const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader, const std::optional<Principal>& who) {
+    auto repo = WritableRepo(r, who, res);
+    if (!repo) return;
+    bool create_pr = QueryFlag(req, "create_pr", false);
+    std::string rev = r.rest == "HEAD" ? repo->default_branch : r.rest;
+    std::string ref = BranchRefName(rev);
+    if (!ref.starts_with("refs/heads/") && !ref.starts_with("refs/pr/")) {
+      return SendError(res, 400, "BadRequest", "commits go to a branch or a refs/pr/N");
+    }
+    // Where the branch is now; an empty repo takes a root commit on its default branch.
+    std::optional<GitOid> head;
+    auto resolved = store->Resolve(repo->id, ref);
+    if (resolved.ok()) {
+      head = *resolved;
+    } else if (resolved.status().code() == StatusCode::kNotFound) {
+      auto refs = store->ListRefs(repo->id);
+      bool empty = refs.ok() && refs->empty();
+      if (!empty || create_pr || ref != "refs/heads/" + repo->default_branch) {
+        return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + rev.substr(0, 200));
+      }
+    } else {
+      return SendError(res, 400, "BadRequest", resolved.status().message());
+    }
+
+    CommitBody cb;
+    bool too_big = false;
+    Status read = ReadCommitBody(req, reader, &cb, &too_big);
+    if (!read.ok()) {
+      if (too_big) return SendError(res, 413, "PayloadTooLarge", read.message());
+      if (read.code() == StatusCode::kNotFound) return SendError(res, 404, "EntryNotFound", read.message());
+      return SendError(res, read.code() == StatusCode::kFailedPrecondition ? 422 : 400, "BadRequest", read.message());
+    }
+    if (!cb.saw_header) return SendError(res, 400, "BadRequest", "the commit has no header line");
+    if (cb.summary.empty()) cb.summary = "Upload files with hubnode";
+    if (cb.parent) {
+      auto want = GitOid::FromHex(*cb.parent);
+      if (!want.ok()) return SendError(res, 400, "BadRequest", "parentCommit must be a 40-hex commit id");
+      if (!head || *head != *want) {
+        return SendError(res, 412, "PreconditionFailed",
+                         "A commit has happened since. Please refresh and try again. (" + rev.substr(0, 200) +
+                             " is at " + (head ? head->hex() : std::string("no commit")) + ")");
+      }
+    }
+
+    store::CommitSpec spec;
+    spec.parent = head;
+    spec.changes = std::move(cb.changes);
+    spec.author.name = who->token_name;
+    spec.author.email = who->token_name + "@hubnode";
+    spec.message = cb.summary + (cb.description.empty() ? "" : "\n\n" + cb.description);
+    auto written = store->WriteCommit(spec);
+    if (!written.ok()) {
+      const Status& s = written.status();
+      if (s.code() == StatusCode::kNotFound) return SendError(res, 404, "EntryNotFound", s.message());
+      return SendError(res, 400, "BadRequest", s.message());
+    }
+    json bytes = {{"total", cb.bytes}, {"new", cb.new_raw}, {"newStored", cb.new_stored},
+                  {"held", cb.bytes >= cb.new_raw ? cb.bytes - cb.new_raw : 0}};
+    std::string base = Base(req) + "/" + repo->id.str();
+    if (!written->changed && !create_pr) {
+      return SendJson(res, {{"commitUrl", base + "/commit/" + written->commit.hex()},
+                            {"commitOid", written->commit.hex()}, {"success", true}, {"changed", false},
+                            {"bytes", bytes}});
+    }
+
+    // Policy before visibility: the new revision is assessed as it would be served.
+    auto trust = options.trust_path.empty() ? Result<verify::TrustStore>(verify::TrustStore{})
+                                            : TrustFile(options.trust_path).Load();
+    if (!trust.ok()) return SendError(res, 500, "InternalError", "the trust store is unreadable");
+    TrustReport report = Assess(CommitView(*store, repo->id, written->commit), repo->id.str(),
+                                NodeContext(*trust, &matcher, store));
+    if (report.verdict == verify::Verdict::kDeny) {
+      LOG(Info) << "refused commit to " << repo->id.str() << ": " << report.Summary();
+      SendJson(res, {{"error", "Refused by this node's policy: " + report.Summary()},
+                     {"rules", report.refusals}, {"trust", report.ToJson()}}, 403);
+      res.set_header("X-Error-Code", "PolicyRefused");
+      return;
+    }
+    if (report.verdict == verify::Verdict::kReview) {
+      std::string held = "refs/held/" + (ref.starts_with("refs/heads/") ? ref.substr(11) : ref.substr(5));
+      auto cur = store->Resolve(repo->id, held);
+      (void)store->UpdateRef(repo->id, held, cur.ok() ? *cur : GitOid(), written->commit);
+      LOG(Info) << "held commit " << written->commit.hex() << " to " << repo->id.str() << " for review";
+      SendJson(res, {{"error", "Held for review by this node's policy: " + report.Summary() +
+                                   ". An operator releases it with: hubnode approve " + repo->id.str() + "@" +
+                                   (ref.starts_with("refs/heads/") ? ref.substr(11) : ref)},
+                     {"commitOid", written->commit.hex()}, {"trust", report.ToJson()}}, 403);
+      res.set_header("X-Error-Code", "HeldForReview");
+      return;
+    }
+
+    std::string target = ref;
+    std::string pr_url;
+    if (create_pr) {
+      std::lock_guard<std::mutex> lock(pr_mu);
+      int next = 1;
+      auto refs = store->ListRefs(repo->id);
+      if (!refs.ok()) return SendStatus(res, refs.status());
+      for (const auto& rf : *refs) {
+        if (!rf.name.starts_with("refs/pr/")) continue;
+        int n = 0;
+        std::string num = rf.name.substr(8);
+        auto p = std::from_chars(num.data(), num.data() + num.size(), n);
+        if (p.ec == std::errc() && n >= next) next = n + 1;
+      }
+      if (next > kMaxPrNumber) return SendError(res, 409, "Conflict", "too many pull requests");
+      target = "refs/pr/" + std::to_string(next);
+      Status s = store->UpdateRef(repo->id, target, GitOid(), written->commit);
+      if (!s.ok()) return SendStatus(res, s);
+      pr_url = base + "/discussions/" + std::to_string(next);
+    } else {
+      Status s = store->UpdateRef(repo->id, ref, head.value_or(GitOid()), written->commit);
+      if (s.code() == StatusCode::kFailedPrecondition) {
+        return SendError(res, 412, "PreconditionFailed", "A commit has happened since. Please refresh and try again.");
+      }
+      if (!s.ok()) return SendStatus(res, s);
+    }
+    LOG(Info) << "commit " << written->commit.hex() << " to " << repo->id.str() << " " << target << ": "
+              << cb.bytes << " bytes, " << cb.new_raw << " new";
+    json out = {{"commitUrl", base + "/commit/" + written->commit.hex()},
+                {"commitOid", written->commit.hex()},
+                {"success", true},
+                {"changed", written->changed},
+                {"bytes", bytes}};
+    if (!pr_url.empty()) {
+      out["pullRequestUrl"] = pr_url;
+      out["ref"] = target;
+    }
+    SendJson(res, out);
+  }
+
+  // ---- branches and tags ---------------------------------------------------------------------
+
+  void BranchOrTag(const WRoute& r, bool tag, const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader, const std::optional<Principal>& who) {
+    auto repo = WritableRepo(r, who, res);
+    if (!repo) return;
+    if (req.method == "DELETE") {
+      std::string ref = (tag ? "refs/tags/" : "refs/heads/") + r.rest;
+      if (!tag && r.rest == repo->default_branch) {
+        return SendError(res, 403, "Forbidden", "the default branch cannot be deleted");
+      }
+      auto cur = store->Resolve(repo->id, ref);
+      if (!cur.ok()) return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + r.rest.substr(0, 200));
+      Status s = store->UpdateRef(repo->id, ref, *cur, GitOid());
+      if (!s.ok()) return SendStatus(res, s);
+      return SendJson(res, json::object());
+    }
+    auto body = JsonBody(reader, res);
+    if (!body) return;
+    std::string name, start;
+    if (tag) {
+      name = Str(*body, "tag");  // POST /tag/{revision} {"tag": name}
+      start = r.rest;
+    } else {
+      name = r.rest;
+      start = Str(*body, "startingPoint");
+    }
+    std::string ref = (tag ? "refs/tags/" : "refs/heads/") + name;
+    if (name.empty() || name.find("..") != std::string::npos) {
+      return SendError(res, 400, "BadRequest", "invalid " + std::string(tag ? "tag" : "branch") + " name");
+    }
+    GitOid target;
+    if (!tag && body->value("emptyBranch", false)) {
+      store::CommitSpec spec;
+      spec.message = "Empty branch";
+      auto w = store->WriteCommit(spec);
+      if (!w.ok()) return SendStatus(res, w.status());
+      target = w->commit;
+    } else {
+      auto c = store->Resolve(repo->id, start.empty() ? "HEAD" : start);
+      if (!c.ok()) return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + start.substr(0, 200));
+      target = *c;
+    }
+    auto cur = store->Resolve(repo->id, ref);
+    if (cur.ok() && !(body->value("overwrite", false) && !tag)) {
+      return SendError(res, 409, "Conflict", std::string(tag ? "tag " : "branch ") + name + " already exists");
+    }
+    Status s = store->UpdateRef(repo->id, ref, cur.ok() ? *cur : GitOid(), target);
+    if (s.code() == StatusCode::kInvalidArgument) return SendError(res, 400, "BadRequest", s.message());
+    if (!s.ok()) return SendStatus(res, s);
+    SendJson(res, json::object());
+  }
+
+  // ---- validate-yaml -------------------------------------------------------------------------
+
+  void ValidateYaml(httplib::Response& res, const httplib::ContentReader& reader) {
+    auto body = JsonBody(reader, res);
+    if (!body) return;
+    std::string content = Str(*body, "content");
+    verify::ModelCard card = verify::ReadModelCard(content);
+    std::vector<std::string> errors = card.findings, warnings;
+    for (const auto& b : card.base_model) {
+      if (!store::RepoId::Parse(b).ok()) errors.push_back("base_model " + b.substr(0, 200) + " is not a repo id");
+    }
+    if (card.license) {
+      std::string spdx = verify::SpdxForCard(*card.license, card.license_name.value_or(""));
+      if (!verify::ParseSpdx(spdx).ok()) warnings.push_back("license " + card.license->substr(0, 100) + " is not a known SPDX id");
+    }
+    SendJson(res, {{"errors", ErrorList(errors)}, {"warnings", ErrorList(warnings)}}, errors.empty() ? 200 : 400);
+  }
+};
+
+WriteApi::WriteApi(store::Store* store, WriteOptions options) : impl_(new Impl(store, std::move(options))) {}
+WriteApi::~WriteApi() = default;
+
+bool WriteApi::Handles(const httplib::Request& req) { return ParseWrite(req.method, req.path).kind != Kind::kNone; }
+
+void WriteApi::Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+                      const std::optional<Principal>& who) {
+  WRoute r = ParseWrite(req.method, req.path);
+  Impl& m = *impl_;
+  switch (r.kind) {
+    case Kind::kCreate: return m.Create(req, res, reader, who);
+    case Kind::kDelete: return m.Delete(res, reader, who);
+    case Kind::kMove: return m.Move(res, reader, who);
+    case Kind::kSettings: return m.Settings(r, res, reader, who);
+    case Kind::kPreupload: return m.Preupload(r, req, res, reader, who);
+    case Kind::kCommit: return m.Commit(r, req, res, reader, who);
+    case Kind::kBranch: return m.BranchOrTag(r, false, req, res, reader, who);
+    case Kind::kTag: return m.BranchOrTag(r, true, req, res, reader, who);
+    case Kind::kLfsBatch: return m.LfsBatch(r, req, res, reader, who);
+    case Kind::kLfsPut: return m.LfsPut(r, req, res, reader);
+    case Kind::kLfsComplete: return m.LfsComplete(r, req, res, reader);
+    case Kind::kValidateYaml: return m.ValidateYaml(res, reader);
+    case Kind::kNone: break;
+  }
+  SendError(res, 404, "NotFound", "no such route");
+}
+
+}  // namespace hubnode::hub

@@ -1,0 +1,71 @@
+#include "store/chunk_writer.h"
+
+namespace hubnode::store {
+
+void TaskGroup::Add() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++pending_;
+}
+
+void TaskGroup::Done(Status s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!s.ok() && status_.ok()) status_ = std::move(s);
+  if (--pending_ == 0) cv_.notify_all();
+}
+
+bool TaskGroup::failed() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !status_.ok();
+}
+
+Status TaskGroup::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return pending_ == 0; });
+  return status_;
+}
+
+ChunkWriter::ChunkWriter(StoreImpl& store) : store_(store) {
+  const Options& o = store.options();
+  policy_ = !o.compress ? CodecPolicy::kRawOnly : o.byte_grouping ? CodecPolicy::kAuto : CodecPolicy::kZstdOnly;
+}
+
+ChunkWriter::~ChunkWriter() { store_.pins().UnpinAll(pinned_); }
+
+ChunkCounts ChunkWriter::counts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counts_;
+}
+
+void ChunkWriter::Write(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {
+  ChunkId id = ChunkIdOf(data);
+  slot->id = id;
+  slot->raw_len = static_cast<uint32_t>(data.size());
+  // Pin before looking: once pinned, GC cannot delete the chunk between our check and our commit.
+  store_.pins().Pin(id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pinned_.push_back(id);
+  }
+  auto has = store_.db().Has(Cf::kChunkMeta, id.view());
+  if (!has.ok() || *has) return group->Done(has.status());
+  EncodedChunk enc = EncodeChunk(data, kind, policy_, store_.options().zstd_level);
+  uint32_t stored = static_cast<uint32_t>(enc.record.size() - kChunkRecordHeader);
+  auto batch = store_.db().NewBatch();
+  batch.Put(Cf::kChunks, id.view(), enc.record);
+  batch.Put(Cf::kChunkMeta, id.view(), EncodeChunkMeta(ChunkMeta{enc.codec, slot->raw_len, stored}));
+  Status s = store_.db().Write(batch, /*sync=*/false);
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++counts_.new_chunks;
+    counts_.new_raw_bytes += data.size();
+    counts_.new_stored_bytes += stored;
+  }
+  group->Done(std::move(s));
+}
+
+void ChunkWriter::Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {
+  group->Add();
+  store_.pool().Submit([this, data, kind, slot, group] { Write(*data, kind, slot, group); });
+}
+
+}  // namespace hubnode::store

@@ -1,0 +1,62 @@
+// Writing chunks on the store's thread pool, shared by imports (ingest.cc) and streamed content
+// (content_writer.cc): hash, pin, and compress and write the chunk only when the store lacks it.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/codec.h"
+#include "store/records.h"
+#include "store/store_impl.h"
+
+namespace hubnode::store {
+
+// Counts outstanding tasks and keeps the first error.
+class TaskGroup {
+ public:
+  void Add();
+  void Done(Status s);
+  bool failed();
+  Status Wait();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t pending_ = 0;
+  Status status_;
+};
+
+struct ChunkCounts {
+  uint64_t new_chunks = 0;
+  uint64_t new_raw_bytes = 0;
+  uint64_t new_stored_bytes = 0;
+};
+
+// The chunks one import or one upload wrote. Every chunk it hashes stays pinned (GC never deletes
+// it) until the ChunkWriter is destroyed, so the caller's commit can name them safely.
+class ChunkWriter {
+ public:
+  explicit ChunkWriter(StoreImpl& store);
+  ~ChunkWriter();
+  ChunkWriter(const ChunkWriter&) = delete;
+  ChunkWriter& operator=(const ChunkWriter&) = delete;
+
+  // Queues `data` (one chunk) on the store's pool; `slot` receives its id and length. Blocks while
+  // the pool's queue is full, which bounds the memory of chunks in flight.
+  void Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group);
+  ChunkCounts counts();
+
+ private:
+  void Write(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group);
+
+  StoreImpl& store_;
+  CodecPolicy policy_;
+  std::mutex mu_;  // guards pinned_ and counts_, written by pool tasks
+  std::vector<ChunkId> pinned_;
+  ChunkCounts counts_;
+};
+
+}  // namespace hubnode::store

@@ -1,0 +1,345 @@
+// The write API of the store: content streamed in as it arrives (uploads), commits built from a
+// parent and a list of changes, and repo create / delete / move.
+#include <ctime>
+#include <deque>
+#include <map>
+
+#include "store/chunk_writer.h"
+#include "store/chunker.h"
+#include "store/expert_index.h"
+#include "store/store_impl.h"
+
+namespace hubnode::store {
+namespace {
+
+bool IsSafetensorsPath(std::string_view path) {
+  return path.size() >= 12 && path.substr(path.size() - 12) == ".safetensors";
+}
+
+class ContentWriterImpl final : public ContentWriter {
+ public:
+  ContentWriterImpl(StoreImpl& store, ContentSpec spec)
+      : store_(store), spec_(std::move(spec)), chunks_(store), safetensors_(IsSafetensorsPath(spec_.path)) {
+    record_.size = spec_.size;
+    if (spec_.git_blob) sha1_.Update(ObjectHeader("blob", spec_.size));
+  }
+  // Pool tasks write into slots_: wait for them before the members go.
+  ~ContentWriterImpl() override { (void)group_.Wait(); }
+
+  Status Write(std::string_view bytes) override {
+    RETURN_IF_ERROR(status_);
+    if (finished_) return FailedPreconditionError("content writer already finished");
+    if (bytes.size() > spec_.size - received_) {
+      return status_ = InvalidArgumentError("more bytes than the announced size of " + std::to_string(spec_.size));
+    }
+    received_ += bytes.size();
+    sha256_.Update(bytes);
+    if (spec_.git_blob) sha1_.Update(bytes);
+    status_ = safetensors_ ? FeedSafetensors(bytes) : FeedPlain(bytes);
+    if (status_.ok() && group_.failed()) status_ = group_.Wait();
+    return status_;
+  }
+
+  Result<ContentInfo> Finish() override {
+    RETURN_IF_ERROR(status_);
+    if (finished_) return FailedPreconditionError("content writer already finished");
+    finished_ = true;
+    if (received_ != spec_.size) {
+      return status_ = InvalidArgumentError("got " + std::to_string(received_) + " bytes of the announced " +
+                                            std::to_string(spec_.size));
+    }
+    if (safetensors_ && pieces_.empty() && spec_.size > 0) {
+      return status_ = InvalidArgumentError(spec_.path + ": incomplete safetensors header");
+    }
+    if (!safetensors_ && !pending_->empty()) Emit(std::move(pending_), ElementKind::kBytes);
+    RETURN_IF_ERROR(status_ = group_.Wait().WithContext(spec_.path));
+    ContentInfo info;
+    info.sha256 = sha256_.Finish();
+    if (spec_.sha256 && *spec_.sha256 != info.sha256) {
+      return status_ = InvalidArgumentError("content SHA-256 " + info.sha256.hex() + " is not the announced " +
+                                            spec_.sha256->hex());
+    }
+    if (spec_.git_blob) info.git_blob = sha1_.Finish();
+    info.size = spec_.size;
+    record_.chunks.assign(slots_.begin(), slots_.end());
+    ChunkCounts c = chunks_.counts();
+    info.chunks = record_.chunks.size();
+    info.new_chunks = c.new_chunks;
+    info.new_raw_bytes = c.new_raw_bytes;
+    info.new_stored_bytes = c.new_stored_bytes;
+    ASSIGN_OR_RETURN(bool have, store_.db().Has(Cf::kFiles, info.sha256.view()));
+    if (!have) {
+      auto batch = store_.db().NewBatch();
+      batch.Put(Cf::kFiles, info.sha256.view(), EncodeFileRecord(record_));
+      RETURN_IF_ERROR(store_.db().Write(batch, /*sync=*/false));
+    }
+    return info;
+  }
+
+ private:
+  void Emit(std::shared_ptr<std::string> data, ElementKind kind) {
+    slots_.emplace_back();
+    chunks_.Submit(std::move(data), kind, &slots_.back(), &group_);
+  }
+
+  Status FeedPlain(std::string_view view) {
+    while (!view.empty()) {
+      size_t cut = gear_.Next(view);
+      if (cut == GearChunker::kNoCut) {
+        pending_->append(view);
+        break;
+      }
+      pending_->append(view.substr(0, cut));
+      view.remove_prefix(cut);
+      Emit(std::move(pending_), ElementKind::kBytes);
+      pending_ = std::make_shared<std::string>();
+    }
+    return OkStatus();
+  }
+
+  Status FeedSafetensors(std::string_view view) {
+    if (pieces_.empty()) {
+      // Still reading the header: keep it whole, then plan the chunks and cut what we have.
+      size_t want = head_.size() < 8 ? 8 : static_cast<size_t>(header_end_);
+      size_t take = std::min(view.size(), want - head_.size());
+      head_.append(view.substr(0, take));
+      view.remove_prefix(take);
+      if (head_.size() == 8 && header_end_ == 0) {
+        uint64_t n = 0;
+        for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(head_[i]);
+        if (n > kMaxSafetensorsHeader) {
+          return InvalidArgumentError(spec_.path + ": safetensors header of " + std::to_string(n) +
+                                      " bytes is over the limit of " + std::to_string(kMaxSafetensorsHeader));
+        }
+        if (8 + n > spec_.size) return InvalidArgumentError(spec_.path + ": safetensors header runs past the file");
+        header_end_ = 8 + n;
+        return FeedSafetensors(view);
+      }
+      if (header_end_ == 0 || head_.size() < header_end_) return OkStatus();
+      auto header = ParseSafetensorsHeader(std::string_view(head_).substr(8), spec_.size);
+      if (!header.ok()) return header.status().WithContext(spec_.path);
+      record_.kind = FileRecord::Kind::kSafetensors;
+      record_.header_end = header->header_end;
+      for (const auto& t : header->tensors) record_.tensors.push_back(TensorInfo{t.name, t.dtype, t.shape, t.begin, t.end});
+      pieces_ = PlanSafetensorsChunks(*header, store_.options().max_chunk_size);
+      uint64_t at = 0;
+      for (const auto& p : pieces_) {
+        if (p.offset != at) return InvalidArgumentError(spec_.path + ": tensors leave a gap at byte " + std::to_string(at));
+        at += p.length;
+      }
+      if (at != spec_.size) return InvalidArgumentError(spec_.path + ": tensors do not cover the file");
+      std::string head = std::move(head_);
+      head_.clear();
+      RETURN_IF_ERROR(CutPieces(head));
+    }
+    return CutPieces(view);
+  }
+
+  Status CutPieces(std::string_view view) {
+    while (!view.empty()) {
+      if (piece_ >= pieces_.size()) return InternalError("safetensors piece plan exhausted");
+      const Piece& p = pieces_[piece_];
+      if (!cur_) {
+        cur_ = std::make_shared<std::string>();
+        cur_->reserve(p.length);
+      }
+      size_t take = static_cast<size_t>(std::min<uint64_t>(view.size(), p.length - cur_->size()));
+      cur_->append(view.substr(0, take));
+      view.remove_prefix(take);
+      if (cur_->size() == p.length) {
+        Emit(std::move(cur_), p.kind);
+        cur_.reset();
+        ++piece_;
+      }
+    }
+    return OkStatus();
+  }
+
+  StoreImpl& store_;
+  ContentSpec spec_;
+  ChunkWriter chunks_;
+  TaskGroup group_;
+  std::deque<ChunkRef> slots_;  // stable addresses as it grows
+  bool safetensors_;
+  Sha256 sha256_;
+  Sha1 sha1_;
+  uint64_t received_ = 0;
+  bool finished_ = false;
+  Status status_;
+  FileRecord record_;
+  // Plain files.
+  GearChunker gear_;
+  std::shared_ptr<std::string> pending_ = std::make_shared<std::string>();
+  // Safetensors files.
+  std::string head_;
+  uint64_t header_end_ = 0;
+  std::vector<Piece> pieces_;
+  size_t piece_ = 0;
+  std::shared_ptr<std::string> cur_;
+};
+
+struct TreeSlot {
+  uint32_t mode = kModeFile;
+  GitOid blob;
+  Sha256Digest sha256;
+  uint64_t size = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ContentWriter>> StoreImpl::NewContentWriter(const ContentSpec& spec) {
+  RETURN_IF_ERROR(ValidatePath(spec.path));
+  return std::unique_ptr<ContentWriter>(new ContentWriterImpl(*this, spec));
+}
+
+Result<bool> StoreImpl::HasContent(const Sha256Digest& sha256, uint64_t size) {
+  ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kFiles, sha256.view()));
+  if (!v) return false;
+  ASSIGN_OR_RETURN(FileRecord r, DecodeFileRecord(*v));
+  return r.size == size;
+}
+
+Result<WrittenCommit> StoreImpl::WriteCommit(const CommitSpec& spec) {
+  std::map<std::string, TreeSlot> files;
+  GitOid parent_tree;
+  if (spec.parent) {
+    ASSIGN_OR_RETURN(CommitInfo pc, GetCommit(*spec.parent));
+    parent_tree = pc.tree;
+    ASSIGN_OR_RETURN(auto entries, ListFiles(*spec.parent));
+    for (const auto& e : entries) files[e.path] = TreeSlot{e.mode, e.blob, e.sha256, e.size};
+  }
+  auto is_dir = [&](const std::string& path) {
+    auto it = files.lower_bound(path + "/");
+    return it != files.end() && it->first.starts_with(path + "/");
+  };
+
+  std::map<GitOid, std::string> objects;
+  for (const FileChange& c : spec.changes) {
+    std::string path = c.path;
+    if (c.kind == FileChange::Kind::kDeleteFolder) {
+      while (!path.empty() && path.back() == '/') path.pop_back();
+      RETURN_IF_ERROR(ValidatePath(path));
+      auto it = files.lower_bound(path + "/");
+      if (it == files.end() || !it->first.starts_with(path + "/")) {
+        return NotFoundError("no folder " + path + " to delete");
+      }
+      while (it != files.end() && it->first.starts_with(path + "/")) it = files.erase(it);
+      continue;
+    }
+    RETURN_IF_ERROR(ValidatePath(path));
+    if (c.kind == FileChange::Kind::kDelete) {
+      if (files.erase(path) == 0) return NotFoundError("no file " + path + " to delete");
+      continue;
+    }
+    if (is_dir(path)) return InvalidArgumentError(path + " is a folder; it cannot become a file");
+    for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+      if (files.count(path.substr(0, slash))) {
+        return InvalidArgumentError(path.substr(0, slash) + " is a file; it cannot hold " + path);
+      }
+    }
+    ASSIGN_OR_RETURN(bool held, HasContent(c.sha256, c.size));
+    if (!held) {
+      return NotFoundError("content " + c.sha256.hex() + " of " + std::to_string(c.size) + " bytes for " + path +
+                           " is not on this node (upload it first)");
+    }
+    TreeSlot slot;
+    auto old = files.find(path);
+    if (old != files.end()) slot.mode = old->second.mode;
+    slot.sha256 = c.sha256;
+    slot.size = c.size;
+    if (c.lfs) {
+      std::string pointer = LfsPointer(c.sha256, c.size);
+      slot.blob = HashObject("blob", pointer);
+      objects[slot.blob] = EncodeObject(StoredObject{ObjectType::kInlineBlob, pointer, {}, 0});
+    } else {
+      if (c.git_blob.IsZero()) return InvalidArgumentError(path + ": a regular file needs its git blob id");
+      slot.blob = c.git_blob;
+      objects[slot.blob] = EncodeObject(StoredObject{ObjectType::kChunkedBlob, {}, c.sha256, c.size});
+    }
+    files[path] = slot;
+  }
+
+  std::vector<TreeFile> tree_files;
+  tree_files.reserve(files.size());
+  for (const auto& [path, slot] : files) tree_files.push_back(TreeFile{path, slot.mode, slot.blob});
+  GitOid tree = BuildTrees(tree_files, [&](const GitOid& oid, const std::string& body) {
+    objects[oid] = EncodeObject(StoredObject{ObjectType::kTree, body, {}, 0});
+  });
+  WrittenCommit out;
+  out.files = files.size();
+  if (spec.parent && tree == parent_tree) {
+    out.commit = *spec.parent;
+    out.changed = false;
+    return out;
+  }
+
+  ExpertIndex experts;
+  for (const auto& [path, slot] : files) {
+    if (!IsSafetensorsPath(path)) continue;
+    ASSIGN_OR_RETURN(FileRecord r, GetFileRecord(slot.sha256));
+    AddExpertParts(path, r.tensors, &experts);
+  }
+  CommitObject commit;
+  commit.tree = tree;
+  if (spec.parent) commit.parents.push_back(*spec.parent);
+  commit.author = spec.author;
+  if (commit.author.time == 0) commit.author.time = static_cast<int64_t>(std::time(nullptr));
+  commit.committer = commit.author;
+  commit.message = spec.message.empty() ? "Update files" : spec.message;
+  std::string body = EncodeCommit(commit);
+  out.commit = HashObject("commit", body);
+  objects[out.commit] = EncodeObject(StoredObject{ObjectType::kCommit, body, {}, 0});
+
+  auto batch = db_->NewBatch();
+  for (const auto& [oid, value] : objects) batch.Put(Cf::kObjects, oid.view(), value);
+  for (const auto& [key, parts] : experts) batch.Put(Cf::kExperts, ExpertKeyBytes(out.commit, key), EncodeExpertParts(parts));
+  RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
+  return out;
+}
+
+Status StoreImpl::CreateRepo(const RepoId& repo, Visibility visibility) {
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kRepos, repo.str()));
+  if (have) return AlreadyExistsError("repository '" + repo.str() + "' already exists");
+  RepoInfo info{repo};
+  info.created = static_cast<int64_t>(std::time(nullptr));
+  info.visibility = visibility;
+  auto b = db_->NewBatch();
+  b.Put(Cf::kRepos, repo.str(), EncodeRepo(info));
+  return db_->Write(b, /*sync=*/true);
+}
+
+Status StoreImpl::DeleteRepo(const RepoId& repo) {
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kRepos, repo.str()));
+  if (!have) return NotFoundError("repository '" + repo.str() + "' not found");
+  auto b = db_->NewBatch();
+  RETURN_IF_ERROR(db_->Scan(Cf::kRefs, RefKey(repo, ""), [&](std::string_view k, std::string_view) {
+    b.Delete(Cf::kRefs, k);
+    return true;
+  }));
+  b.Delete(Cf::kRepos, repo.str());
+  return db_->Write(b, /*sync=*/true);
+}
+
+Status StoreImpl::MoveRepo(const RepoId& from, const RepoId& to) {
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kRepos, from.str()));
+  if (!v) return NotFoundError("repository '" + from.str() + "' not found");
+  ASSIGN_OR_RETURN(bool taken, db_->Has(Cf::kRepos, to.str()));
+  if (taken) return AlreadyExistsError("repository '" + to.str() + "' already exists");
+  ASSIGN_OR_RETURN(RepoInfo info, DecodeRepo(from, *v));
+  info.id = to;
+  auto b = db_->NewBatch();
+  std::string prefix = RefKey(from, "");
+  RETURN_IF_ERROR(db_->Scan(Cf::kRefs, prefix, [&](std::string_view k, std::string_view value) {
+    b.Put(Cf::kRefs, RefKey(to, k.substr(prefix.size())), value);
+    b.Delete(Cf::kRefs, k);
+    return true;
+  }));
+  b.Delete(Cf::kRepos, from.str());
+  b.Put(Cf::kRepos, to.str(), EncodeRepo(info));
+  return db_->Write(b, /*sync=*/true);
+}
+
+}  // namespace hubnode::store
