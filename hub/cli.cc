@@ -26,6 +26,7 @@ int RunCli(int argc, char** argv) {
   AddTrustCommands(app, flags, &commands);
   AddChunkMapCommands(app, flags, &commands);
   AddRunCommands(app, flags, &commands);
+  AddPublishCommands(app, flags, &commands);
   AddTestmodelCommand(app, flags, &commands);
 
   try {

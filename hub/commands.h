@@ -33,6 +33,8 @@ void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
 void AddChunkMapCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // run, chat.
 void AddRunCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
+// push, lineage.
+void AddPublishCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // testmodel.
 void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 

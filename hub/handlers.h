@@ -45,6 +45,7 @@ class Handlers {
   void Whoami(const std::optional<Principal>& who, httplib::Response& res);
   void Trust(const Route& r, const std::optional<Principal>& who, const httplib::Request& req, httplib::Response& res);
   void ChunkMap(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
+  void LineageRoute(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
   // The trust report of a served revision.
   TrustReport TrustOf(const store::RepoInfo& repo, const GitOid& commit);
 

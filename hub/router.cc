@@ -67,7 +67,7 @@ Route ParseRoute(std::string_view path) {
     // Repo id of one or two segments, then an optional marker.
     auto marker = [](std::string_view m) {
       return m == "revision" || m == "tree" || m == "paths-info" || m == "refs" || m == "commits" || m == "trust" ||
-             m == "chunk-map";
+             m == "chunk-map" || m == "lineage";
     };
     size_t n = (s.size() == 3 || marker(s[3])) ? 1 : 2;
     r.repo = Join(s, 2, 2 + n);
@@ -87,6 +87,10 @@ Route ParseRoute(std::string_view path) {
     }
     if (m == "chunk-map" && i + 1 == s.size()) {
       r.kind = RouteKind::kChunkMap;
+      return r;
+    }
+    if (m == "lineage" && i + 1 == s.size()) {
+      r.kind = RouteKind::kLineage;
       return r;
     }
     if (i + 1 >= s.size()) return Route{};
@@ -139,6 +143,7 @@ std::string_view RouteName(RouteKind kind) {
     case RouteKind::kCommits: return "commits";
     case RouteKind::kTrust: return "trust";
     case RouteKind::kChunkMap: return "chunk_map";
+    case RouteKind::kLineage: return "lineage";
     case RouteKind::kListRepos: return "list_repos";
     case RouteKind::kWhoami: return "whoami";
     case RouteKind::kHealth: return "health";

@@ -20,6 +20,7 @@ enum class RouteKind {
   kCommits,     // /api/models/{repo}/commits/{rev}
   kTrust,       // /api/models/{repo}/trust[/{rev}]
   kChunkMap,    // /api/models/{repo}/chunk-map[/{rev}]
+  kLineage,     // /api/models/{repo}/lineage
   kListRepos,   // /api/models
   kWhoami,      // /api/whoami-v2
   kHealth,      // /health

@@ -7,6 +7,7 @@
 #include "hub/card.h"
 #include "hub/chunk_maps.h"
 #include "hub/handlers.h"
+#include "hub/lineage.h"
 
 namespace hubnode::hub {
 namespace {
@@ -441,6 +442,22 @@ void Handlers::Whoami(const std::optional<Principal>& who, httplib::Response& re
                     {{"displayName", who->token_name},
                      {"role", std::string(ScopeName(who->scope))},
                      {"createdAt", IsoTime(who->created)}}}}}});
+}
+
+void Handlers::LineageRoute(const Route& r, const std::optional<Principal>& who, httplib::Response& res) {
+  auto repo = OpenRepo(r, who, res);
+  if (!repo) return;
+  LineageOptions o;
+  o.visible = [&who](const store::RepoInfo& info) {
+    return info.visibility != store::Visibility::kPrivate || CanRead(who, info);
+  };
+  o.trust = [this](const store::RepoInfo& info, const GitOid& commit) { return TrustOf(info, commit); };
+  auto j = Lineage(*store_, repo->id, o);
+  if (!j.ok()) {
+    if (j.status().code() == StatusCode::kNotFound) return SendError(res, 404, "RevisionNotFound", "the repo has no commit yet");
+    return SendStatus(res, j.status());
+  }
+  SendJson(res, *j);
 }
 
 }  // namespace hubnode::hub

@@ -209,6 +209,7 @@ void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {
     case RouteKind::kCommits: return Commits(r, *who, req, res);
     case RouteKind::kTrust: return Trust(r, *who, req, res);
     case RouteKind::kChunkMap: return ChunkMap(r, *who, res);
+    case RouteKind::kLineage: return LineageRoute(r, *who, res);
     case RouteKind::kListRepos: return ListRepos(*who, req, res);
     case RouteKind::kWhoami: return Whoami(*who, res);
     case RouteKind::kHealth: return SendJson(res, json{{"status", "ok"}});

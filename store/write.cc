@@ -19,7 +19,7 @@ bool IsSafetensorsPath(std::string_view path) {
 class ContentWriterImpl final : public ContentWriter {
  public:
   ContentWriterImpl(StoreImpl& store, ContentSpec spec)
-      : store_(store), spec_(std::move(spec)), chunks_(store), safetensors_(IsSafetensorsPath(spec_.path)) {
+      : store_(store), spec_(std::move(spec)), chunks_(store), strict_(IsSafetensorsPath(spec_.path)) {
     record_.size = spec_.size;
     if (spec_.git_blob) sha1_.Update(ObjectHeader("blob", spec_.size));
   }
@@ -35,7 +35,7 @@ class ContentWriterImpl final : public ContentWriter {
     received_ += bytes.size();
     sha256_.Update(bytes);
     if (spec_.git_blob) sha1_.Update(bytes);
-    status_ = safetensors_ ? FeedSafetensors(bytes) : FeedPlain(bytes);
+    status_ = mode_ == Mode::kPlain ? FeedPlain(bytes) : FeedSafetensors(bytes);
     if (status_.ok() && group_.failed()) status_ = group_.Wait();
     return status_;
   }
@@ -48,10 +48,8 @@ class ContentWriterImpl final : public ContentWriter {
       return status_ = InvalidArgumentError("got " + std::to_string(received_) + " bytes of the announced " +
                                             std::to_string(spec_.size));
     }
-    if (safetensors_ && pieces_.empty() && spec_.size > 0) {
-      return status_ = InvalidArgumentError(spec_.path + ": incomplete safetensors header");
-    }
-    if (!safetensors_ && !pending_->empty()) Emit(std::move(pending_), ElementKind::kBytes);
+    if (mode_ == Mode::kUnknown) RETURN_IF_ERROR(status_ = FallBackToPlain({}));
+    if (mode_ == Mode::kPlain && !pending_->empty()) Emit(std::move(pending_), ElementKind::kBytes);
     RETURN_IF_ERROR(status_ = group_.Wait().WithContext(spec_.path));
     ContentInfo info;
     info.sha256 = sha256_.Finish();
@@ -97,41 +95,62 @@ class ContentWriterImpl final : public ContentWriter {
     return OkStatus();
   }
 
+  // Not (yet) known to be safetensors: the head is kept whole until its header is parsed. A
+  // content that turns out not to be safetensors is chunked by content from its first byte.
+  Status FallBackToPlain(std::string_view rest) {
+    if (strict_) return InvalidArgumentError(spec_.path + ": not a valid safetensors file");
+    mode_ = Mode::kPlain;
+    std::string head = std::move(head_);
+    head_.clear();
+    RETURN_IF_ERROR(FeedPlain(head));
+    return FeedPlain(rest);
+  }
+
   Status FeedSafetensors(std::string_view view) {
-    if (pieces_.empty()) {
-      // Still reading the header: keep it whole, then plan the chunks and cut what we have.
-      size_t want = head_.size() < 8 ? 8 : static_cast<size_t>(header_end_);
-      size_t take = std::min(view.size(), want - head_.size());
-      head_.append(view.substr(0, take));
-      view.remove_prefix(take);
-      if (head_.size() == 8 && header_end_ == 0) {
-        uint64_t n = 0;
-        for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(head_[i]);
-        if (n > kMaxSafetensorsHeader) {
+    if (!pieces_.empty()) return CutPieces(view);
+    size_t want = header_end_ == 0 ? 9 : static_cast<size_t>(header_end_);
+    size_t take = std::min(view.size(), want - std::min(want, head_.size()));
+    head_.append(view.substr(0, take));
+    view.remove_prefix(take);
+    if (header_end_ == 0) {
+      if (head_.size() < 9) return OkStatus();
+      uint64_t n = 0;
+      for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(head_[i]);
+      if (head_[8] != '{' || n > kMaxSafetensorsHeader || 8 + n > spec_.size) {
+        if (strict_ && n > kMaxSafetensorsHeader) {
           return InvalidArgumentError(spec_.path + ": safetensors header of " + std::to_string(n) +
                                       " bytes is over the limit of " + std::to_string(kMaxSafetensorsHeader));
         }
-        if (8 + n > spec_.size) return InvalidArgumentError(spec_.path + ": safetensors header runs past the file");
-        header_end_ = 8 + n;
-        return FeedSafetensors(view);
+        if (strict_ && 8 + n > spec_.size) return InvalidArgumentError(spec_.path + ": safetensors header runs past the file");
+        return FallBackToPlain(view);
       }
-      if (header_end_ == 0 || head_.size() < header_end_) return OkStatus();
-      auto header = ParseSafetensorsHeader(std::string_view(head_).substr(8), spec_.size);
-      if (!header.ok()) return header.status().WithContext(spec_.path);
-      record_.kind = FileRecord::Kind::kSafetensors;
-      record_.header_end = header->header_end;
-      for (const auto& t : header->tensors) record_.tensors.push_back(TensorInfo{t.name, t.dtype, t.shape, t.begin, t.end});
-      pieces_ = PlanSafetensorsChunks(*header, store_.options().max_chunk_size);
-      uint64_t at = 0;
-      for (const auto& p : pieces_) {
-        if (p.offset != at) return InvalidArgumentError(spec_.path + ": tensors leave a gap at byte " + std::to_string(at));
-        at += p.length;
-      }
-      if (at != spec_.size) return InvalidArgumentError(spec_.path + ": tensors do not cover the file");
-      std::string head = std::move(head_);
-      head_.clear();
-      RETURN_IF_ERROR(CutPieces(head));
+      header_end_ = 8 + n;
+      return FeedSafetensors(view);
     }
+    if (head_.size() < header_end_) return OkStatus();
+    auto header = ParseSafetensorsHeader(std::string_view(head_).substr(8), spec_.size);
+    if (!header.ok()) {
+      if (strict_) return header.status().WithContext(spec_.path);
+      return FallBackToPlain(view);
+    }
+    std::vector<Piece> pieces = PlanSafetensorsChunks(*header, store_.options().max_chunk_size);
+    uint64_t at = 0;
+    for (const auto& p : pieces) {
+      if (p.offset != at) break;
+      at += p.length;
+    }
+    if (at != spec_.size) {
+      if (strict_) return InvalidArgumentError(spec_.path + ": the tensors do not cover the file");
+      return FallBackToPlain(view);
+    }
+    mode_ = Mode::kSafetensors;
+    record_.kind = FileRecord::Kind::kSafetensors;
+    record_.header_end = header->header_end;
+    for (const auto& t : header->tensors) record_.tensors.push_back(TensorInfo{t.name, t.dtype, t.shape, t.begin, t.end});
+    pieces_ = std::move(pieces);
+    std::string head = std::move(head_);
+    head_.clear();
+    RETURN_IF_ERROR(CutPieces(head));
     return CutPieces(view);
   }
 
@@ -160,7 +179,10 @@ class ContentWriterImpl final : public ContentWriter {
   ChunkWriter chunks_;
   TaskGroup group_;
   std::deque<ChunkRef> slots_;  // stable addresses as it grows
-  bool safetensors_;
+  // A `.safetensors` path must hold a valid safetensors file; any other content is sniffed.
+  bool strict_;
+  enum class Mode { kUnknown, kSafetensors, kPlain };
+  Mode mode_ = Mode::kUnknown;
   Sha256 sha256_;
   Sha1 sha1_;
   uint64_t received_ = 0;
@@ -241,6 +263,12 @@ Result<WrittenCommit> StoreImpl::WriteCommit(const CommitSpec& spec) {
     if (!held) {
       return NotFoundError("content " + c.sha256.hex() + " of " + std::to_string(c.size) + " bytes for " + path +
                            " is not on this node (upload it first)");
+    }
+    if (IsSafetensorsPath(path)) {
+      ASSIGN_OR_RETURN(FileRecord rec, GetFileRecord(c.sha256));
+      if (rec.kind != FileRecord::Kind::kSafetensors) {
+        return InvalidArgumentError(path + " is not a valid safetensors file (its header did not parse)");
+      }
     }
     TreeSlot slot;
     auto old = files.find(path);
