@@ -179,6 +179,7 @@ Result<std::string> ReadAll(const LocalFile& f) {
 struct PushArgs {
   std::string dir, repo, to, token, sign_key, message, branch = "main";
   bool is_private = false;
+  bool as_json = false;
 };
 
 int Push(const PushArgs& a, bool quiet) {
@@ -273,6 +274,10 @@ int Push(const PushArgs& a, bool quiet) {
     }
   }
   if (changed.empty()) {
+    if (a.as_json) {
+      std::printf("%s\n", json{{"commitOid", parent.value_or("")}, {"files", files.size()}, {"changed", 0}}.dump().c_str());
+      return 0;
+    }
     std::printf("%s is up to date at %s (%zu files)\n", id->str().c_str(), parent.value_or("-").c_str(), files.size());
     return 0;
   }
@@ -354,6 +359,11 @@ int Push(const PushArgs& a, bool quiet) {
   if (r->status / 100 != 2) return Fail(FailedPreconditionError("commit failed: " + ErrorOf(*r)));
   json j = json::parse(r->body, nullptr, false);
   json bytes = j.value("bytes", json::object());
+  if (a.as_json) {
+    std::printf("%s\n", json{{"commitOid", j.value("commitOid", "")}, {"files", files.size()}, {"changed", changed.size()},
+                             {"uploaded", to_send}, {"bytes", bytes}}.dump().c_str());
+    return 0;
+  }
   std::printf("pushed %zu of %zu files to %s: commit %s\n  %s uploaded, %s new in the store, %s already held\n",
               changed.size(), files.size(), id->str().c_str(), j.value("commitOid", "?").c_str(),
               HumanBytes(to_send).c_str(), HumanBytes(bytes.value("new", uint64_t{0})).c_str(),
@@ -375,6 +385,7 @@ void AddPublishCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Com
     sub->add_option("-m,--message", a->message, "Commit message");
     sub->add_option("--branch", a->branch, "Branch to commit to (default main)");
     sub->add_flag("--private", a->is_private, "Create the repo private");
+    sub->add_flag("--json", a->as_json, "Print the result as JSON");
     out->push_back({sub, [a, &flags] { return Push(*a, flags.quiet); }});
   }
   {

@@ -45,6 +45,8 @@ struct ServeArgs {
   bool no_inference = false;
   RuntimeFlags runtime;
   std::vector<std::string> peers;
+  uint64_t multipart_threshold = uint64_t{256} << 20;
+  uint64_t multipart_chunk = uint64_t{64} << 20;
 };
 
 std::string UpstreamToken(const std::string& flag) {
@@ -99,6 +101,8 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.trust_path = flags.data_dir + "/trust.json";
   o.peers = a.peers;
   o.data_dir = flags.data_dir;
+  o.multipart_threshold = a.multipart_threshold;
+  o.multipart_chunk = a.multipart_chunk;
   auto node_key = LoadOrCreateNodeKey(flags.data_dir);
   if (!node_key.ok()) return Fail(node_key.status());
   o.node_key = &*node_key;
@@ -158,6 +162,11 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--mirror-deny", a->deny, "Never pull through repos matching this glob (repeatable)");
     sub->add_flag("--offline", a->offline, "Serve only what is held; never contact the upstream");
     sub->add_flag("--no-inference", a->no_inference, "Do not serve the OpenAI-compatible API (/v1/)");
+    sub->add_option("--multipart-threshold", a->multipart_threshold,
+                    "LFS uploads from this size up are offered multipart (bytes, default 256 MiB)")
+        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50));
+    sub->add_option("--multipart-chunk", a->multipart_chunk, "Part size of multipart LFS uploads (bytes, default 64 MiB)")
+        ->check(CLI::Range(uint64_t{1} << 10, uint64_t{5} << 30));
     sub->add_option("--peer", a->peers,
                     "A peer hubnode: with --upstream, chunks are fetched from it too; listed in this node's peer "
                     "catalog (repeatable)");

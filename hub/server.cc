@@ -52,6 +52,9 @@ class HubServerImpl final : public HubServer {
     http_.set_keep_alive_max_count(100);
     http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       t_request_start = Clock::now();
+      // Our file routes read Range themselves; httplib must not also cut an error body to it
+      // (the JS client sends Range: bytes=0-0 and then parses the JSON error).
+      const_cast<httplib::Request&>(req).ranges.clear();
       res.set_header("Access-Control-Allow-Origin", "*");
       res.set_header("Access-Control-Expose-Headers", kExposedHeaders);
       // Refuse an oversized body before it is read (uploads are sized by their signed URL).

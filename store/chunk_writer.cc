@@ -41,11 +41,13 @@ void ChunkWriter::Write(const std::string& data, ElementKind kind, ChunkRef* slo
   slot->id = id;
   slot->raw_len = static_cast<uint32_t>(data.size());
   // Pin before looking: once pinned, GC cannot delete the chunk between our check and our commit.
-  store_.pins().Pin(id);
   {
+    // A chunk that repeats within one import is written (and counted) once.
     std::lock_guard<std::mutex> lock(mu_);
+    if (!seen_.insert(id).second) return group->Done(OkStatus());
     pinned_.push_back(id);
   }
+  store_.pins().Pin(id);
   auto has = store_.db().Has(Cf::kChunkMeta, id.view());
   if (!has.ok() || *has) return group->Done(has.status());
   EncodedChunk enc = EncodeChunk(data, kind, policy_, store_.options().zstd_level);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "store/codec.h"
@@ -54,8 +55,9 @@ class ChunkWriter {
 
   StoreImpl& store_;
   CodecPolicy policy_;
-  std::mutex mu_;  // guards pinned_ and counts_, written by pool tasks
+  std::mutex mu_;  // guards pinned_, seen_ and counts_, written by pool tasks
   std::vector<ChunkId> pinned_;
+  std::unordered_set<ChunkId, DigestHash> seen_;  // chunks this writer already wrote or found
   ChunkCounts counts_;
 };
 

@@ -41,7 +41,10 @@ rocksdb::ColumnFamilyOptions CfOptions(Cf cf) {
     o.blob_compression_type = rocksdb::kNoCompression;
     o.enable_blob_garbage_collection = true;
     o.blob_garbage_collection_age_cutoff = 0.25;
-    o.write_buffer_size = 256 << 20;
+    // Values reach the memtable whole and move to blob files at flush, so the memtable bounds
+    // the memory an import or upload holds: 64 MiB, two of them while one flushes.
+    o.write_buffer_size = 64 << 20;
+    o.max_write_buffer_number = 2;
   } else {
     o.compression = rocksdb::kZSTD;
   }

@@ -275,7 +275,10 @@ Result<ImportResult> StoreImpl::ImportDirectory(const std::string& dir, const Re
   GitOid commit_id = HashObject("commit", body);
   objects[commit_id] = EncodeObject(StoredObject{ObjectType::kCommit, body, {}, 0});
 
-  for (const auto& [oid, value] : objects) batch.Put(Cf::kObjects, oid.view(), value);
+  for (const auto& [oid, value] : objects) {
+    ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kObjects, oid.view()));
+    if (!have) batch.Put(Cf::kObjects, oid.view(), value);  // never replace a stored object
+  }
   for (const auto& [key, parts] : experts) batch.Put(Cf::kExperts, ExpertKeyBytes(commit_id, key), EncodeExpertParts(parts));
   batch.Put(Cf::kRefs, RefKey(repo, ref), commit_id.view());
 

@@ -237,8 +237,9 @@ struct ContentInfo {
 };
 
 struct ContentSpec {
-  // The file's path in the repo: a `.safetensors` path is cut by tensor (its header is validated
-  // as it arrives), any other file by content.
+  // The file's path in the repo. A `.safetensors` path must hold a valid safetensors file (its
+  // header is validated as it arrives); any other content that starts like one is sniffed (its
+  // header held until parsed, at most 100 MB) and cut by tensor when it parses, by content if not.
   std::string path;
   uint64_t size = 0;                   // announced size; the content must have exactly this size
   std::optional<Sha256Digest> sha256;  // announced SHA-256 (an LFS oid), checked by Finish

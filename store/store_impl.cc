@@ -273,11 +273,12 @@ Status StoreImpl::UpdateRef(const RepoId& repo, std::string_view ref, const GitO
                             const GitOid& target) {
   RETURN_IF_ERROR(ValidateRefName(ref));
   RETURN_IF_ERROR(GetRepo(repo).status());
+  // Checked under the lock GC holds, so the target cannot be swept between check and write.
+  std::lock_guard<std::mutex> lock(commit_mu_);
   if (!target.IsZero()) {
     ASSIGN_OR_RETURN(StoredObject o, GetObject(target, "commit"));
     if (o.type != ObjectType::kCommit) return InvalidArgumentError(target.hex() + " is not a commit");
   }
-  std::lock_guard<std::mutex> lock(commit_mu_);
   ASSIGN_OR_RETURN(auto current, ReadRef(repo, ref));
   GitOid cur = current.value_or(GitOid());
   if (cur != expected) {

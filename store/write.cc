@@ -65,8 +65,15 @@ class ContentWriterImpl final : public ContentWriter {
     info.new_chunks = c.new_chunks;
     info.new_raw_bytes = c.new_raw_bytes;
     info.new_stored_bytes = c.new_stored_bytes;
-    ASSIGN_OR_RETURN(bool have, store_.db().Has(Cf::kFiles, info.sha256.view()));
-    if (!have) {
+    // Same bytes, same record, except that content first stored as a plain file (an import
+    // under another name) gets its tensor-aware record once it is known to be safetensors.
+    ASSIGN_OR_RETURN(auto existing, store_.db().Get(Cf::kFiles, info.sha256.view()));
+    bool write = !existing;
+    if (existing && record_.kind == FileRecord::Kind::kSafetensors) {
+      auto old = DecodeFileRecord(*existing);
+      write = !old.ok() || old->kind != FileRecord::Kind::kSafetensors;
+    }
+    if (write) {
       auto batch = store_.db().NewBatch();
       batch.Put(Cf::kFiles, info.sha256.view(), EncodeFileRecord(record_));
       RETURN_IF_ERROR(store_.db().Write(batch, /*sync=*/false));
@@ -281,6 +288,14 @@ Result<WrittenCommit> StoreImpl::WriteCommit(const CommitSpec& spec) {
       objects[slot.blob] = EncodeObject(StoredObject{ObjectType::kInlineBlob, pointer, {}, 0});
     } else {
       if (c.git_blob.IsZero()) return InvalidArgumentError(path + ": a regular file needs its git blob id");
+      // A stored blob of that id must hold these very bytes (the id is the caller's word).
+      ASSIGN_OR_RETURN(auto stored, db_->Get(Cf::kObjects, c.git_blob.view()));
+      if (stored) {
+        ASSIGN_OR_RETURN(StoredObject o, DecodeObject(*stored));
+        bool same = (o.type == ObjectType::kChunkedBlob && o.content == c.sha256 && o.size == c.size) ||
+                    (o.type == ObjectType::kInlineBlob && o.body.size() == c.size && Sha256Of(o.body) == c.sha256);
+        if (!same) return InvalidArgumentError(path + ": git blob id " + c.git_blob.hex() + " does not match its content");
+      }
       slot.blob = c.git_blob;
       objects[slot.blob] = EncodeObject(StoredObject{ObjectType::kChunkedBlob, {}, c.sha256, c.size});
     }
@@ -319,7 +334,12 @@ Result<WrittenCommit> StoreImpl::WriteCommit(const CommitSpec& spec) {
   objects[out.commit] = EncodeObject(StoredObject{ObjectType::kCommit, body, {}, 0});
 
   auto batch = db_->NewBatch();
-  for (const auto& [oid, value] : objects) batch.Put(Cf::kObjects, oid.view(), value);
+  // An object id names its bytes: one already stored is never replaced (a regular file whose text
+  // is an LFS pointer has the pointer blob's id, and must not turn that blob into a chunked one).
+  for (const auto& [oid, value] : objects) {
+    ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kObjects, oid.view()));
+    if (!have) batch.Put(Cf::kObjects, oid.view(), value);
+  }
   for (const auto& [key, parts] : experts) batch.Put(Cf::kExperts, ExpertKeyBytes(out.commit, key), EncodeExpertParts(parts));
   RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
   return out;

@@ -34,10 +34,22 @@ hub ref set test/public refs/tags/v1.0 main > /dev/null
 hub import "$WORK/secret" --repo test/secret --private > /dev/null
 export HUBNODE_READ_TOKEN=$(hub token create --name reader --scope read --namespace test)
 export HUBNODE_OTHER_TOKEN=$(hub token create --name other --scope read --namespace other)
+export HUBNODE_WRITE_TOKEN=$(hub token create --name writer --scope write --namespace writer)
+export HUBNODE_WRITE_OTHER=$(hub token create --name intruder --scope write --namespace intruder)
+hub testmodel --family mixtral --seed 7 --out "$WORK/ft" > /dev/null
+export HUBNODE_FT_DIR="$WORK/ft"
 export HUBNODE_MODEL_DIR="$WORK/public"
 export HUBNODE_WORK="$WORK"
 
-"$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.err" &
+# A small multipart threshold (when this build has the flags) so write.test.mjs's 11 MB file takes
+# the client's multipart LFS transfer (the default threshold is 256 MiB).
+SERVE_ARGS=()
+if "$HUBNODE" serve --help 2>&1 | grep -q -- --multipart-threshold; then
+  SERVE_ARGS=(--multipart-threshold 4194304 --multipart-chunk 1048576)
+  export HUBNODE_MULTIPART_CHUNK=1048576
+fi
+"$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 ${SERVE_ARGS[@]+"${SERVE_ARGS[@]}"} \
+  > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVER_PID=$!
 for _ in $(seq 100); do
   grep -q "serving http" "$WORK/serve.out" 2>/dev/null && break
