@@ -66,13 +66,11 @@ h=o["header"]; c=int(h["chunk_size"])
 open("complete.url","w").write(o["href"])
 for k,v in sorted(h.items()):
     if k != "chunk_size": print(int(k), v)' > parts.txt
-while read -r n url; do
-  tail -c +$(( (n - 1) * CHUNK + 1 )) "model2/$F" | head -c "$CHUNK" > "part$n"
-done < parts.txt
+split -b "$CHUNK" -d -a 5 --numeric-suffixes=1 "model2/$F" part
 JOBS=()
 T0=$(now)
 while read -r n url; do
-  curl -sf -X PUT -T "part$n" "$url" > /dev/null &
+  curl -sf -X PUT -T "$(printf 'part%05d' "$n")" "$url" > /dev/null &
   JOBS+=($!)
 done < parts.txt
 wait "${JOBS[@]}"

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
@@ -411,6 +412,11 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       if (!st.ok()) return Fail(st.status());
       auto r = (*st)->CollectGarbage();
       if (!r.ok()) return Fail(r.status());
+      // Parts of multipart uploads never completed: the store is ours alone now (no server runs),
+      // so no upload is in flight.
+      std::error_code ec;
+      uintmax_t parts = std::filesystem::remove_all(flags.data_dir + "/uploads", ec);
+      if (parts > 1 && !ec) std::printf("deleted %ju leftovers of unfinished multipart uploads\n", parts - 1);
       std::printf("deleted %llu chunks (%s), %llu objects, %llu file records; kept %llu chunks\n",
                   static_cast<unsigned long long>(r->chunks_deleted), HumanBytes(r->bytes_freed).c_str(),
                   static_cast<unsigned long long>(r->objects_deleted), static_cast<unsigned long long>(r->files_deleted),
