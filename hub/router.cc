@@ -5,18 +5,43 @@
 namespace hubnode::hub {
 namespace {
 
-std::vector<std::string_view> Split(std::string_view p) {
-  std::vector<std::string_view> out;
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes one segment ('+' stays '+': this is a path, not a form).
+std::string Decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    int hi = 0, lo = 0;
+    if (s[i] == '%' && i + 2 < s.size() && (hi = HexValue(s[i + 1])) >= 0 && (lo = HexValue(s[i + 2])) >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// Splits the raw path on '/' and decodes each segment on its own, so an encoded slash
+// (`feat%2Fx`, `refs%2Fpr%2F1`) stays inside its segment.
+std::vector<std::string> Split(std::string_view p) {
+  std::vector<std::string> out;
   while (!p.empty()) {
     size_t slash = p.find('/');
-    out.push_back(p.substr(0, slash));
+    out.push_back(Decode(p.substr(0, slash)));
     if (slash == std::string_view::npos) break;
     p.remove_prefix(slash + 1);
   }
   return out;
 }
 
-std::string Join(const std::vector<std::string_view>& s, size_t from, size_t to) {
+std::string Join(const std::vector<std::string>& s, size_t from, size_t to) {
   std::string out;
   for (size_t i = from; i < to && i < s.size(); ++i) {
     if (i > from) out.push_back('/');
@@ -26,7 +51,7 @@ std::string Join(const std::vector<std::string_view>& s, size_t from, size_t to)
 }
 
 // Splits "rev/path..." where rev may be refs/pr/N, refs/convert/X, refs/heads/X or refs/tags/X.
-void SplitRev(const std::vector<std::string_view>& s, size_t i, Route* r) {
+void SplitRev(const std::vector<std::string>& s, size_t i, Route* r) {
   size_t rev_len = 1;
   if (s.size() > i + 2 && s[i] == "refs" &&
       (s[i + 1] == "pr" || s[i + 1] == "convert" || s[i + 1] == "heads" || s[i + 1] == "tags")) {
@@ -42,8 +67,9 @@ std::string Singular(std::string_view plural) { return std::string(plural.substr
 
 }  // namespace
 
-Route ParseRoute(std::string_view path) {
+Route ParseRoute(std::string_view target) {
   Route r;
+  std::string_view path = target.substr(0, target.find('?'));
   if (path.empty() || path[0] != '/') return r;
   path.remove_prefix(1);
   auto only = [](RouteKind k) {

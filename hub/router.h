@@ -35,8 +35,9 @@ struct Route {
   std::string path;
 };
 
-// `path` is the decoded request path (httplib decodes %XX).
-Route ParseRoute(std::string_view path);
+// `target` is the raw request target (path and query, still percent-encoded): each segment is
+// decoded on its own, so an encoded '/' inside a revision (`feat%2Fx`) stays in the revision.
+Route ParseRoute(std::string_view target);
 
 // The name of a route kind for metrics and logs.
 std::string_view RouteName(RouteKind kind);

@@ -117,6 +117,10 @@ class HubServerImpl final : public HubServer {
       if (req.method != "POST") return SendError(res, 405, "MethodNotAllowed", "method not allowed");
       httplib::Request copy = req;
       copy.body = std::move(body);
+      // What httplib does for bodies it reads itself: form fields join the query parameters.
+      if (copy.get_header_value("Content-Type").starts_with("application/x-www-form-urlencoded")) {
+        httplib::detail::parse_query_text(copy.body, copy.params);
+      }
       handle(copy, res);
     };
     http_.Get(".*", handle);  // httplib routes HEAD to GET handlers and omits the body
@@ -140,7 +144,7 @@ class HubServerImpl final : public HubServer {
     });
     http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
       double s = std::chrono::duration<double>(Clock::now() - t_request_start).count();
-      Route route = ParseRoute(req.path);
+      Route route = ParseRoute(req.target);
       metrics_.Record(RouteName(route.kind), res.status, s);
       LOG(Info) << req.remote_addr << " " << req.method << " " << req.path.substr(0, 300) << " " << res.status << " "
                 << static_cast<int>(s * 1e6) / 1000.0 << "ms";
@@ -194,7 +198,7 @@ void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {
     SendError(res, 401, "", who.status().message());
     return;
   }
-  Route r = ParseRoute(req.path);
+  Route r = ParseRoute(req.target);
   bool post = req.method == "POST";
   if (post != (r.kind == RouteKind::kPathsInfo)) {
     if (r.kind != RouteKind::kNone) {

@@ -5,6 +5,8 @@
 #include <openssl/rand.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <ctime>
 #include <filesystem>
@@ -26,6 +28,7 @@ constexpr size_t kMaxPreuploadFiles = 1000;
 constexpr size_t kMaxCommitOps = 100000;
 constexpr size_t kMaxUploadStats = 10000;
 constexpr int kMaxPrNumber = 1000000;
+constexpr int kCommitAttempts = 8;  // a commit without parentCommit, rebased on concurrent ones
 
 enum class Kind {
   kNone, kCreate, kDelete, kMove, kSettings, kPreupload, kCommit, kBranch, kTag, kLfsBatch, kLfsPut, kLfsComplete,
@@ -825,7 +828,10 @@ struct WriteApi::Impl {
       head = *resolved;
     } else if (resolved.status().code() == StatusCode::kNotFound) {
       auto refs = store->ListRefs(repo->id);
-      bool empty = refs.ok() && refs->empty();
+      // A commit held for review (refs/held/...) is not served, so it leaves the repo empty.
+      bool empty = refs.ok() && std::all_of(refs->begin(), refs->end(), [](const store::RefInfo& rf) {
+                     return rf.name.starts_with("refs/held/");
+                   });
       if (!empty || create_pr || ref != "refs/heads/" + repo->default_branch) {
         return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + rev.substr(0, 200));
       }
@@ -844,100 +850,122 @@ struct WriteApi::Impl {
     if (!cb.saw_header) return SendError(res, 400, "BadRequest", "the commit has no header line");
     if (cb.summary.empty()) cb.summary = "Upload files with hubnode";
     if (cb.parent) {
-      auto want = GitOid::FromHex(*cb.parent);
-      if (!want.ok()) return SendError(res, 400, "BadRequest", "parentCommit must be a 40-hex commit id");
-      if (!head || *head != *want) {
+      // 5 to 40 hex digits, as huggingface_hub allows (REGEX_COMMIT_OID): a prefix of the head.
+      std::string want = *cb.parent;
+      bool hex = want.size() >= 5 && want.size() <= 40 &&
+                 std::all_of(want.begin(), want.end(), [](unsigned char ch) { return std::isxdigit(ch); });
+      if (!hex) return SendError(res, 400, "BadRequest", "parentCommit must be a commit id (5 to 40 hex digits)");
+      std::transform(want.begin(), want.end(), want.begin(), [](unsigned char ch) { return std::tolower(ch); });
+      if (!head || !head->hex().starts_with(want)) {
         return SendError(res, 412, "PreconditionFailed",
                          "A commit has happened since. Please refresh and try again. (" + rev.substr(0, 200) +
                              " is at " + (head ? head->hex() : std::string("no commit")) + ")");
       }
     }
 
+    // Without parentCommit a commit lands on wherever the branch is then, as on the Hub: when a
+    // concurrent commit moves the branch first, the same changes are applied again on top of it.
+    const bool rebase = !cb.parent && !create_pr;
     store::CommitSpec spec;
-    spec.parent = head;
     spec.changes = std::move(cb.changes);
     spec.author.name = who->token_name;
     spec.author.email = who->token_name + "@hubnode";
     spec.message = cb.summary + (cb.description.empty() ? "" : "\n\n" + cb.description);
-    auto written = store->WriteCommit(spec);
-    if (!written.ok()) {
-      const Status& s = written.status();
-      if (s.code() == StatusCode::kNotFound) return SendError(res, 404, "EntryNotFound", s.message());
-      return SendError(res, 400, "BadRequest", s.message());
-    }
     json bytes = {{"total", cb.bytes}, {"new", cb.new_raw}, {"newStored", cb.new_stored},
                   {"held", cb.bytes >= cb.new_raw ? cb.bytes - cb.new_raw : 0}};
     std::string base = Base(req) + "/" + repo->id.str();
-    if (!written->changed && !create_pr) {
-      return SendJson(res, {{"commitUrl", base + "/commit/" + written->commit.hex()},
-                            {"commitOid", written->commit.hex()}, {"success", true}, {"changed", false},
-                            {"bytes", bytes}});
-    }
-
-    // Policy before visibility: the new revision is assessed as it would be served.
-    auto trust = options.trust_path.empty() ? Result<verify::TrustStore>(verify::TrustStore{})
-                                            : TrustFile(options.trust_path).Load();
-    if (!trust.ok()) return SendError(res, 500, "InternalError", "the trust store is unreadable");
-    TrustReport report = Assess(CommitView(*store, repo->id, written->commit), repo->id.str(),
-                                NodeContext(*trust, &matcher, store));
-    if (report.verdict == verify::Verdict::kDeny) {
-      LOG(Info) << "refused commit to " << repo->id.str() << ": " << report.Summary();
-      SendJson(res, {{"error", "Refused by this node's policy: " + report.Summary()},
-                     {"rules", report.refusals}, {"trust", report.ToJson()}}, 403);
-      res.set_header("X-Error-Code", "PolicyRefused");
-      return;
-    }
-    if (report.verdict == verify::Verdict::kReview) {
-      std::string held = "refs/held/" + (ref.starts_with("refs/heads/") ? ref.substr(11) : ref.substr(5));
-      auto cur = store->Resolve(repo->id, held);
-      (void)store->UpdateRef(repo->id, held, cur.ok() ? *cur : GitOid(), written->commit);
-      LOG(Info) << "held commit " << written->commit.hex() << " to " << repo->id.str() << " for review";
-      SendJson(res, {{"error", "Held for review by this node's policy: " + report.Summary() +
-                                   ". An operator releases it with: hubnode approve " + repo->id.str() + "@" +
-                                   (ref.starts_with("refs/heads/") ? ref.substr(11) : ref)},
-                     {"commitOid", written->commit.hex()}, {"trust", report.ToJson()}}, 403);
-      res.set_header("X-Error-Code", "HeldForReview");
-      return;
-    }
-
-    std::string target = ref;
-    std::string pr_url;
-    if (create_pr) {
-      std::lock_guard<std::mutex> lock(pr_mu);
-      int next = 1;
-      auto refs = store->ListRefs(repo->id);
-      if (!refs.ok()) return SendStatus(res, refs.status());
-      for (const auto& rf : *refs) {
-        if (!rf.name.starts_with("refs/pr/")) continue;
-        int n = 0;
-        std::string num = rf.name.substr(8);
-        auto p = std::from_chars(num.data(), num.data() + num.size(), n);
-        if (p.ec == std::errc() && n >= next) next = n + 1;
+    for (int attempt = 1;; ++attempt) {
+      spec.parent = head;
+      auto written = store->WriteCommit(spec);
+      if (!written.ok()) {
+        const Status& s = written.status();
+        if (s.code() == StatusCode::kNotFound) return SendError(res, 404, "EntryNotFound", s.message());
+        return SendError(res, 400, "BadRequest", s.message());
       }
-      if (next > kMaxPrNumber) return SendError(res, 409, "Conflict", "too many pull requests");
-      target = "refs/pr/" + std::to_string(next);
-      Status s = store->UpdateRef(repo->id, target, GitOid(), written->commit);
-      if (!s.ok()) return SendStatus(res, s);
-      pr_url = base + "/discussions/" + std::to_string(next);
-    } else {
-      Status s = store->UpdateRef(repo->id, ref, head.value_or(GitOid()), written->commit);
-      if (s.code() == StatusCode::kFailedPrecondition) {
-        return SendError(res, 412, "PreconditionFailed", "A commit has happened since. Please refresh and try again.");
+      if (!written->changed && !create_pr) {
+        return SendJson(res, {{"commitUrl", base + "/commit/" + written->commit.hex()},
+                              {"commitOid", written->commit.hex()}, {"success", true}, {"changed", false},
+                              {"bytes", bytes}});
       }
-      if (!s.ok()) return SendStatus(res, s);
+
+      // Policy before visibility: the new revision is assessed as it would be served.
+      auto trust = options.trust_path.empty() ? Result<verify::TrustStore>(verify::TrustStore{})
+                                              : TrustFile(options.trust_path).Load();
+      if (!trust.ok()) return SendError(res, 500, "InternalError", "the trust store is unreadable");
+      TrustReport report = Assess(CommitView(*store, repo->id, written->commit), repo->id.str(),
+                                  NodeContext(*trust, &matcher, store));
+      if (report.verdict == verify::Verdict::kDeny) {
+        LOG(Info) << "refused commit to " << repo->id.str() << ": " << report.Summary();
+        SendJson(res, {{"error", "Refused by this node's policy: " + report.Summary()},
+                       {"rules", report.refusals}, {"trust", report.ToJson()}}, 403);
+        res.set_header("X-Error-Code", "PolicyRefused");
+        return;
+      }
+      if (report.verdict == verify::Verdict::kReview && (create_pr || !ref.starts_with("refs/heads/"))) {
+        // A pull request is a proposal: one that needs review is refused, not held over a branch.
+        SendJson(res, {{"error", "Refused pending review by this node's policy: " + report.Summary()},
+                       {"trust", report.ToJson()}}, 403);
+        res.set_header("X-Error-Code", "PolicyReview");
+        return;
+      }
+      if (report.verdict == verify::Verdict::kReview) {
+        std::string held = "refs/held/" + ref.substr(11);
+        auto cur = store->Resolve(repo->id, held);
+        (void)store->UpdateRef(repo->id, held, cur.ok() ? *cur : GitOid(), written->commit);
+        LOG(Info) << "held commit " << written->commit.hex() << " to " << repo->id.str() << " for review";
+        SendJson(res, {{"error", "Held for review by this node's policy: " + report.Summary() +
+                                     ". An operator releases it with: hubnode approve " + repo->id.str() + "@" + held},
+                       {"commitOid", written->commit.hex()}, {"trust", report.ToJson()}}, 403);
+        res.set_header("X-Error-Code", "HeldForReview");
+        return;
+      }
+
+      std::string target = ref;
+      std::string pr_url;
+      if (create_pr) {
+        std::lock_guard<std::mutex> lock(pr_mu);
+        int next = 1;
+        auto refs = store->ListRefs(repo->id);
+        if (!refs.ok()) return SendStatus(res, refs.status());
+        for (const auto& rf : *refs) {
+          if (!rf.name.starts_with("refs/pr/")) continue;
+          int n = 0;
+          std::string num = rf.name.substr(8);
+          auto p = std::from_chars(num.data(), num.data() + num.size(), n);
+          if (p.ec == std::errc() && n >= next) next = n + 1;
+        }
+        if (next > kMaxPrNumber) return SendError(res, 409, "Conflict", "too many pull requests");
+        target = "refs/pr/" + std::to_string(next);
+        Status s = store->UpdateRef(repo->id, target, GitOid(), written->commit);
+        if (!s.ok()) return SendStatus(res, s);
+        pr_url = base + "/discussions/" + std::to_string(next);
+      } else {
+        Status s = store->UpdateRef(repo->id, ref, head.value_or(GitOid()), written->commit);
+        if (s.code() == StatusCode::kFailedPrecondition) {
+          if (rebase && attempt < kCommitAttempts) {
+            if (auto moved = store->Resolve(repo->id, ref); moved.ok()) {
+              head = *moved;
+              continue;
+            }
+          }
+          return SendError(res, 412, "PreconditionFailed",
+                           "A commit has happened since. Please refresh and try again.");
+        }
+        if (!s.ok()) return SendStatus(res, s);
+      }
+      LOG(Info) << "commit " << written->commit.hex() << " to " << repo->id.str() << " " << target << ": "
+                << cb.bytes << " bytes, " << cb.new_raw << " new";
+      json out = {{"commitUrl", base + "/commit/" + written->commit.hex()},
+                  {"commitOid", written->commit.hex()},
+                  {"success", true},
+                  {"changed", written->changed},
+                  {"bytes", bytes}};
+      if (!pr_url.empty()) {
+        out["pullRequestUrl"] = pr_url;
+        out["ref"] = target;
+      }
+      return SendJson(res, out);
     }
-    LOG(Info) << "commit " << written->commit.hex() << " to " << repo->id.str() << " " << target << ": "
-              << cb.bytes << " bytes, " << cb.new_raw << " new";
-    json out = {{"commitUrl", base + "/commit/" + written->commit.hex()},
-                {"commitOid", written->commit.hex()},
-                {"success", true},
-                {"changed", written->changed},
-                {"bytes", bytes}};
-    if (!pr_url.empty()) {
-      out["pullRequestUrl"] = pr_url;
-      out["ref"] = target;
-    }
-    SendJson(res, out);
   }
 
   // ---- branches and tags ---------------------------------------------------------------------
@@ -968,7 +996,9 @@ struct WriteApi::Impl {
       start = Str(*body, "startingPoint");
     }
     std::string ref = (tag ? "refs/tags/" : "refs/heads/") + name;
-    if (name.empty() || name.find("..") != std::string::npos) {
+    // Names git refuses for a branch (HEAD, a leading '-') or that would nest refs/ under refs/.
+    if (name.empty() || name.find("..") != std::string::npos || name == "HEAD" || name[0] == '-' ||
+        name.starts_with("refs/")) {
       return SendError(res, 400, "BadRequest", "invalid " + std::string(tag ? "tag" : "branch") + " name");
     }
     GitOid target;
