@@ -268,6 +268,10 @@ struct WriteApi::Impl {
     if (!type.empty() && type != "model") {
       return SendError(res, 400, "UnsupportedRepoType", "this node stores model repos only");
     }
+    if (body->contains("files") && (*body)["files"].is_array() && !(*body)["files"].empty()) {
+      return SendError(res, 400, "BadRequest",
+                       "files in a create request are not supported here: create the repo, then commit them");
+    }
     std::string name = Str(*body, "name"), org = Str(*body, "organization");
     if (org.empty() && who && !who->ns.empty()) org = who->ns;
     auto id = store::RepoId::Parse(org.empty() ? name : org + "/" + name);
@@ -755,6 +759,50 @@ struct WriteApi::Impl {
     return OkStatus();
   }
 
+  // As the Hub does: an LFS file whose path the default LFS patterns do not cover (a large .txt)
+  // is added to .gitattributes, unless the commit writes .gitattributes itself.
+  Status TrackLfsPaths(const std::optional<GitOid>& head, CommitBody* cb) {
+    std::vector<std::string> extra;
+    for (const auto& c : cb->changes) {
+      if (c.kind != store::FileChange::Kind::kPut) continue;
+      if (c.path == ".gitattributes") return OkStatus();
+      if (c.lfs && !store::StoresAsLfs(c.path, 0)) extra.push_back(c.path);
+    }
+    if (extra.empty()) return OkStatus();
+    std::string attrs;
+    if (head) {
+      if (auto f = store->StatFile(*head, ".gitattributes"); f.ok() && f->size <= options.max_line) {
+        ASSIGN_OR_RETURN(auto reader, store->OpenFile(*f));
+        ASSIGN_OR_RETURN(attrs, reader->ReadToString(0, f->size));
+      }
+    }
+    bool changed = false;
+    for (std::string p : extra) {
+      std::string escaped;
+      for (char ch : p) escaped += ch == ' ' ? std::string("[[:space:]]") : std::string(1, ch);
+      std::string line = escaped + " filter=lfs diff=lfs merge=lfs -text";
+      if (attrs.find(line) != std::string::npos) continue;
+      if (!attrs.empty() && attrs.back() != '\n') attrs += '\n';
+      attrs += line + "\n";
+      changed = true;
+    }
+    if (!changed) return OkStatus();
+    store::ContentSpec spec;
+    spec.path = ".gitattributes";
+    spec.size = attrs.size();
+    spec.git_blob = true;
+    ASSIGN_OR_RETURN(auto w, store->NewContentWriter(spec));
+    RETURN_IF_ERROR(w->Write(attrs));
+    ASSIGN_OR_RETURN(store::ContentInfo info, w->Finish());
+    store::FileChange c;
+    c.path = ".gitattributes";
+    c.sha256 = info.sha256;
+    c.size = info.size;
+    c.git_blob = info.git_blob;
+    cb->changes.push_back(std::move(c));
+    return OkStatus();
+  }
+
   // Reads an NDJSON commit body line by line (never whole), or a JSON object body.
   Status ReadCommitBody(const httplib::Request& req, const httplib::ContentReader& reader, CommitBody* cb,
                         bool* too_big) {
@@ -862,6 +910,8 @@ struct WriteApi::Impl {
                              " is at " + (head ? head->hex() : std::string("no commit")) + ")");
       }
     }
+
+    if (Status s = TrackLfsPaths(head, &cb); !s.ok()) return SendError(res, 400, "BadRequest", s.message());
 
     // Without parentCommit a commit lands on wherever the branch is then, as on the Hub: when a
     // concurrent commit moves the branch first, the same changes are applied again on top of it.

@@ -208,6 +208,9 @@ test("upload a model folder (regular and LFS files) and read it back byte for by
   const expected = new Map(localFiles(ftDir).map((p) => [p, readFileSync(join(ftDir, p))]));
   expected.set("data/big.txt", big);
   expected.set("data/tiny.dat", binary);
+  // As on the Hub, LFS files outside the default patterns are tracked in .gitattributes.
+  expected.set(".gitattributes", Buffer.from(
+    "data/big.txt filter=lfs diff=lfs merge=lfs -text\ndata/tiny.dat filter=lfs diff=lfs merge=lfs -text\n"));
   const files = await tree(repo);
   assert.deepEqual(files.map((f) => f.path), [...expected.keys()].sort());
   for (const f of files) {
