@@ -79,6 +79,10 @@ curl -sf -X POST "$(cat complete.url)" -d "{\"oid\":\"$OID2\",\"parts\":[]}" > /
 T2=$(now)
 MP_PUT=$(secs "$T0" "$T1"); MP_ALL=$(secs "$T0" "$T2")
 
+# Where the upload stands against the store itself: a local import of the same file.
+T0=$(now); "$HUBNODE" --data data-import -q import model --repo bench/up > /dev/null; T1=$(now)
+IMPORT=$(secs "$T0" "$T1")
+
 echo "## Uploads — one ${BYTES}-byte safetensors, curl client on the same machine"
 echo
 echo "| measure | hubnode | baseline (download of the same file from the node) | ratio |"
@@ -87,6 +91,7 @@ echo "| single PUT (basic transfer) | $(mbps "$BYTES" "$UP") MB/s | $(mbps "$BYT
 echo "| multipart, 4 parts in parallel, incl. completion | $(mbps "$BYTES" "$MP_ALL") MB/s | $(mbps "$BYTES" "$DOWN") MB/s | $(ratio "$DOWN" "$MP_ALL") |"
 echo "| multipart, the part PUTs alone | $(mbps "$BYTES" "$MP_PUT") MB/s | | |"
 echo "| commit naming the uploaded object | ${COMMIT} s | | |"
+echo "| single PUT vs a local \`hubnode import\` of the file (no HTTP) | $(mbps "$BYTES" "$UP") MB/s | $(mbps "$BYTES" "$IMPORT") MB/s | $(ratio "$IMPORT" "$UP") |"
 echo
 
 # A base and 5 fine-tunes, each changing 10% of the tensors, pushed one after the other.

@@ -186,11 +186,27 @@ Result<std::string> Stream(runtime::Engine& e, std::vector<int32_t> prompt, cons
 
 int Run(const GlobalFlags& flags, const RunArgs& a) {
   Result<std::unique_ptr<store::Store>> st = std::unique_ptr<store::Store>();
-  if (a.peers.empty()) {
+  // With peers, a model this node holds (perhaps in part) runs from the store, its missing
+  // chunks fetched from the peers; one it does not hold at all runs from the peers alone.
+  bool local = a.peers.empty();
+  std::shared_ptr<ChunkFetcher> fetcher;
+  if (!local) {
+    auto spec = ParseRepoSpec(a.model);
+    if (spec.ok()) {
+      if (auto opened = OpenStore(flags); opened.ok() && (*opened)->Resolve(spec->repo, spec->rev).ok()) {
+        st = std::move(opened);
+        PeerFetchOptions pf;
+        pf.peers = a.peers;
+        fetcher = std::make_shared<ChunkFetcher>(pf);
+        (*st)->SetChunkSource(PeerChunkSource(fetcher));
+        local = true;
+      }
+    }
+  } else {
     st = OpenStore(flags);
     if (!st.ok()) return Fail(st.status());
   }
-  auto engine = a.peers.empty() ? Open(st->get(), flags, a) : OpenRemote(flags, a);
+  auto engine = local ? Open(st->get(), flags, a) : OpenRemote(flags, a);
   if (!engine.ok()) return Fail(engine.status());
   runtime::Engine& e = **engine;
   std::vector<int32_t> prompt;
@@ -223,7 +239,15 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
     if (!text.ok()) return Fail(text.status());
     if (a.stats) PrintStats(e, before);
   }
-  if (a.stats && !a.peers.empty()) {
+  if (a.stats && fetcher) {
+    uint64_t chunks = 0, bytes = 0;
+    for (const PeerStats& p : fetcher->stats()) {
+      chunks += p.chunks;
+      bytes += p.bytes;
+    }
+    std::fprintf(stderr, "from peers into the store: %llu chunks, %.1f MiB on the wire\n", (unsigned long long)chunks,
+                 bytes / 1048576.0);
+  } else if (a.stats && !a.peers.empty()) {
     std::fprintf(stderr, "from peers: %llu chunks, %.1f MiB\n", (unsigned long long)a.remote_stats->chunks,
                  a.remote_stats->raw_bytes / 1048576.0);
   }

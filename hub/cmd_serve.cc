@@ -115,6 +115,13 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
     uo.max_rate = a.upstream_rate;
     rig = std::make_unique<MirrorRig>(st->get(), flags, uo, a.peers);
   }
+  // A partly held model's missing chunks come from the peers, verified, as they are read.
+  if (!a.peers.empty()) {
+    PeerFetchOptions pf;
+    pf.peers = a.peers;
+    pf.token = UpstreamToken(a.upstream_token);
+    (*st)->SetChunkSource(PeerChunkSource(std::make_shared<ChunkFetcher>(pf)));
+  }
   std::unique_ptr<ModelHost> models;
   if (!a.no_inference) {
     auto mo = ModelHostOptionsFrom(a.runtime);
@@ -182,6 +189,7 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       int64_t rate = 0;
       std::vector<std::string> peers;
       bool peer_stats = false;
+      std::string experts;
     };
     auto a = std::make_shared<PullArgs>();
     sub->add_option("repo", a->spec, "REPO[@REV]")->required();
@@ -193,9 +201,19 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--rate-limit", a->rate, "Cap each transfer, bytes/s");
     sub->add_option("--peer", a->peers, "Fetch chunks from this hubnode too (repeatable; with a trusted chunk map)");
     sub->add_flag("--peer-stats", a->peer_stats, "Print what each peer sent");
+    sub->add_option("--experts", a->experts,
+                    "Partial pull from hubnode peers: none, all, or LAYER:EXPERT,... (metadata and non-expert "
+                    "weights always; the rest is fetched from the peers when read)");
     out->push_back({sub, [a, &flags]() -> int {
       auto rs = ParseRepoSpec(a->spec);
       if (!rs.ok()) return Fail(rs.status());
+      std::optional<ExpertSelection> sel;
+      if (!a->experts.empty()) {
+        auto parsed = ExpertSelection::Parse(a->experts);
+        if (!parsed.ok()) return Fail(parsed.status());
+        sel = *parsed;
+        if (a->peers.empty()) a->peers.push_back(a->from);  // the origin is a hubnode peer too
+      }
       auto st = OpenStore(flags);
       if (!st.ok()) return Fail(st.status());
       UpstreamOptions uo;
@@ -204,6 +222,21 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       uo.max_rate = a->rate;
       MirrorRig rig(st->get(), flags, uo, a->peers);
       Mirror& mirror = rig.mirror;
+      if (sel) {
+        auto r = mirror.PullPartial(rs->repo, rs->rev == "HEAD" ? "main" : rs->rev, *sel);
+        if (!r.ok()) return Fail(r.status());
+        std::printf("pulled %s@%s (upstream %s) in part: %llu of %llu chunks held (%s of %s); fetched %llu chunks (%s)\n",
+                    rs->repo.str().c_str(), r->commit.hex().c_str(), r->upstream_sha.c_str(),
+                    (unsigned long long)r->chunks_held, (unsigned long long)r->chunks, HumanBytes(r->bytes_held).c_str(),
+                    HumanBytes(r->bytes).c_str(), (unsigned long long)r->fetched_chunks, HumanBytes(r->fetched_bytes).c_str());
+        if (a->peer_stats) {
+          for (const PeerStats& p : mirror.PeerStatistics()) {
+            std::printf("peer %s: %llu chunks, %llu bytes\n", p.url.c_str(), (unsigned long long)p.chunks,
+                        (unsigned long long)p.bytes);
+          }
+        }
+        return 0;
+      }
       PullOptions po;
       po.include = a->include;
       po.exclude = a->exclude;

@@ -54,6 +54,10 @@ class Handlers {
                                           httplib::Response& res);
   // The commit of a route's revision (empty = default branch); otherwise RevisionNotFound is sent.
   std::optional<GitOid> ResolveRev(const store::RepoInfo& repo, const std::string& rev, httplib::Response& res);
+  // The offset of the first chunk of [offset, +length) this store lacks (a partly held file).
+  std::optional<uint64_t> FirstMissingChunk(const store::FileEntry& f, uint64_t offset, uint64_t length);
+  // What of a revision this node holds: per file and per expert (the partial-model view).
+  json Locality(const GitOid& commit);
   // File entry JSON as tree and paths-info return it.
   json FileJson(const store::FileEntry& f, bool expand, const GitOid& commit);
   json LastCommit(const GitOid& commit, const std::string& path);

@@ -3,7 +3,9 @@
 #include <fnmatch.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <ctime>
 #include <fcntl.h>
@@ -13,6 +15,8 @@
 #include <set>
 
 #include "base/log.h"
+#include "store/expert_index.h"
+#include "store/safetensors.h"
 #include "hub/trust_gate.h"
 
 namespace hubnode::hub {
@@ -473,6 +477,251 @@ Status Mirror::FetchChunks(FillFile& ff, const verify::ChunkMapFile& file, const
   for (ssize_t n; (n = ::read(in, buf.data(), buf.size())) > 0;) sha.Update(std::string_view(buf.data(), n));
   if (sha.Finish() != ff.file.sha256) return DataLossError(file.path + ": assembled from verified chunks, but its SHA-256 differs");
   return OkStatus();
+}
+
+}  // namespace hubnode::hub
+
+// ---- partial pulls --------------------------------------------------------------------------------
+
+namespace hubnode::hub {
+
+Result<ExpertSelection> ExpertSelection::Parse(std::string_view s) {
+  ExpertSelection sel;
+  if (s == "all") {
+    sel.all = true;
+    return sel;
+  }
+  if (s == "none") return sel;
+  while (!s.empty()) {
+    size_t comma = s.find(',');
+    std::string_view item = s.substr(0, comma);
+    s.remove_prefix(comma == std::string_view::npos ? s.size() : comma + 1);
+    size_t colon = item.find(':');
+    uint32_t layer = 0, expert = 0;
+    bool ok = colon != std::string_view::npos;
+    if (ok) {
+      auto l = std::from_chars(item.data(), item.data() + colon, layer);
+      ok = l.ec == std::errc() && l.ptr == item.data() + colon;
+      std::string_view e = item.substr(colon + 1);
+      if (e == "shared") {
+        expert = store::kSharedExpertIndex;
+      } else {
+        auto r = std::from_chars(e.data(), e.data() + e.size(), expert);
+        ok = ok && r.ec == std::errc() && r.ptr == e.data() + e.size();
+      }
+    }
+    if (!ok) return InvalidArgumentError("--experts takes none, all, or LAYER:EXPERT[,…] (EXPERT a number or shared)");
+    sel.experts.push_back(store::ExpertKey{layer, expert});
+  }
+  return sel;
+}
+
+bool ExpertSelection::Wants(const store::ExpertKey& k) const {
+  return all || std::find(experts.begin(), experts.end(), k) != experts.end();
+}
+
+Result<PartialPullResult> Mirror::PullPartial(const store::RepoId& repo, const std::string& rev, const ExpertSelection& sel) {
+  if (!fetcher_) return FailedPreconditionError("a partial pull fetches from peers: give --peer (or --from a hubnode)");
+  ASSIGN_OR_RETURN(UpstreamRevision up, upstream_->ResolveRevision(repo.str(), rev));
+  const std::optional<verify::ChunkMap> map = TrustedMap(repo, up.sha);
+  if (!map) {
+    return FailedPreconditionError("no chunk map of " + repo.str() + "@" + up.sha +
+                                   " that the trust store accepts; a partial pull needs one (hubnode trust add-node-key)");
+  }
+  ASSIGN_OR_RETURN(auto all, upstream_->ListFiles(repo.str(), up.sha));
+
+  // The policy pre-check on the card, LICENSE and signature, as for a filtered pull.
+  GateDecision pre;
+  if (gate_) {
+    std::string dir = staging_root_ + "/partial-" + Sha256Of(repo.str() + "\n" + up.sha).hex().substr(0, 16);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    for (const auto& f : all) {
+      static const std::set<std::string> kSmall = {"README.md", "LICENSE", "LICENSE.md", "LICENSE.txt", "LICENSE-MODEL",
+                                                   "model.sig"};
+      if (!kSmall.count(f.path)) continue;
+      fs::create_directories(dir, ec);
+      RETURN_IF_ERROR(upstream_->Download(repo.str(), up.sha, f, dir + "/" + f.path, nullptr));
+    }
+    pre = gate_(dir, repo, /*full=*/false);
+    fs::remove_all(dir, ec);
+    if (pre.verdict == 2) return FailedPreconditionError("policy: " + pre.summary);
+    if (pre.signature_required) {
+      return FailedPreconditionError("policy: " + pre.summary + "; a signature is required, and a partial pull cannot be verified against it");
+    }
+  }
+
+  struct Item {
+    UpstreamFile f;
+    const verify::ChunkMapFile* m = nullptr;
+    std::vector<uint64_t> offsets;
+    std::vector<bool> want;
+    std::vector<store::ElementKindHint> hint;
+  };
+  std::vector<Item> items;
+  auto is_safetensors = [](const std::string& p) { return p.size() > 12 && p.ends_with(".safetensors"); };
+  for (const auto& f : all) {
+    if (!SafeRelativePath(f.path)) return DataLossError("upstream lists an unsafe path: " + f.path.substr(0, 200));
+    auto m = map->File(f.path);
+    if (!m.ok()) return DataLossError("the chunk map of " + up.sha + " lacks " + f.path);
+    if ((*m)->size != f.size || (f.lfs && (*m)->sha256 != f.sha256)) {
+      return DataLossError("the chunk map and the upstream disagree on " + f.path);
+    }
+    Item it;
+    it.f = f;
+    it.m = *m;
+    uint64_t off = 0;
+    for (const auto& c : it.m->chunks) {
+      it.offsets.push_back(off);
+      off += c.size;
+    }
+    it.want.assign(it.m->chunks.size(), true);
+    it.hint.assign(it.m->chunks.size(), store::ElementKindHint::kBytes);
+    items.push_back(std::move(it));
+  }
+
+  PartialPullResult result;
+  result.upstream_sha = up.sha;
+  // Fetches the chunks of `want` the store lacks, each kept as it is verified.
+  auto fetch = [&](const std::vector<std::pair<Item*, size_t>>& want) -> Status {
+    std::vector<ChunkId> ids;
+    for (auto [it, i] : want) ids.push_back(it->m->chunks[i].id);
+    ASSIGN_OR_RETURN(std::vector<bool> held, store_->HasChunks(ids));
+    std::vector<ChunkId> missing;
+    std::vector<std::pair<Item*, size_t>> where;
+    for (size_t k = 0; k < ids.size(); ++k) {
+      if (held[k]) continue;
+      missing.push_back(ids[k]);
+      where.push_back(want[k]);
+    }
+    return fetcher_->Fetch(missing, [&](size_t k, std::string&& raw) -> Status {
+      auto [it, i] = where[k];
+      RETURN_IF_ERROR(store_->PutChunk(missing[k], raw, it->hint[i]));
+      ++result.fetched_chunks;
+      result.fetched_bytes += raw.size();
+      return OkStatus();
+    });
+  };
+
+  // 1. Safetensors headers (each file's first chunk), then which chunks belong to which expert.
+  std::vector<std::pair<Item*, size_t>> headers;
+  for (auto& it : items) {
+    if (is_safetensors(it.f.path) && !it.m->chunks.empty()) headers.emplace_back(&it, 0);
+  }
+  RETURN_IF_ERROR(fetch(headers));
+  for (auto [it, zero] : headers) {
+    ASSIGN_OR_RETURN(std::string record, store_->ReadChunkRecord(it->m->chunks[0].id));
+    ASSIGN_OR_RETURN(std::string head, store::DecodeVerifiedChunk(it->m->chunks[0].id, record));
+    uint64_t n = 0;
+    for (int i = 7; i >= 0 && head.size() >= 8; --i) n = (n << 8) | static_cast<uint8_t>(head[i]);
+    if (head.size() < 8 || 8 + n != head.size()) return DataLossError(it->f.path + ": its first chunk is not its header");
+    auto header = store::ParseSafetensorsHeader(std::string_view(head).substr(8), it->f.size);
+    if (!header.ok()) return header.status().WithContext(it->f.path);
+    std::vector<store::TensorInfo> tensors;
+    for (const auto& t : header->tensors) tensors.push_back(store::TensorInfo{t.name, t.dtype, t.shape, t.begin, t.end});
+    store::ExpertIndex index;
+    store::AddExpertParts(it->f.path, tensors, &index);
+    for (size_t i = 0; i < it->m->chunks.size(); ++i) {
+      uint64_t b = it->offsets[i], e = b + it->m->chunks[i].size;
+      for (const auto& t : tensors) {
+        if (b >= t.begin && b < t.end) {
+          int bits = store::DtypeBits(t.dtype);
+          it->hint[i] = bits == 16 ? store::ElementKindHint::k2Byte
+                        : bits == 32 ? store::ElementKindHint::k4Byte
+                                     : store::ElementKindHint::kBytes;
+          break;
+        }
+      }
+      for (const auto& [key, parts] : index) {
+        for (const auto& p : parts) {
+          if (b >= p.offset && e <= p.offset + p.length) it->want[i] = sel.Wants(key);
+        }
+      }
+    }
+  }
+
+  // 2. Everything wanted: metadata files whole, non-expert tensors, the selected experts.
+  std::vector<std::pair<Item*, size_t>> wanted;
+  for (auto& it : items) {
+    for (size_t i = 0; i < it.want.size(); ++i) {
+      if (it.want[i]) wanted.emplace_back(&it, i);
+    }
+  }
+  RETURN_IF_ERROR(fetch(wanted));
+
+  // 3. The files, recorded from their chunk lists, and one commit of them.
+  store::CommitSpec spec;
+  for (auto& it : items) {
+    store::FileChange c;
+    c.path = it.f.path;
+    c.sha256 = it.m->sha256;
+    c.size = it.f.size;
+    c.lfs = store::StoresAsLfs(it.f.path, it.f.size);
+    if (c.lfs) {
+      store::PartialContent pc{it.f.path, it.m->sha256, it.f.size, {}};
+      for (size_t i = 0; i < it.m->chunks.size(); ++i) {
+        pc.chunks.push_back(store::FileChunk{it.m->chunks[i].id, it.offsets[i], it.m->chunks[i].size});
+      }
+      RETURN_IF_ERROR(store_->RecordContent(pc));
+    } else {
+      // A regular file is whole here; its git blob id comes from its bytes.
+      store::ContentSpec cs;
+      cs.path = it.f.path;
+      cs.size = it.f.size;
+      cs.sha256 = it.m->sha256;
+      cs.git_blob = true;
+      ASSIGN_OR_RETURN(auto w, store_->NewContentWriter(cs));
+      for (const auto& ch : it.m->chunks) {
+        ASSIGN_OR_RETURN(std::string record, store_->ReadChunkRecord(ch.id));
+        ASSIGN_OR_RETURN(std::string raw, store::DecodeVerifiedChunk(ch.id, record));
+        RETURN_IF_ERROR(w->Write(raw));
+      }
+      ASSIGN_OR_RETURN(store::ContentInfo info, w->Finish());
+      if (info.git_blob != it.f.blob) return DataLossError(it.f.path + ": its git blob id differs from the upstream's");
+      c.git_blob = info.git_blob;
+    }
+    spec.changes.push_back(std::move(c));
+  }
+  auto commit_info = upstream_->Commit(repo.str(), up.sha);
+  if (commit_info.ok() && !commit_info->author.empty()) spec.author.name = commit_info->author;
+  spec.author.time = commit_info.ok() && commit_info->time > 0 ? commit_info->time : static_cast<int64_t>(std::time(nullptr));
+  std::string title = commit_info.ok() && !commit_info->title.empty() ? commit_info->title : "Mirror " + repo.str();
+  spec.message = title + "\n\nMirrored-From: " + upstream_->url() + "/" + repo.str() + "@" + up.sha + "\n";
+  ASSIGN_OR_RETURN(store::WrittenCommit written, store_->WriteCommit(spec));
+  if (auto have = store_->GetRepo(repo); !have.ok()) {
+    Status s = store_->CreateRepo(repo, up.is_private ? store::Visibility::kPrivate
+                                        : up.gated      ? store::Visibility::kGated
+                                                        : store::Visibility::kPublic);
+    if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
+  }
+  std::string ref = LocalRef(rev).empty() ? "refs/heads/main" : LocalRef(rev);
+  if (pre.verdict == 1) ref = "refs/held/" + (ref.rfind("refs/heads/", 0) == 0 ? ref.substr(11) : "mirror-" + up.sha);
+  RETURN_IF_ERROR(MoveRef(store_, repo, ref, written.commit));
+  if (pre.verdict == 1) {
+    return FailedPreconditionError("policy: held for review as " + written.commit.hex() + ": " + pre.summary);
+  }
+
+  result.commit = written.commit;
+  result.files = items.size();
+  std::vector<ChunkId> every;
+  for (const auto& it : items) {
+    for (const auto& c : it.m->chunks) every.push_back(c.id);
+  }
+  ASSIGN_OR_RETURN(std::vector<bool> held, store_->HasChunks(every));
+  size_t k = 0;
+  for (const auto& it : items) {
+    for (const auto& c : it.m->chunks) {
+      ++result.chunks;
+      result.bytes += c.size;
+      if (held[k++]) {
+        ++result.chunks_held;
+        result.bytes_held += c.size;
+      }
+    }
+  }
+  LOG(Info) << "partial pull of " << repo.str() << "@" << up.sha << ": " << result.chunks_held << " of " << result.chunks
+            << " chunks held, " << result.fetched_chunks << " fetched";
+  return result;
 }
 
 }  // namespace hubnode::hub

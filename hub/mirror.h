@@ -46,6 +46,24 @@ struct PullOptions {
   std::function<void(uint64_t, uint64_t, const std::string&)> progress;
 };
 
+// Which experts a partial pull fetches: none, all, or a list of (layer, expert).
+struct ExpertSelection {
+  bool all = false;
+  std::vector<store::ExpertKey> experts;
+  // "none", "all", or "L:E,L:E,…" (E may be "shared"). InvalidArgument otherwise.
+  static Result<ExpertSelection> Parse(std::string_view s);
+  bool Wants(const store::ExpertKey& k) const;
+};
+
+struct PartialPullResult {
+  GitOid commit;
+  std::string upstream_sha;
+  uint64_t files = 0;
+  uint64_t chunks = 0, chunks_held = 0;      // chunks of the revision, and how many the store holds now
+  uint64_t bytes = 0, bytes_held = 0;        // raw bytes, likewise
+  uint64_t fetched_chunks = 0, fetched_bytes = 0;  // fetched by this pull (raw bytes)
+};
+
 struct PullResult {
   GitOid commit;
   std::string upstream_sha;
@@ -136,6 +154,11 @@ class Mirror {
   Result<std::shared_ptr<Fill>> Begin(const store::RepoId& repo, const std::string& rev, const PullOptions& options);
   // Begin + Wait.
   Result<PullResult> Pull(const store::RepoId& repo, const std::string& rev, const PullOptions& options);
+  // A partial pull (needs peers and a trusted chunk map): every file's chunk list is recorded,
+  // and the chunks of the metadata, of every tensor that is not an expert's, and of the selected
+  // experts are fetched from the peers; the rest stay on the peers until read. Pulling again with
+  // more experts adds them. The policy pre-check applies as for a filtered pull.
+  Result<PartialPullResult> PullPartial(const store::RepoId& repo, const std::string& rev, const ExpertSelection& sel);
   // The running fill that will commit `commit`, if any (for requests by the planned commit id).
   std::shared_ptr<Fill> FindByCommit(const store::RepoId& repo, const GitOid& commit);
 

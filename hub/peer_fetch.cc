@@ -254,4 +254,15 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
   return OkStatus();
 }
 
+store::ChunkSource PeerChunkSource(std::shared_ptr<ChunkFetcher> fetcher) {
+  return [fetcher](const ChunkId& id, uint32_t) -> Result<std::string> {
+    std::string out;
+    RETURN_IF_ERROR(fetcher->Fetch({id}, [&](size_t, std::string&& raw) {
+      out = std::move(raw);
+      return OkStatus();
+    }));
+    return out;
+  };
+}
+
 }  // namespace hubnode::hub

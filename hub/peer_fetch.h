@@ -9,12 +9,14 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "base/hash.h"
 #include "base/status.h"
+#include "store/store.h"
 
 namespace hubnode::hub {
 
@@ -77,5 +79,9 @@ class ChunkFetcher {
   // connections to the peers instead of opening one per chunk. void*: keeps curl out of here.
   std::vector<void*> idle_multis_;
 };
+
+// A store chunk source over peers: each chunk a reader misses is fetched (verified against its
+// id by the fetcher) from them. The fetcher is shared by every reader.
+store::ChunkSource PeerChunkSource(std::shared_ptr<ChunkFetcher> fetcher);
 
 }  // namespace hubnode::hub

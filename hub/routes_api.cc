@@ -226,6 +226,7 @@ void Handlers::RepoInfo(const Route& r, const std::optional<Principal>& who, con
     if (card.is_object() && card.contains("pipeline_tag")) j["pipeline_tag"] = card["pipeline_tag"];
   }
   if (total_params > 0) j["safetensors"] = {{"parameters", params}, {"total", total_params}};
+  j["locality"] = Locality(*commit);
   TrustReport trust = TrustOf(*repo, *commit);
   j["licenseClass"] = trust.license_class;
   j["signatureStatus"] = trust.signature;
@@ -458,6 +459,63 @@ void Handlers::LineageRoute(const Route& r, const std::optional<Principal>& who,
     return SendStatus(res, j.status());
   }
   SendJson(res, *j);
+}
+
+json Handlers::Locality(const GitOid& commit) {
+  constexpr size_t kMaxListed = 256;
+  json out = {{"complete", true}};
+  auto files = store_->ListFiles(commit);
+  if (!files.ok()) return out;
+  uint64_t total = 0, local = 0;
+  json per_file = json::array();
+  // Held chunk ranges of each LFS file, for the expert view.
+  std::map<std::string, std::vector<std::pair<store::FileChunk, bool>>> chunks_of;
+  for (const auto& f : *files) {
+    total += f.size;
+    if (!f.lfs) {
+      local += f.size;
+      continue;
+    }
+    auto chunks = store_->ListChunks(f);
+    if (!chunks.ok()) continue;
+    std::vector<ChunkId> ids;
+    for (const auto& c : *chunks) ids.push_back(c.id);
+    auto held = store_->HasChunks(ids);
+    if (!held.ok()) continue;
+    uint64_t have = 0;
+    auto& list = chunks_of[f.path];
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if ((*held)[i]) have += (*chunks)[i].size;
+      list.emplace_back((*chunks)[i], (*held)[i]);
+    }
+    local += have;
+    per_file.push_back({{"path", f.path}, {"size", f.size}, {"localBytes", have}});
+  }
+  out["complete"] = local == total;
+  out["bytes"] = total;
+  out["localBytes"] = local;
+  out["files"] = per_file;
+  auto experts = store_->GetExpertIndex(commit);
+  if (experts.ok() && !experts->empty()) {
+    size_t held_experts = 0;
+    json missing = json::array();
+    for (const auto& [key, parts] : *experts) {
+      bool whole = true;
+      for (const auto& p : parts) {
+        for (const auto& [c, held] : chunks_of[p.path]) {
+          if (!held && c.offset < p.offset + p.length && c.offset + c.size > p.offset) whole = false;
+        }
+      }
+      if (whole) {
+        ++held_experts;
+      } else if (missing.size() < kMaxListed) {
+        missing.push_back(std::to_string(key.layer) + ":" +
+                          (key.expert == store::kSharedExpertIndex ? std::string("shared") : std::to_string(key.expert)));
+      }
+    }
+    out["experts"] = {{"total", experts->size()}, {"local", held_experts}, {"missing", missing}};
+  }
+  return out;
 }
 
 }  // namespace hubnode::hub

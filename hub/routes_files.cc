@@ -210,8 +210,39 @@ void Handlers::File(const Route& r, const std::optional<Principal>& who, const h
   if (range->length == 0) return res.set_content("", ContentType(r.path));
   auto reader = store_->OpenFile(*file);
   if (!reader.ok()) return SendStatus(res, reader.status());
+  // A partly held file: its first missing chunk in the range is fetched before the answer starts,
+  // so peers that cannot provide it give a clean 503 (retry later), not a cut body. Later missing
+  // chunks are fetched as the stream reaches them.
+  if (req.method != "HEAD" && file->lfs) {
+    if (auto missing = FirstMissingChunk(*file, range->offset, range->length); missing) {
+      Status s = (*reader)->Read(*missing, 1, [](std::string_view) { return OkStatus(); });
+      if (!s.ok()) {
+        res.set_header("Retry-After", "30");
+        return SendError(res, s.code() == StatusCode::kUnavailable ? 503 : 500, "ChunksUnavailable",
+                         "part of " + r.path + " is not on this node and no peer could provide it now: " + s.message());
+      }
+    }
+  }
   StreamFromStore(std::shared_ptr<store::FileReader>(std::move(*reader)), range->offset, range->length,
                   ContentType(r.path), metrics_, res);
+}
+
+std::optional<uint64_t> Handlers::FirstMissingChunk(const store::FileEntry& f, uint64_t offset, uint64_t length) {
+  auto chunks = store_->ListChunks(f);
+  if (!chunks.ok()) return std::nullopt;
+  std::vector<ChunkId> ids;
+  std::vector<uint64_t> at;
+  for (const auto& c : *chunks) {
+    if (c.offset + c.size <= offset || c.offset >= offset + length) continue;
+    ids.push_back(c.id);
+    at.push_back(std::max(c.offset, offset));
+  }
+  auto held = store_->HasChunks(ids);
+  if (!held.ok()) return std::nullopt;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!(*held)[i]) return at[i];
+  }
+  return std::nullopt;
 }
 
 }  // namespace hubnode::hub

@@ -9,6 +9,7 @@
 
 #include "base/file.h"
 #include "store/codec.h"
+#include "store/safetensors.h"
 #include "store/store_impl.h"
 
 namespace hubnode::store {
@@ -18,7 +19,8 @@ namespace fs = std::filesystem;
 
 class FileReaderImpl final : public FileReader {
  public:
-  FileReaderImpl(Db& db, FileRecord record) : db_(db), record_(std::move(record)) {
+  FileReaderImpl(StoreImpl& store, FileRecord record)
+      : store_(store), db_(store.db()), record_(std::move(record)), source_(store.chunk_source()) {
     starts_.reserve(record_.chunks.size());
     uint64_t off = 0;
     for (const auto& c : record_.chunks) {
@@ -50,7 +52,16 @@ class FileReaderImpl final : public FileReader {
   Result<std::string> Fetch(size_t i) const {
     const ChunkRef& ref = record_.chunks[i];
     ASSIGN_OR_RETURN(auto rec, db_.Get(Cf::kChunks, ref.id.view()));
-    if (!rec) return DataLossError("chunk " + ref.id.hex() + " is missing from the store");
+    if (!rec) {
+      // A partly held file: the chunk comes from the chunk source (peers), checked and kept.
+      if (!source_) return UnavailableError("chunk " + ref.id.hex() + " is not held by this node");
+      ASSIGN_OR_RETURN(std::string raw, (*source_)(ref.id, ref.raw_len));
+      if (raw.size() != ref.raw_len || ChunkIdOf(raw) != ref.id) {
+        return DataLossError("chunk " + ref.id.hex() + " from the chunk source does not match its id");
+      }
+      RETURN_IF_ERROR(store_.PutChunk(ref.id, raw, HintAt(i)));
+      return raw;
+    }
     auto raw = DecodeOwnedChunk(std::move(*rec));
     if (!raw.ok()) return raw.status().WithContext("chunk " + ref.id.hex());
     if (raw->size() != ref.raw_len) return DataLossError("chunk " + ref.id.hex() + " has the wrong length");
@@ -78,8 +89,22 @@ class FileReaderImpl final : public FileReader {
     return OkStatus();
   }
 
+  // bf16/fp16/fp32 tensor data is stored by byte planes.
+  ElementKindHint HintAt(size_t i) const {
+    uint64_t begin = starts_[i];
+    for (const auto& t : record_.tensors) {
+      if (begin >= t.begin && begin < t.end) {
+        int bits = DtypeBits(t.dtype);
+        return bits == 16 ? ElementKindHint::k2Byte : bits == 32 ? ElementKindHint::k4Byte : ElementKindHint::kBytes;
+      }
+    }
+    return ElementKindHint::kBytes;
+  }
+
+  StoreImpl& store_;
   Db& db_;
   FileRecord record_;
+  std::shared_ptr<const ChunkSource> source_;
   std::vector<uint64_t> starts_;
   std::string cached_;
   size_t cached_index_ = static_cast<size_t>(-1);
@@ -104,7 +129,7 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 Result<std::unique_ptr<FileReader>> StoreImpl::OpenFile(const FileEntry& file) {
   ASSIGN_OR_RETURN(FileRecord r, GetFileRecord(file.sha256));
   if (r.size != file.size) return DataLossError("file record size disagrees with its tree entry: " + file.path);
-  return std::unique_ptr<FileReader>(new FileReaderImpl(*db_, std::move(r)));
+  return std::unique_ptr<FileReader>(new FileReaderImpl(*this, std::move(r)));
 }
 
 Status StoreImpl::Export(const GitOid& commit, const std::string& dir) {

@@ -284,6 +284,22 @@ struct WrittenCommit {
   uint64_t files = 0;   // files in the new tree
 };
 
+// How a received chunk's bytes are laid out, for the codec: plain bytes, or 2-/4-byte elements.
+enum class ElementKindHint : uint8_t { kBytes, k2Byte, k4Byte };
+
+// A file this store may hold only in part: its chunk list, from a chunk map the caller trusts.
+struct PartialContent {
+  std::string path;
+  Sha256Digest sha256;
+  uint64_t size = 0;
+  std::vector<FileChunk> chunks;  // in order, covering [0, size)
+};
+
+// Where a reader gets a chunk the store lacks (a partly held model): fetches it (from peers),
+// verified against `id`, and returns its raw bytes; Unavailable when nobody can provide it.
+// Must be thread-safe.
+using ChunkSource = std::function<Result<std::string>(const ChunkId& id, uint32_t raw_len)>;
+
 // Decodes a chunk record received from a peer and checks that its raw bytes hash to `id`.
 // DataLoss on a malformed record, a raw size above the chunk limit, or a hash mismatch.
 Result<std::string> DecodeVerifiedChunk(const ChunkId& id, std::string_view record);
@@ -366,6 +382,19 @@ class Store {
   virtual Result<std::unique_ptr<ContentWriter>> NewContentWriter(const ContentSpec& spec) = 0;
   // Whether the store holds a file content of this SHA-256 and size.
   virtual Result<bool> HasContent(const Sha256Digest& sha256, uint64_t size) = 0;
+  // ---- partly held models ----
+  // Stores one chunk whose raw bytes were received (e.g. from a peer). InvalidArgument unless
+  // the bytes hash to `id`. `kind` picks the codec (bf16/fp16 data compresses by byte planes).
+  virtual Status PutChunk(const ChunkId& id, std::string_view raw, ElementKindHint kind) = 0;
+  // Records a file from its chunk list without needing every chunk: a `.safetensors` file's first
+  // chunk (its header) must be held, and the chunk list must be the one this store would cut
+  // (InvalidArgument otherwise). The content then counts as held (HasContent), and a commit may
+  // name it; reads of its missing chunks go to the chunk source.
+  virtual Status RecordContent(const PartialContent& content) = 0;
+  // Sets (or clears, with nullptr) where readers fetch missing chunks. Without one, reading a
+  // missing chunk is Unavailable.
+  virtual void SetChunkSource(ChunkSource source) = 0;
+
   // Writes a commit (trees, commit object, expert index) from a parent and changes without moving
   // any ref; UpdateRef publishes it. InvalidArgument for a bad path or a file/folder clash;
   // NotFound when a change deletes what is absent or puts content the store lacks.

@@ -66,6 +66,10 @@ class StoreImpl final : public Store {
   Result<std::unique_ptr<ContentWriter>> NewContentWriter(const ContentSpec& spec) override;
   Result<bool> HasContent(const Sha256Digest& sha256, uint64_t size) override;
   Result<WrittenCommit> WriteCommit(const CommitSpec& spec) override;
+  Status PutChunk(const ChunkId& id, std::string_view raw, ElementKindHint kind) override;
+  Status RecordContent(const PartialContent& content) override;
+  void SetChunkSource(ChunkSource source) override;
+  std::shared_ptr<const ChunkSource> chunk_source();
 
   // Helpers shared by the implementation files.
   Result<StoredObject> GetObject(const GitOid& oid, std::string_view what);
@@ -91,6 +95,8 @@ class StoreImpl final : public Store {
   PinSet pins_;
   // Held while a ref moves and for the whole of a GC, so GC sees a stable set of refs.
   std::mutex commit_mu_;
+  std::mutex source_mu_;
+  std::shared_ptr<const ChunkSource> source_;
 };
 
 // Validates a ref name: refs/heads/X, refs/tags/X or refs/pr/N, git's rules for X.

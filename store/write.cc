@@ -345,6 +345,76 @@ Result<WrittenCommit> StoreImpl::WriteCommit(const CommitSpec& spec) {
   return out;
 }
 
+Status StoreImpl::PutChunk(const ChunkId& id, std::string_view raw, ElementKindHint hint) {
+  if (raw.size() > (uint64_t{128} << 20)) return InvalidArgumentError("chunk over 128 MiB");
+  if (ChunkIdOf(raw) != id) return InvalidArgumentError("chunk bytes do not hash to " + id.hex());
+  ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kChunkMeta, id.view()));
+  if (have) return OkStatus();
+  const Options& o = options();
+  CodecPolicy policy = !o.compress ? CodecPolicy::kRawOnly : o.byte_grouping ? CodecPolicy::kAuto : CodecPolicy::kZstdOnly;
+  ElementKind kind = hint == ElementKindHint::k2Byte ? ElementKind::k2Byte
+                     : hint == ElementKindHint::k4Byte ? ElementKind::k4Byte
+                                                       : ElementKind::kBytes;
+  EncodedChunk enc = EncodeChunk(raw, kind, policy, o.zstd_level);
+  uint32_t stored = static_cast<uint32_t>(enc.record.size() - kChunkRecordHeader);
+  auto batch = db_->NewBatch();
+  batch.Put(Cf::kChunks, id.view(), enc.record);
+  batch.Put(Cf::kChunkMeta, id.view(), EncodeChunkMeta(ChunkMeta{enc.codec, static_cast<uint32_t>(raw.size()), stored}));
+  return db_->Write(batch, /*sync=*/false);
+}
+
+Status StoreImpl::RecordContent(const PartialContent& content) {
+  RETURN_IF_ERROR(ValidatePath(content.path));
+  FileRecord record;
+  record.size = content.size;
+  uint64_t at = 0;
+  for (const auto& c : content.chunks) {
+    if (c.offset != at || c.size == 0) return InvalidArgumentError(content.path + ": the chunk list has a gap or an empty chunk");
+    record.chunks.push_back(ChunkRef{c.id, c.size});
+    at += c.size;
+  }
+  if (at != content.size) return InvalidArgumentError(content.path + ": the chunks do not add up to the file's size");
+  if (IsSafetensorsPath(content.path) && !content.chunks.empty()) {
+    // The header is the first chunk; the tensors it lists must be cut exactly as this store cuts.
+    ASSIGN_OR_RETURN(auto rec, db_->Get(Cf::kChunks, content.chunks[0].id.view()));
+    if (!rec) return FailedPreconditionError(content.path + ": its header chunk is not held");
+    ASSIGN_OR_RETURN(std::string head, DecodeOwnedChunk(std::move(*rec)));
+    if (head.size() < 8) return InvalidArgumentError(content.path + ": header chunk too short");
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(head[i]);
+    if (8 + n != head.size()) return InvalidArgumentError(content.path + ": the first chunk is not exactly the header");
+    ASSIGN_OR_RETURN(SafetensorsHeader header, ParseSafetensorsHeader(std::string_view(head).substr(8), content.size));
+    std::vector<Piece> plan = PlanSafetensorsChunks(header, options().max_chunk_size);
+    if (plan.size() != content.chunks.size()) {
+      return InvalidArgumentError(content.path + ": chunked differently from this store (" + std::to_string(plan.size()) +
+                                  " chunks planned, " + std::to_string(content.chunks.size()) + " listed)");
+    }
+    for (size_t i = 0; i < plan.size(); ++i) {
+      if (plan[i].offset != content.chunks[i].offset || plan[i].length != content.chunks[i].size) {
+        return InvalidArgumentError(content.path + ": chunk " + std::to_string(i) + " is cut differently from this store");
+      }
+    }
+    record.kind = FileRecord::Kind::kSafetensors;
+    record.header_end = header.header_end;
+    for (const auto& t : header.tensors) record.tensors.push_back(TensorInfo{t.name, t.dtype, t.shape, t.begin, t.end});
+  }
+  ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kFiles, content.sha256.view()));
+  if (have) return OkStatus();
+  auto batch = db_->NewBatch();
+  batch.Put(Cf::kFiles, content.sha256.view(), EncodeFileRecord(record));
+  return db_->Write(batch, /*sync=*/false);
+}
+
+void StoreImpl::SetChunkSource(ChunkSource source) {
+  std::lock_guard<std::mutex> lock(source_mu_);
+  source_ = source ? std::make_shared<const ChunkSource>(std::move(source)) : nullptr;
+}
+
+std::shared_ptr<const ChunkSource> StoreImpl::chunk_source() {
+  std::lock_guard<std::mutex> lock(source_mu_);
+  return source_;
+}
+
 Status StoreImpl::CreateRepo(const RepoId& repo, Visibility visibility) {
   std::lock_guard<std::mutex> lock(commit_mu_);
   ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kRepos, repo.str()));
