@@ -299,7 +299,7 @@ Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const sto
           count(n);
         });
       };
-      Status s = mapped ? FetchChunks(ff, *mapped, count) : download();
+      Status s = mapped ? FetchChunks(fill, ff, *mapped, count) : download();
       if (mapped && s.code() == StatusCode::kUnavailable) {
         // No peer could provide some chunk: the upstream has the whole file.
         LOG(Warning) << ff.file.path << ": " << s.message() << "; downloading it from the upstream";
@@ -421,7 +421,8 @@ std::optional<verify::ChunkMap> Mirror::TrustedMap(const store::RepoId& repo, co
   return std::nullopt;
 }
 
-Status Mirror::FetchChunks(FillFile& ff, const verify::ChunkMapFile& file, const std::function<void(uint64_t)>& progress) {
+Status Mirror::FetchChunks(const Fill& fill, FillFile& ff, const verify::ChunkMapFile& file,
+                           const std::function<void(uint64_t)>& progress) {
   const int fd = ::open(ff.staging_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return InternalError("cannot create " + ff.staging_path);
   struct Closer {
@@ -465,7 +466,22 @@ Status Mirror::FetchChunks(FillFile& ff, const verify::ChunkMapFile& file, const
       missing_index.push_back(i);
     }
   }
-  RETURN_IF_ERROR(fetcher_->Fetch(missing, [&](size_t k, std::string&& raw) { return put(missing_index[k], raw); }));
+  Status fetched = fetcher_->Fetch(missing, [&](size_t k, std::string&& raw) { return put(missing_index[k], raw); });
+  if (fetched.code() == StatusCode::kUnavailable) {
+    // No peer had some chunks: each comes from the upstream as an HTTP Range of the file, and is
+    // checked against the signed map like any other.
+    size_t ranged = 0;
+    for (size_t k : missing_index) {
+      if (written[k]) continue;
+      ASSIGN_OR_RETURN(std::string raw, upstream_->GetRange(fill.repo.str(), fill.upstream_sha, file.path, offsets[k], file.chunks[k].size));
+      if (ChunkIdOf(raw) != ids[k]) return DataLossError(file.path + ": upstream bytes of chunk " + std::to_string(k) + " do not match the map");
+      RETURN_IF_ERROR(put(k, raw));
+      ++ranged;
+    }
+    LOG(Info) << file.path << ": " << ranged << " chunks no peer had came from the upstream by range";
+    fetched = OkStatus();
+  }
+  RETURN_IF_ERROR(fetched);
   if (::fsync(fd) != 0) return InternalError("cannot sync " + ff.staging_path);
   // Every chunk matched the signed map; the whole file must also match the upstream's digest
   // (a map that lists the right chunks under a wrong file digest is caught here).

@@ -177,7 +177,9 @@ class Mirror {
   // A trusted chunk map of repo@sha from the peers or the upstream; nullopt when none is.
   std::optional<verify::ChunkMap> TrustedMap(const store::RepoId& repo, const std::string& sha);
   // Writes one file of a fill from chunks (local ones from the store, the rest from peers).
-  Status FetchChunks(FillFile& ff, const verify::ChunkMapFile& file, const std::function<void(uint64_t)>& progress);
+  // Chunks no peer has come from the upstream as HTTP Ranges of the file.
+  Status FetchChunks(const Fill& fill, FillFile& ff, const verify::ChunkMapFile& file,
+                     const std::function<void(uint64_t)>& progress);
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Fill>> running_;  // by repo + upstream sha + filter
   std::vector<std::pair<std::shared_ptr<Fill>, std::thread>> threads_;

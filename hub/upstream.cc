@@ -103,11 +103,12 @@ Upstream::Upstream(UpstreamOptions options) : options_(std::move(options)) {
   while (!options_.url.empty() && options_.url.back() == '/') options_.url.pop_back();
 }
 
-Result<Upstream::Response> Upstream::Get(const std::string& url, size_t max_body) {
+Result<Upstream::Response> Upstream::Get(const std::string& url, size_t max_body, const std::string& range) {
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   HeaderState hs;
   auto c = NewHandle(options_, url, &headers, &hs);
   if (!c) return InternalError("curl_easy_init failed");
+  if (!range.empty()) curl_easy_setopt(c.get(), CURLOPT_RANGE, range.c_str());
   Response r;
   struct Body {
     std::string* out;
@@ -131,6 +132,18 @@ Result<Upstream::Response> Upstream::Get(const std::string& url, size_t max_body
   r.error_code = hs.error_code;
   r.link_next = hs.link;
   return r;
+}
+
+Result<std::string> Upstream::GetRange(const std::string& repo, const std::string& sha, const std::string& path,
+                                       uint64_t offset, uint64_t length) {
+  if (length == 0) return std::string();
+  std::string url = options_.url + "/" + repo + "/resolve/" + sha + "/" + UrlEncode(path, true);
+  ASSIGN_OR_RETURN(Response r, Get(url, length, std::to_string(offset) + "-" + std::to_string(offset + length - 1)));
+  if (r.status != 206 || r.body.size() != length) {
+    return UnavailableError("upstream range of " + path + " answered " + std::to_string(r.status) + " with " +
+                            std::to_string(r.body.size()) + " bytes");
+  }
+  return std::move(r.body);
 }
 
 Result<UpstreamRevision> Upstream::ResolveRevision(const std::string& repo, const std::string& rev) {

@@ -76,6 +76,10 @@ class Upstream {
   // The node-signed chunk map of repo@sha from a hubnode (/api/models/{repo}/chunk-map/{sha}),
   // not yet verified. NotFound when the endpoint has none.
   Result<std::string> GetChunkMap(const std::string& repo, const std::string& sha);
+  // Bytes [offset, offset+length) of a file at commit `sha` (an HTTP Range on its resolve URL):
+  // Unavailable unless the answer is a 206 of exactly that length.
+  Result<std::string> GetRange(const std::string& repo, const std::string& sha, const std::string& path,
+                               uint64_t offset, uint64_t length);
   // The body of GET {url}{path} (path includes any query). NotFound for 404, Unavailable for
   // another status or a network failure; InvalidArgument above `max_body`.
   Result<std::string> Fetch(const std::string& path, size_t max_body);
@@ -87,7 +91,7 @@ class Upstream {
     std::string error_code;
     std::string link_next;
   };
-  Result<Response> Get(const std::string& url, size_t max_body);
+  Result<Response> Get(const std::string& url, size_t max_body, const std::string& range = "");
 
   UpstreamOptions options_;
 };
