@@ -641,10 +641,7 @@ Result<PartialPullResult> Mirror::PullPartial(const store::RepoId& repo, const s
       uint64_t b = it->offsets[i], e = b + it->m->chunks[i].size;
       for (const auto& t : tensors) {
         if (b >= t.begin && b < t.end) {
-          int bits = store::DtypeBits(t.dtype);
-          it->hint[i] = bits == 16 ? store::ElementKindHint::k2Byte
-                        : bits == 32 ? store::ElementKindHint::k4Byte
-                                     : store::ElementKindHint::kBytes;
+          it->hint[i] = store::ElementKindForDtype(t.dtype);
           break;
         }
       }

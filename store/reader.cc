@@ -39,8 +39,10 @@ class FileReaderImpl final : public FileReader {
     if (length == 0) return OkStatus();
     size_t i = std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin() - 1;
     uint64_t end = offset + length;
+    const bool sequential = offset == last_end_;
+    last_end_ = end;
     for (; i < record_.chunks.size() && starts_[i] < end; ++i) {
-      RETURN_IF_ERROR(Load(i));
+      RETURN_IF_ERROR(Load(i, ReadAhead(i, end, sequential)));
       uint64_t from = std::max(offset, starts_[i]) - starts_[i];
       uint64_t to = std::min<uint64_t>(end - starts_[i], record_.chunks[i].raw_len);
       RETURN_IF_ERROR(sink(std::string_view(cached_).substr(from, to - from)));
@@ -68,7 +70,19 @@ class FileReaderImpl final : public FileReader {
     return raw;
   }
 
-  Status Load(size_t i) {
+  // Whether to read chunk i+1 ahead: when the range asked for reaches it, or when reads are
+  // sequential (a download) and it is held here. A missing chunk beyond the range is never
+  // fetched ahead: a tensor or expert read must not pull the next expert's chunk from the peers.
+  bool ReadAhead(size_t i, uint64_t end, bool sequential) const {
+    if (i + 1 >= record_.chunks.size()) return false;
+    if (starts_[i + 1] < end) return true;
+    if (!sequential) return false;
+    if (!source_) return true;
+    auto held = db_.Has(Cf::kChunkMeta, record_.chunks[i + 1].id.view());
+    return held.ok() && *held;
+  }
+
+  Status Load(size_t i, bool ahead) {
     if (cached_index_ == i) return OkStatus();
     Result<std::string> raw = InternalError("unset");
     if (next_.valid() && next_index_ == i) {
@@ -82,7 +96,7 @@ class FileReaderImpl final : public FileReader {
     cached_index_ = i;
     // Read ahead: the next chunk is read and decoded on another thread while the caller consumes
     // (sends) this one. At most one chunk ahead, so memory stays at two chunks per reader.
-    if (i + 1 < record_.chunks.size()) {
+    if (ahead && !(next_.valid() && next_index_ == i + 1)) {
       next_index_ = i + 1;
       next_ = std::async(std::launch::async, [this, n = i + 1] { return Fetch(n); });
     }
@@ -93,10 +107,7 @@ class FileReaderImpl final : public FileReader {
   ElementKindHint HintAt(size_t i) const {
     uint64_t begin = starts_[i];
     for (const auto& t : record_.tensors) {
-      if (begin >= t.begin && begin < t.end) {
-        int bits = DtypeBits(t.dtype);
-        return bits == 16 ? ElementKindHint::k2Byte : bits == 32 ? ElementKindHint::k4Byte : ElementKindHint::kBytes;
-      }
+      if (begin >= t.begin && begin < t.end) return ElementKindForDtype(t.dtype);
     }
     return ElementKindHint::kBytes;
   }
@@ -108,6 +119,7 @@ class FileReaderImpl final : public FileReader {
   std::vector<uint64_t> starts_;
   std::string cached_;
   size_t cached_index_ = static_cast<size_t>(-1);
+  uint64_t last_end_ = 0;  // where the previous Read ended (sequential reads read ahead)
   std::future<Result<std::string>> next_;  // destroyed (and so waited for) before the members above
   size_t next_index_ = static_cast<size_t>(-1);
 };

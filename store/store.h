@@ -286,6 +286,8 @@ struct WrittenCommit {
 
 // How a received chunk's bytes are laid out, for the codec: plain bytes, or 2-/4-byte elements.
 enum class ElementKindHint : uint8_t { kBytes, k2Byte, k4Byte };
+// The layout an import uses for a tensor dtype: BF16/F16 by 2-byte elements, F32 by 4, else bytes.
+ElementKindHint ElementKindForDtype(std::string_view dtype);
 
 // A file this store may hold only in part: its chunk list, from a chunk map the caller trusts.
 struct PartialContent {
@@ -392,7 +394,7 @@ class Store {
   // name it; reads of its missing chunks go to the chunk source.
   virtual Status RecordContent(const PartialContent& content) = 0;
   // Sets (or clears, with nullptr) where readers fetch missing chunks. Without one, reading a
-  // missing chunk is Unavailable.
+  // missing chunk is Unavailable. A reader keeps the source it was opened with.
   virtual void SetChunkSource(ChunkSource source) = 0;
 
   // Writes a commit (trees, commit object, expert index) from a parent and changes without moving

@@ -1,5 +1,6 @@
 // The write API of the store: content streamed in as it arrives (uploads), commits built from a
 // parent and a list of changes, and repo create / delete / move.
+#include <algorithm>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -345,6 +346,12 @@ Result<WrittenCommit> StoreImpl::WriteCommit(const CommitSpec& spec) {
   return out;
 }
 
+ElementKindHint ElementKindForDtype(std::string_view dtype) {
+  if (dtype == "BF16" || dtype == "F16") return ElementKindHint::k2Byte;
+  if (dtype == "F32") return ElementKindHint::k4Byte;
+  return ElementKindHint::kBytes;
+}
+
 Status StoreImpl::PutChunk(const ChunkId& id, std::string_view raw, ElementKindHint hint) {
   if (raw.size() > (uint64_t{128} << 20)) return InvalidArgumentError("chunk over 128 MiB");
   if (ChunkIdOf(raw) != id) return InvalidArgumentError("chunk bytes do not hash to " + id.hex());
@@ -370,6 +377,7 @@ Status StoreImpl::RecordContent(const PartialContent& content) {
   uint64_t at = 0;
   for (const auto& c : content.chunks) {
     if (c.offset != at || c.size == 0) return InvalidArgumentError(content.path + ": the chunk list has a gap or an empty chunk");
+    if (c.size > (uint32_t{128} << 20)) return InvalidArgumentError(content.path + ": a chunk over 128 MiB");
     record.chunks.push_back(ChunkRef{c.id, c.size});
     at += c.size;
   }
@@ -398,8 +406,36 @@ Status StoreImpl::RecordContent(const PartialContent& content) {
     record.header_end = header.header_end;
     for (const auto& t : header.tensors) record.tensors.push_back(TensorInfo{t.name, t.dtype, t.shape, t.begin, t.end});
   }
-  ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kFiles, content.sha256.view()));
-  if (have) return OkStatus();
+  ASSIGN_OR_RETURN(auto existing, db_->Get(Cf::kFiles, content.sha256.view()));
+  if (existing) {
+    auto old = DecodeFileRecord(*existing);
+    if (old.ok() && (old->kind == FileRecord::Kind::kSafetensors || record.kind != FileRecord::Kind::kSafetensors)) {
+      return OkStatus();
+    }
+    // The same bytes were stored plain (imported under another name): re-cut them by tensor here
+    // when every old chunk is held, so nothing has to be fetched; then the tensor-aware record wins.
+    if (old.ok()) {
+      std::vector<ChunkId> ids;
+      for (const auto& c : old->chunks) ids.push_back(c.id);
+      ASSIGN_OR_RETURN(std::vector<bool> held, HasChunks(ids));
+      if (std::find(held.begin(), held.end(), false) == held.end()) {
+        FileEntry entry;
+        entry.path = content.path;
+        entry.size = content.size;
+        entry.sha256 = content.sha256;
+        ASSIGN_OR_RETURN(auto reader, OpenFile(entry));
+        for (size_t i = 0; i < content.chunks.size(); ++i) {
+          const FileChunk& c = content.chunks[i];
+          ASSIGN_OR_RETURN(std::string piece, reader->ReadToString(c.offset, c.size));
+          ElementKindHint hint = ElementKindHint::kBytes;
+          for (const auto& t : record.tensors) {
+            if (c.offset >= t.begin && c.offset < t.end) hint = ElementKindForDtype(t.dtype);
+          }
+          RETURN_IF_ERROR(PutChunk(c.id, piece, hint));
+        }
+      }
+    }
+  }
   auto batch = db_->NewBatch();
   batch.Put(Cf::kFiles, content.sha256.view(), EncodeFileRecord(record));
   return db_->Write(batch, /*sync=*/false);
