@@ -47,6 +47,7 @@ struct ServeArgs {
   std::vector<std::string> peers;
   uint64_t multipart_threshold = uint64_t{256} << 20;
   uint64_t multipart_chunk = uint64_t{64} << 20;
+  uint64_t raw_cache = uint64_t{4} << 30;
 };
 
 std::string UpstreamToken(const std::string& flag) {
@@ -103,6 +104,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.data_dir = flags.data_dir;
   o.multipart_threshold = a.multipart_threshold;
   o.multipart_chunk = a.multipart_chunk;
+  o.raw_cache_bytes = a.raw_cache;
   auto node_key = LoadOrCreateNodeKey(flags.data_dir);
   if (!node_key.ok()) return Fail(node_key.status());
   o.node_key = &*node_key;
@@ -174,6 +176,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50));
     sub->add_option("--multipart-chunk", a->multipart_chunk, "Part size of multipart LFS uploads (bytes, default 64 MiB)")
         ->check(CLI::Range(uint64_t{1} << 10, uint64_t{5} << 30));
+    sub->add_option("--raw-cache-size", a->raw_cache,
+                    "Disk for raw copies of hot files served without decompression (bytes, default 4 GiB; 0 = off)");
     sub->add_option("--peer", a->peers,
                     "A peer hubnode: with --upstream, chunks are fetched from it too; listed in this node's peer "
                     "catalog (repeatable)");

@@ -7,6 +7,7 @@
 #include "hub/auth.h"
 #include "hub/http_util.h"
 #include "hub/metrics.h"
+#include "hub/raw_cache.h"
 #include "hub/router.h"
 #include "hub/server.h"
 #include "hub/trust_gate.h"
@@ -25,6 +26,8 @@ class Handlers {
         matcher_(verify::LicenseMatcher::FromDirectory(options.common_licenses)) {}
 
   void Handle(const httplib::Request& req, httplib::Response& res);
+  // Hot files are served from (and queued into) this cache. Nullable.
+  void SetRawCache(RawCache* cache) { raw_cache_ = cache; }
 
  private:
   // routes_files.cc
@@ -80,6 +83,7 @@ class Handlers {
   Metrics* metrics_;
   Mirror* mirror_;
   verify::LicenseMatcher matcher_;
+  RawCache* raw_cache_ = nullptr;
 };
 
 }  // namespace hubnode::hub

@@ -208,6 +208,25 @@ void Handlers::File(const Route& r, const std::optional<Principal>& who, const h
   if (!range) return;
   if (pointer) return res.set_content(pointer_text.substr(range->offset, range->length), "text/plain; charset=utf-8");
   if (range->length == 0) return res.set_content("", ContentType(r.path));
+  // A hot file: plain reads of its raw copy (page cache), no chunk reads or decompression.
+  if (raw_cache_ && file->lfs) {
+    if (auto entry = raw_cache_->Open(file->sha256, file->size)) {
+      auto buf = std::make_shared<std::string>();
+      uint64_t offset = range->offset;
+      Metrics* metrics = metrics_;
+      res.set_content_provider(range->length, ContentType(r.path),
+                               [entry, buf, offset, metrics](size_t at, size_t want, httplib::DataSink& sink) {
+                                 size_t n = std::min(want, kPiece);
+                                 buf->resize(n);
+                                 ssize_t got = ::pread(entry->fd, buf->data(), n, static_cast<off_t>(offset + at));
+                                 if (got <= 0) return false;
+                                 metrics->AddBytes(static_cast<size_t>(got));
+                                 return sink.write(buf->data(), static_cast<size_t>(got));
+                               });
+      return;
+    }
+    if (req.method != "HEAD") raw_cache_->Fill(*file);
+  }
   auto reader = store_->OpenFile(*file);
   if (!reader.ok()) return SendStatus(res, reader.status());
   // A partly held file: its first missing chunk in the range is fetched before the answer starts,

@@ -46,6 +46,11 @@ class HubServerImpl final : public HubServer {
         wo.multipart_chunk = options_.multipart_chunk;
         write_ = std::make_unique<WriteApi>(store, std::move(wo));
       }
+      if (options_.raw_cache_bytes > 0) {
+        raw_cache_ = std::make_unique<RawCache>(options_.data_dir + "/rawcache", options_.raw_cache_bytes,
+                                                options_.raw_cache_min, store);
+        handlers_.SetRawCache(raw_cache_.get());
+      }
     }
     http_.set_read_timeout(options_.read_timeout_s, 0);
     http_.set_write_timeout(60, 0);
@@ -178,6 +183,7 @@ class HubServerImpl final : public HubServer {
   OpenAiApi openai_;
   PeerApi peer_;
   std::unique_ptr<WriteApi> write_;
+  std::unique_ptr<RawCache> raw_cache_;  // before http_: no response reads it after it is gone
   store::Store* store_;
   TokenStore* tokens_;
   httplib::Server http_;

@@ -52,6 +52,11 @@ struct ServerOptions {
   uint64_t multipart_threshold = uint64_t{256} << 20;
   // Part size of multipart uploads. Default: 64 MiB.
   uint64_t multipart_chunk = uint64_t{64} << 20;
+  // Disk for the raw copies of hot files (DATA/rawcache), served without chunk reads or
+  // decompression; 0 = none. Needs data_dir. Default: 4 GiB.
+  uint64_t raw_cache_bytes = uint64_t{4} << 30;
+  // Smallest file the raw cache keeps. Default: 8 MiB.
+  uint64_t raw_cache_min = uint64_t{8} << 20;
 };
 
 class HubServer {
