@@ -417,6 +417,15 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       std::error_code ec;
       uintmax_t parts = std::filesystem::remove_all(flags.data_dir + "/uploads", ec);
       if (parts > 1 && !ec) std::printf("deleted %ju leftovers of unfinished multipart uploads\n", parts - 1);
+      // Raw copies of files the store no longer holds.
+      uint64_t dropped = 0;
+      for (const auto& e : std::filesystem::directory_iterator(flags.data_dir + "/rawcache", ec)) {
+        auto digest = Sha256Digest::FromHex(e.path().filename().string());
+        std::error_code fec;
+        auto held = digest.ok() ? (*st)->HasContent(*digest, e.file_size(fec)) : Result<bool>(false);
+        if (!held.ok() || !*held) dropped += std::filesystem::remove(e.path(), fec) ? 1 : 0;
+      }
+      if (dropped > 0) std::printf("deleted %llu raw-cache copies of files no longer held\n", (unsigned long long)dropped);
       std::printf("deleted %llu chunks (%s), %llu objects, %llu file records; kept %llu chunks\n",
                   static_cast<unsigned long long>(r->chunks_deleted), HumanBytes(r->bytes_freed).c_str(),
                   static_cast<unsigned long long>(r->objects_deleted), static_cast<unsigned long long>(r->files_deleted),
