@@ -28,9 +28,11 @@ std::string Decode(std::string_view s) {
   return out;
 }
 
-// Splits the raw path on '/' and decodes each segment on its own, so an encoded slash
-// (`feat%2Fx`, `refs%2Fpr%2F1`) stays inside its segment.
-std::vector<std::string> Split(std::string_view p) {
+}  // namespace
+
+std::vector<std::string> SplitTarget(std::string_view target) {
+  std::string_view p = target.substr(0, target.find('?'));
+  if (!p.empty() && p[0] == '/') p.remove_prefix(1);
   std::vector<std::string> out;
   while (!p.empty()) {
     size_t slash = p.find('/');
@@ -41,7 +43,7 @@ std::vector<std::string> Split(std::string_view p) {
   return out;
 }
 
-std::string Join(const std::vector<std::string>& s, size_t from, size_t to) {
+std::string JoinSegments(const std::vector<std::string>& s, size_t from, size_t to) {
   std::string out;
   for (size_t i = from; i < to && i < s.size(); ++i) {
     if (i > from) out.push_back('/');
@@ -50,6 +52,8 @@ std::string Join(const std::vector<std::string>& s, size_t from, size_t to) {
   return out;
 }
 
+namespace {
+
 // Splits "rev/path..." where rev may be refs/pr/N, refs/convert/X, refs/heads/X or refs/tags/X.
 void SplitRev(const std::vector<std::string>& s, size_t i, Route* r) {
   size_t rev_len = 1;
@@ -57,8 +61,8 @@ void SplitRev(const std::vector<std::string>& s, size_t i, Route* r) {
       (s[i + 1] == "pr" || s[i + 1] == "convert" || s[i + 1] == "heads" || s[i + 1] == "tags")) {
     rev_len = 3;
   }
-  r->rev = Join(s, i, i + rev_len);
-  r->path = Join(s, i + rev_len, s.size());
+  r->rev = JoinSegments(s, i, i + rev_len);
+  r->path = JoinSegments(s, i + rev_len, s.size());
 }
 
 bool IsRepoType(std::string_view s) { return s == "models" || s == "datasets" || s == "spaces"; }
@@ -72,6 +76,7 @@ Route ParseRoute(std::string_view target) {
   std::string_view path = target.substr(0, target.find('?'));
   if (path.empty() || path[0] != '/') return r;
   path.remove_prefix(1);
+  const auto s = SplitTarget(target);
   auto only = [](RouteKind k) {
     Route out;
     out.kind = k;
@@ -80,7 +85,6 @@ Route ParseRoute(std::string_view target) {
   if (path == "health") return only(RouteKind::kHealth);
   if (path == "metrics") return only(RouteKind::kMetrics);
   if (path == "api/whoami-v2") return only(RouteKind::kWhoami);
-  auto s = Split(path);
   if (s.empty()) return r;
 
   if (s[0] == "api") {
@@ -96,7 +100,7 @@ Route ParseRoute(std::string_view target) {
              m == "chunk-map" || m == "lineage";
     };
     size_t n = (s.size() == 3 || marker(s[3])) ? 1 : 2;
-    r.repo = Join(s, 2, 2 + n);
+    r.repo = JoinSegments(s, 2, 2 + n);
     size_t i = 2 + n;
     if (i >= s.size()) {
       r.kind = RouteKind::kRepoInfo;
@@ -148,7 +152,7 @@ Route ParseRoute(std::string_view target) {
     size_t i = base + n;
     if (i < s.size() && (s[i] == "resolve" || s[i] == "raw") && i + 2 < s.size()) {
       r.kind = s[i] == "resolve" ? RouteKind::kResolve : RouteKind::kRaw;
-      r.repo = Join(s, base, i);
+      r.repo = JoinSegments(s, base, i);
       SplitRev(s, i + 1, &r);
       if (r.path.empty()) return Route{};
       return r;

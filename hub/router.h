@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hubnode::hub {
 
@@ -38,6 +39,12 @@ struct Route {
 // `target` is the raw request target (path and query, still percent-encoded): each segment is
 // decoded on its own, so an encoded '/' inside a revision (`feat%2Fx`) stays in the revision.
 Route ParseRoute(std::string_view target);
+
+// The raw request target's path (query dropped) split on '/', each segment percent-decoded on
+// its own, so an encoded slash (`feat%2Fx`, `refs%2Fpr%2F1`) stays inside its segment.
+std::vector<std::string> SplitTarget(std::string_view target);
+// Segments [from, to) joined with '/'.
+std::string JoinSegments(const std::vector<std::string>& s, size_t from, size_t to);
 
 // The name of a route kind for metrics and logs.
 std::string_view RouteName(RouteKind kind);

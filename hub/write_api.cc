@@ -42,30 +42,12 @@ struct WRoute {
   std::string rest;  // rev, branch or tag name, or the LFS oid
 };
 
-std::vector<std::string_view> Split(std::string_view p) {
-  std::vector<std::string_view> out;
-  while (!p.empty()) {
-    size_t slash = p.find('/');
-    out.push_back(p.substr(0, slash));
-    if (slash == std::string_view::npos) break;
-    p.remove_prefix(slash + 1);
-  }
-  return out;
-}
-
-std::string Join(const std::vector<std::string_view>& s, size_t from, size_t to) {
-  std::string out;
-  for (size_t i = from; i < to && i < s.size(); ++i) {
-    if (i > from) out.push_back('/');
-    out.append(s[i]);
-  }
-  return out;
-}
-
-WRoute ParseWrite(const std::string& method, std::string_view path) {
+WRoute ParseWrite(const std::string& method, std::string_view target) {
   WRoute r;
-  if (path.empty() || path[0] != '/') return r;
-  path.remove_prefix(1);
+  if (target.empty() || target[0] != '/') return r;
+  const std::vector<std::string> s = SplitTarget(target);
+  const std::string decoded = JoinSegments(s, 0, s.size());
+  std::string_view path = decoded;
   auto is = [&](Kind k, const char* m) {
     if (method == m) r.kind = k;
     return r;
@@ -84,7 +66,6 @@ WRoute ParseWrite(const std::string& method, std::string_view path) {
     r.repo = std::string(repo);
     return is(Kind::kLfsBatch, "POST");
   }
-  auto s = Split(path);
   if (s.size() == 4 && s[0] == "api" && s[1] == "lfs" && (s[2] == "objects" || s[2] == "complete")) {
     r.rest = std::string(s[3]);
     return s[2] == "objects" ? is(Kind::kLfsPut, "PUT") : is(Kind::kLfsComplete, "POST");
@@ -96,8 +77,8 @@ WRoute ParseWrite(const std::string& method, std::string_view path) {
   };
   size_t i = marker(s[3]) ? 3 : (s.size() > 4 && marker(s[4])) ? 4 : 0;
   if (i == 0) return r;
-  r.repo = Join(s, 2, i);
-  r.rest = Join(s, i + 1, s.size());
+  r.repo = JoinSegments(s, 2, i);
+  r.rest = JoinSegments(s, i + 1, s.size());
   std::string_view m = s[i];
   if (m == "settings" && r.rest.empty()) return is(Kind::kSettings, "PUT");
   if (r.rest.empty()) return r;
@@ -1095,11 +1076,11 @@ struct WriteApi::Impl {
 WriteApi::WriteApi(store::Store* store, WriteOptions options) : impl_(new Impl(store, std::move(options))) {}
 WriteApi::~WriteApi() = default;
 
-bool WriteApi::Handles(const httplib::Request& req) { return ParseWrite(req.method, req.path).kind != Kind::kNone; }
+bool WriteApi::Handles(const httplib::Request& req) { return ParseWrite(req.method, req.target).kind != Kind::kNone; }
 
 void WriteApi::Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
                       const std::optional<Principal>& who) {
-  WRoute r = ParseWrite(req.method, req.path);
+  WRoute r = ParseWrite(req.method, req.target);
   Impl& m = *impl_;
   switch (r.kind) {
     case Kind::kCreate: return m.Create(req, res, reader, who);

@@ -12,10 +12,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [[ -n "${KEEP:-}" ]] || rm -rf "$WORK"' EXIT
-pass=0 fail=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
+source "$(dirname "$0")/../lib.sh"
 PY=/usr/bin/python3
 node() { local d=$1; shift; "$HUBNODE" --data "$WORK/$d" -q "$@"; }
 serve() {  # serve NAME [FLAGS...] -> sets URL and SPID

@@ -8,10 +8,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
-pass=0 fail=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi
-}
+source "$(dirname "$0")/../lib.sh"
 node() { local d=$1; shift; "$HUBNODE" --data "$WORK/$d" -q "$@"; }
 serve() {
   "$HUBNODE" --data "$WORK/$1" serve --listen 127.0.0.1:0 --no-inference > "$WORK/$1.out" 2> "$WORK/$1.err" &

@@ -3,13 +3,12 @@
 # needs review until `approve`, derivative rules against a base on the node, the served trust
 # status, and pull-through refusing what the policy denies. Prints "N passed, M failed".
 set -uo pipefail
+source "$(dirname "$0")/../lib.sh"
 HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 cd "$WORK"
-pass=0 fail=0
-check() { if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi; }
 has() { [[ "$2" == *"$3"* ]] && check "$1" 1 1 || check "$1" "$3" "$2"; }
 hub() { "$HUBNODE" --data data -q "$@"; }
 serve() {  # serve NAME DATA [flags]

@@ -5,12 +5,11 @@
 #  2. a bundle made with openssl, sha256sum, base64 and printf verifies in `hubnode verify`.
 # Prints "N passed, M failed".
 set -uo pipefail
+source "$(dirname "$0")/../lib.sh"
 HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-pass=0 fail=0
-check() { if [[ "$2" == "$3" ]]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $1: expected [$2], got [$3]"; fi; }
 hex2bin() { printf "$(echo "$1" | sed 's/../\\x&/g')"; }
 TYPE=application/vnd.in-toto+json
 
