@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "store/store.h"
+#include "tests/store/flat_index.h"
 #include "testmodel/testmodel.h"
 #include "tests/testutil/testutil.h"
 
@@ -46,16 +47,6 @@ FileChange PutOf(const FileEntry& f) {
   return c;
 }
 
-using FlatIndex = std::map<std::pair<uint32_t, uint32_t>, std::vector<std::tuple<std::string, std::string, uint64_t, uint64_t>>>;
-FlatIndex Flatten(const ExpertIndex& idx) {
-  FlatIndex out;
-  for (const auto& [k, parts] : idx) {
-    auto& v = out[{k.layer, k.expert}];
-    for (const auto& p : parts) v.emplace_back(p.path, p.tensor, p.offset, p.length);
-    std::sort(v.begin(), v.end());
-  }
-  return out;
-}
 
 class PartialTest : public ::testing::Test {
  protected:

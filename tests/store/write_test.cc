@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "store/store.h"
+#include "tests/store/flat_index.h"
 #include "testmodel/testmodel.h"
 #include "tests/testutil/testutil.h"
 
@@ -150,18 +151,6 @@ void ExpectSameFiles(const std::vector<FileEntry>& a, const std::vector<FileEntr
   }
 }
 
-// An expert index as comparable values, parts sorted (an import's part order within a key follows
-// the order it read the files in).
-using FlatIndex = std::map<std::pair<uint32_t, uint32_t>, std::vector<std::tuple<std::string, std::string, uint64_t, uint64_t>>>;
-FlatIndex Flatten(const ExpertIndex& idx) {
-  FlatIndex out;
-  for (const auto& [k, parts] : idx) {
-    auto& v = out[{k.layer, k.expert}];
-    for (const auto& p : parts) v.emplace_back(p.path, p.tensor, p.offset, p.length);
-    std::sort(v.begin(), v.end());
-  }
-  return out;
-}
 
 class WriteTest : public ::testing::Test {
  protected:
