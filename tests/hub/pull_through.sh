@@ -78,6 +78,7 @@ stop "$PID_C"
 # A killed mid-transfer: D pulls through at a capped rate, A dies; D's client never gets a whole
 # body, D keeps nothing, and then answers 502 with Retry-After (never RepoNotFound).
 start D "$WORK/D" --upstream "$URL_A" --upstream-rate-limit 400000
+: > "$WORK/d.body"  # curl creates its output only once a body byte arrives: none may
 curl -s -o "$WORK/d.body" -w '%{http_code}' "$URL_D/org/model/resolve/main/$BIG" > "$WORK/d.code" &
 CURL=$!
 sleep 1.5
