@@ -15,7 +15,7 @@ void SendError(httplib::Response& res, int http_status, std::string_view error_c
   res.status = http_status;
   if (!error_code.empty()) res.set_header("X-Error-Code", std::string(error_code));
   res.set_header("X-Error-Message", clean);
-  res.set_content(json{{"error", clean}}.dump(), "application/json");
+  res.set_content(json{{"error", clean}}.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 int HttpStatusFor(StatusCode code) {
@@ -46,7 +46,7 @@ void SendStatus(httplib::Response& res, const Status& status) {
 
 void SendJson(httplib::Response& res, const json& body, int http_status) {
   res.status = http_status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 Result<std::optional<ByteRange>> ParseRange(std::string_view h, uint64_t size) {
@@ -119,6 +119,20 @@ std::string UrlEncode(std::string_view s, bool keep_slash) {
     }
   }
   return out;
+}
+
+void CloseAfter(httplib::Response& res) {
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  std::string type = res.get_header_value("Content-Type");
+  res.body.clear();
+  res.headers.erase("Content-Type");
+  res.set_header("Connection", "close");
+  // A provider that fails once the body is out: httplib then closes instead of reading on.
+  res.set_content_provider(body->size(), type.empty() ? "application/json" : type,
+                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                             if (offset < body->size()) sink.write(body->data() + offset, std::min(length, body->size() - offset));
+                             return offset + length < body->size();
+                           });
 }
 
 }  // namespace hubnode::hub

@@ -26,6 +26,11 @@ void SendStatus(httplib::Response& res, const Status& status);
 
 void SendJson(httplib::Response& res, const json& body, int http_status = 200);
 
+// Makes an already prepared response the last on its connection: its body is sent whole, then
+// the connection closes. For a request whose body was not read to its end (httplib would read
+// the rest as the next request on a kept-alive connection).
+void CloseAfter(httplib::Response& res);
+
 struct ByteRange {
   uint64_t offset;
   uint64_t length;

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <chrono>
 #include <limits>
+#include <set>
 
 #include "base/log.h"
 #include "hub/handlers.h"
@@ -62,14 +63,21 @@ class HubServerImpl final : public HubServer {
       const_cast<httplib::Request&>(req).ranges.clear();
       res.set_header("Access-Control-Allow-Origin", "*");
       res.set_header("Access-Control-Expose-Headers", kExposedHeaders);
+      // Only the methods we serve: httplib would read any other request's body whole (PATCH).
+      static const std::set<std::string> kMethods = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"};
+      if (!kMethods.count(req.method)) {
+        SendError(res, 405, "MethodNotAllowed", "method not allowed");
+        CloseAfter(res);
+        return httplib::Server::HandlerResponse::Handled;
+      }
       // Refuse an oversized body before it is read (uploads are sized by their signed URL).
       if (req.has_header("Content-Length") && !(write_ && WriteApi::Handles(req))) {
         uint64_t n = 0;
         std::string cl = req.get_header_value("Content-Length");
         auto r = std::from_chars(cl.data(), cl.data() + cl.size(), n);
         if (r.ec != std::errc() || n > options_.max_body) {
-          res.set_header("Connection", "close");
           SendError(res, 413, "PayloadTooLarge", "request body over " + std::to_string(options_.max_body) + " bytes");
+          CloseAfter(res);
           return httplib::Server::HandlerResponse::Handled;
         }
       }
@@ -98,8 +106,8 @@ class HubServerImpl final : public HubServer {
     });
     // Requests with a body: the write API reads its own (streaming uploads); the others get the
     // body read here, capped at max_body whatever the transfer encoding.
-    auto handle_body = [this, handle](const httplib::Request& req, httplib::Response& res,
-                                      const httplib::ContentReader& reader) {
+    auto serve_body = [this, handle](const httplib::Request& req, httplib::Response& res,
+                                     const httplib::ContentReader& reader) {
       if (write_ && WriteApi::Handles(req)) {
         auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
         if (!who.ok()) return SendError(res, 401, "Unauthorized", who.status().message());
@@ -116,7 +124,6 @@ class HubServerImpl final : public HubServer {
         return true;
       });
       if (too_big) {
-        res.set_header("Connection", "close");
         return SendError(res, 413, "PayloadTooLarge", "request body over " + std::to_string(options_.max_body) + " bytes");
       }
       if (req.method != "POST") return SendError(res, 405, "MethodNotAllowed", "method not allowed");
@@ -127,6 +134,21 @@ class HubServerImpl final : public HubServer {
         httplib::detail::parse_query_text(copy.body, copy.params);
       }
       handle(copy, res);
+    };
+    // A request whose body was not read to its end (refused early, or cut at a limit) gets the
+    // last answer on its connection: httplib would parse the rest of the body as a request.
+    auto handle_body = [serve_body](const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& reader) {
+      const bool chunked = req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+      const std::string cl = req.get_header_value("Content-Length");
+      bool consumed = !chunked && (cl.empty() || cl == "0");
+      httplib::ContentReader tracked(
+          [&](httplib::ContentReceiver receiver) { return consumed = reader(std::move(receiver)); },
+          [&](httplib::MultipartContentHeader header, httplib::ContentReceiver receiver) {
+            return consumed = reader(std::move(header), std::move(receiver));
+          });
+      serve_body(req, res, tracked);
+      if (!consumed && !res.content_provider_) CloseAfter(res);
     };
     http_.Get(".*", handle);  // httplib routes HEAD to GET handlers and omits the body
     http_.Post(".*", handle_body);
@@ -143,7 +165,7 @@ class HubServerImpl final : public HubServer {
       SendError(res, 500, "InternalError", "internal error");
     });
     http_.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-      if (res.body.empty() && res.status >= 400) {
+      if (res.body.empty() && !res.content_provider_ && res.status >= 400) {
         SendError(res, res.status, res.status == 404 ? "NotFound" : "BadRequest", "request error " + std::to_string(res.status));
       }
     });

@@ -413,6 +413,31 @@ check "LFS batch: download operation 400" 400 "$(call "${LFSJ[@]}" -H "$AW" -d '
 check "after the bad input: main unchanged" "$P1" "$(main_sha ns/lfs)"
 check "the server still answers" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$U/api/models/ns/lfs")"
 
+# A body left unread (refused early) is never parsed as a further request on the connection.
+smuggle() {  # smuggle METHOD PATH: how many responses come back for one request carrying another
+  /usr/bin/python3 - "${U#http://}" "$1" "$2" <<'PY'
+import socket, sys
+host, port = sys.argv[1].split(":")
+inner = b"GET /api/whoami-v2?smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+body = b"x" * 4096 + inner
+req = f"{sys.argv[2]} {sys.argv[3]} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+s = socket.create_connection((host, int(port)))
+s.settimeout(2)
+s.sendall(req)
+data = b""
+try:
+    while (d := s.recv(65536)):
+        data += d
+except socket.timeout:
+    pass
+print(data.count(b"HTTP/1.1 "))
+PY
+}
+check "unread body of a refused upload is not a request" 1 "$(smuggle PUT "/api/lfs/objects/$(printf '%064d' 0)?size=5&exp=1&sig=00")"
+check "unread body of a PATCH is not a request" 1 "$(smuggle PATCH /api/models/ns/lfs)"
+check "unread body of a refused write is not a request" 1 "$(smuggle POST /api/models/ns/private-nope/commit/main)"
+check "no smuggled request reached the server" 0 "$(grep -c 'smuggled' "$WORK/err" 2>/dev/null; true)"
+
 # ---- 10. Branches, tags, move, delete --------------------------------------------------------
 B="$U/api/models/ns/lfs"
 check "create branch dev" 200 "$(call -X POST -H "$AW" -H "$JSON" -d '{}' "$B/branch/dev")"
