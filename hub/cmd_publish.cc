@@ -386,7 +386,13 @@ void AddPublishCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Com
     sub->add_option("--branch", a->branch, "Branch to commit to (default main)");
     sub->add_flag("--private", a->is_private, "Create the repo private");
     sub->add_flag("--json", a->as_json, "Print the result as JSON");
-    out->push_back({sub, [a, &flags] { return Push(*a, flags.quiet); }});
+    out->push_back({sub, [a, &flags] {
+      try {
+        return Push(*a, flags.quiet);
+      } catch (const std::exception& e) {  // a JSON answer of an unexpected shape
+        return Fail(DataLossError(std::string("unexpected answer from the node: ") + e.what()));
+      }
+    }});
   }
   {
     auto* sub = app.add_subcommand("lineage", "Show a model's bases and the models derived from it on this node");

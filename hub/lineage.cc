@@ -8,11 +8,35 @@ namespace {
 
 using json = nlohmann::json;
 
+constexpr size_t kMaxNodes = 500;  // models in one answer, however the cards point
+
 struct Ctx {
   store::Store& st;
   const LineageOptions& o;
   std::map<std::string, std::vector<std::string>> children;  // base id -> derived ids
+  // Each repo is read and assessed once, however often the graph reaches it.
+  std::map<std::string, std::pair<std::optional<json>, verify::ModelCard>> described;
+  size_t nodes = 0;
+  bool truncated = false;
+  bool Room() {
+    if (nodes >= kMaxNodes) {
+      truncated = true;
+      return false;
+    }
+    ++nodes;
+    return true;
+  }
 };
+
+// base_model entries, each once, in card order.
+std::vector<std::string> Unique(const std::vector<std::string>& v) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto& x : v) {
+    if (seen.insert(x).second) out.push_back(x);
+  }
+  return out;
+}
 
 verify::ModelCard CardOf(store::Store& st, const store::RepoId& id, const GitOid& commit) {
   auto readme = CommitView(st, id, commit).read("README.md");
@@ -20,7 +44,20 @@ verify::ModelCard CardOf(store::Store& st, const store::RepoId& id, const GitOid
 }
 
 // One model's own fields; nullopt when it is not on this node (or not visible).
+std::optional<json> DescribeOnce(Ctx& c, const std::string& name, verify::ModelCard* card);
+
 std::optional<json> Describe(Ctx& c, const std::string& name, verify::ModelCard* card) {
+  auto it = c.described.find(name);
+  if (it == c.described.end()) {
+    verify::ModelCard fresh;
+    auto j = DescribeOnce(c, name, &fresh);
+    it = c.described.emplace(name, std::make_pair(std::move(j), std::move(fresh))).first;
+  }
+  *card = it->second.second;
+  return it->second.first;
+}
+
+std::optional<json> DescribeOnce(Ctx& c, const std::string& name, verify::ModelCard* card) {
   auto id = store::RepoId::Parse(name);
   if (!id.ok()) return std::nullopt;
   auto info = c.st.GetRepo(*id);
@@ -42,7 +79,10 @@ json Up(Ctx& c, const std::string& name, int depth, std::set<std::string>& path)
   if (!j) return json{{"id", name}, {"onNode", false}};
   json bases = json::array();
   if (depth < c.o.max_depth && path.insert(name).second) {
-    for (const auto& b : card.base_model) bases.push_back(Up(c, b, depth + 1, path));
+    for (const auto& b : Unique(card.base_model)) {
+      if (!c.Room()) break;
+      bases.push_back(Up(c, b, depth + 1, path));
+    }
     path.erase(name);
   }
   (*j)["bases"] = bases;
@@ -52,7 +92,8 @@ json Up(Ctx& c, const std::string& name, int depth, std::set<std::string>& path)
 json Down(Ctx& c, const std::string& name, int depth, std::set<std::string>& path) {
   json derived = json::array();
   if (depth >= c.o.max_depth || !path.insert(name).second) return derived;
-  for (const auto& child : c.children[name]) {
+  for (const auto& child : Unique(c.children[name])) {
+    if (!c.Room()) break;
     verify::ModelCard card;
     auto j = Describe(c, child, &card);
     if (!j) continue;
@@ -83,6 +124,7 @@ Result<json> Lineage(store::Store& st, const store::RepoId& repo, const LineageO
   std::set<std::string> path;
   json j = Up(c, repo.str(), 0, path);
   j["derived"] = Down(c, repo.str(), 0, path);
+  if (c.truncated) j["truncated"] = true;
   return j;
 }
 

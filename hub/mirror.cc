@@ -57,8 +57,17 @@ std::string LocalRef(const std::string& rev) {
 
 Status MoveRef(store::Store* store, const store::RepoId& repo, const std::string& ref, const GitOid& target) {
   if (ref.empty()) return OkStatus();
-  auto cur = store->Resolve(repo, ref);
-  GitOid expected = cur.ok() ? *cur : GitOid();
+  GitOid expected;
+  if (ref.rfind("refs/held/", 0) == 0) {
+    // Held refs never resolve: find the current one among the refs.
+    if (auto refs = store->ListRefs(repo); refs.ok()) {
+      for (const auto& rf : *refs) {
+        if (rf.name == ref) expected = rf.commit;
+      }
+    }
+  } else if (auto cur = store->Resolve(repo, ref); cur.ok()) {
+    expected = *cur;
+  }
   return expected == target ? OkStatus() : store->UpdateRef(repo, ref, expected, target);
 }
 

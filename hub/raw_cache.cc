@@ -87,6 +87,7 @@ void RawCache::EvictFor(uint64_t incoming) {
     Sha256Digest victim = lru_.back();
     lru_.pop_back();
     auto it = items_.find(victim);
+    if (it == items_.end()) continue;
     bytes_ -= it->second.size;
     items_.erase(it);
     std::error_code ec;
@@ -148,10 +149,10 @@ Status RawCache::Write(const store::FileEntry& file) {
   for (const auto& c : chunks) ids.push_back(c.id);
   ASSIGN_OR_RETURN(std::vector<bool> held, store_->HasChunks(ids));
   if (std::find(held.begin(), held.end(), false) != held.end()) return OkStatus();
+  ASSIGN_OR_RETURN(auto reader, store_->OpenFile(file));
   const std::string tmp = PathOf(file.sha256) + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return InternalError("cannot create " + tmp);
-  ASSIGN_OR_RETURN(auto reader, store_->OpenFile(file));
   Sha256 sha;
   Status s = reader->Read(0, file.size, [&](std::string_view piece) -> Status {
     sha.Update(piece);
@@ -170,6 +171,10 @@ Status RawCache::Write(const store::FileEntry& file) {
     return s;
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (items_.count(file.sha256)) {  // admitted meanwhile (a copy of an earlier run, re-hashed)
+    fs::remove(tmp, ec);
+    return OkStatus();
+  }
   EvictFor(file.size);
   fs::rename(tmp, PathOf(file.sha256), ec);
   if (ec) {

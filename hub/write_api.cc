@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <ctime>
+#include <deque>
+#include <set>
 #include <filesystem>
 #include <fnmatch.h>
 
@@ -28,6 +31,8 @@ constexpr size_t kMaxPreuploadFiles = 1000;
 constexpr size_t kMaxCommitOps = 100000;
 constexpr size_t kMaxUploadStats = 10000;
 constexpr int kMaxPrNumber = 1000000;
+constexpr uint64_t kMaxParts = 10000;        // parts of one multipart upload (S3's limit)
+constexpr uint64_t kMaxPartUrls = 100000;    // signed part URLs in one batch answer
 constexpr int kCommitAttempts = 8;  // a commit without parentCommit, rebased on concurrent ones
 
 enum class Kind {
@@ -174,6 +179,9 @@ struct WriteApi::Impl {
   verify::LicenseMatcher matcher;
   std::mutex stats_mu;
   std::map<Sha256Digest, UploadStat> upload_stats;  // new bytes of recent uploads, for commits
+  // (repo, oid) of recent uploads: objects a repo may commit though it did not hold them before.
+  std::set<std::pair<std::string, Sha256Digest>> uploaded;
+  std::deque<std::pair<std::string, Sha256Digest>> uploaded_order;
   std::mutex pr_mu;                                 // serialises picking the next refs/pr/N
 
   std::string Base(const httplib::Request& req) const { return BaseUrl(req, options.public_url); }
@@ -235,6 +243,11 @@ struct WriteApi::Impl {
   }
 
   // ---- repos ---------------------------------------------------------------------------------
+
+  static bool Bool(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_boolean() && it->get<bool>();
+  }
 
   static std::string Str(const json& j, const char* key) {
     auto it = j.find(key);
@@ -422,27 +435,42 @@ struct WriteApi::Impl {
 
   // ---- LFS -----------------------------------------------------------------------------------
 
-  std::string SignUrl(const std::string& base, const char* what, const std::string& oid, uint64_t size,
-                      int64_t exp, int part) const {
-    std::string sig = HmacHex(options.url_key, std::string(what) + "\n" + oid + "\n" + std::to_string(size) + "\n" +
-                                                   std::to_string(exp) + "\n" + std::to_string(part));
-    std::string url = base + "/api/lfs/" + what + "/" + oid + "?size=" + std::to_string(size) +
-                      "&exp=" + std::to_string(exp) + "&sig=" + sig;
-    if (part > 0) url += "&part=" + std::to_string(part);
+  // What an upload URL is signed for: one object of one size, for one repo, in parts of `chunk`.
+  struct Signed {
+    std::string repo;
+    uint64_t size = 0, chunk = 0;
+    int part = 0;
+  };
+
+  std::string Signature(const char* what, const std::string& oid, const Signed& s, int64_t exp) const {
+    return HmacHex(options.url_key, std::string(what) + "\n" + s.repo + "\n" + oid + "\n" + std::to_string(s.size) +
+                                        "\n" + std::to_string(s.chunk) + "\n" + std::to_string(exp) + "\n" +
+                                        std::to_string(s.part));
+  }
+
+  std::string SignUrl(const std::string& base, const char* what, const std::string& oid, const Signed& s,
+                      int64_t exp) const {
+    std::string url = base + "/api/lfs/" + what + "/" + oid + "?repo=" + UrlEncode(s.repo, false) +
+                      "&size=" + std::to_string(s.size) + "&chunk=" + std::to_string(s.chunk) +
+                      "&exp=" + std::to_string(exp) + "&sig=" + Signature(what, oid, s, exp);
+    if (s.part > 0) url += "&part=" + std::to_string(s.part);
     return url;
   }
 
-  // Checks a signed URL's query; returns (size, part) or sends 403.
-  std::optional<std::pair<uint64_t, int>> CheckSigned(const httplib::Request& req, const char* what,
-                                                      const std::string& oid, httplib::Response& res) {
-    uint64_t size = 0, exp = 0, part = 0;
-    if (!ParseU64(req.get_param_value("size"), &size) || !ParseU64(req.get_param_value("exp"), &exp) ||
-        (req.has_param("part") && !ParseU64(req.get_param_value("part"), &part))) {
+  // Checks a signed URL's query; what it was signed for, or sends 403.
+  std::optional<Signed> CheckSigned(const httplib::Request& req, const char* what, const std::string& oid,
+                                    httplib::Response& res) {
+    Signed s;
+    uint64_t exp = 0, part = 0;
+    s.repo = req.get_param_value("repo");
+    if (!ParseU64(req.get_param_value("size"), &s.size) || !ParseU64(req.get_param_value("chunk"), &s.chunk) ||
+        !ParseU64(req.get_param_value("exp"), &exp) ||
+        (req.has_param("part") && (!ParseU64(req.get_param_value("part"), &part) || part > kMaxParts))) {
       SendError(res, 403, "InvalidSignature", "malformed upload URL");
       return std::nullopt;
     }
-    std::string want = HmacHex(options.url_key, std::string(what) + "\n" + oid + "\n" + std::to_string(size) + "\n" +
-                                                    std::to_string(exp) + "\n" + std::to_string(part));
+    s.part = static_cast<int>(part);
+    std::string want = Signature(what, oid, s, static_cast<int64_t>(exp));
     std::string sig = req.get_param_value("sig");
     if (sig.size() != want.size() || CRYPTO_memcmp(sig.data(), want.data(), want.size()) != 0) {
       SendError(res, 403, "InvalidSignature", "the upload URL's signature does not match");
@@ -452,7 +480,44 @@ struct WriteApi::Impl {
       SendError(res, 403, "ExpiredSignature", "the upload URL has expired; ask the batch API for a new one");
       return std::nullopt;
     }
-    return std::make_pair(size, static_cast<int>(part));
+    if (s.chunk == 0) {
+      SendError(res, 403, "InvalidSignature", "malformed upload URL");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  // ---- possession: an object counts for a repo once it is in the repo or was uploaded to it ----
+
+  // The LFS objects of every ref of a repo.
+  std::set<Sha256Digest> RepoObjects(const store::RepoId& repo) {
+    std::set<Sha256Digest> out;
+    auto refs = store->ListRefs(repo);
+    if (!refs.ok()) return out;
+    for (const auto& rf : *refs) {
+      if (rf.name.starts_with("refs/held/")) continue;
+      auto files = store->ListFiles(rf.commit);
+      if (!files.ok()) continue;
+      for (const auto& f : *files) {
+        if (f.lfs) out.insert(f.sha256);
+      }
+    }
+    return out;
+  }
+
+  void RecordUpload(const std::string& repo, const Sha256Digest& oid) {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    auto key = std::make_pair(repo, oid);
+    if (uploaded.insert(key).second) uploaded_order.push_back(key);
+    while (uploaded_order.size() > kMaxUploadStats) {
+      uploaded.erase(uploaded_order.front());
+      uploaded_order.pop_front();
+    }
+  }
+
+  bool Uploaded(const std::string& repo, const Sha256Digest& oid) {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    return uploaded.count(std::make_pair(repo, oid)) > 0;
   }
 
   void LfsBatch(const WRoute& r, const httplib::Request& req, httplib::Response& res,
@@ -477,6 +542,11 @@ struct WriteApi::Impl {
     int64_t exp = static_cast<int64_t>(std::time(nullptr)) + options.url_lifetime_s;
     json objects = json::array();
     bool any_multipart = false;
+    uint64_t part_urls = 0;
+    // As on the Hub, "already stored" means stored for this repo: an object held only for other
+    // repos must be uploaded (its bytes are hashed, so the uploader proves it has them; the store
+    // still keeps its chunks once).
+    const std::set<Sha256Digest> own = RepoObjects(repo->id);
     for (const auto& o : (*body)["objects"]) {
       std::string oid = o.is_object() ? Str(o, "oid") : "";
       auto digest = Sha256Digest::FromHex(oid);
@@ -493,20 +563,27 @@ struct WriteApi::Impl {
       }
       auto held = store->HasContent(*digest, size);
       if (!held.ok()) return SendStatus(res, held.status());
-      if (!*held) {
-        if (multipart_ok && size >= options.multipart_threshold && size > options.multipart_chunk) {
+      if (!*held || !(own.count(*digest) || Uploaded(repo->id.str(), *digest))) {
+        // At most kMaxParts parts per object (larger parts for huge objects, as S3 does), and
+        // kMaxPartUrls signed part URLs per answer (the rest go basic).
+        Signed sg{repo->id.str(), size, std::max(options.multipart_chunk, (size + kMaxParts - 1) / kMaxParts), 0};
+        uint64_t parts = (size + sg.chunk - 1) / sg.chunk;
+        if (multipart_ok && size >= options.multipart_threshold && parts > 1 && part_urls + parts <= kMaxPartUrls) {
           any_multipart = true;
-          uint64_t parts = (size + options.multipart_chunk - 1) / options.multipart_chunk;
-          json header = {{"chunk_size", std::to_string(options.multipart_chunk)}};
+          part_urls += parts;
+          json header = {{"chunk_size", std::to_string(sg.chunk)}};
           for (uint64_t p = 1; p <= parts; ++p) {
             char key[16];
             std::snprintf(key, sizeof key, "%05llu", static_cast<unsigned long long>(p));
-            header[key] = SignUrl(base, "objects", oid, size, exp, static_cast<int>(p));
+            Signed ps = sg;
+            ps.part = static_cast<int>(p);
+            header[key] = SignUrl(base, "objects", oid, ps, exp);
           }
-          e["actions"] = {{"upload", {{"href", SignUrl(base, "complete", oid, size, exp, 0)}, {"header", header},
+          e["actions"] = {{"upload", {{"href", SignUrl(base, "complete", oid, sg, exp)}, {"header", header},
                                       {"expires_in", options.url_lifetime_s}}}};
         } else {
-          e["actions"] = {{"upload", {{"href", SignUrl(base, "objects", oid, size, exp, 0)},
+          sg.chunk = size == 0 ? 1 : size;
+          e["actions"] = {{"upload", {{"href", SignUrl(base, "objects", oid, sg, exp)},
                                       {"expires_in", options.url_lifetime_s}}}};
         }
       }
@@ -539,13 +616,14 @@ struct WriteApi::Impl {
     if (!digest.ok()) return SendError(res, 404, "NotFound", "no such upload");
     auto signed_ = CheckSigned(req, "objects", r.rest, res);
     if (!signed_) return;
-    auto [size, part] = *signed_;
+    const uint64_t size = signed_->size, chunk = signed_->chunk;
+    const int part = signed_->part;
     uint64_t expect = size;
     if (part > 0) {
-      uint64_t parts = (size + options.multipart_chunk - 1) / options.multipart_chunk;
+      uint64_t parts = (size + chunk - 1) / chunk;
       if (static_cast<uint64_t>(part) > parts) return SendError(res, 400, "BadRequest", "no such part");
-      uint64_t begin = (part - 1) * options.multipart_chunk;
-      expect = std::min(options.multipart_chunk, size - begin);
+      uint64_t begin = (static_cast<uint64_t>(part) - 1) * chunk;
+      expect = std::min(chunk, size - begin);
     }
     if (req.has_header("Content-Length")) {
       uint64_t cl = 0;
@@ -555,11 +633,8 @@ struct WriteApi::Impl {
       }
     }
     if (part > 0) return PutPart(r.rest, part, expect, res, reader);
-    if (auto held = store->HasContent(*digest, size); held.ok() && *held) {
-      // Already here (a parallel upload finished first): drain and accept.
-      reader([](const char*, size_t) { return true; });
-      return SendJson(res, json::object());
-    }
+    // Even when the store holds the object (for another repo), the bytes are read and hashed: that
+    // is what makes it this repo's to commit. The store keeps no chunk twice.
     store::ContentSpec spec;
     spec.path = "lfs/" + r.rest;
     spec.size = size;
@@ -576,6 +651,7 @@ struct WriteApi::Impl {
     auto info = (*w)->Finish();
     if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
     Remember(*info);
+    RecordUpload(signed_->repo, *digest);
     LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " (" << size << " bytes, " << info->new_chunks
               << " new chunks of " << info->chunks << ")";
     SendJson(res, json::object());
@@ -620,14 +696,14 @@ struct WriteApi::Impl {
     if (!digest.ok()) return SendError(res, 404, "NotFound", "no such upload");
     auto signed_ = CheckSigned(req, "complete", r.rest, res);
     if (!signed_) return;
-    uint64_t size = signed_->first;
+    const uint64_t size = signed_->size, chunk = signed_->chunk;
     auto body = JsonBody(reader, res);
     if (!body) return;
     if (Str(*body, "oid") != r.rest) return SendError(res, 400, "BadRequest", "oid does not match the URL");
-    uint64_t parts = (size + options.multipart_chunk - 1) / options.multipart_chunk;
+    uint64_t parts = (size + chunk - 1) / chunk;
     std::error_code ec;
     for (uint64_t p = 1; p <= parts; ++p) {
-      uint64_t want = std::min(options.multipart_chunk, size - (p - 1) * options.multipart_chunk);
+      uint64_t want = std::min(chunk, size - (p - 1) * chunk);
       auto got = fs::file_size(PartsDir(r.rest) + "/" + std::to_string(p), ec);
       if (ec || got != want) {
         return SendError(res, 400, "IncompleteUpload", "part " + std::to_string(p) + " of " + std::to_string(parts) +
@@ -657,6 +733,7 @@ struct WriteApi::Impl {
     fs::remove_all(PartsDir(r.rest), ec);
     if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
     Remember(*info);
+    RecordUpload(signed_->repo, *digest);
     LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " from " << parts << " parts (" << size << " bytes)";
     SendJson(res, json::object());
   }
@@ -669,6 +746,8 @@ struct WriteApi::Impl {
     std::vector<store::FileChange> changes;
     uint64_t bytes = 0, new_raw = 0, new_stored = 0;
     bool saw_header = false;
+    std::string repo;                             // the repo committed to
+    std::optional<std::set<Sha256Digest>> own;    // its LFS objects, looked up once when needed
   };
 
   // Applies one operation of a commit body; the content of an inline file goes into the store now.
@@ -721,9 +800,13 @@ struct WriteApi::Impl {
       }
       c.lfs = true;
       ASSIGN_OR_RETURN(bool held, store->HasContent(c.sha256, c.size));
+      if (held && !Uploaded(cb->repo, c.sha256)) {
+        if (!cb->own) cb->own = RepoObjects(*store::RepoId::Parse(cb->repo));
+        held = cb->own->count(c.sha256) > 0;
+      }
       if (!held) {
         return FailedPreconditionError("LFS object " + c.sha256.hex() + " for " + path +
-                                       " has not been uploaded (use the LFS batch API first)");
+                                       " has not been uploaded to this repo (use the LFS batch API first)");
       }
       UploadStat s = TakeStat(c.sha256);
       cb->bytes += c.size;
@@ -817,7 +900,7 @@ struct WriteApi::Impl {
       }
       return CommitOp(j["key"].get<std::string>(), j["value"], cb);
     };
-    reader([&](const char* data, size_t n) {
+    const bool complete = reader([&](const char* data, size_t n) {
       std::string_view chunk(data, n);
       while (!chunk.empty()) {
         size_t nl = chunk.find('\n');
@@ -837,6 +920,8 @@ struct WriteApi::Impl {
       return true;
     });
     RETURN_IF_ERROR(st);
+    // A body cut short (connection lost, read timeout) is never committed in part.
+    if (!complete) return InvalidArgumentError("the commit body was cut short");
     return process(line);
   }
 
@@ -869,6 +954,7 @@ struct WriteApi::Impl {
     }
 
     CommitBody cb;
+    cb.repo = repo->id.str();
     bool too_big = false;
     Status read = ReadCommitBody(req, reader, &cb, &too_big);
     if (!read.ok()) {
@@ -941,8 +1027,14 @@ struct WriteApi::Impl {
       }
       if (report.verdict == verify::Verdict::kReview) {
         std::string held = "refs/held/" + ref.substr(11);
-        auto cur = store->Resolve(repo->id, held);
-        (void)store->UpdateRef(repo->id, held, cur.ok() ? *cur : GitOid(), written->commit);
+        // Held refs never resolve: find the current one among the refs.
+        GitOid cur;
+        if (auto refs = store->ListRefs(repo->id); refs.ok()) {
+          for (const auto& rf : *refs) {
+            if (rf.name == held) cur = rf.commit;
+          }
+        }
+        if (Status s = store->UpdateRef(repo->id, held, cur, written->commit); !s.ok()) return SendStatus(res, s);
         LOG(Info) << "held commit " << written->commit.hex() << " to " << repo->id.str() << " for review";
         SendJson(res, {{"error", "Held for review by this node's policy: " + report.Summary() +
                                      ". An operator releases it with: hubnode approve " + repo->id.str() + "@" + held},
@@ -1033,7 +1125,7 @@ struct WriteApi::Impl {
       return SendError(res, 400, "BadRequest", "invalid " + std::string(tag ? "tag" : "branch") + " name");
     }
     GitOid target;
-    if (!tag && body->value("emptyBranch", false)) {
+    if (!tag && Bool(*body, "emptyBranch")) {
       store::CommitSpec spec;
       spec.message = "Empty branch";
       auto w = store->WriteCommit(spec);
@@ -1045,7 +1137,7 @@ struct WriteApi::Impl {
       target = *c;
     }
     auto cur = store->Resolve(repo->id, ref);
-    if (cur.ok() && !(body->value("overwrite", false) && !tag)) {
+    if (cur.ok() && !(Bool(*body, "overwrite") && !tag)) {
       return SendError(res, 409, "Conflict", std::string(tag ? "tag " : "branch ") + name + " already exists");
     }
     Status s = store->UpdateRef(repo->id, ref, cur.ok() ? *cur : GitOid(), target);
@@ -1073,7 +1165,15 @@ struct WriteApi::Impl {
   }
 };
 
-WriteApi::WriteApi(store::Store* store, WriteOptions options) : impl_(new Impl(store, std::move(options))) {}
+WriteApi::WriteApi(store::Store* store, WriteOptions options) : impl_(new Impl(store, std::move(options))) {
+  // Parts of multipart uploads abandoned over a day ago (their URLs expired long since).
+  std::error_code ec;
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(24);
+  for (const auto& e : fs::directory_iterator(impl_->options.uploads_dir, ec)) {
+    std::error_code tec;
+    if (e.last_write_time(tec) < cutoff && !tec) fs::remove_all(e.path(), tec);
+  }
+}
 WriteApi::~WriteApi() = default;
 
 bool WriteApi::Handles(const httplib::Request& req) { return ParseWrite(req.method, req.target).kind != Kind::kNone; }

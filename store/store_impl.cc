@@ -272,9 +272,10 @@ Result<GitOid> StoreImpl::Resolve(const RepoId& repo, std::string_view rev) {
 Status StoreImpl::UpdateRef(const RepoId& repo, std::string_view ref, const GitOid& expected,
                             const GitOid& target) {
   RETURN_IF_ERROR(ValidateRefName(ref));
-  RETURN_IF_ERROR(GetRepo(repo).status());
-  // Checked under the lock GC holds, so the target cannot be swept between check and write.
+  // Checked under the lock GC and repo deletes hold: the repo and the target cannot go between
+  // check and write.
   std::lock_guard<std::mutex> lock(commit_mu_);
+  RETURN_IF_ERROR(GetRepo(repo).status());
   if (!target.IsZero()) {
     ASSIGN_OR_RETURN(StoredObject o, GetObject(target, "commit"));
     if (o.type != ObjectType::kCommit) return InvalidArgumentError(target.hex() + " is not a commit");

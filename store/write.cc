@@ -124,7 +124,10 @@ class ContentWriterImpl final : public ContentWriter {
       if (head_.size() < 9) return OkStatus();
       uint64_t n = 0;
       for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(head_[i]);
-      if (head_[8] != '{' || n > kMaxSafetensorsHeader || 8 + n > spec_.size) {
+      // A sniffed header (not a `.safetensors` path) is held in memory only up to 16 MiB: real
+      // headers are far smaller, and an upload must not pin 100 MB of look-alike bytes.
+      const uint64_t limit = strict_ ? kMaxSafetensorsHeader : uint64_t{16} << 20;
+      if (head_[8] != '{' || n > limit || 8 + n > spec_.size) {
         if (strict_ && n > kMaxSafetensorsHeader) {
           return InvalidArgumentError(spec_.path + ": safetensors header of " + std::to_string(n) +
                                       " bytes is over the limit of " + std::to_string(kMaxSafetensorsHeader));

@@ -341,6 +341,15 @@ NC0=$(jb 'd["commitOid"]')
 printf -- '---\nlicense: apache-2.0\nbase_model: nc/ncbase\n---\n\n# fine-tune\n' > "$WORK/ncft.md"
 NCS=$(sha "$WORK/ncbase/model-00001-of-00002.safetensors") NCZ=$(size "$WORK/ncbase/model-00001-of-00002.safetensors")
 ndjson "$WORK/c9" '{"summary":"relicense"}' "$(file_op README.md "$WORK/ncft.md")" "$(lfs_op model-00001-of-00002.safetensors "$NCS" "$NCZ")"
+# The base's shard is held for nc/ncbase only: naming it by hash is not enough, it must be uploaded
+# to nc/ncft (its bytes hashed), as on the Hub.
+check "an object of another repo cannot be claimed by its hash: 422" 422 "$(commit nc/ncft "$WORK/c9" '' "$TN")"
+AW_SAVE=$AW
+AW="Authorization: Bearer $TN"
+batch nc/ncft "$NCS" "$NCZ" '["basic"]' > /dev/null
+check "the batch asks nc/ncft to upload it" True "$(jb '"actions" in d["objects"][0]')"
+check "upload it to nc/ncft" 200 "$(put "$(jb 'd["objects"][0]["actions"]["upload"]["href"]')" "$WORK/ncbase/model-00001-of-00002.safetensors")"
+AW=$AW_SAVE
 check "apache-2.0 fine-tune of a cc-by-nc base: 403" 403 "$(commit nc/ncft "$WORK/c9" '' "$TN")"
 check "refusal: X-Error-Code PolicyRefused" PolicyRefused "$(hdr X-Error-Code)"
 check "refusal names the derivative rule" True "$(jb '"derivative rule" in d["error"] and "non-commercial" in d["error"]')"
@@ -433,6 +442,26 @@ except socket.timeout:
 print(data.count(b"HTTP/1.1 "))
 PY
 }
+# An NDJSON commit cut short (the connection drops after a complete line) is not committed in part.
+BEFORE_CUT=$(main_sha ns/lfs)
+/usr/bin/python3 - "${U#http://}" "$TW" <<'PY'
+import socket, sys
+host, port = sys.argv[1].split(":")
+lines = b'{"key":"header","value":{"summary":"cut"}}\n{"key":"deletedFile","value":{"path":"one.txt"}}\n'
+req = (f"POST /api/models/ns/lfs/commit/main HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sys.argv[2]}\r\n"
+       f"Content-Type: application/x-ndjson\r\nContent-Length: {len(lines) + 1000}\r\n\r\n").encode() + lines
+s = socket.create_connection((host, int(port)))
+s.sendall(req)
+s.shutdown(socket.SHUT_WR)
+s.settimeout(5)
+try:
+    s.recv(65536)
+except Exception:
+    pass
+PY
+check "a commit body cut short changes nothing" "$BEFORE_CUT" "$(main_sha ns/lfs)"
+check "emptyBranch of the wrong type: 4xx or 200, never 500" 2 "$(call -X POST -H "$AW" -H "$JSON" -d '{"emptyBranch":"yes"}' "$U/api/models/ns/lfs/branch/typed" | cut -c1)"
+call -X DELETE -H "$AW" "$U/api/models/ns/lfs/branch/typed" > /dev/null
 check "unread body of a refused upload is not a request" 1 "$(smuggle PUT "/api/lfs/objects/$(printf '%064d' 0)?size=5&exp=1&sig=00")"
 check "unread body of a PATCH is not a request" 1 "$(smuggle PATCH /api/models/ns/lfs)"
 check "unread body of a refused write is not a request" 1 "$(smuggle POST /api/models/ns/private-nope/commit/main)"
