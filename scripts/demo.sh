@@ -22,6 +22,9 @@ echo; echo "== files of demo/olmoe-small@main"; hub ls demo/olmoe-small@main
 echo; echo "== history"; hub log demo/olmoe-small -n 3
 echo "== experts (first layer)"; hub experts demo/olmoe-small | grep '^layer 0 ' | head -4
 echo; echo "== store"; hub stats
+# A write token for the namespace `me` (a fresh one each run: tokens are shown only once).
+hub -q token revoke demo-writer > /dev/null 2>&1 || true
+TOKEN=$(hub -q token create --name demo-writer --scope write --namespace me)
 PORT=${DEMO_PORT:-8080}
 URL="http://127.0.0.1:$PORT"
 cat <<EOF2
@@ -39,6 +42,11 @@ Starting the node on $URL (Ctrl-C stops it). With it running, try:
     -d '{"model": "demo/olmoe-small", "prompt": "Once upon", "max_tokens": 32, "stream": true}'
   curl -s $URL/metrics | head
 (The model has random weights: the text is gibberish, but every token is computed.)
+Publish a fine-tune (10% of its tensors changed) with the write token of namespace me; only the
+changed tensors are stored again, and the lineage links it to its base:
+  rm -rf $DEMO/models/ft; $HUBNODE testmodel --finetune-of $MODEL --base-model demo/olmoe-small --change fraction:0.1 --out $DEMO/models/ft
+  $HUBNODE push $DEMO/models/ft me/olmoe-ft --to $URL --token $TOKEN
+  curl -s $URL/api/models/me/olmoe-ft/lineage; echo
 Offline, with the node stopped:
   $HUBNODE --data $DATA run demo/olmoe-small --prompt "Hello" --stats
   $HUBNODE --data $DATA chat demo/olmoe-small
