@@ -33,6 +33,7 @@ constexpr size_t kMaxUploadStats = 10000;
 constexpr int kMaxPrNumber = 1000000;
 constexpr uint64_t kMaxParts = 10000;        // parts of one multipart upload (S3's limit)
 constexpr uint64_t kMaxPartUrls = 100000;    // signed part URLs in one batch answer
+constexpr size_t kMaxSessions = 64;          // multipart uploads streaming at once (others: disk)
 constexpr int kCommitAttempts = 8;  // a commit without parentCommit, rebased on concurrent ones
 
 enum class Kind {
@@ -138,6 +139,16 @@ json ErrorList(const std::vector<std::string>& messages) {
   return a;
 }
 
+// One multipart upload in progress: a content writer fed part by part, in order. A part that
+// arrives out of order (or while another streams) waits on disk until its turn.
+struct PartSession {
+  std::mutex mu;  // held while a part streams into the writer
+  std::unique_ptr<store::ContentWriter> writer;
+  uint64_t next = 1;  // the part the writer wants next
+  uint64_t chunk = 0;
+  bool failed = false;
+};
+
 struct UploadStat {
   uint64_t new_raw = 0, new_stored = 0;
 };
@@ -183,6 +194,8 @@ struct WriteApi::Impl {
   std::set<std::pair<std::string, Sha256Digest>> uploaded;
   std::deque<std::pair<std::string, Sha256Digest>> uploaded_order;
   std::mutex pr_mu;                                 // serialises picking the next refs/pr/N
+  std::mutex sessions_mu;
+  std::map<std::string, std::shared_ptr<PartSession>> sessions;  // multipart uploads in progress
 
   std::string Base(const httplib::Request& req) const { return BaseUrl(req, options.public_url); }
 
@@ -632,7 +645,7 @@ struct WriteApi::Impl {
                          "Content-Length must be " + std::to_string(expect) + " for this upload");
       }
     }
-    if (part > 0) return PutPart(r.rest, part, expect, res, reader);
+    if (part > 0) return PutPart(r.rest, *signed_, part, expect, res, reader);
     // Even when the store holds the object (for another repo), the bytes are read and hashed: that
     // is what makes it this repo's to commit. The store keeps no chunk twice.
     store::ContentSpec spec;
@@ -657,8 +670,92 @@ struct WriteApi::Impl {
     SendJson(res, json::object());
   }
 
-  void PutPart(const std::string& oid, int part, uint64_t expect, httplib::Response& res,
+  // ---- multipart: parts that arrive in order stream straight into the store ----------------
+
+  std::shared_ptr<PartSession> Session(const std::string& oid, const Signed& sg, bool create) {
+    const std::string key = oid + "/" + std::to_string(sg.size) + "/" + std::to_string(sg.chunk);
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    auto it = sessions.find(key);
+    if (it != sessions.end()) return it->second;
+    if (!create || sessions.size() >= kMaxSessions) return nullptr;
+    auto digest = Sha256Digest::FromHex(oid);
+    store::ContentSpec spec;
+    spec.path = "lfs/" + oid;
+    spec.size = sg.size;
+    spec.sha256 = *digest;
+    auto w = store->NewContentWriter(spec);
+    if (!w.ok()) return nullptr;
+    auto s = std::make_shared<PartSession>();
+    s->writer = std::move(*w);
+    s->chunk = sg.chunk;
+    sessions[key] = s;
+    return s;
+  }
+
+  void EndSession(const std::string& oid, const Signed& sg) {
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    sessions.erase(oid + "/" + std::to_string(sg.size) + "/" + std::to_string(sg.chunk));
+  }
+
+  // Feeds parts waiting on disk into the writer while they are next. REQUIRES: s.mu held.
+  void DrainParts(const std::string& oid, PartSession& s) {
+    std::string buf;
+    while (!s.failed) {
+      const std::string path = PartsDir(oid) + "/" + std::to_string(s.next);
+      auto file = ReadFile::Open(path);
+      if (!file.ok()) return;
+      buf.resize(1 << 20);
+      for (uint64_t off = 0; off < file->size() && !s.failed;) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), file->size() - off));
+        s.failed = !file->ReadAt(off, n, buf.data()).ok() || !s.writer->Write(std::string_view(buf.data(), n)).ok();
+        off += n;
+      }
+      std::error_code ec;
+      fs::remove(path, ec);
+      ++s.next;
+    }
+  }
+
+  void PutPart(const std::string& oid, const Signed& sg, int part, uint64_t expect, httplib::Response& res,
                const httplib::ContentReader& reader) {
+    auto session = Session(oid, sg, /*create=*/true);
+    if (session) {
+      std::unique_lock<std::mutex> lock(session->mu, std::try_to_lock);
+      if (lock.owns_lock() && !session->failed && static_cast<uint64_t>(part) == session->next) {
+        uint64_t got = 0;
+        bool too_long = false;
+        Status st;
+        bool read_ok = reader([&](const char* data, size_t n) {
+          if (got + n > expect) {
+            too_long = true;
+            return false;
+          }
+          got += n;
+          st = session->writer->Write(std::string_view(data, n));
+          return st.ok();
+        });
+        if (!read_ok || too_long || got != expect || !st.ok()) {
+          // Part of this part is in the writer: the upload cannot be completed any more.
+          session->failed = true;
+          if (!st.ok()) return SendError(res, 400, "BadContent", st.message());
+          return SendError(res, 400, "SizeMismatch", "part " + std::to_string(part) + " must be " +
+                                                         std::to_string(expect) + " bytes");
+        }
+        ++session->next;
+        DrainParts(oid, *session);
+        res.set_header("ETag", "\"" + std::to_string(part) + "-" + std::to_string(expect) + "\"");
+        return SendJson(res, json::object());
+      }
+    }
+    WritePartFile(oid, part, expect, res, reader);
+    if (session && res.status == 200) {
+      std::unique_lock<std::mutex> lock(session->mu, std::try_to_lock);
+      if (lock.owns_lock()) DrainParts(oid, *session);
+    }
+  }
+
+  void WritePartFile(const std::string& oid, int part, uint64_t expect, httplib::Response& res,
+                     const httplib::ContentReader& reader) {
     std::error_code ec;
     fs::create_directories(PartsDir(oid), ec);
     if (ec) return SendError(res, 500, "InternalError", "cannot create the upload folder");
@@ -687,6 +784,7 @@ struct WriteApi::Impl {
     fs::rename(tmp, final_path, ec);
     if (ec) return SendError(res, 500, "InternalError", "cannot keep the upload part");
     res.set_header("ETag", "\"" + std::to_string(part) + "-" + std::to_string(expect) + "\"");
+    res.status = 200;
     SendJson(res, json::object());
   }
 
@@ -702,6 +800,30 @@ struct WriteApi::Impl {
     if (Str(*body, "oid") != r.rest) return SendError(res, 400, "BadRequest", "oid does not match the URL");
     uint64_t parts = (size + chunk - 1) / chunk;
     std::error_code ec;
+    if (auto session = Session(r.rest, *signed_, /*create=*/false)) {
+      // Most parts are in the writer already; the rest wait on disk in order.
+      std::lock_guard<std::mutex> lock(session->mu);
+      DrainParts(r.rest, *session);
+      if (session->failed || session->next != parts + 1) {
+        if (session->failed) {
+          EndSession(r.rest, *signed_);
+          fs::remove_all(PartsDir(r.rest), ec);
+        }
+        return SendError(res, 400, "IncompleteUpload",
+                         session->failed ? std::string("a part failed; upload the object again")
+                                         : "part " + std::to_string(session->next) + " of " + std::to_string(parts) +
+                                               " is missing");
+      }
+      auto info = session->writer->Finish();
+      EndSession(r.rest, *signed_);
+      fs::remove_all(PartsDir(r.rest), ec);
+      if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
+      Remember(*info);
+      RecordUpload(signed_->repo, *digest);
+      LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " from " << parts << " parts (" << size
+                << " bytes, streamed as they came)";
+      return SendJson(res, json::object());
+    }
     for (uint64_t p = 1; p <= parts; ++p) {
       uint64_t want = std::min(chunk, size - (p - 1) * chunk);
       auto got = fs::file_size(PartsDir(r.rest) + "/" + std::to_string(p), ec);

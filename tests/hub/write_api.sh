@@ -147,6 +147,23 @@ if [[ $MULTIPART == 1 ]]; then
   ndjson "$WORK/c2" '{"summary":"multipart"}' "$(lfs_op big.bin "$BSHA" "$BSZ")"
   check "commit the multipart object" 200 "$(commit ns/lfs "$WORK/c2")"
   check "multipart download byte-exact" "$BSHA" "$(curl -s "$U/ns/lfs/resolve/main/big.bin" | sha256sum | cut -d' ' -f1)"
+  # Parts in reverse order: each waits on disk until the ones before it are in.
+  head -c 5000000 /dev/urandom > "$WORK/rev.bin"
+  RSHA=$(sha "$WORK/rev.bin")
+  batch ns/lfs "$RSHA" 5000000 > /dev/null
+  cp "$R.body" "$WORK/rev.json"
+  split -b 1048576 -d -a 5 "$WORK/rev.bin" "$WORK/rev."
+  ok=0
+  for n in 5 4 3 2 1; do
+    URL=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['objects'][0]['actions']['upload']['header']['%05d' % int(sys.argv[2])])" "$WORK/rev.json" $n)
+    [[ $(put "$URL" "$WORK/rev.$(printf %05d $((n - 1)))") == 200 ]] && ok=$((ok + 1))
+  done
+  check "multipart: 5 parts in reverse order" 5 "$ok"
+  COMPLETE=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['objects'][0]['actions']['upload']['href'])" "$WORK/rev.json")
+  check "multipart: reverse-order upload completes" 200 "$(call "${LFSJ[@]}" -d "{\"oid\":\"$RSHA\",\"parts\":[]}" "$COMPLETE")"
+  ndjson "$WORK/c2r" '{"summary":"reverse"}' "$(lfs_op rev.bin "$RSHA" 5000000)"
+  check "commit the reverse-order object" 200 "$(commit ns/lfs "$WORK/c2r")"
+  check "reverse-order download byte-exact" "$RSHA" "$(curl -s "$U/ns/lfs/resolve/main/rev.bin" | sha256sum | cut -d' ' -f1)"
   # Parts whose bytes do not hash to the oid: the completion is refused, nothing is stored.
   head -c 4500000 /dev/urandom > "$WORK/mp2.bin"
   M2SHA=$(sha "$WORK/mp2.bin")
