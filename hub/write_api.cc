@@ -500,6 +500,19 @@ struct WriteApi::Impl {
     return s;
   }
 
+  // The object of an upload URL and what the URL was signed for; or the error is sent.
+  std::optional<std::pair<Sha256Digest, Signed>> SignedTarget(const WRoute& r, const httplib::Request& req,
+                                                              const char* what, httplib::Response& res) {
+    auto digest = Sha256Digest::FromHex(r.rest);
+    if (!digest.ok()) {
+      SendError(res, 404, "NotFound", "no such upload");
+      return std::nullopt;
+    }
+    auto sg = CheckSigned(req, what, r.rest, res);
+    if (!sg) return std::nullopt;
+    return std::make_pair(*digest, *sg);
+  }
+
   // ---- possession: an object counts for a repo once it is in the repo or was uploaded to it ----
 
   // The LFS objects of every ref of a repo.
@@ -625,12 +638,12 @@ struct WriteApi::Impl {
 
   void LfsPut(const WRoute& r, const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader& reader) {
-    auto digest = Sha256Digest::FromHex(r.rest);
-    if (!digest.ok()) return SendError(res, 404, "NotFound", "no such upload");
-    auto signed_ = CheckSigned(req, "objects", r.rest, res);
-    if (!signed_) return;
-    const uint64_t size = signed_->size, chunk = signed_->chunk;
-    const int part = signed_->part;
+    auto target = SignedTarget(r, req, "objects", res);
+    if (!target) return;
+    const Sha256Digest& digest = target->first;
+    const Signed& sg = target->second;
+    const uint64_t size = sg.size, chunk = sg.chunk;
+    const int part = sg.part;
     uint64_t expect = size;
     if (part > 0) {
       uint64_t parts = (size + chunk - 1) / chunk;
@@ -645,13 +658,13 @@ struct WriteApi::Impl {
                          "Content-Length must be " + std::to_string(expect) + " for this upload");
       }
     }
-    if (part > 0) return PutPart(r.rest, *signed_, part, expect, res, reader);
+    if (part > 0) return PutPart(r.rest, sg, part, expect, res, reader);
     // Even when the store holds the object (for another repo), the bytes are read and hashed: that
     // is what makes it this repo's to commit. The store keeps no chunk twice.
     store::ContentSpec spec;
     spec.path = "lfs/" + r.rest;
     spec.size = size;
-    spec.sha256 = *digest;
+    spec.sha256 = digest;
     auto w = store->NewContentWriter(spec);
     if (!w.ok()) return SendStatus(res, w.status());
     Status st;
@@ -664,7 +677,7 @@ struct WriteApi::Impl {
     auto info = (*w)->Finish();
     if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
     Remember(*info);
-    RecordUpload(signed_->repo, *digest);
+    RecordUpload(sg.repo, digest);
     LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " (" << size << " bytes, " << info->new_chunks
               << " new chunks of " << info->chunks << ")";
     SendJson(res, json::object());
@@ -790,73 +803,39 @@ struct WriteApi::Impl {
 
   void LfsComplete(const WRoute& r, const httplib::Request& req, httplib::Response& res,
                    const httplib::ContentReader& reader) {
-    auto digest = Sha256Digest::FromHex(r.rest);
-    if (!digest.ok()) return SendError(res, 404, "NotFound", "no such upload");
-    auto signed_ = CheckSigned(req, "complete", r.rest, res);
-    if (!signed_) return;
-    const uint64_t size = signed_->size, chunk = signed_->chunk;
+    auto target = SignedTarget(r, req, "complete", res);
+    if (!target) return;
+    const auto& [digest, sg] = *target;
     auto body = JsonBody(reader, res);
     if (!body) return;
     if (Str(*body, "oid") != r.rest) return SendError(res, 400, "BadRequest", "oid does not match the URL");
-    uint64_t parts = (size + chunk - 1) / chunk;
+    const uint64_t parts = (sg.size + sg.chunk - 1) / sg.chunk;
+    // Parts not in the writer yet wait on disk: fed in order now. Without a session (the node
+    // restarted since the parts came) one is made here and takes every part from disk.
+    auto session = Session(r.rest, sg, /*create=*/true);
+    if (!session) {
+      res.set_header("Retry-After", "30");
+      return SendError(res, 503, "TooManyUploads", "too many multipart uploads in progress; retry later");
+    }
+    std::lock_guard<std::mutex> lock(session->mu);
+    DrainParts(r.rest, *session);
     std::error_code ec;
-    if (auto session = Session(r.rest, *signed_, /*create=*/false)) {
-      // Most parts are in the writer already; the rest wait on disk in order.
-      std::lock_guard<std::mutex> lock(session->mu);
-      DrainParts(r.rest, *session);
-      if (session->failed || session->next != parts + 1) {
-        if (session->failed) {
-          EndSession(r.rest, *signed_);
-          fs::remove_all(PartsDir(r.rest), ec);
-        }
-        return SendError(res, 400, "IncompleteUpload",
-                         session->failed ? std::string("a part failed; upload the object again")
-                                         : "part " + std::to_string(session->next) + " of " + std::to_string(parts) +
-                                               " is missing");
-      }
-      auto info = session->writer->Finish();
-      EndSession(r.rest, *signed_);
+    if (session->failed) {
+      EndSession(r.rest, sg);
       fs::remove_all(PartsDir(r.rest), ec);
-      if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
-      Remember(*info);
-      RecordUpload(signed_->repo, *digest);
-      LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " from " << parts << " parts (" << size
-                << " bytes, streamed as they came)";
-      return SendJson(res, json::object());
+      return SendError(res, 400, "IncompleteUpload", "a part failed; upload the object again");
     }
-    for (uint64_t p = 1; p <= parts; ++p) {
-      uint64_t want = std::min(chunk, size - (p - 1) * chunk);
-      auto got = fs::file_size(PartsDir(r.rest) + "/" + std::to_string(p), ec);
-      if (ec || got != want) {
-        return SendError(res, 400, "IncompleteUpload", "part " + std::to_string(p) + " of " + std::to_string(parts) +
-                                                           " is missing or has the wrong size");
-      }
+    if (session->next != parts + 1) {
+      return SendError(res, 400, "IncompleteUpload",
+                       "part " + std::to_string(session->next) + " of " + std::to_string(parts) + " is missing");
     }
-    store::ContentSpec spec;
-    spec.path = "lfs/" + r.rest;
-    spec.size = size;
-    spec.sha256 = *digest;
-    auto w = store->NewContentWriter(spec);
-    if (!w.ok()) return SendStatus(res, w.status());
-    std::string buf(1 << 20, '\0');
-    for (uint64_t p = 1; p <= parts; ++p) {
-      auto file = ReadFile::Open(PartsDir(r.rest) + "/" + std::to_string(p));
-      if (!file.ok()) return SendStatus(res, file.status());
-      for (uint64_t off = 0; off < file->size();) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), file->size() - off));
-        if (Status s = file->ReadAt(off, n, buf.data()); !s.ok()) return SendStatus(res, s);
-        if (Status s = (*w)->Write(std::string_view(buf.data(), n)); !s.ok()) {
-          return SendError(res, 400, "BadContent", s.message());
-        }
-        off += n;
-      }
-    }
-    auto info = (*w)->Finish();
+    auto info = session->writer->Finish();
+    EndSession(r.rest, sg);
     fs::remove_all(PartsDir(r.rest), ec);
     if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
     Remember(*info);
-    RecordUpload(signed_->repo, *digest);
-    LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " from " << parts << " parts (" << size << " bytes)";
+    RecordUpload(sg.repo, digest);
+    LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " from " << parts << " parts (" << sg.size << " bytes)";
     SendJson(res, json::object());
   }
 
