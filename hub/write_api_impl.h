@@ -1,0 +1,236 @@
+// The write API's implementation (private to hub/): the shared state of WriteApi and the pieces
+// its three files share. write_api.cc: routing, repos, preupload, branches and tags,
+// validate-yaml; write_lfs.cc: the LFS batch API, signed uploads, multipart sessions;
+// write_commit.cc: NDJSON commits and the policy before a commit becomes visible.
+#pragma once
+
+#include <httplib.h>
+
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "hub/http_util.h"
+#include "hub/write_api.h"
+#include "store/store.h"
+#include "verify/verify.h"
+
+namespace hubnode::hub {
+namespace wapi {
+namespace fs = std::filesystem;
+
+inline constexpr size_t kMaxBatchObjects = 1000;
+inline constexpr size_t kMaxPreuploadFiles = 1000;
+inline constexpr size_t kMaxCommitOps = 100000;
+inline constexpr size_t kMaxUploadStats = 10000;
+inline constexpr int kMaxPrNumber = 1000000;
+inline constexpr uint64_t kMaxParts = 10000;        // parts of one multipart upload (S3's limit)
+inline constexpr uint64_t kMaxPartUrls = 100000;    // signed part URLs in one batch answer
+inline constexpr size_t kMaxSessions = 64;          // multipart uploads streaming at once (others: disk)
+inline constexpr int kCommitAttempts = 8;  // a commit without parentCommit, rebased on concurrent ones
+
+enum class Kind {
+  kNone, kCreate, kDelete, kMove, kSettings, kPreupload, kCommit, kBranch, kTag, kLfsBatch, kLfsPut, kLfsComplete,
+  kValidateYaml,
+};
+
+struct WRoute {
+  Kind kind = Kind::kNone;
+  std::string type = "model";
+  std::string repo;
+  std::string rest;  // rev, branch or tag name, or the LFS oid
+};
+
+WRoute ParseWrite(const std::string& method, std::string_view target);
+
+// Reads a whole (small) body. false when it is over `max`.
+bool ReadBody(const httplib::ContentReader& reader, size_t max, std::string* out);
+
+std::string Namespace(const std::string& repo);
+
+std::string HmacHex(const std::string& key, const std::string& data);
+
+bool ParseU64(std::string_view s, uint64_t* out);
+
+std::string BranchRefName(const std::string& rev);
+
+json ErrorList(const std::vector<std::string>& messages);
+
+// One multipart upload in progress: a content writer fed part by part, in order. A part that
+// arrives out of order (or while another streams) waits on disk until its turn.
+struct PartSession {
+  std::mutex mu;  // held while a part streams into the writer
+  std::unique_ptr<store::ContentWriter> writer;
+  uint64_t next = 1;  // the part the writer wants next
+  uint64_t chunk = 0;
+  bool failed = false;
+};
+
+struct UploadStat {
+  uint64_t new_raw = 0, new_stored = 0;
+};
+
+}  // namespace wapi
+
+struct WriteApi::Impl {
+  Impl(store::Store* st, WriteOptions o)
+      : store(st), options(std::move(o)), matcher(verify::LicenseMatcher::FromDirectory(options.common_licenses)) {}
+
+  store::Store* store;
+  WriteOptions options;
+  verify::LicenseMatcher matcher;
+  std::mutex stats_mu;
+  std::map<Sha256Digest, wapi::UploadStat> upload_stats;  // new bytes of recent uploads, for commits
+  // (repo, oid) of recent uploads: objects a repo may commit though it did not hold them before.
+  std::set<std::pair<std::string, Sha256Digest>> uploaded;
+  std::deque<std::pair<std::string, Sha256Digest>> uploaded_order;
+  std::mutex pr_mu;                                 // serialises picking the next refs/pr/N
+  std::mutex sessions_mu;
+  std::map<std::string, std::shared_ptr<wapi::PartSession>> sessions;  // multipart uploads in progress
+
+  std::string Base(const httplib::Request& req) const { return BaseUrl(req, options.public_url); }
+
+  // ---- access --------------------------------------------------------------------------------
+
+  // The repo for a write, checked: RepoNotFound for a missing repo or one the caller cannot
+  // see; 401/403 when the caller may read but not write.
+  std::optional<store::RepoInfo> WritableRepo(const wapi::WRoute& r, const std::optional<Principal>& who,
+                                              httplib::Response& res);
+
+  bool Authorized(const std::optional<Principal>& who, const store::RepoId& id, httplib::Response& res);
+
+  std::optional<json> JsonBody(const httplib::ContentReader& reader, httplib::Response& res);
+
+  // ---- repos ---------------------------------------------------------------------------------
+
+  static bool Bool(const json& j, const char* key);
+
+  static std::string Str(const json& j, const char* key);
+
+  void Create(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+              const std::optional<Principal>& who);
+
+  std::optional<store::RepoId> RepoFromBody(const json& body, const char* name_key, const char* org_key,
+                                            httplib::Response& res);
+
+  void Delete(httplib::Response& res, const httplib::ContentReader& reader, const std::optional<Principal>& who);
+
+  void Move(httplib::Response& res, const httplib::ContentReader& reader, const std::optional<Principal>& who);
+
+  void Settings(const wapi::WRoute& r, httplib::Response& res, const httplib::ContentReader& reader,
+                const std::optional<Principal>& who);
+
+  // ---- preupload -----------------------------------------------------------------------------
+
+  static bool Ignored(const std::string& path, const std::string& gitignore);
+
+  void Preupload(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
+                 const httplib::ContentReader& reader, const std::optional<Principal>& who);
+
+  // ---- LFS -----------------------------------------------------------------------------------
+
+  // What an upload URL is signed for: one object of one size, for one repo, in parts of `chunk`.
+  struct Signed {
+    std::string repo;
+    uint64_t size = 0, chunk = 0;
+    int part = 0;
+  };
+
+  std::string Signature(const char* what, const std::string& oid, const Signed& s, int64_t exp) const;
+
+  std::string SignUrl(const std::string& base, const char* what, const std::string& oid, const Signed& s,
+                      int64_t exp) const;
+
+  // Checks a signed URL's query; what it was signed for, or sends 403.
+  std::optional<Signed> CheckSigned(const httplib::Request& req, const char* what, const std::string& oid,
+                                    httplib::Response& res);
+
+  // The object of an upload URL and what the URL was signed for; or the error is sent.
+  std::optional<std::pair<Sha256Digest, Signed>> SignedTarget(const wapi::WRoute& r, const httplib::Request& req,
+                                                              const char* what, httplib::Response& res);
+
+  // ---- possession: an object counts for a repo once it is in the repo or was uploaded to it ----
+
+  // The LFS objects of every ref of a repo.
+  std::set<Sha256Digest> RepoObjects(const store::RepoId& repo);
+
+  void RecordUpload(const std::string& repo, const Sha256Digest& oid);
+
+  bool Uploaded(const std::string& repo, const Sha256Digest& oid);
+
+  void LfsBatch(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
+                const httplib::ContentReader& reader, const std::optional<Principal>& who);
+
+  void Remember(const store::ContentInfo& info);
+
+  wapi::UploadStat TakeStat(const Sha256Digest& d);
+
+  std::string PartsDir(const std::string& oid) const { return options.uploads_dir + "/" + oid; }
+
+  void LfsPut(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader);
+
+  // ---- multipart: parts that arrive in order stream straight into the store ----------------
+
+  std::shared_ptr<wapi::PartSession> Session(const std::string& oid, const Signed& sg, bool create);
+
+  void EndSession(const std::string& oid, const Signed& sg);
+
+  // Feeds parts waiting on disk into the writer while they are next. REQUIRES: s.mu held.
+  void DrainParts(const std::string& oid, wapi::PartSession& s);
+
+  void PutPart(const std::string& oid, const Signed& sg, int part, uint64_t expect, httplib::Response& res,
+               const httplib::ContentReader& reader);
+
+  void WritePartFile(const std::string& oid, int part, uint64_t expect, httplib::Response& res,
+                     const httplib::ContentReader& reader);
+
+  void LfsComplete(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader);
+
+  // ---- commits -------------------------------------------------------------------------------
+
+  struct CommitBody {
+    std::string summary, description;
+    std::optional<std::string> parent;
+    std::vector<store::FileChange> changes;
+    uint64_t bytes = 0, new_raw = 0, new_stored = 0;
+    bool saw_header = false;
+    std::string repo;                             // the repo committed to
+    std::optional<std::set<Sha256Digest>> own;    // its LFS objects, looked up once when needed
+  };
+
+  // Applies one operation of a commit body; the content of an inline file goes into the store now.
+  Status CommitOp(const std::string& key, const json& v, CommitBody* cb);
+
+  // As the Hub does: an LFS file whose path the default LFS patterns do not cover (a large .txt)
+  // is added to .gitattributes, unless the commit writes .gitattributes itself.
+  Status TrackLfsPaths(const std::optional<GitOid>& head, CommitBody* cb);
+
+  // Reads an NDJSON commit body line by line (never whole), or a JSON object body.
+  Status ReadCommitBody(const httplib::Request& req, const httplib::ContentReader& reader, CommitBody* cb,
+                        bool* too_big);
+
+  void Commit(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
+              const httplib::ContentReader& reader, const std::optional<Principal>& who);
+
+  // ---- branches and tags ---------------------------------------------------------------------
+
+  void BranchOrTag(const wapi::WRoute& r, bool tag, const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader, const std::optional<Principal>& who);
+
+  // ---- validate-yaml -------------------------------------------------------------------------
+
+  void ValidateYaml(httplib::Response& res, const httplib::ContentReader& reader);
+};
+
+}  // namespace hubnode::hub
