@@ -1,4 +1,4 @@
-// Lowercase hexadecimal encoding and strict decoding.
+// Lowercase hexadecimal encoding and strict decoding; percent-encoding for URLs.
 #pragma once
 
 #include <cstdint>
@@ -20,5 +20,9 @@ Status HexDecodeInto(std::string_view hex, std::span<uint8_t> out);
 
 // True when `s` is non-empty and only [0-9a-f] (lowercase).
 bool IsLowerHex(std::string_view s);
+
+// Percent-encodes a URL path segment or query value: unreserved characters (RFC 3986) are kept,
+// and "/" too when keep_slash.
+std::string UrlEncode(std::string_view s, bool keep_slash);
 
 }  // namespace hubnode

@@ -1,5 +1,6 @@
-// hub: the node. Composes store (and later verify and runtime) into the `hubnode` command line and,
-// in later issues, the HTTP server. This header is what main() calls.
+// hub: the node. Composes store, verify and runtime into the `hubnode` command line, the HTTP
+// server and its route groups, the mirror and the peer network (hub/README.md draws the folders).
+// This header is what main() calls.
 #pragma once
 
 namespace hubnode::hub {

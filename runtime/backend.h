@@ -145,4 +145,8 @@ std::unique_ptr<Backend> MakeCpuBackend(int threads);
 // (one of those names) forces a lower one, for tests and benchmarks.
 std::string_view CpuKernelSet();
 
+// Converts `n` elements of `dtype` in host memory to fp32 with the CPU backend's portable code,
+// for weights prepared on the host before their upload (biases are added in fp32).
+void HostToF32(const void* src, DType dtype, int64_t n, float* dst);
+
 }  // namespace hubnode::runtime

@@ -12,10 +12,10 @@
 #include "base/log.h"
 #include "runtime/backend.h"
 #include "runtime/config.h"
-#include "runtime/jinja.h"
+#include "runtime/jinja/jinja.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
-#include "runtime/tokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
 #include "runtime/weights.h"
 
 namespace hubnode::runtime {

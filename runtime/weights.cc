@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include "base/log.h"
-#include "runtime/cpu_kernels.h"
 
 namespace hubnode::runtime {
 
@@ -35,8 +34,7 @@ class WeightLoader {
     DType dtype = d.dtype;
     if (to_f32 && dtype != DType::kF32) {  // biases are added in f32
       std::vector<uint8_t> f(d.bytes() / DTypeSize(dtype) * 4);
-      kernels::Scalar().to_f32(host.data(), dtype, d.bytes() / DTypeSize(dtype),
-                               reinterpret_cast<float*>(f.data()));
+      HostToF32(host.data(), dtype, d.bytes() / DTypeSize(dtype), reinterpret_cast<float*>(f.data()));
       host = std::move(f);
       dtype = DType::kF32;
     }

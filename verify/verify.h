@@ -17,9 +17,9 @@
 
 #include "base/hash.h"
 #include "base/status.h"
+#include "verify/chunk_map.h"
 #include "verify/license.h"
 #include "verify/trust.h"
-#include "verify/chunk_map.h"
 
 namespace hubnode::verify {
 

@@ -1,7 +1,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
-#include "hub/commands.h"
+#include "hub/cli/commands.h"
 #include "hub/hub.h"
 
 namespace hubnode::hub {

@@ -1,4 +1,4 @@
-#include "hub/cli_util.h"
+#include "hub/cli/cli_util.h"
 
 #include "base/time_format.h"
 

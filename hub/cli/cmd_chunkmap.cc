@@ -5,10 +5,10 @@
 #include <ctime>
 
 #include "base/file.h"
-#include "hub/chunk_maps.h"
-#include "hub/commands.h"
-#include "hub/trust_gate.h"
-#include "hub/upstream.h"
+#include "hub/cli/commands.h"
+#include "hub/client/upstream.h"
+#include "hub/peer/chunk_maps.h"
+#include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
 namespace {

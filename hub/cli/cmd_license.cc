@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "base/file.h"
-#include "hub/commands.h"
-#include "hub/trust_gate.h"
+#include "hub/cli/commands.h"
+#include "hub/trust/trust_gate.h"
 #include "verify/verify.h"
 
 namespace hubnode::hub {

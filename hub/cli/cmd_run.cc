@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
-#include "hub/commands.h"
-#include "hub/remote_source.h"
-#include "hub/runtime_flags.h"
-#include "hub/trust_gate.h"
+#include "hub/cli/commands.h"
+#include "hub/cli/runtime_flags.h"
+#include "hub/peer/remote_source.h"
+#include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
 

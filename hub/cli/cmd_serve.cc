@@ -8,14 +8,14 @@
 #include <thread>
 
 #include "base/log.h"
-#include "hub/auth.h"
-#include "hub/chunk_maps.h"
-#include "hub/commands.h"
-#include "hub/mirror.h"
-#include "hub/runtime_flags.h"
-#include "hub/server.h"
-#include "hub/trust_gate.h"
-#include "hub/upstream.h"
+#include "hub/cli/commands.h"
+#include "hub/cli/runtime_flags.h"
+#include "hub/client/upstream.h"
+#include "hub/http/auth.h"
+#include "hub/mirror/mirror.h"
+#include "hub/node/node.h"
+#include "hub/peer/chunk_maps.h"
+#include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
 namespace {
@@ -92,7 +92,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   auto st = OpenStore(flags);
   if (!st.ok()) return Fail(st.status());
   TokenStore tokens(flags.data_dir + "/tokens.json");
-  ServerOptions o;
+  NodeOptions o;
   o.host = hp->first;
   o.port = hp->second;
   o.threads = a.threads;
@@ -131,7 +131,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
     mo->trust_path = o.trust_path;
     models = std::make_unique<ModelHost>(st->get(), std::move(*mo));
   }
-  auto server = HubServer::Create(o, st->get(), &tokens, rig ? &rig->mirror : nullptr, models.get());
+  auto server = Node::Create(o, st->get(), &tokens, rig ? &rig->mirror : nullptr, models.get());
   if (!server.ok()) return Fail(server.status());
   if (Status s = (*server)->Bind(); !s.ok()) return Fail(s);
   std::string url = "http://" + o.host + ":" + std::to_string((*server)->port());

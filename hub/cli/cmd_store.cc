@@ -8,8 +8,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "hub/commands.h"
-#include "hub/trust_gate.h"
+#include "hub/cli/commands.h"
+#include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
 namespace {

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cstdio>
 
-#include "hub/commands.h"
+#include "hub/cli/commands.h"
 #include "testmodel/testmodel.h"
 
 namespace hubnode::hub {

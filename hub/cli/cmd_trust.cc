@@ -4,8 +4,8 @@
 #include <ctime>
 
 #include "base/file.h"
-#include "hub/commands.h"
-#include "hub/trust_gate.h"
+#include "hub/cli/commands.h"
+#include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
 

@@ -5,7 +5,7 @@
 #include <memory>
 #include <vector>
 
-#include "hub/cli_util.h"
+#include "hub/cli/cli_util.h"
 
 namespace CLI {
 class App;

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "hub/model_host.h"
+#include "hub/serve/model_host.h"
 
 namespace CLI {
 class App;

@@ -1,4 +1,4 @@
-#include "hub/upstream.h"
+#include "hub/client/upstream.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
-#include "hub/http_util.h"
+#include "base/hex.h"
 #include "store/store.h"
 
 namespace hubnode::hub {

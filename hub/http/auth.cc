@@ -1,4 +1,4 @@
-#include "hub/auth.h"
+#include "hub/http/auth.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>

@@ -1,4 +1,4 @@
-#include "hub/http_util.h"
+#include "hub/http/http_util.h"
 
 #include "base/time_format.h"
 
@@ -104,21 +104,6 @@ std::string BaseUrl(const httplib::Request& req, const std::string& public_url) 
   }
   if (host.empty()) host = "127.0.0.1";
   return "http://" + host;
-}
-
-std::string UrlEncode(std::string_view s, bool keep_slash) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
 }
 
 void CloseAfter(httplib::Response& res) {

@@ -50,7 +50,4 @@ std::string IsoTime(int64_t unix_seconds);
 // The scheme://host[:port] the client used, for absolute links (public_url wins when set).
 std::string BaseUrl(const httplib::Request& req, const std::string& public_url);
 
-// Percent-encodes a path segment or query value (unreserved characters kept).
-std::string UrlEncode(std::string_view s, bool keep_slash);
-
 }  // namespace hubnode::hub

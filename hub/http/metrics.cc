@@ -1,4 +1,4 @@
-#include "hub/metrics.h"
+#include "hub/http/metrics.h"
 
 #include <sstream>
 

@@ -1,4 +1,4 @@
-#include "hub/router.h"
+#include "hub/http/router.h"
 
 #include <vector>
 

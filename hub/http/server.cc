@@ -1,4 +1,4 @@
-#include "hub/server.h"
+#include "hub/http/server.h"
 
 #include <charconv>
 #include <chrono>
@@ -6,10 +6,8 @@
 #include <set>
 
 #include "base/log.h"
-#include "hub/handlers.h"
-#include "hub/openai_api.h"
-#include "hub/peer_api.h"
-#include "hub/write_api.h"
+#include "hub/http/http_util.h"
+#include "hub/http/router.h"
 
 namespace hubnode::hub {
 namespace {
@@ -21,38 +19,16 @@ constexpr const char* kExposedHeaders =
     "X-Repo-Commit, X-Request-Id, X-Error-Code, X-Error-Message, X-Total-Count, ETag, Link, Accept-Ranges, "
     "Content-Range, X-Linked-Size, X-Linked-ETag, Content-Length";
 
-class HubServerImpl final : public HubServer {
+class HttpServerImpl final : public HttpServer {
  public:
-  HubServerImpl(const ServerOptions& o, store::Store* store, TokenStore* tokens, Mirror* mirror, ModelHost* models)
-      : options_(o), handlers_(options_, store, tokens, &metrics_, mirror), openai_(store, models), peer_(store, options_.node_key, options_.peers), store_(store),
-        tokens_(tokens) {
+  HttpServerImpl(const HttpServerOptions& o, std::vector<Service*> services, Metrics* metrics)
+      : options_(o), services_(std::move(services)), metrics_(metrics) {
     unsigned threads = std::max(1u, options_.threads);
     http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    // Bodies are read by our own handlers with their own limits (uploads stream, the rest are
-    // capped at max_body); httplib's limit only rejects a Content-Length beyond any upload.
+    // Bodies are read by the services or by serve_body below, each with its own limits (uploads
+    // stream, the rest are capped at max_body); httplib's limit only rejects a Content-Length
+    // beyond any upload.
     http_.set_payload_max_length(std::numeric_limits<size_t>::max());
-    if (!options_.data_dir.empty()) {
-      auto key = LoadOrCreateUrlKey(options_.data_dir);
-      if (!key.ok()) {
-        LOG(Error) << "write API disabled: " << key.status().ToString();
-      } else {
-        WriteOptions wo;
-        wo.uploads_dir = options_.data_dir + "/uploads";
-        wo.url_key = *key;
-        wo.public_url = options_.public_url;
-        wo.trust_path = options_.trust_path;
-        wo.common_licenses = options_.common_licenses;
-        wo.max_body = options_.max_body;
-        wo.multipart_threshold = options_.multipart_threshold;
-        wo.multipart_chunk = options_.multipart_chunk;
-        write_ = std::make_unique<WriteApi>(store, std::move(wo));
-      }
-      if (options_.raw_cache_bytes > 0) {
-        raw_cache_ = std::make_unique<RawCache>(options_.data_dir + "/rawcache", options_.raw_cache_bytes,
-                                                options_.raw_cache_min, store);
-        handlers_.SetRawCache(raw_cache_.get());
-      }
-    }
     http_.set_read_timeout(options_.read_timeout_s, 0);
     http_.set_write_timeout(60, 0);
     http_.set_keep_alive_max_count(100);
@@ -71,7 +47,8 @@ class HubServerImpl final : public HubServer {
         return httplib::Server::HandlerResponse::Handled;
       }
       // Refuse an oversized body before it is read (uploads are sized by their signed URL).
-      if (req.has_header("Content-Length") && !(write_ && WriteApi::Handles(req))) {
+      const Service* service = Find(req);
+      if (req.has_header("Content-Length") && !(service && service->StreamsBody())) {
         uint64_t n = 0;
         std::string cl = req.get_header_value("Content-Length");
         auto r = std::from_chars(cl.data(), cl.data() + cl.size(), n);
@@ -84,17 +61,9 @@ class HubServerImpl final : public HubServer {
       return httplib::Server::HandlerResponse::Unhandled;
     });
     auto handle = [this](const httplib::Request& req, httplib::Response& res) {
-      if (req.path == "/metrics") {
-        res.set_content(metrics_.Render(store_->DiskBytes()) + openai_.Metrics(), "text/plain; version=0.0.4");
-        return;
-      }
-      if (req.path.starts_with("/v1/") || req.path.starts_with("/api/peer/v1/")) {
-        auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
-        if (!who.ok()) return SendError(res, 401, "Unauthorized", who.status().message());
-        if (req.path.starts_with("/v1/")) return openai_.Handle(req, res, *who);
-        return peer_.Handle(req, res, *who);
-      }
-      handlers_.Handle(req, res);
+      Service* service = Find(req);
+      if (!service) return SendError(res, 404, "NotFound", "no such route");
+      service->Handle(req, res, nullptr);
     };
     // A HEAD answer has no body, so it must not claim a JSON one: the JS client parses the body
     // of any error response labelled application/json.
@@ -104,15 +73,12 @@ class HubServerImpl final : public HubServer {
         res.set_header("Content-Type", "text/plain; charset=utf-8");
       }
     });
-    // Requests with a body: the write API reads its own (streaming uploads); the others get the
-    // body read here, capped at max_body whatever the transfer encoding.
+    // Requests with a body: a service that streams bodies reads its own (uploads); the others get
+    // the body read here, capped at max_body whatever the transfer encoding.
     auto serve_body = [this, handle](const httplib::Request& req, httplib::Response& res,
                                      const httplib::ContentReader& reader) {
-      if (write_ && WriteApi::Handles(req)) {
-        auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
-        if (!who.ok()) return SendError(res, 401, "Unauthorized", who.status().message());
-        return write_->Handle(req, res, reader, *who);
-      }
+      Service* service = Find(req);
+      if (service && service->StreamsBody()) return service->Handle(req, res, &reader);
       std::string body;
       bool too_big = false;
       reader([&](const char* data, size_t n) {
@@ -172,7 +138,7 @@ class HubServerImpl final : public HubServer {
     http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
       double s = std::chrono::duration<double>(Clock::now() - t_request_start).count();
       Route route = ParseRoute(req.target);
-      metrics_.Record(RouteName(route.kind), res.status, s);
+      metrics_->Record(RouteName(route.kind), res.status, s);
       LOG(Info) << req.remote_addr << " " << req.method << " " << req.path.substr(0, 300) << " " << res.status << " "
                 << static_cast<int>(s * 1e6) / 1000.0 << "ms";
     });
@@ -199,57 +165,27 @@ class HubServerImpl final : public HubServer {
   void Stop() override { http_.stop(); }
 
  private:
-  ServerOptions options_;
-  Metrics metrics_;
-  Handlers handlers_;
-  OpenAiApi openai_;
-  PeerApi peer_;
-  std::unique_ptr<WriteApi> write_;
-  std::unique_ptr<RawCache> raw_cache_;  // before http_: no response reads it after it is gone
-  store::Store* store_;
-  TokenStore* tokens_;
+  // The first service that handles the request; null when none does.
+  Service* Find(const httplib::Request& req) const {
+    for (Service* s : services_) {
+      if (s->Handles(req)) return s;
+    }
+    return nullptr;
+  }
+
+  HttpServerOptions options_;
+  std::vector<Service*> services_;
+  Metrics* metrics_;
   httplib::Server http_;
   int port_ = 0;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<HubServer>> HubServer::Create(const ServerOptions& options, store::Store* store,
-                                                     TokenStore* tokens, Mirror* mirror, ModelHost* models) {
+Result<std::unique_ptr<HttpServer>> HttpServer::Create(const HttpServerOptions& options, std::vector<Service*> services,
+                                                       Metrics* metrics) {
   if (options.threads == 0 || options.threads > 1024) return InvalidArgumentError("--threads must be 1..1024");
-  return std::unique_ptr<HubServer>(new HubServerImpl(options, store, tokens, mirror, models));
-}
-
-void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {
-  auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
-  if (!who.ok()) {
-    SendError(res, 401, "", who.status().message());
-    return;
-  }
-  Route r = ParseRoute(req.target);
-  bool post = req.method == "POST";
-  if (post != (r.kind == RouteKind::kPathsInfo)) {
-    if (r.kind != RouteKind::kNone) {
-      SendError(res, 405, "MethodNotAllowed", "method not allowed");
-      return;
-    }
-  }
-  switch (r.kind) {
-    case RouteKind::kResolve:
-    case RouteKind::kRaw: return File(r, *who, req, res);
-    case RouteKind::kRepoInfo: return RepoInfo(r, *who, req, res);
-    case RouteKind::kTree: return Tree(r, *who, req, res);
-    case RouteKind::kPathsInfo: return PathsInfo(r, *who, req, res);
-    case RouteKind::kRefs: return Refs(r, *who, req, res);
-    case RouteKind::kCommits: return Commits(r, *who, req, res);
-    case RouteKind::kTrust: return Trust(r, *who, req, res);
-    case RouteKind::kChunkMap: return ChunkMap(r, *who, res);
-    case RouteKind::kLineage: return LineageRoute(r, *who, res);
-    case RouteKind::kListRepos: return ListRepos(*who, req, res);
-    case RouteKind::kWhoami: return Whoami(*who, res);
-    case RouteKind::kHealth: return SendJson(res, json{{"status", "ok"}});
-    default: return SendError(res, 404, "NotFound", "no such route");
-  }
+  return std::unique_ptr<HttpServer>(new HttpServerImpl(options, std::move(services), metrics));
 }
 
 }  // namespace hubnode::hub

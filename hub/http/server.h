@@ -1,71 +1,61 @@
-// The HTTP server of a hub node: the Hugging Face compatible read API over a Store, the
-// OpenAI-compatible inference API (/v1/), /health and /metrics. docs/http-api.md documents every route.
+// The HTTP server every route group of the node is mounted on (cpp-httplib): the listening socket
+// and its worker pool, CORS, request body limits, connection safety (an unread body ends the
+// connection: no request smuggling), JSON error bodies even for errors httplib raises itself,
+// a last-resort exception handler, per-route metrics and the access log. What a route does is the
+// business of the Service that handles it; the server asks its services in order and the first
+// that handles a request answers it.
 //
 // Thread safety: Run() blocks on the calling thread; Stop() may be called from any thread (a
-// signal-watching thread, typically) and lets in-flight responses finish.
+// signal-watching thread, typically) and lets in-flight responses finish. Services are called
+// concurrently from the worker threads.
 #pragma once
+
+#include <httplib.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
-#include "hub/auth.h"
-#include "hub/mirror.h"
-#include "hub/model_host.h"
-#include "store/store.h"
-#include "verify/verify.h"
+#include "hub/http/metrics.h"
 
 namespace hubnode::hub {
 
-struct ServerOptions {
+struct HttpServerOptions {
   // Address to listen on. Default: 127.0.0.1.
   std::string host = "127.0.0.1";
-  // Port; 0 picks a free one (see HubServer::port()). Default: 8080.
+  // Port; 0 picks a free one (see HttpServer::port()). Default: 8080.
   int port = 8080;
   // Worker threads, which bounds concurrent requests and so memory. Default: 32.
   unsigned threads = 32;
-  // Base URL for absolute links (pagination); empty = from the request's Host header.
-  // Default: empty.
-  std::string public_url;
-  // Largest request body accepted (paths-info). Default: 16 MiB.
+  // Largest request body read for a service that does not stream bodies. Default: 16 MiB.
   size_t max_body = 16 << 20;
   // Seconds to wait for a client's request bytes. Default: 30.
   int read_timeout_s = 30;
-  // With a mirror: which repos may be pulled through. Default: all.
-  MirrorPolicy mirror_policy;
-  // Serve only what is held, never contact the upstream. Default: false.
-  bool offline = false;
-  // The trust store file, for the trust status of served revisions. Default: none.
-  std::string trust_path;
-  // Reference license texts. Default: Debian's.
-  std::string common_licenses = "/usr/share/common-licenses";
-  // This node's identity key, which signs the chunk maps it serves; none = no chunk maps.
-  // Default: none.
-  const verify::PrivateKey* node_key = nullptr;
-  // Peers this node knows (serve --peer), listed in its peer catalog so that others learn them.
-  // Default: none.
-  std::vector<std::string> peers;
-  // The write API (repo create, LFS uploads, commits); disabled when data_dir is empty.
-  // DATA holds the upload URL key (upload.key) and multipart parts (uploads/).
-  std::string data_dir;
-  // Objects from this size up are offered the LFS multipart transfer. Default: 256 MiB.
-  uint64_t multipart_threshold = uint64_t{256} << 20;
-  // Part size of multipart uploads. Default: 64 MiB.
-  uint64_t multipart_chunk = uint64_t{64} << 20;
-  // Disk for the raw copies of hot files (DATA/rawcache), served without chunk reads or
-  // decompression; 0 = none. Needs data_dir. Default: 4 GiB.
-  uint64_t raw_cache_bytes = uint64_t{4} << 30;
-  // Smallest file the raw cache keeps. Default: 8 MiB.
-  uint64_t raw_cache_min = uint64_t{8} << 20;
 };
 
-class HubServer {
+// A group of routes (the read API, the write API, /v1/, /api/peer/v1/, /metrics).
+class Service {
  public:
-  // The store, tokens, mirror (nullable: no upstream) and model host (nullable: no inference
-  // API) must outlive the server.
-  static Result<std::unique_ptr<HubServer>> Create(const ServerOptions& options, store::Store* store,
-                                                   TokenStore* tokens, Mirror* mirror, ModelHost* models = nullptr);
-  virtual ~HubServer() = default;
+  virtual ~Service() = default;
+  // Whether this service answers the request, decided from its method and target alone, before
+  // any body is read.
+  virtual bool Handles(const httplib::Request& req) const = 0;
+  // Whether it reads request bodies itself, streamed, with its own limits (uploads). For the other
+  // services the server reads the body (up to max_body; only POST may carry one) into req.body.
+  virtual bool StreamsBody() const { return false; }
+  // Answers the request. `body` reads the request body for a service that StreamsBody() and a
+  // request that has one; null otherwise.
+  virtual void Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader* body) = 0;
+};
+
+class HttpServer {
+ public:
+  // The services are asked in order. They and the metrics must outlive the server.
+  // InvalidArgument for a thread count outside 1..1024.
+  static Result<std::unique_ptr<HttpServer>> Create(const HttpServerOptions& options, std::vector<Service*> services,
+                                                    Metrics* metrics);
+  virtual ~HttpServer() = default;
   // Binds the listening socket. Unavailable if the address is taken.
   virtual Status Bind() = 0;
   virtual int port() const = 0;

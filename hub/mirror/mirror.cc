@@ -1,4 +1,4 @@
-#include "hub/mirror.h"
+#include "hub/mirror/mirror.h"
 
 #include <fnmatch.h>
 #include <sys/stat.h>
@@ -15,9 +15,9 @@
 #include <set>
 
 #include "base/log.h"
+#include "hub/trust/trust_gate.h"
 #include "store/expert_index.h"
 #include "store/safetensors.h"
-#include "hub/trust_gate.h"
 
 namespace hubnode::hub {
 namespace {

@@ -28,10 +28,11 @@
 #include <thread>
 #include <vector>
 
-#include "hub/peer_fetch.h"
-#include "hub/upstream.h"
-#include "verify/verify.h"
+#include "hub/client/upstream.h"
+#include "hub/peer/peer_fetch.h"
+#include "hub/trust/trust_gate.h"
 #include "store/store.h"
+#include "verify/verify.h"
 
 namespace hubnode::hub {
 
@@ -70,16 +71,6 @@ struct PullResult {
   uint64_t files = 0, bytes = 0;
   bool already_held = false;
 };
-
-// The policy decision on a staged model: allow, hold for review, or deny (with the reason).
-struct GateDecision {
-  int verdict = 0;  // 0 allow, 1 review, 2 deny (verify::Verdict order)
-  bool signature_required = false;
-  std::string summary;
-};
-// Decides on the model staged in `dir` for `repo`; `full` = every file is there (else only the
-// card, LICENSE and model.sig, for the pre-check).
-using Gate = std::function<GateDecision(const std::string& dir, const store::RepoId& repo, bool full)>;
 
 // One file of a fill in progress.
 class FillFile {

@@ -1,4 +1,4 @@
-#include "hub/chunk_maps.h"
+#include "hub/peer/chunk_maps.h"
 
 #include <sys/stat.h>
 

@@ -1,8 +1,8 @@
-#include "hub/peer_api.h"
+#include "hub/peer/peer_api.h"
 
 #include <algorithm>
 
-#include "hub/http_util.h"
+#include "hub/http/http_util.h"
 
 namespace hubnode::hub {
 namespace {

@@ -6,11 +6,10 @@
 // Thread safety: Handle() is called concurrently from the server's workers.
 #pragma once
 
-#include <httplib.h>
-
 #include <optional>
 
-#include "hub/auth.h"
+#include "hub/http/auth.h"
+#include "hub/http/http_util.h"
 #include "store/store.h"
 #include "verify/verify.h"
 

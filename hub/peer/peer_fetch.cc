@@ -1,4 +1,4 @@
-#include "hub/peer_fetch.h"
+#include "hub/peer/peer_fetch.h"
 
 #include <curl/curl.h>
 
@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "base/log.h"
-#include "hub/upstream.h"
+#include "hub/client/upstream.h"
 
 #include <nlohmann/json.hpp>
 #include "store/store.h"

@@ -1,4 +1,4 @@
-#include "hub/remote_source.h"
+#include "hub/peer/remote_source.h"
 
 #include <ctime>
 #include <cstring>
@@ -8,7 +8,7 @@
 #include <set>
 #include <unordered_map>
 
-#include "hub/upstream.h"
+#include "hub/client/upstream.h"
 
 namespace hubnode::hub {
 namespace {

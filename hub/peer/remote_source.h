@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "base/status.h"
-#include "hub/peer_fetch.h"
+#include "hub/peer/peer_fetch.h"
 #include "runtime/runtime.h"
 #include "verify/verify.h"
 

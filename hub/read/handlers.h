@@ -1,29 +1,52 @@
-// Request handlers of the read API (private to hub/). Each takes the parsed route and the caller's
-// principal and fills the response; errors follow the Hugging Face clients' contract.
+// The Hugging Face compatible read API: downloads (resolve/raw, ranges, the raw cache of hot
+// files, pull-through from the upstream, 503 for chunks no peer can give), repo info, tree,
+// paths-info, refs, commits, listing, whoami, /health, and the node's own trust, chunk-map and
+// lineage routes. Each handler takes the parsed route and the caller's principal and fills the
+// response; errors follow the Hugging Face clients' contract.
+//
+// Thread safety: Handle may be called concurrently.
 #pragma once
 
 #include <optional>
 
-#include "hub/auth.h"
-#include "hub/http_util.h"
-#include "hub/metrics.h"
-#include "hub/raw_cache.h"
-#include "hub/router.h"
-#include "hub/server.h"
-#include "hub/trust_gate.h"
+#include "hub/http/auth.h"
+#include "hub/http/http_util.h"
+#include "hub/http/metrics.h"
+#include "hub/http/router.h"
+#include "hub/mirror/mirror.h"
+#include "hub/read/raw_cache.h"
+#include "hub/trust/trust_gate.h"
 #include "store/store.h"
 
 namespace hubnode::hub {
 
+struct ReadOptions {
+  // Base URL for absolute links (pagination); empty = from the request's Host header.
+  // Default: empty.
+  std::string public_url;
+  // With a mirror: which repos may be pulled through. Default: all.
+  MirrorPolicy mirror_policy;
+  // Serve only what is held, never contact the upstream. Default: false.
+  bool offline = false;
+  // The trust store file, for the trust status of served revisions. Default: none.
+  std::string trust_path;
+  // Reference license texts. Default: Debian's.
+  std::string common_licenses = "/usr/share/common-licenses";
+  // This node's identity key, which signs the chunk maps it serves; none = no chunk maps.
+  // Default: none.
+  const verify::PrivateKey* node_key = nullptr;
+};
+
 class Handlers {
  public:
-  Handlers(const ServerOptions& options, store::Store* store, TokenStore* tokens, Metrics* metrics, Mirror* mirror)
-      : options_(options),
+  // The store, tokens, metrics and mirror (nullable: no upstream) must outlive the handlers.
+  Handlers(ReadOptions options, store::Store* store, TokenStore* tokens, Metrics* metrics, Mirror* mirror)
+      : options_(std::move(options)),
         store_(store),
         tokens_(tokens),
         metrics_(metrics),
         mirror_(mirror),
-        matcher_(verify::LicenseMatcher::FromDirectory(options.common_licenses)) {}
+        matcher_(verify::LicenseMatcher::FromDirectory(options_.common_licenses)) {}
 
   void Handle(const httplib::Request& req, httplib::Response& res);
   // Hot files are served from (and queued into) this cache. Nullable.
@@ -77,7 +100,7 @@ class Handlers {
   void ServeFromFill(const std::shared_ptr<Fill>& fill, const Route& r, const httplib::Request& req,
                      httplib::Response& res);
 
-  const ServerOptions& options_;
+  const ReadOptions options_;
   store::Store* store_;
   TokenStore* tokens_;
   Metrics* metrics_;

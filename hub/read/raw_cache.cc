@@ -1,4 +1,4 @@
-#include "hub/raw_cache.h"
+#include "hub/read/raw_cache.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -4,10 +4,10 @@
 #include <ctime>
 
 #include "base/log.h"
-#include "hub/card.h"
-#include "hub/chunk_maps.h"
-#include "hub/handlers.h"
-#include "hub/lineage.h"
+#include "hub/peer/chunk_maps.h"
+#include "hub/read/handlers.h"
+#include "hub/trust/card.h"
+#include "hub/trust/lineage.h"
 
 namespace hubnode::hub {
 namespace {
@@ -516,6 +516,38 @@ json Handlers::Locality(const GitOid& commit) {
     out["experts"] = {{"total", experts->size()}, {"local", held_experts}, {"missing", missing}};
   }
   return out;
+}
+
+void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {
+  auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
+  if (!who.ok()) {
+    SendError(res, 401, "", who.status().message());
+    return;
+  }
+  Route r = ParseRoute(req.target);
+  bool post = req.method == "POST";
+  if (post != (r.kind == RouteKind::kPathsInfo)) {
+    if (r.kind != RouteKind::kNone) {
+      SendError(res, 405, "MethodNotAllowed", "method not allowed");
+      return;
+    }
+  }
+  switch (r.kind) {
+    case RouteKind::kResolve:
+    case RouteKind::kRaw: return File(r, *who, req, res);
+    case RouteKind::kRepoInfo: return RepoInfo(r, *who, req, res);
+    case RouteKind::kTree: return Tree(r, *who, req, res);
+    case RouteKind::kPathsInfo: return PathsInfo(r, *who, req, res);
+    case RouteKind::kRefs: return Refs(r, *who, req, res);
+    case RouteKind::kCommits: return Commits(r, *who, req, res);
+    case RouteKind::kTrust: return Trust(r, *who, req, res);
+    case RouteKind::kChunkMap: return ChunkMap(r, *who, res);
+    case RouteKind::kLineage: return LineageRoute(r, *who, res);
+    case RouteKind::kListRepos: return ListRepos(*who, req, res);
+    case RouteKind::kWhoami: return Whoami(*who, res);
+    case RouteKind::kHealth: return SendJson(res, json{{"status", "ok"}});
+    default: return SendError(res, 404, "NotFound", "no such route");
+  }
 }
 
 }  // namespace hubnode::hub

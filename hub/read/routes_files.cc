@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include "hub/handlers.h"
+#include "hub/read/handlers.h"
 
 namespace hubnode::hub {
 namespace {

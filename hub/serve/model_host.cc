@@ -1,11 +1,11 @@
-#include "hub/model_host.h"
+#include "hub/serve/model_host.h"
 
 #include <cstring>
 #include <ctime>
 #include <unordered_map>
 
 #include "base/log.h"
-#include "hub/trust_gate.h"
+#include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
 namespace {

@@ -1,4 +1,4 @@
-#include "hub/openai_api.h"
+#include "hub/serve/openai_api.h"
 
 #include <chrono>
 #include <condition_variable>
@@ -8,7 +8,7 @@
 
 #include "base/hex.h"
 #include "base/log.h"
-#include "hub/http_util.h"
+#include "hub/http/http_util.h"
 
 namespace hubnode::hub {
 namespace {

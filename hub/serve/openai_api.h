@@ -4,12 +4,11 @@
 // Thread safety: Handle() is called concurrently from the server's workers.
 #pragma once
 
-#include <httplib.h>
-
 #include <optional>
 
-#include "hub/auth.h"
-#include "hub/model_host.h"
+#include "hub/http/auth.h"
+#include "hub/http/http_util.h"
+#include "hub/serve/model_host.h"
 #include "store/store.h"
 
 namespace hubnode::hub {

@@ -1,4 +1,4 @@
-#include "hub/card.h"
+#include "hub/trust/card.h"
 
 #include <yaml-cpp/yaml.h>
 

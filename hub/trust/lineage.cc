@@ -1,4 +1,4 @@
-#include "hub/lineage.h"
+#include "hub/trust/lineage.h"
 
 #include <map>
 #include <set>

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "hub/trust_gate.h"
+#include "hub/trust/trust_gate.h"
 #include "store/store.h"
 
 namespace hubnode::hub {

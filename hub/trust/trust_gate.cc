@@ -1,4 +1,4 @@
-#include "hub/trust_gate.h"
+#include "hub/trust/trust_gate.h"
 
 #include <algorithm>
 #include <ctime>

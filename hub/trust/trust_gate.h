@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "base/status.h"
-#include "hub/mirror.h"
 #include "store/store.h"
 #include "verify/verify.h"
 
@@ -75,6 +74,16 @@ class TrustFile {
  private:
   std::string path_;
 };
+
+// The policy decision on a model staged in a folder (a pull, a pull-through): allow, hold for review, or deny (with the reason).
+struct GateDecision {
+  int verdict = 0;  // 0 allow, 1 review, 2 deny (verify::Verdict order)
+  bool signature_required = false;
+  std::string summary;
+};
+// Decides on the model staged in `dir` for `repo`; `full` = every file is there (else only the
+// card, LICENSE and model.sig, for the pre-check).
+using Gate = std::function<GateDecision(const std::string& dir, const store::RepoId& repo, bool full)>;
 
 // The mirror's policy gate: the trust store (re-read each time), the default license policy,
 // bases looked up in `st`.

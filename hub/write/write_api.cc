@@ -1,4 +1,4 @@
-#include "hub/write_api.h"
+#include "hub/write/write_api.h"
 
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -13,8 +13,8 @@
 #include "base/file.h"
 #include "base/hex.h"
 #include "base/log.h"
-#include "hub/router.h"
-#include "hub/write_api_impl.h"
+#include "hub/http/router.h"
+#include "hub/write/write_api_impl.h"
 
 namespace hubnode::hub {
 

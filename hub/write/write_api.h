@@ -7,16 +7,15 @@
 // Thread safety: Handle may be called from many server threads at once.
 #pragma once
 
-#include <httplib.h>
-
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 
-#include "hub/auth.h"
-#include "hub/router.h"
+#include "hub/http/auth.h"
+#include "hub/http/http_util.h"
+#include "hub/http/router.h"
 #include "store/store.h"
 #include "verify/verify.h"
 

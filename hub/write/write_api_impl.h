@@ -4,8 +4,6 @@
 // write_commit.cc: NDJSON commits and the policy before a commit becomes visible.
 #pragma once
 
-#include <httplib.h>
-
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -19,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "hub/http_util.h"
-#include "hub/write_api.h"
+#include "hub/http/http_util.h"
+#include "hub/write/write_api.h"
 #include "store/store.h"
 #include "verify/verify.h"
 

@@ -7,8 +7,8 @@
 #include <ctime>
 
 #include "base/log.h"
-#include "hub/trust_gate.h"
-#include "hub/write_api_impl.h"
+#include "hub/trust/trust_gate.h"
+#include "hub/write/write_api_impl.h"
 
 namespace hubnode::hub {
 

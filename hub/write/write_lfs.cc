@@ -8,7 +8,7 @@
 
 #include "base/file.h"
 #include "base/log.h"
-#include "hub/write_api_impl.h"
+#include "hub/write/write_api_impl.h"
 
 namespace hubnode::hub {
 

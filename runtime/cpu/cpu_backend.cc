@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "runtime/backend.h"
-#include "runtime/cpu_kernels.h"
-#include "runtime/parallel.h"
+#include "runtime/cpu/cpu_kernels.h"
+#include "runtime/cpu/parallel.h"
 
 namespace hubnode::runtime {
 namespace {
@@ -220,5 +220,7 @@ std::unique_ptr<Backend> MakeCpuBackend(int threads) {
 }
 
 std::string_view CpuKernelSet() { return kernels::Select().name; }
+
+void HostToF32(const void* src, DType dtype, int64_t n, float* dst) { kernels::Scalar().to_f32(src, dtype, n, dst); }
 
 }  // namespace hubnode::runtime

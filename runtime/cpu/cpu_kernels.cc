@@ -1,4 +1,4 @@
-#include "runtime/cpu_kernels.h"
+#include "runtime/cpu/cpu_kernels.h"
 
 // GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_*); a known false positive.
 #pragma GCC diagnostic ignored "-Wuninitialized"

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "base/status.h"
-#include "runtime/jinja.h"
-#include "runtime/jinja_value.h"
+#include "runtime/jinja/jinja.h"
+#include "runtime/jinja/jinja_value.h"
 
 namespace hubnode::runtime::jinja {
 

@@ -18,7 +18,7 @@
 #include <cmath>
 #include <ctime>
 
-#include "runtime/jinja_value.h"
+#include "runtime/jinja/jinja_value.h"
 
 namespace hubnode::runtime::jinja {
 namespace {

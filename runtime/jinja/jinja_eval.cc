@@ -7,7 +7,7 @@
 #include <ctime>
 #include <unordered_map>
 
-#include "runtime/jinja_ast.h"
+#include "runtime/jinja/jinja_ast.h"
 
 namespace hubnode::runtime::jinja {
 namespace {

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "runtime/jinja_value.h"
+#include "runtime/jinja/jinja_value.h"
 
 namespace hubnode::runtime::jinja {
 namespace {

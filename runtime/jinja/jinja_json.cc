@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "runtime/jinja_value.h"
+#include "runtime/jinja/jinja_value.h"
 
 namespace hubnode::runtime::jinja {
 namespace {

@@ -9,7 +9,7 @@
 #include <cctype>
 #include <charconv>
 
-#include "runtime/jinja_ast.h"
+#include "runtime/jinja/jinja_ast.h"
 
 namespace hubnode::runtime::jinja {
 namespace {

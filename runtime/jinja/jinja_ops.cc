@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <memory>
 
-#include "runtime/jinja_ast.h"
+#include "runtime/jinja/jinja_ast.h"
 
 namespace hubnode::runtime::jinja {
 

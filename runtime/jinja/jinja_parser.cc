@@ -1,7 +1,7 @@
 // The Jinja parser's statements ({% for %}, {% if %}, {% set %}, {% macro %}, ...) and the
 // Template entry points (Parse, Render); expressions are in jinja_parser_expr.cc. See class Parser
 // in jinja_ast.h.
-#include "runtime/jinja_ast.h"
+#include "runtime/jinja/jinja_ast.h"
 
 namespace hubnode::runtime::jinja {
 

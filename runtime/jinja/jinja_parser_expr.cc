@@ -1,6 +1,6 @@
 // The Jinja parser's expressions, from `x if c else y` down to literals. See class Parser in
 // jinja_ast.h for the precedence table and the depth bounds.
-#include "runtime/jinja_ast.h"
+#include "runtime/jinja/jinja_ast.h"
 
 namespace hubnode::runtime::jinja {
 

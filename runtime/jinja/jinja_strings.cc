@@ -2,7 +2,7 @@
 // mapping (ASCII), replace, find/count, join, format and the is* predicates.
 #include <algorithm>
 
-#include "runtime/jinja_value.h"
+#include "runtime/jinja/jinja_value.h"
 
 namespace hubnode::runtime::jinja {
 namespace {

@@ -1,5 +1,5 @@
 // Python semantics of Jinja values: str(), repr(), json.dumps(), ==, < and truthiness.
-#include "runtime/jinja_value.h"
+#include "runtime/jinja/jinja_value.h"
 
 #include <algorithm>
 #include <charconv>

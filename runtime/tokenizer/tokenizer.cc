@@ -1,15 +1,15 @@
 // Tokenizer: tokenizer.json / tokenizer_config.json parsing, post-processors, Encode and Decode.
-#include "runtime/tokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 #include <algorithm>
 #include <optional>
 #include <utility>
 
-#include "runtime/tokenizer_added.h"
-#include "runtime/tokenizer_bpe.h"
-#include "runtime/tokenizer_json.h"
-#include "runtime/tokenizer_pipeline.h"
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/tokenizer_added.h"
+#include "runtime/tokenizer/tokenizer_bpe.h"
+#include "runtime/tokenizer/tokenizer_json.h"
+#include "runtime/tokenizer/tokenizer_pipeline.h"
+#include "runtime/tokenizer/unicode.h"
 
 namespace hubnode::runtime {
 namespace {

@@ -1,10 +1,10 @@
-#include "runtime/tokenizer_added.h"
+#include "runtime/tokenizer/tokenizer_added.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "runtime/tokenizer_bpe.h"
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/tokenizer_bpe.h"
+#include "runtime/tokenizer/unicode.h"
 
 namespace hubnode::runtime {
 namespace {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "base/status.h"
-#include "runtime/tokenizer_pipeline.h"
+#include "runtime/tokenizer/tokenizer_pipeline.h"
 
 namespace hubnode::runtime {
 

@@ -1,10 +1,10 @@
-#include "runtime/tokenizer_bpe.h"
+#include "runtime/tokenizer/tokenizer_bpe.h"
 
 #include <cstdio>
 #include <queue>
 #include <utility>
 
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/unicode.h"
 
 namespace hubnode::runtime {
 namespace {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "base/status.h"
-#include "runtime/tokenizer_json.h"
+#include "runtime/tokenizer/tokenizer_json.h"
 
 namespace hubnode::runtime {
 

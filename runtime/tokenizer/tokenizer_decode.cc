@@ -2,8 +2,8 @@
 // Strip. Each rewrites the list of token strings like the reference's `decode_chain`.
 #include <utility>
 
-#include "runtime/tokenizer_pipeline.h"
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/tokenizer_pipeline.h"
+#include "runtime/tokenizer/unicode.h"
 
 namespace hubnode::runtime {
 namespace {

@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "base/status.h"
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/unicode.h"
 
 namespace hubnode::runtime {
 

@@ -3,8 +3,8 @@
 // Split and Replace share.
 #include <utility>
 
-#include "runtime/tokenizer_pipeline.h"
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/tokenizer_pipeline.h"
+#include "runtime/tokenizer/unicode.h"
 
 namespace hubnode::runtime {
 namespace {

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "base/status.h"
-#include "runtime/tokenizer_json.h"
-#include "runtime/tokenizer_regex.h"
+#include "runtime/tokenizer/tokenizer_json.h"
+#include "runtime/tokenizer/tokenizer_regex.h"
 
 namespace hubnode::runtime {
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "runtime/tokenizer_pipeline.h"
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/tokenizer_pipeline.h"
+#include "runtime/tokenizer/unicode.h"
 
 namespace hubnode::runtime {
 namespace {

@@ -1,9 +1,9 @@
-#include "runtime/tokenizer_regex.h"
+#include "runtime/tokenizer/tokenizer_regex.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/unicode.h"
 
 namespace hubnode::runtime {
 namespace {

@@ -6,7 +6,7 @@
 // pending tokens, and emit what the window decodes to beyond the context's own text.
 #include <utility>
 
-#include "runtime/tokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace hubnode::runtime {
 namespace {

@@ -1,4 +1,4 @@
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/unicode.h"
 
 #include <unicode/normalizer2.h>
 #include <unicode/uchar.h>

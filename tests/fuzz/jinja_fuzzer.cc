@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
-#include "runtime/jinja.h"
+#include "runtime/jinja/jinja.h"
 
 namespace {
 

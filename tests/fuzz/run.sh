@@ -8,13 +8,13 @@ OUT=$(mkdir -p "$2" && realpath "$2")
 SECONDS_EACH=${FUZZ_SECONDS:-10}
 command -v clang++ > /dev/null || { echo "fuzz: clang++ not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
 SOURCES="$SRC/base/bytes.cc $SRC/base/file.cc $SRC/base/hash.cc $SRC/base/hex.cc $SRC/base/log.cc \
-  $SRC/base/status.cc $SRC/base/thread_pool.cc $SRC/base/time_format.cc $SRC/verify/*.cc $SRC/runtime/jinja_*.cc \
-  $SRC/runtime/tokenizer*.cc $SRC/runtime/unicode.cc"
+  $SRC/base/status.cc $SRC/base/thread_pool.cc $SRC/base/time_format.cc $SRC/verify/*.cc $SRC/runtime/jinja/*.cc \
+  $SRC/runtime/tokenizer/*.cc"
 FLAGS="-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I $SRC"
 # The library sources are compiled once (and again only when changed), then linked per target.
 mkdir -p "$OUT/obj"
 # Any header change rebuilds everything (a stale object with an old struct layout crashes).
-newest_header=$(ls -t "$SRC"/base/*.h "$SRC"/verify/*.h "$SRC"/runtime/*.h | head -1)
+newest_header=$(ls -t "$SRC"/base/*.h "$SRC"/verify/*.h "$SRC"/runtime/*.h "$SRC"/runtime/*/*.h | head -1)
 OBJS=()
 for src in $SOURCES; do
   obj="$OUT/obj/$(echo "${src#$SRC/}" | tr '/' '_').o"

@@ -18,8 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/tokenizer.h"
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/tokenizer.h"
+#include "runtime/tokenizer/unicode.h"
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include <tuple>
 
 #include "store/store.h"
-#include "tests/store/flat_index.h"
 #include "testmodel/testmodel.h"
+#include "tests/store/flat_index.h"
 #include "tests/testutil/testutil.h"
 
 namespace hubnode::store {

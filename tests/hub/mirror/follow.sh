@@ -7,7 +7,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../../lib.sh"
 node() { local d=$1; shift; "$HUBNODE" --data "$WORK/$d" -q "$@"; }
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 A=http://127.0.0.1:$PORT

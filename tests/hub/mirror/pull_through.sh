@@ -7,7 +7,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../../lib.sh"
 start() {  # start NAME DATA [serve flags...]; sets URL_<NAME> and PID_<NAME>
   local name=$1 data=$2; shift 2
   "$HUBNODE" --data "$data" serve --listen 127.0.0.1:0 "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &

@@ -12,7 +12,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [[ -n "${KEEP:-}" ]] || rm -rf "$WORK"' EXIT
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../../lib.sh"
 PY=/usr/bin/python3
 node() { local d=$1; shift; "$HUBNODE" --data "$WORK/$d" -q "$@"; }
 serve() {  # serve NAME [FLAGS...] -> sets URL and SPID

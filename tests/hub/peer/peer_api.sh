@@ -8,7 +8,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PID=
 trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../../lib.sh"
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 PY=/usr/bin/python3
 jq_() { $PY -c "import json,sys; d=json.load(sys.stdin); print($1)"; }

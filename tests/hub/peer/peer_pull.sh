@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pulling with peers, several processes on 127.0.0.1: an origin node A, a node B that mirrors it,
-# misbehaving peers (tests/hub/throttled_peer.py: one serves corrupted chunks, one is slow, one is
+# misbehaving peers (tests/hub/peer/throttled_peer.py: one serves corrupted chunks, one is slow, one is
 # killed mid-transfer), and puller nodes. With A's node key trusted, LFS
 # files come chunk by chunk from the peers, every chunk checked against A's signed chunk map: the
 # bad peer is demoted and its chunks fetched elsewhere, dead peers are skipped, the result is
@@ -11,7 +11,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; [[ -n "${KEEP:-}" ]] || rm -rf "$WORK"' EXIT
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../../lib.sh"
 PY=/usr/bin/python3
 node() { local d=$1; shift; "$HUBNODE" --data "$WORK/$d" -q "$@"; }
 serve() {  # serve NAME [FLAGS...] -> sets URL

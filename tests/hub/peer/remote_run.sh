@@ -8,7 +8,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../../lib.sh"
 node() { local d=$1; shift; "$HUBNODE" --data "$WORK/$d" -q "$@"; }
 serve() {
   "$HUBNODE" --data "$WORK/$1" serve --listen 127.0.0.1:0 --no-inference > "$WORK/$1.out" 2> "$WORK/$1.err" &

@@ -7,7 +7,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PID=
 trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../../lib.sh"
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 header() { grep -i "^$2:" "$1" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 status() { head -1 "$1" | cut -d' ' -f2; }

@@ -8,7 +8,7 @@ HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
 PID=
 trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
-source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../../lib.sh"
 serve() {
   "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference --raw-cache-size "$1" > "$WORK/s.out" 2> "$WORK/s.err" &
   PID=$!

@@ -2,7 +2,7 @@
 # A ~2 GB LFS upload through the write API with bounded server memory: the PUT streams into the
 # chunk store as it arrives (nothing is buffered whole), the commit makes it visible, and the file
 # downloads back byte-exact. Prints the server's peak RSS and fails above LIMIT_MB.
-# Usage: tests/hub/big_upload.sh HUBNODE [SIZE_MB=2048] [LIMIT_MB=300]
+# Usage: tests/hub/write/big_upload.sh HUBNODE [SIZE_MB=2048] [LIMIT_MB=300]
 set -euo pipefail
 HUBNODE=$(realpath "$1")
 SIZE_MB=${2:-2048}

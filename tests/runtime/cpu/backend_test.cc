@@ -8,7 +8,7 @@
 #include <random>
 
 #include "runtime/backend.h"
-#include "runtime/cpu_kernels.h"
+#include "runtime/cpu/cpu_kernels.h"
 
 namespace hubnode::runtime {
 namespace {

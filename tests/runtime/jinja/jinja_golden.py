@@ -591,7 +591,7 @@ def main():
         return 2
     driver = sys.argv[1]
     source_dir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
     templates = dict(testmodel_templates(source_dir))
     templates.update(TEMPLATES)
     env = make_env()

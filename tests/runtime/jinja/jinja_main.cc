@@ -1,5 +1,5 @@
 // Renders a chat template for the golden comparison against Python's jinja2
-// (tests/runtime/jinja_golden.py).
+// (tests/runtime/jinja/jinja_golden.py).
 //
 // Usage: jinja_main TEMPLATE_FILE CONTEXT_JSON_FILE [UNIX_SECONDS]
 // Prints the rendering to stdout byte for byte; on an error prints "StatusCode: message" to
@@ -12,7 +12,7 @@
 #include <string>
 
 #include "base/file.h"
-#include "runtime/jinja.h"
+#include "runtime/jinja/jinja.h"
 
 namespace {
 

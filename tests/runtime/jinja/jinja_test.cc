@@ -1,7 +1,7 @@
 // Unit tests of the Jinja interpreter (runtime/jinja.h). The byte-exact comparison with the real
-// jinja2 over whole chat templates is tests/runtime/jinja_golden.py; these tests pin each
+// jinja2 over whole chat templates is tests/runtime/jinja/jinja_golden.py; these tests pin each
 // feature, the error contract and the resource bounds.
-#include "runtime/jinja.h"
+#include "runtime/jinja/jinja.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// tokenize_main: a small driver over runtime::Tokenizer for tests/runtime/tokenizer_golden.sh,
+// tokenize_main: a small driver over runtime::Tokenizer for tests/runtime/tokenizer/tokenizer_golden.sh,
 // which compares it with the Hugging Face reference.
 //
 // Usage: tokenize_main TOKENIZER_JSON [TOKENIZER_CONFIG_JSON]
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "base/file.h"
-#include "runtime/tokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Compares runtime::Tokenizer (through tests/runtime/tokenize_main) with the Hugging Face
+// Compares runtime::Tokenizer (through tests/runtime/tokenizer/tokenize_main) with the Hugging Face
 // tokenizers Rust crate (napi bindings, @anush008/tokenizers pinned in package-lock.json).
 // Run by tokenizer_golden.sh: node tokenizer_golden.mjs DRIVER WORK_DIR
 // WORK_DIR/models/<family>/ holds the testmodel checkpoints; this script derives further

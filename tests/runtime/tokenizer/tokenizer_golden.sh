@@ -3,7 +3,7 @@
 # npm, pinned in package-lock.json and installed once into a cache folder keyed by the lock file).
 # Generates tiny test models of every family with `hubnode testmodel`, derives more tokenizer.json
 # variants and SentencePiece-style fixtures, and compares ids, decodes and DecodeStream output.
-# Usage: tests/runtime/tokenizer_golden.sh TOKENIZE_MAIN HUBNODE
+# Usage: tests/runtime/tokenizer/tokenizer_golden.sh TOKENIZE_MAIN HUBNODE
 set -euo pipefail
 DRIVER=$(realpath "$1")
 HUBNODE=$(realpath "$2")

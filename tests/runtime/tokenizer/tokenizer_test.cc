@@ -3,7 +3,7 @@
 // SentencePiece-style file (byte fallback, Prepend/Replace, Mixtral's decoder chain), malformed
 // input, DecodeStream and encoding speed on pathological input. Agreement with the Hugging Face
 // implementation itself is checked by tokenizer_golden.sh.
-#include "runtime/tokenizer.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include <random>
 #include <thread>
 
-#include "runtime/unicode.h"
+#include "runtime/tokenizer/unicode.h"
 #include "testmodel/tokenizer.h"
 
 namespace hubnode::runtime {

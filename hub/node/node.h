@@ -1,0 +1,79 @@
+// A serving node: the HTTP server (hub/http) with every route group of the node mounted on it —
+// the Hugging Face compatible write API (hub/write) and read API (hub/read) over a Store, the
+// OpenAI-compatible inference API (/v1/, hub/serve), the peer API (/api/peer/v1/, hub/peer),
+// /health and /metrics. docs/http-api.md documents every route.
+//
+// Thread safety: Run() blocks on the calling thread; Stop() may be called from any thread (a
+// signal-watching thread, typically) and lets in-flight responses finish.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "hub/http/auth.h"
+#include "hub/mirror/mirror.h"
+#include "hub/serve/model_host.h"
+#include "store/store.h"
+#include "verify/verify.h"
+
+namespace hubnode::hub {
+
+struct NodeOptions {
+  // Address to listen on. Default: 127.0.0.1.
+  std::string host = "127.0.0.1";
+  // Port; 0 picks a free one (see Node::port()). Default: 8080.
+  int port = 8080;
+  // Worker threads, which bounds concurrent requests and so memory. Default: 32.
+  unsigned threads = 32;
+  // Base URL for absolute links (pagination); empty = from the request's Host header.
+  // Default: empty.
+  std::string public_url;
+  // Largest request body accepted (paths-info). Default: 16 MiB.
+  size_t max_body = 16 << 20;
+  // Seconds to wait for a client's request bytes. Default: 30.
+  int read_timeout_s = 30;
+  // With a mirror: which repos may be pulled through. Default: all.
+  MirrorPolicy mirror_policy;
+  // Serve only what is held, never contact the upstream. Default: false.
+  bool offline = false;
+  // The trust store file, for the trust status of served revisions. Default: none.
+  std::string trust_path;
+  // Reference license texts. Default: Debian's.
+  std::string common_licenses = "/usr/share/common-licenses";
+  // This node's identity key, which signs the chunk maps it serves; none = no chunk maps.
+  // Default: none.
+  const verify::PrivateKey* node_key = nullptr;
+  // Peers this node knows (serve --peer), listed in its peer catalog so that others learn them.
+  // Default: none.
+  std::vector<std::string> peers;
+  // The write API (repo create, LFS uploads, commits); disabled when data_dir is empty.
+  // DATA holds the upload URL key (upload.key) and multipart parts (uploads/).
+  std::string data_dir;
+  // Objects from this size up are offered the LFS multipart transfer. Default: 256 MiB.
+  uint64_t multipart_threshold = uint64_t{256} << 20;
+  // Part size of multipart uploads. Default: 64 MiB.
+  uint64_t multipart_chunk = uint64_t{64} << 20;
+  // Disk for the raw copies of hot files (DATA/rawcache), served without chunk reads or
+  // decompression; 0 = none. Needs data_dir. Default: 4 GiB.
+  uint64_t raw_cache_bytes = uint64_t{4} << 30;
+  // Smallest file the raw cache keeps. Default: 8 MiB.
+  uint64_t raw_cache_min = uint64_t{8} << 20;
+};
+
+class Node {
+ public:
+  // The store, tokens, mirror (nullable: no upstream) and model host (nullable: no inference
+  // API) must outlive the server.
+  static Result<std::unique_ptr<Node>> Create(const NodeOptions& options, store::Store* store,
+                                             TokenStore* tokens, Mirror* mirror, ModelHost* models = nullptr);
+  virtual ~Node() = default;
+  // Binds the listening socket. Unavailable if the address is taken.
+  virtual Status Bind() = 0;
+  virtual int port() const = 0;
+  // Serves until Stop(). REQUIRES: Bind() succeeded.
+  virtual Status Run() = 0;
+  virtual void Stop() = 0;
+};
+
+}  // namespace hubnode::hub
