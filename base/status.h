@@ -80,6 +80,7 @@ Status InternalError(std::string message);
 Status UnavailableError(std::string message);
 Status DataLossError(std::string message);
 Status CancelledError(std::string message);
+Status UnauthenticatedError(std::string message);
 
 // A T, or the non-OK Status saying why there is none.
 template <typename T>

@@ -8,6 +8,7 @@
 #include "hub/cli/commands.h"
 #include "hub/client/upstream.h"
 #include "hub/peer/chunk_maps.h"
+#include "hub/peer/peer_auth.h"
 #include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
@@ -109,7 +110,8 @@ void AddChunkMapCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Co
   }
   {
     struct Args {
-      std::string from, id, out, token;
+      std::string from, id, out, token, repo, rev;
+      bool sign = false;
     };
     auto a = std::make_shared<Args>();
     auto* chunk = app.add_subcommand("chunk", "Chunks from peers");
@@ -119,14 +121,26 @@ void AddChunkMapCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Co
     sub->add_option("--from", a->from, "Peer URL (a hubnode serving /api/peer/v1/)")->required();
     sub->add_option("--out", a->out, "Write the raw bytes here (default: stdout)");
     sub->add_option("--token", a->token, "Token for the peer");
-    out->push_back({sub, [a] {
+    sub->add_option("--repo", a->repo, "The repo whose revision holds the chunk (the peer checks you may read it)");
+    sub->add_option("--rev", a->rev, "That revision (default HEAD)");
+    sub->add_flag("--sign", a->sign, "Sign the request with this node's key (a peer that trusts it serves any chunk)");
+    out->push_back({sub, [a, &flags] {
       auto id = ChunkId::FromHex(a->id);
       if (!id.ok()) return Fail(InvalidArgumentError("a chunk id is 64 hex digits"));
       UpstreamOptions uo;
       uo.url = a->from;
       uo.token = a->token;
       Upstream peer(uo);
-      auto raw = peer.GetChunk(*id);
+      std::vector<std::string> headers;
+      if (a->sign) {
+        auto key = LoadOrCreateNodeKey(flags.data_dir);
+        if (!key.ok()) return Fail(key.status());
+        auto h = SignPeerRequest(*key, peer.url(), "GET", Upstream::ChunkTarget(*id, a->repo, a->rev), "",
+                                 static_cast<int64_t>(std::time(nullptr)));
+        if (!h.ok()) return Fail(h.status());
+        headers = std::move(*h);
+      }
+      auto raw = peer.GetChunk(*id, a->repo, a->rev, headers);
       if (!raw.ok()) return Fail(raw.status());
       if (a->out.empty()) {
         std::fwrite(raw->data(), 1, raw->size(), stdout);

@@ -10,6 +10,7 @@
 
 #include "hub/cli/commands.h"
 #include "hub/cli/runtime_flags.h"
+#include "hub/peer/chunk_maps.h"
 #include "hub/peer/remote_source.h"
 #include "hub/trust/trust_gate.h"
 
@@ -197,6 +198,8 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
         st = std::move(opened);
         PeerFetchOptions pf;
         pf.peers = a.peers;
+        // A reader names no revision: the peers serve these requests to a node they trust.
+        if (auto key = LoadOrCreateNodeKey(flags.data_dir); key.ok()) pf.node_key = std::move(*key);
         fetcher = std::make_shared<ChunkFetcher>(pf);
         (*st)->SetChunkSource(PeerChunkSource(fetcher));
         local = true;

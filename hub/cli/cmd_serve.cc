@@ -69,6 +69,7 @@ struct MirrorRig {
       PeerFetchOptions pf;
       pf.peers = peers;
       pf.token = uo.token;
+      if (auto key = LoadOrCreateNodeKey(flags.data_dir); key.ok()) pf.node_key = std::move(*key);
       mirror.SetPeers(pf, flags.data_dir + "/trust.json");
     }
   }
@@ -122,6 +123,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
     PeerFetchOptions pf;
     pf.peers = a.peers;
     pf.token = UpstreamToken(a.upstream_token);
+    pf.node_key = *node_key;  // these requests name no revision: the peers must trust this node
     (*st)->SetChunkSource(PeerChunkSource(std::make_shared<ChunkFetcher>(pf)));
   }
   std::unique_ptr<ModelHost> models;

@@ -103,11 +103,18 @@ Upstream::Upstream(UpstreamOptions options) : options_(std::move(options)) {
   while (!options_.url.empty() && options_.url.back() == '/') options_.url.pop_back();
 }
 
-Result<Upstream::Response> Upstream::Get(const std::string& url, size_t max_body, const std::string& range) {
+Result<Upstream::Response> Upstream::Get(const std::string& url, size_t max_body, const std::string& range,
+                                         const std::vector<std::string>& extra_headers) {
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   HeaderState hs;
   auto c = NewHandle(options_, url, &headers, &hs);
   if (!c) return InternalError("curl_easy_init failed");
+  if (!extra_headers.empty()) {
+    curl_slist* list = headers.release();
+    for (const std::string& h : extra_headers) list = curl_slist_append(list, h.c_str());
+    headers.reset(list);
+    curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
+  }
   if (!range.empty()) curl_easy_setopt(c.get(), CURLOPT_RANGE, range.c_str());
   Response r;
   struct Body {
@@ -297,9 +304,22 @@ Status Upstream::Download(const std::string& repo, const std::string& sha, const
   return OkStatus();
 }
 
-Result<std::string> Upstream::GetChunk(const ChunkId& id) {
-  ASSIGN_OR_RETURN(Response r, Get(options_.url + "/api/peer/v1/chunks/" + id.hex(), 80u << 20));
+std::string Upstream::ChunkTarget(const ChunkId& id, const std::string& repo, const std::string& rev) {
+  std::string t = "/api/peer/v1/chunks/" + id.hex();
+  if (!repo.empty()) t += "?repo=" + UrlEncode(repo, true) + "&rev=" + UrlEncode(rev.empty() ? "HEAD" : rev, false);
+  return t;
+}
+
+Result<std::string> Upstream::GetChunk(const ChunkId& id, const std::string& repo, const std::string& rev,
+                                       const std::vector<std::string>& headers) {
+  ASSIGN_OR_RETURN(Response r, Get(options_.url + ChunkTarget(id, repo, rev), 80u << 20, "", headers));
   if (r.status == 404) return NotFoundError("the peer does not hold chunk " + id.hex());
+  if (r.status == 401 || r.status == 403) {
+    return PermissionDeniedError("the peer refused chunk " + id.hex() + " (HTTP " + std::to_string(r.status) +
+                                 (r.error_code.empty() ? "" : " " + r.error_code) +
+                                 "): name a revision you may read (--repo, --rev) or sign as a node it trusts (--sign)");
+  }
+  if (r.status == 400) return InvalidArgumentError("the peer refused the request for chunk " + id.hex() + " (HTTP 400)");
   if (r.status != 200) return UnavailableError("the peer answered HTTP " + std::to_string(r.status) + " for chunk " + id.hex());
   return store::DecodeVerifiedChunk(id, r.body);
 }

@@ -70,9 +70,14 @@ class Upstream {
   Status Download(const std::string& repo, const std::string& sha, const UpstreamFile& file,
                   const std::string& dest, const std::function<void(uint64_t)>& progress);
   // A chunk from a hubnode peer (/api/peer/v1/chunks/{id}): the stored record, decoded and
-  // checked against its id here. NotFound when the peer lacks it; DataLoss when the bytes do not
-  // hash to the id.
-  Result<std::string> GetChunk(const ChunkId& id);
+  // checked against its id here. `repo`@`rev` names the revision it belongs to (the peer checks
+  // that the caller may read it); `headers` are sent too (a node's request signature, made over
+  // ChunkTarget). NotFound when the peer lacks it; PermissionDenied when it refuses this caller;
+  // DataLoss when the bytes do not hash to the id.
+  Result<std::string> GetChunk(const ChunkId& id, const std::string& repo = "", const std::string& rev = "",
+                               const std::vector<std::string>& headers = {});
+  // The path and query GetChunk requests.
+  static std::string ChunkTarget(const ChunkId& id, const std::string& repo, const std::string& rev);
   // The node-signed chunk map of repo@sha from a hubnode (/api/models/{repo}/chunk-map/{sha}),
   // not yet verified. NotFound when the endpoint has none.
   Result<std::string> GetChunkMap(const std::string& repo, const std::string& sha);
@@ -91,7 +96,8 @@ class Upstream {
     std::string error_code;
     std::string link_next;
   };
-  Result<Response> Get(const std::string& url, size_t max_body, const std::string& range = "");
+  Result<Response> Get(const std::string& url, size_t max_body, const std::string& range = "",
+                       const std::vector<std::string>& extra_headers = {});
 
   UpstreamOptions options_;
 };

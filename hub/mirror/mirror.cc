@@ -475,7 +475,9 @@ Status Mirror::FetchChunks(const Fill& fill, FillFile& ff, const verify::ChunkMa
       missing_index.push_back(i);
     }
   }
-  Status fetched = fetcher_->Fetch(missing, [&](size_t k, std::string&& raw) { return put(missing_index[k], raw); });
+  Status fetched = fetcher_->Fetch(
+      missing, [&](size_t k, std::string&& raw) { return put(missing_index[k], raw); },
+      ChunkScope{fill.repo.str(), fill.upstream_sha});
   if (fetched.code() == StatusCode::kUnavailable) {
     // No peer had some chunks: each comes from the upstream as an HTTP Range of the file, and is
     // checked against the signed map like any other.
@@ -625,7 +627,7 @@ Result<PartialPullResult> Mirror::PullPartial(const store::RepoId& repo, const s
       ++result.fetched_chunks;
       result.fetched_bytes += raw.size();
       return OkStatus();
-    });
+    }, ChunkScope{repo.str(), up.sha});
   };
 
   // 1. Safetensors headers (each file's first chunk), then which chunks belong to which expert.

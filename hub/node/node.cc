@@ -99,7 +99,7 @@ class NodeImpl final : public Node {
   NodeImpl(const NodeOptions& o, store::Store* store, TokenStore* tokens, Mirror* mirror, ModelHost* models)
       : handlers_(ReadOptionsOf(o), store, tokens, &metrics_, mirror),
         openai_(store, models),
-        peer_(store, o.node_key, o.peers),
+        peer_(store, o.node_key, o.peers, o.trust_path),
         metrics_service_(&metrics_, store, &openai_),
         openai_service_("/v1/", tokens,
                         [this](const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who) {

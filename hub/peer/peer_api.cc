@@ -1,8 +1,11 @@
 #include "hub/peer/peer_api.h"
 
 #include <algorithm>
+#include <ctime>
 
 #include "hub/http/http_util.h"
+#include "hub/peer/peer_auth.h"
+#include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
 namespace {
@@ -11,6 +14,9 @@ namespace {
 // sent" and asked for again. Bounds a worker's memory.
 constexpr size_t kMaxBatchIds = 256;
 constexpr size_t kMaxBatchBytes = 16 << 20;
+// Commits whose chunk sets are kept, and the ids kept in all (32 bytes each).
+constexpr size_t kChunkSetCommits = 8;
+constexpr size_t kChunkSetIds = 2'000'000;
 
 enum : uint8_t { kPresent = 0, kMissing = 1, kNotSent = 2 };
 
@@ -36,8 +42,8 @@ void PeerApi::Handle(const httplib::Request& req, httplib::Response& res, const 
     return path.substr(prefix.size());
   };
   const bool post = req.method == "POST";
-  if (path == "chunks" && post) return Chunks(req, res);
-  if (auto id = after("chunks/"); id && !post) return Chunk(*id, res);
+  if (path == "chunks" && post) return Chunks(req, res, who);
+  if (auto id = after("chunks/"); id && !post) return Chunk(req, *id, res, who);
   if (path == "catalog" && !post) return Catalog(res, who);
   if (auto repo = after("have/"); repo && !post) return Have(req, *repo, res, who);
   if (auto repo = after("experts/"); repo && !post) return Experts(req, *repo, res, who);
@@ -45,9 +51,87 @@ void PeerApi::Handle(const httplib::Request& req, httplib::Response& res, const 
   SendError(res, 404, "NotFound", "no such peer route");
 }
 
-void PeerApi::Chunk(std::string_view hex, httplib::Response& res) {
+Result<std::shared_ptr<const std::vector<ChunkId>>> PeerApi::ChunksOf(const GitOid& commit) {
+  {
+    std::lock_guard lock(cache_mu_);
+    for (auto it = chunk_sets_.begin(); it != chunk_sets_.end(); ++it) {
+      if (it->first == commit) {
+        chunk_sets_.splice(chunk_sets_.begin(), chunk_sets_, it);
+        return chunk_sets_.front().second;
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<store::FileEntry> files, st_->ListFiles(commit));
+  auto ids = std::make_shared<std::vector<ChunkId>>();
+  for (const store::FileEntry& f : files) {
+    ASSIGN_OR_RETURN(std::vector<store::FileChunk> chunks, st_->ListChunks(f));
+    for (const store::FileChunk& c : chunks) ids->push_back(c.id);
+  }
+  std::sort(ids->begin(), ids->end());
+  ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
+  std::lock_guard lock(cache_mu_);
+  chunk_sets_.emplace_front(commit, ids);
+  size_t total = 0;
+  for (auto it = chunk_sets_.begin(); it != chunk_sets_.end();) {
+    total += it->second->size();
+    const bool keep = it == chunk_sets_.begin() || (chunk_sets_.size() <= kChunkSetCommits && total <= kChunkSetIds);
+    it = keep ? std::next(it) : chunk_sets_.erase(it);
+  }
+  return std::shared_ptr<const std::vector<ChunkId>>(std::move(ids));
+}
+
+std::optional<std::function<bool(const ChunkId&)>> PeerApi::ChunkAccess(const httplib::Request& req,
+                                                                        const std::string& repo, const std::string& rev,
+                                                                        httplib::Response& res,
+                                                                        const std::optional<Principal>& who) {
+  if (req.has_header(std::string(kPeerKeyHeader).c_str())) {
+    auto trust = trust_path_.empty() ? Result<verify::TrustStore>(verify::TrustStore{}) : TrustFile(trust_path_).Load();
+    if (!trust.ok()) {
+      SendStatus(res, trust.status());
+      return std::nullopt;
+    }
+    SignedPeerRequest signed_req;
+    signed_req.key_hint = req.get_header_value(std::string(kPeerKeyHeader).c_str());
+    signed_req.time = req.get_header_value(std::string(kPeerTimeHeader).c_str());
+    signed_req.signature = req.get_header_value(std::string(kPeerSignatureHeader).c_str());
+    signed_req.host = req.get_header_value("Host");
+    signed_req.method = req.method;
+    signed_req.target = req.target;
+    signed_req.body = req.body;
+    auto node = VerifyPeerRequest(signed_req, *trust, static_cast<int64_t>(std::time(nullptr)));
+    if (node.ok()) return [](const ChunkId&) { return true; };
+    // An untrusted key is no credential: the request is judged as an unsigned one.
+    if (node.status().code() != StatusCode::kNotFound || repo.empty()) {
+      SendError(res, 401, "Unauthorized", node.status().message());
+      return std::nullopt;
+    }
+  }
+  if (repo.empty()) {
+    SendError(res, 400, "BadRequest",
+              "name the revision that holds the chunk (?repo=ns/name&rev=commit), or sign the request with a node key "
+              "this node trusts");
+    return std::nullopt;
+  }
+  auto opened = Open(repo, rev, res, who);
+  if (!opened) return std::nullopt;
+  auto ids = ChunksOf(opened->second);
+  if (!ids.ok()) {
+    SendStatus(res, ids.status());
+    return std::nullopt;
+  }
+  return [set = *ids](const ChunkId& id) { return std::binary_search(set->begin(), set->end(), id); };
+}
+
+void PeerApi::Chunk(const httplib::Request& req, std::string_view hex, httplib::Response& res,
+                    const std::optional<Principal>& who) {
   auto id = ChunkId::FromHex(hex);
   if (!id.ok()) return SendError(res, 400, "BadRequest", "a chunk id is 64 hex digits");
+  const std::string repo = req.has_param("repo") ? req.get_param_value("repo") : "";
+  const std::string rev = req.has_param("rev") ? req.get_param_value("rev") : "HEAD";
+  auto allowed = ChunkAccess(req, repo, rev, res, who);
+  if (!allowed) return;
+  // A chunk the revision does not reference reads as absent, whether or not this node holds it.
+  if (!(*allowed)(*id)) return SendError(res, 404, "ChunkNotFound", "chunk " + id->hex() + " not found");
   auto record = st_->ReadChunkRecord(*id);
   if (!record.ok()) {
     if (record.status().code() == StatusCode::kNotFound) return SendError(res, 404, "ChunkNotFound", record.status().message());
@@ -57,13 +141,18 @@ void PeerApi::Chunk(std::string_view hex, httplib::Response& res) {
   res.set_content(std::move(*record), "application/octet-stream");
 }
 
-void PeerApi::Chunks(const httplib::Request& req, httplib::Response& res) {
+void PeerApi::Chunks(const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who) {
   json body = json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object() || !body.contains("ids") || !body["ids"].is_array()) {
-    return SendError(res, 400, "BadRequest", "expected {\"ids\": [chunk ids]}");
+    return SendError(res, 400, "BadRequest", "expected {\"ids\": [chunk ids], \"repo\": id, \"rev\": commit}");
   }
   const json& ids = body["ids"];
   if (ids.size() > kMaxBatchIds) return SendError(res, 400, "BadRequest", "at most 256 ids per batch");
+  const json repo = body.value("repo", json(""));
+  const json rev = body.value("rev", json("HEAD"));
+  if (!repo.is_string() || !rev.is_string()) return SendError(res, 400, "BadRequest", "repo and rev are strings");
+  auto allowed = ChunkAccess(req, repo.get<std::string>(), rev.get<std::string>(), res, who);
+  if (!allowed) return;
   std::string out;
   for (const json& j : ids) {
     auto id = j.is_string() ? ChunkId::FromHex(j.get<std::string>()) : Result<ChunkId>(InvalidArgumentError("not a string"));
@@ -74,7 +163,7 @@ void PeerApi::Chunks(const httplib::Request& req, httplib::Response& res) {
       PutU32(out, 0);
       continue;
     }
-    auto record = st_->ReadChunkRecord(*id);
+    auto record = (*allowed)(*id) ? st_->ReadChunkRecord(*id) : Result<std::string>(NotFoundError("not referenced"));
     if (!record.ok()) {
       if (record.status().code() != StatusCode::kNotFound) return SendStatus(res, record.status());
       out.push_back(static_cast<char>(kMissing));
@@ -88,7 +177,7 @@ void PeerApi::Chunks(const httplib::Request& req, httplib::Response& res) {
   res.set_content(std::move(out), "application/vnd.hubnode.chunks");
 }
 
-std::optional<std::pair<store::RepoId, GitOid>> PeerApi::Open(const httplib::Request& req, std::string_view repo,
+std::optional<std::pair<store::RepoId, GitOid>> PeerApi::Open(std::string_view repo, const std::string& rev,
                                                               httplib::Response& res,
                                                               const std::optional<Principal>& who) {
   auto id = store::RepoId::Parse(repo);
@@ -97,11 +186,14 @@ std::optional<std::pair<store::RepoId, GitOid>> PeerApi::Open(const httplib::Req
     return std::nullopt;
   }
   auto info = st_->GetRepo(*id);
+  if (info.ok() && info->visibility == store::Visibility::kGated && !CanRead(who, *info)) {
+    SendError(res, 403, "GatedRepo", "Access to model " + info->id.str() + " is restricted.");
+    return std::nullopt;
+  }
   if (!info.ok() || !CanRead(who, *info)) {
     SendError(res, 401, "RepoNotFound", "Repository not found");
     return std::nullopt;
   }
-  const std::string rev = req.has_param("rev") ? req.get_param_value("rev") : "HEAD";
   auto commit = st_->Resolve(*id, rev);
   if (!commit.ok()) {
     SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + rev.substr(0, 100));
@@ -112,7 +204,7 @@ std::optional<std::pair<store::RepoId, GitOid>> PeerApi::Open(const httplib::Req
 
 void PeerApi::Have(const httplib::Request& req, std::string_view repo, httplib::Response& res,
                    const std::optional<Principal>& who) {
-  auto opened = Open(req, repo, res, who);
+  auto opened = Open(repo, req.has_param("rev") ? req.get_param_value("rev") : "HEAD", res, who);
   if (!opened) return;
   auto files = st_->ListFiles(opened->second);
   if (!files.ok()) return SendStatus(res, files.status());
@@ -158,7 +250,7 @@ void PeerApi::Catalog(httplib::Response& res, const std::optional<Principal>& wh
 
 void PeerApi::Tensors(const httplib::Request& req, std::string_view repo, httplib::Response& res,
                       const std::optional<Principal>& who) {
-  auto opened = Open(req, repo, res, who);
+  auto opened = Open(repo, req.has_param("rev") ? req.get_param_value("rev") : "HEAD", res, who);
   if (!opened) return;
   auto files = st_->ListFiles(opened->second);
   if (!files.ok()) return SendStatus(res, files.status());
@@ -178,7 +270,7 @@ void PeerApi::Tensors(const httplib::Request& req, std::string_view repo, httpli
 
 void PeerApi::Experts(const httplib::Request& req, std::string_view repo, httplib::Response& res,
                       const std::optional<Principal>& who) {
-  auto opened = Open(req, repo, res, who);
+  auto opened = Open(repo, req.has_param("rev") ? req.get_param_value("rev") : "HEAD", res, who);
   if (!opened) return;
   auto index = st_->GetExpertIndex(opened->second);
   if (!index.ok()) return SendStatus(res, index.status());

@@ -3,9 +3,18 @@
 // which chunks of a revision this node holds, a catalog of repos and commits with their chunk
 // maps, and a revision's expert index with each expert's chunk range.
 //
+// Chunks follow the repos' access rule: a request names the revision a chunk belongs to
+// (`?repo=ns/name&rev=commit`, or "repo"/"rev" in a batch) and the caller must be allowed to read
+// that repo (a gated repo needs a token); a chunk the revision does not reference is answered as
+// absent. A request signed with a node key the trust store trusts (hub/peer/peer_auth.h) may
+// fetch any chunk.
+//
 // Thread safety: Handle() is called concurrently from the server's workers.
 #pragma once
 
+#include <list>
+#include <memory>
+#include <mutex>
 #include <optional>
 
 #include "hub/http/auth.h"
@@ -17,14 +26,24 @@ namespace hubnode::hub {
 
 class PeerApi {
  public:
-  // `node_key` (nullable) is named in the catalog so peers can pin it.
-  PeerApi(store::Store* st, const verify::PrivateKey* node_key, std::vector<std::string> peers)
-      : st_(st), node_key_(node_key), peers_(std::move(peers)) {}
+  // `node_key` (nullable) is named in the catalog so peers can pin it. `trust_path` is the
+  // trust store file whose node keys may sign requests (empty: none may).
+  PeerApi(store::Store* st, const verify::PrivateKey* node_key, std::vector<std::string> peers, std::string trust_path)
+      : st_(st), node_key_(node_key), peers_(std::move(peers)), trust_path_(std::move(trust_path)) {}
   void Handle(const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who);
 
  private:
-  void Chunk(std::string_view hex, httplib::Response& res);
-  void Chunks(const httplib::Request& req, httplib::Response& res);
+  void Chunk(const httplib::Request& req, std::string_view hex, httplib::Response& res,
+             const std::optional<Principal>& who);
+  void Chunks(const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who);
+  // Which chunks the caller may have: every chunk for a request signed by a trusted node;
+  // otherwise those of repo@rev, which the caller must be allowed to read. nullopt when the
+  // error was sent.
+  std::optional<std::function<bool(const ChunkId&)>> ChunkAccess(const httplib::Request& req, const std::string& repo,
+                                                                 const std::string& rev, httplib::Response& res,
+                                                                 const std::optional<Principal>& who);
+  // The chunk ids a commit's files reference, sorted (a few commits are cached).
+  Result<std::shared_ptr<const std::vector<ChunkId>>> ChunksOf(const GitOid& commit);
   void Have(const httplib::Request& req, std::string_view repo, httplib::Response& res,
             const std::optional<Principal>& who);
   void Catalog(httplib::Response& res, const std::optional<Principal>& who);
@@ -33,12 +52,15 @@ class PeerApi {
   void Experts(const httplib::Request& req, std::string_view repo, httplib::Response& res,
                const std::optional<Principal>& who);
   // The repo and commit of a peer request if the caller may read it; else the error is sent.
-  std::optional<std::pair<store::RepoId, GitOid>> Open(const httplib::Request& req, std::string_view repo,
+  std::optional<std::pair<store::RepoId, GitOid>> Open(std::string_view repo, const std::string& rev,
                                                        httplib::Response& res, const std::optional<Principal>& who);
 
   store::Store* st_;
   const verify::PrivateKey* node_key_;
   std::vector<std::string> peers_;
+  std::string trust_path_;
+  std::mutex cache_mu_;
+  std::list<std::pair<GitOid, std::shared_ptr<const std::vector<ChunkId>>>> chunk_sets_;  // most recent first
 };
 
 }  // namespace hubnode::hub

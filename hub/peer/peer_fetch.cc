@@ -7,10 +7,13 @@
 #include <memory>
 #include <thread>
 
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "base/hex.h"
 #include "base/log.h"
 #include "hub/client/upstream.h"
-
-#include <nlohmann/json.hpp>
+#include "hub/peer/peer_auth.h"
 #include "store/store.h"
 
 namespace hubnode::hub {
@@ -108,7 +111,8 @@ int ChunkFetcher::Pick(const std::vector<bool>& tried) const {
   return best >= 0 ? best : (any_usable ? -1 : -2);
 }
 
-Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<Status(size_t, std::string&&)>& sink) {
+Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<Status(size_t, std::string&&)>& sink,
+                           const ChunkScope& scope) {
   if (ids.empty()) return OkStatus();
   if (peers_.empty()) return UnavailableError("no peers to fetch chunks from");
   Discover();
@@ -133,15 +137,14 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
     int peer = 0;
     std::string body;
     Clock::time_point start;
+    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers{nullptr, curl_slist_free_all};
   };
   std::map<CURL*, std::unique_ptr<Transfer>> active;
   std::deque<size_t> queue;
   for (size_t i = 0; i < ids.size(); ++i) queue.push_back(i);
   std::vector<std::vector<bool>> tried(ids.size(), std::vector<bool>(peers_.size(), false));
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers(nullptr, curl_slist_free_all);
-  if (!options_.token.empty()) {
-    headers.reset(curl_slist_append(nullptr, ("Authorization: Bearer " + options_.token).c_str()));
-  }
+  const std::string query =
+      scope.repo.empty() ? "" : "?repo=" + UrlEncode(scope.repo, true) + "&rev=" + UrlEncode(scope.commit, false);
   size_t done = 0, unobtainable = 0;
   Status failure;
   while (done + unobtainable < ids.size() && failure.ok()) {
@@ -162,7 +165,18 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
         t->index = index;
         t->peer = p;
         t->start = Clock::now();
-        const std::string url = peers_[p].stats.url + "/api/peer/v1/chunks/" + ids[index].hex();
+        const std::string target = "/api/peer/v1/chunks/" + ids[index].hex() + query;
+        const std::string url = peers_[p].stats.url + target;
+        curl_slist* headers = nullptr;
+        if (!options_.token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + options_.token).c_str());
+        if (options_.node_key) {
+          auto signed_headers = SignPeerRequest(*options_.node_key, peers_[p].stats.url, "GET", target, "",
+                                                static_cast<int64_t>(std::time(nullptr)));
+          if (signed_headers.ok()) {
+            for (const std::string& h : *signed_headers) headers = curl_slist_append(headers, h.c_str());
+          }
+        }
+        t->headers.reset(headers);
         CURL* e = t->easy.get();
         curl_easy_setopt(e, CURLOPT_URL, url.c_str());
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, Append);
@@ -172,7 +186,7 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.low_speed_s));
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        if (headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+        if (headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
         ++peers_[p].in_flight;
         curl_multi_add_handle(multi.get(), e);
         active.emplace(e, std::move(t));
@@ -223,8 +237,9 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
                      << " (" << raw.status().message() << "); demoted";
         MarkTried(tried[t->index], t->peer);
         queue.push_front(t->index);
-      } else if (code == CURLE_OK && status == 404) {
-        MarkTried(tried[t->index], t->peer);  // it lacks this chunk; others may have it
+      } else if (code == CURLE_OK && (status == 404 || status == 401 || status == 403)) {
+        // It lacks this chunk, or will not give it to this caller; others may.
+        MarkTried(tried[t->index], t->peer);
         queue.push_front(t->index);
       } else {
         ++peer.stats.failures;

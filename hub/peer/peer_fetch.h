@@ -11,12 +11,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/hash.h"
 #include "base/status.h"
 #include "store/store.h"
+#include "verify/verify.h"
 
 namespace hubnode::hub {
 
@@ -38,6 +40,17 @@ struct PeerFetchOptions {
   bool discover = true;
   // Peers used at most, configured and learned. Default: 16.
   int max_peers = 16;
+  // This node's identity key: when set, every chunk request is signed with it
+  // (hub/peer/peer_auth.h), so a peer that trusts this node serves it any chunk. Default: none.
+  std::optional<verify::PrivateKey> node_key;
+};
+
+// The revision a fetch's chunks belong to, named in each request so that a peer can check the
+// caller may read it (peers serve chunks only within a revision the caller may read, or to a
+// trusted node). Empty: none (the request must then be signed).
+struct ChunkScope {
+  std::string repo;
+  std::string commit;
 };
 
 struct PeerStats {
@@ -55,7 +68,8 @@ class ChunkFetcher {
   // Fetches ids[i] for every i, calling sink(i, raw bytes) from this thread once each chunk is
   // verified. Unavailable names how many chunks no peer could provide (every peer lacked them,
   // was demoted or kept failing); a sink error stops the fetch and is returned.
-  Status Fetch(const std::vector<ChunkId>& ids, const std::function<Status(size_t, std::string&&)>& sink);
+  Status Fetch(const std::vector<ChunkId>& ids, const std::function<Status(size_t, std::string&&)>& sink,
+               const ChunkScope& scope = {});
   std::vector<PeerStats> stats() const;
 
  private:
@@ -81,7 +95,9 @@ class ChunkFetcher {
 };
 
 // A store chunk source over peers: each chunk a reader misses is fetched (verified against its
-// id by the fetcher) from them. The fetcher is shared by every reader.
+// id by the fetcher) from them. The fetcher is shared by every reader. A reader does not know
+// which repo it reads for, so these requests name no revision: they need the fetcher's node key,
+// trusted by the peers.
 store::ChunkSource PeerChunkSource(std::shared_ptr<ChunkFetcher> fetcher);
 
 }  // namespace hubnode::hub

@@ -96,7 +96,7 @@ class PeerSource final : public runtime::TensorSource {
       stats_->raw_bytes += raw.size();
       warm_[ids[i]] = std::move(raw);
       return OkStatus();
-    });
+    }, Scope());
   }
 
  private:
@@ -153,10 +153,12 @@ class PeerSource final : public runtime::TensorSource {
       stats_->chunks += 1;
       stats_->raw_bytes += raw.size();
       return OkStatus();
-    }));
+    }, Scope()));
     if (copied != out.size()) return DataLossError(f.path + ": the chunks do not cover the range");
     return OkStatus();
   }
+
+  ChunkScope Scope() const { return ChunkScope{map_.repo, map_.commit}; }
 
   ChunkFetcher fetcher_;
   verify::ChunkMap map_;

@@ -419,6 +419,10 @@ void Handlers::ChunkMap(const Route& r, const std::optional<Principal>& who, htt
   if (options_.node_key == nullptr) return SendError(res, 404, "NotFound", "this node serves no chunk maps");
   auto repo = OpenRepo(r, who, res);
   if (!repo) return;
+  // A chunk map names every chunk of the files: it follows the download rule, not repo info's.
+  if (repo->visibility == store::Visibility::kGated && !CanRead(who, *repo)) {
+    return SendError(res, 403, "GatedRepo", "Access to model " + repo->id.str() + " is restricted.");
+  }
   auto commit = ResolveRev(*repo, r.rev, res);
   if (!commit) return;
   auto map = ChunkMapOf(*store_, repo->id, *commit);

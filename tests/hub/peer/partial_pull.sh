@@ -65,6 +65,10 @@ check "locality: incomplete" False "$(jq_py 'd["locality"]["complete"]' <<< "$IN
 check "locality: experts 0:1 and 0:2 local" True "$(jq_py '"0:1" not in d["locality"]["experts"]["missing"] and d["locality"]["experts"]["local"] == 2' <<< "$INFO")"
 check "locality: per-file local bytes" True "$(jq_py 'all(f["localBytes"] < f["size"] for f in d["locality"]["files"] if f["path"].endswith(".safetensors"))' <<< "$INFO")"
 
+# B's readers name no revision when they fetch a chunk: A serves them only to a node it trusts.
+check "untrusted node: a download needing chunks is a 503" 503 "$(curl -s -o /dev/null -w '%{http_code}' "$B/org/moe/resolve/main/$SHARD")"
+node b node-key > "$WORK/b.pub"
+node a trust add-node-key --key "$WORK/b.pub" --name mirror-b > /dev/null
 # A download of a partly held file streams whole, the missing chunks fetched from A.
 check "download through B is byte-exact" "$(sha256sum < "$WORK/model/$SHARD" | cut -c1-64)" \
   "$(curl -sf "$B/org/moe/resolve/main/$SHARD" | sha256sum | cut -c1-64)"
@@ -75,6 +79,8 @@ kill "$BPID"; wait "$BPID" 2>/dev/null
 # The runtime on a node holding no expert: same tokens as A, experts fetched on their misses.
 node r trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
 node r pull org/moe --from "$A" --experts none > /dev/null 2>&1
+node r node-key > "$WORK/r.pub"
+node a trust add-node-key --key "$WORK/r.pub" --name runner-r > /dev/null
 GOT=$(node r run org/moe --tokens 1,2,3,4 --max-tokens 12 --temperature 0 --ignore-eos --peer "$A" --stats 2> "$WORK/r.err" | md5sum)
 check "0% experts local: same tokens as the full copy" "$WANT" "$GOT"
 check "experts fetched from the peer" True "$(grep -Eq 'from peers into the store: [1-9][0-9]* chunks' "$WORK/r.err" && echo True)"
