@@ -67,20 +67,24 @@ class ReadService final : public Service {
   Handlers* handlers_;
 };
 
-// /metrics: the server's request metrics, the store's size and the inference API's counters.
+// /metrics: the server's request metrics, the store's size and the inference API's counters
+// (per model: only the models the scraper's token may read).
 class MetricsService final : public Service {
  public:
-  MetricsService(Metrics* metrics, store::Store* store, const OpenAiApi* openai)
-      : metrics_(metrics), store_(store), openai_(openai) {}
+  MetricsService(Metrics* metrics, store::Store* store, const OpenAiApi* openai, TokenStore* tokens)
+      : metrics_(metrics), store_(store), openai_(openai), tokens_(tokens) {}
   bool Handles(const httplib::Request& req) const override { return req.path == "/metrics"; }
-  void Handle(const httplib::Request&, httplib::Response& res, const httplib::ContentReader*) override {
-    res.set_content(metrics_->Render(store_->DiskBytes()) + openai_->Metrics(), "text/plain; version=0.0.4");
+  void Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader*) override {
+    auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
+    if (!who.ok()) return SendError(res, 401, "Unauthorized", who.status().message());
+    res.set_content(metrics_->Render(store_->DiskBytes()) + openai_->Metrics(*who), "text/plain; version=0.0.4");
   }
 
  private:
   Metrics* metrics_;
   store::Store* store_;
   const OpenAiApi* openai_;
+  TokenStore* tokens_;
 };
 
 ReadOptions ReadOptionsOf(const NodeOptions& o) {
@@ -100,7 +104,7 @@ class NodeImpl final : public Node {
       : handlers_(ReadOptionsOf(o), store, tokens, &metrics_, mirror),
         openai_(store, models),
         peer_(store, o.node_key, o.peers, o.trust_path),
-        metrics_service_(&metrics_, store, &openai_),
+        metrics_service_(&metrics_, store, &openai_, tokens),
         openai_service_("/v1/", tokens,
                         [this](const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who) {
                           openai_.Handle(req, res, who);

@@ -413,13 +413,20 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
   });
 }
 
-std::string OpenAiApi::Metrics() const {
+std::string OpenAiApi::Metrics(const std::optional<Principal>& who) const {
   if (host_ == nullptr) return "";
   std::string out;
+  auto readable = [&](const std::string& id) {
+    auto repo = store::RepoId::Parse(id.substr(0, id.find('@')));
+    if (!repo.ok()) return false;
+    auto info = st_->GetRepo(*repo);
+    return info.ok() && CanRead(who, *info);
+  };
   auto line = [&](const std::string& name, const std::string& model, double v) {
     out += name + "{model=\"" + model + "\"} " + std::to_string(v) + "\n";
   };
   for (const LoadedModel& m : host_->Loaded()) {
+    if (!readable(m.id)) continue;
     const runtime::EngineStats s = m.engine->stats();
     line("hubnode_runtime_prompt_tokens_total", m.id, s.prompt_tokens);
     line("hubnode_runtime_generated_tokens_total", m.id, s.generated_tokens);

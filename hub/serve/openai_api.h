@@ -19,7 +19,9 @@ class OpenAiApi {
   // Serves a /v1/ request.
   void Handle(const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who);
   // Prometheus lines for the loaded engines (tokens, expert cache).
-  std::string Metrics() const;
+  // The runtime's metrics, one series per loaded model the caller may read (an anonymous scrape
+  // sees public models only: a label would name a private repo).
+  std::string Metrics(const std::optional<Principal>& who) const;
 
  private:
   void Models(const std::optional<Principal>& who, httplib::Response& res);

@@ -121,6 +121,11 @@ check "unknown model" 404 "$(post "$U/v1/chat/completions" -d '{"model":"org/nop
 check "unknown model code" model_not_found "$(jq_ 'd["error"]["code"]' < "$WORK/body")"
 check "private model without token" 404 "$(post "$U/v1/completions" -d '{"model":"org/secret","prompt":"x"}')"
 check "private model with token" 200 "$(post -H "Authorization: Bearer $TOKEN" "$U/v1/completions" -d '{"model":"org/secret","prompt":"x","max_tokens":2}')"
+# Metrics name a loaded private model only to a scraper whose token may read it (issue 13, item 3).
+check "anonymous metrics do not name a private model" 0 "$(curl -s "$U/metrics" | grep -c 'org/secret')"
+check "anonymous metrics name public models" True "$(curl -s "$U/metrics" | grep -q 'model="org/moe"' && echo True)"
+check "a reader's metrics name it" True "$(curl -s -H "Authorization: Bearer $TOKEN" "$U/metrics" | grep -q 'model="org/secret"' && echo True)"
+check "metrics with a bad token" 401 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer hf_nope' "$U/metrics")"
 check "bad temperature" 400 "$(post "$U/v1/completions" -d '{"model":"org/moe","prompt":"x","temperature":5}')"
 check "bad temperature names it" True "$(jq_ '"temperature" in d["error"]["message"]' < "$WORK/body")"
 check "bad json" 400 "$(post "$U/v1/chat/completions" -d '{"model":')"
