@@ -50,6 +50,8 @@ class RepoId {
  public:
   static Result<RepoId> Parse(std::string_view s);
   const std::string& str() const { return name_; }
+  // The namespace ("" for a bare name).
+  std::string ns() const { return name_.find('/') == std::string::npos ? "" : name_.substr(0, name_.find('/')); }
   friend auto operator<=>(const RepoId&, const RepoId&) = default;
 
  private:

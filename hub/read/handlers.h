@@ -72,8 +72,8 @@ class Handlers {
   void Trust(const Route& r, const std::optional<Principal>& who, const httplib::Request& req, httplib::Response& res);
   void ChunkMap(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
   void LineageRoute(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
-  // The trust report of a served revision.
-  TrustReport TrustOf(const store::RepoInfo& repo, const GitOid& commit);
+  // The trust report of a served revision, as `who` may see it (bases it may not read are absent).
+  TrustReport TrustOf(const store::RepoInfo& repo, const GitOid& commit, const std::optional<Principal>& who);
 
   // The repo of a route if the caller may see it; otherwise the error response is sent.
   std::optional<store::RepoInfo> OpenRepo(const Route& r, const std::optional<Principal>& who,

@@ -227,7 +227,7 @@ void Handlers::RepoInfo(const Route& r, const std::optional<Principal>& who, con
   }
   if (total_params > 0) j["safetensors"] = {{"parameters", params}, {"total", total_params}};
   j["locality"] = Locality(*commit);
-  TrustReport trust = TrustOf(*repo, *commit);
+  TrustReport trust = TrustOf(*repo, *commit, who);
   j["licenseClass"] = trust.license_class;
   j["signatureStatus"] = trust.signature;
   j["trustVerdict"] = std::string(verify::VerdictName(trust.verdict));
@@ -394,13 +394,16 @@ void Handlers::ListRepos(const std::optional<Principal>& who, const httplib::Req
   SendJson(res, out);
 }
 
-TrustReport Handlers::TrustOf(const store::RepoInfo& repo, const GitOid& commit) {
+TrustReport Handlers::TrustOf(const store::RepoInfo& repo, const GitOid& commit, const std::optional<Principal>& who) {
   verify::TrustStore trust;
   if (!options_.trust_path.empty()) {
     auto loaded = TrustFile(options_.trust_path).Load();
     if (loaded.ok()) trust = std::move(*loaded);
   }
-  return Assess(CommitView(*store_, repo.id, commit), repo.id.str(), NodeContext(trust, &matcher_, store_));
+  auto visible = [who](const store::RepoInfo& base) {
+    return base.visibility != store::Visibility::kPrivate || CanRead(who, base);
+  };
+  return Assess(CommitView(*store_, repo.id, commit), repo.id.str(), NodeContext(trust, &matcher_, store_, visible));
 }
 
 void Handlers::Trust(const Route& r, const std::optional<Principal>& who, const httplib::Request&,
@@ -409,7 +412,7 @@ void Handlers::Trust(const Route& r, const std::optional<Principal>& who, const 
   if (!repo) return;
   auto commit = ResolveRev(*repo, r.rev, res);
   if (!commit) return;
-  json j = TrustOf(*repo, *commit).ToJson();
+  json j = TrustOf(*repo, *commit, who).ToJson();
   j["sha"] = commit->hex();
   j["id"] = repo->id.str();
   SendJson(res, j);
@@ -456,7 +459,7 @@ void Handlers::LineageRoute(const Route& r, const std::optional<Principal>& who,
   o.visible = [&who](const store::RepoInfo& info) {
     return info.visibility != store::Visibility::kPrivate || CanRead(who, info);
   };
-  o.trust = [this](const store::RepoInfo& info, const GitOid& commit) { return TrustOf(info, commit); };
+  o.trust = [this, who](const store::RepoInfo& info, const GitOid& commit) { return TrustOf(info, commit, who); };
   auto j = Lineage(*store_, repo->id, o);
   if (!j.ok()) {
     if (j.status().code() == StatusCode::kNotFound) return SendError(res, 404, "RevisionNotFound", "the repo has no commit yet");

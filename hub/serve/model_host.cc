@@ -139,7 +139,16 @@ Result<LoadedModel> ModelHost::Get(const std::string& model) {
     if (!t.ok()) return t.status();
     trust = std::move(*t);
   }
-  const TrustReport report = Assess(CommitView(*st_, repo, *commit), repo.str(), NodeContext(trust, &matcher_, st_));
+  // The verdict reaches every caller of the model: a private base counts only for a private model
+  // of the same namespace (whose readers may read the base too).
+  auto model_info = st_->GetRepo(repo);
+  const bool model_private = model_info.ok() && model_info->visibility == store::Visibility::kPrivate;
+  auto visible = [&repo, model_private](const store::RepoInfo& base) {
+    return base.visibility != store::Visibility::kPrivate ||
+           (model_private && !repo.ns().empty() && base.id.ns() == repo.ns());
+  };
+  const TrustReport report =
+      Assess(CommitView(*st_, repo, *commit), repo.str(), NodeContext(trust, &matcher_, st_, visible));
   if (report.verdict != verify::Verdict::kAllow) {
     return FailedPreconditionError(model + " is not allowed to run by the node's policy: " + report.Summary());
   }

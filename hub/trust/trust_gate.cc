@@ -228,12 +228,13 @@ ModelView DirectoryView(const std::string& dir) {
   return v;
 }
 
-TrustContext NodeContext(const verify::TrustStore& trust, const verify::LicenseMatcher* matcher, store::Store* st) {
+TrustContext NodeContext(const verify::TrustStore& trust, const verify::LicenseMatcher* matcher, store::Store* st,
+                         RepoVisible visible) {
   TrustContext ctx;
   ctx.trust = &trust;
   ctx.matcher = matcher;
   ctx.now = static_cast<int64_t>(std::time(nullptr));
-  if (st) ctx.base_license = StoreBaseLicense(st);
+  if (st) ctx.base_license = StoreBaseLicense(st, std::move(visible));
   return ctx;
 }
 
@@ -267,7 +268,9 @@ Gate MakeGate(store::Store* st, std::string trust_path, const verify::LicenseMat
     ctx.policy = trust->PolicyFor(ns);
     ctx.matcher = matcher;
     ctx.now = static_cast<int64_t>(std::time(nullptr));
-    ctx.base_license = StoreBaseLicense(st);
+    // A pull's decision reaches whoever asked for it (pull-through: anyone): private bases are
+    // not consulted.
+    ctx.base_license = StoreBaseLicense(st, [](const store::RepoInfo& r) { return r.visibility != store::Visibility::kPrivate; });
     TrustReport r = Assess(DirectoryView(dir), repo.str(), ctx);
     d.verdict = static_cast<int>(r.verdict);
     d.summary = r.Summary();
@@ -275,10 +278,15 @@ Gate MakeGate(store::Store* st, std::string trust_path, const verify::LicenseMat
   };
 }
 
-std::function<std::optional<std::string>(const std::string&)> StoreBaseLicense(store::Store* st) {
-  return [st](const std::string& base) -> std::optional<std::string> {
+std::function<std::optional<std::string>(const std::string&)> StoreBaseLicense(store::Store* st,
+                                                                              RepoVisible visible) {
+  return [st, visible = std::move(visible)](const std::string& base) -> std::optional<std::string> {
     auto id = store::RepoId::Parse(base);
     if (!id.ok()) return std::nullopt;
+    if (visible) {
+      auto info = st->GetRepo(*id);
+      if (!info.ok() || !visible(*info)) return std::nullopt;
+    }
     auto commit = st->Resolve(*id, "HEAD");
     if (!commit.ok()) return std::nullopt;
     auto readme = CommitView(*st, *id, *commit).read("README.md");

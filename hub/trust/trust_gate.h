@@ -50,9 +50,15 @@ struct TrustReport {
 
 TrustReport Assess(const ModelView& model, const std::string& repo, const TrustContext& ctx);
 
+// Which repos a base-model lookup may see: the caller's view. A base the caller may not read is
+// treated as absent (its existence and license are not the caller's to learn). Empty: every repo.
+using RepoVisible = std::function<bool(const store::RepoInfo&)>;
+
 // The node's context: its trust store (and so its policy), the license matcher, now, and bases
-// looked up in `st` (none when null). `trust` and `matcher` must outlive the context.
-TrustContext NodeContext(const verify::TrustStore& trust, const verify::LicenseMatcher* matcher, store::Store* st);
+// looked up in `st` (none when null) among the repos `visible` admits. `trust` and `matcher` must
+// outlive the context.
+TrustContext NodeContext(const verify::TrustStore& trust, const verify::LicenseMatcher* matcher, store::Store* st,
+                         RepoVisible visible = {});
 
 // Views of a directory and of a stored revision.
 ModelView DirectoryView(const std::string& dir);
@@ -89,7 +95,9 @@ using Gate = std::function<GateDecision(const std::string& dir, const store::Rep
 // bases looked up in `st`.
 Gate MakeGate(store::Store* st, std::string trust_path, const verify::LicenseMatcher* matcher);
 
-// A TrustContext whose base lookups read this store (bases' card licenses at HEAD).
-std::function<std::optional<std::string>(const std::string&)> StoreBaseLicense(store::Store* st);
+// A TrustContext whose base lookups read this store (bases' card licenses at HEAD), among the
+// repos `visible` admits (empty: all).
+std::function<std::optional<std::string>(const std::string&)> StoreBaseLicense(store::Store* st,
+                                                                              RepoVisible visible = {});
 
 }  // namespace hubnode::hub

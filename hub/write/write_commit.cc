@@ -269,8 +269,13 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
     auto trust = options.trust_path.empty() ? Result<verify::TrustStore>(verify::TrustStore{})
                                             : TrustFile(options.trust_path).Load();
     if (!trust.ok()) return SendError(res, 500, "InternalError", "the trust store is unreadable");
+    // Bases the writer may not read are absent: a refusal never quotes another namespace's
+    // private model.
+    auto visible = [who](const store::RepoInfo& base) {
+      return base.visibility != store::Visibility::kPrivate || CanRead(who, base);
+    };
     TrustReport report = Assess(CommitView(*store, repo->id, written->commit), repo->id.str(),
-                                NodeContext(*trust, &matcher, store));
+                                NodeContext(*trust, &matcher, store, visible));
     if (report.verdict == verify::Verdict::kDeny) {
       LOG(Info) << "refused commit to " << repo->id.str() << ": " << report.Summary();
       SendJson(res, {{"error", "Refused by this node's policy: " + report.Summary()},
