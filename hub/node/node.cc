@@ -114,6 +114,9 @@ class NodeImpl final : public Node {
                         peer_.Handle(req, res, who);
                       }),
         read_service_(&handlers_) {
+    peer_.SetDenied([this](const store::RepoInfo& repo, const GitOid& commit, const std::optional<Principal>& who) {
+      return handlers_.DeniedNow(repo, commit, who);
+    });
     if (!o.data_dir.empty()) {
       auto key = LoadOrCreateUrlKey(o.data_dir);
       if (!key.ok()) {

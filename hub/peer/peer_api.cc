@@ -114,6 +114,14 @@ std::optional<std::function<bool(const ChunkId&)>> PeerApi::ChunkAccess(const ht
   }
   auto opened = Open(repo, rev, res, who);
   if (!opened) return std::nullopt;
+  if (denied_) {
+    auto info = st_->GetRepo(opened->first);
+    std::optional<std::string> why = info.ok() ? denied_(*info, opened->second, who) : std::nullopt;
+    if (why) {
+      SendError(res, 451, "PolicyRefused", "This node's policy does not allow serving this revision: " + *why);
+      return std::nullopt;
+    }
+  }
   auto ids = ChunksOf(opened->second);
   if (!ids.ok()) {
     SendStatus(res, ids.status());

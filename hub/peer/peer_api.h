@@ -12,6 +12,7 @@
 // Thread safety: Handle() is called concurrently from the server's workers.
 #pragma once
 
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,11 @@ class PeerApi {
   PeerApi(store::Store* st, const verify::PrivateKey* node_key, std::vector<std::string> peers, std::string trust_path)
       : st_(st), node_key_(node_key), peers_(std::move(peers)), trust_path_(std::move(trust_path)) {}
   void Handle(const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who);
+  // Why a revision may not be served to a caller now (the policy's current verdict); chunks of
+  // such a revision are refused (451). Unset: every revision may be served.
+  using DeniedFn = std::function<std::optional<std::string>(const store::RepoInfo&, const GitOid&,
+                                                            const std::optional<Principal>&)>;
+  void SetDenied(DeniedFn denied) { denied_ = std::move(denied); }
 
  private:
   void Chunk(const httplib::Request& req, std::string_view hex, httplib::Response& res,
@@ -59,6 +65,7 @@ class PeerApi {
   const verify::PrivateKey* node_key_;
   std::vector<std::string> peers_;
   std::string trust_path_;
+  DeniedFn denied_;
   std::mutex cache_mu_;
   std::list<std::pair<GitOid, std::shared_ptr<const std::vector<ChunkId>>>> chunk_sets_;  // most recent first
 };

@@ -7,6 +7,9 @@
 // Thread safety: Handle may be called concurrently.
 #pragma once
 
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <optional>
 
 #include "hub/http/auth.h"
@@ -49,6 +52,11 @@ class Handlers {
         matcher_(verify::LicenseMatcher::FromDirectory(options_.common_licenses)) {}
 
   void Handle(const httplib::Request& req, httplib::Response& res);
+  // Why repo@commit may not be served to `who` now: the policy's current verdict is deny (under
+  // today's trust store, in the caller's view of bases). nullopt when it may be. Verdicts are
+  // cached for 30 s per revision, trust store and view.
+  std::optional<std::string> DeniedNow(const store::RepoInfo& repo, const GitOid& commit,
+                                       const std::optional<Principal>& who);
   // Hot files are served from (and queued into) this cache. Nullable.
   void SetRawCache(RawCache* cache) { raw_cache_ = cache; }
 
@@ -107,6 +115,12 @@ class Handlers {
   Mirror* mirror_;
   verify::LicenseMatcher matcher_;
   RawCache* raw_cache_ = nullptr;
+  struct CachedVerdict {
+    std::optional<std::string> denied;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::mutex verdict_mu_;
+  std::map<std::string, CachedVerdict> verdicts_;  // key: repo, commit, view, trust store digest
 };
 
 }  // namespace hubnode::hub

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <ctime>
 
+#include "base/file.h"
 #include "base/log.h"
 #include "hub/peer/chunk_maps.h"
 #include "hub/read/handlers.h"
@@ -394,6 +395,27 @@ void Handlers::ListRepos(const std::optional<Principal>& who, const httplib::Req
   SendJson(res, out);
 }
 
+std::optional<std::string> Handlers::DeniedNow(const store::RepoInfo& repo, const GitOid& commit,
+                                              const std::optional<Principal>& who) {
+  std::string trust_text;
+  if (!options_.trust_path.empty()) trust_text = ReadFileToString(options_.trust_path, 16 << 20).value_or("");
+  const std::string view = !who ? "-" : who->ns.empty() ? "*" : who->ns;
+  const std::string key = repo.id.str() + "\n" + commit.hex() + "\n" + view + "\n" + Sha256Of(trust_text).hex();
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(verdict_mu_);
+    auto it = verdicts_.find(key);
+    if (it != verdicts_.end() && now - it->second.at < std::chrono::seconds(30)) return it->second.denied;
+  }
+  TrustReport report = TrustOf(repo, commit, who);
+  std::optional<std::string> denied;
+  if (report.verdict == verify::Verdict::kDeny) denied = report.Summary();
+  std::lock_guard lock(verdict_mu_);
+  if (verdicts_.size() >= 4096) verdicts_.clear();  // a bound, not an LRU: verdicts are cheap to redo
+  verdicts_[key] = CachedVerdict{denied, now};
+  return denied;
+}
+
 TrustReport Handlers::TrustOf(const store::RepoInfo& repo, const GitOid& commit, const std::optional<Principal>& who) {
   verify::TrustStore trust;
   if (!options_.trust_path.empty()) {
@@ -428,6 +450,9 @@ void Handlers::ChunkMap(const Route& r, const std::optional<Principal>& who, htt
   }
   auto commit = ResolveRev(*repo, r.rev, res);
   if (!commit) return;
+  if (auto denied = DeniedNow(*repo, *commit, who)) {
+    return SendError(res, 451, "PolicyRefused", "This node's policy does not allow serving this revision: " + *denied);
+  }
   auto map = ChunkMapOf(*store_, repo->id, *commit);
   if (!map.ok()) return SendStatus(res, map.status());
   auto bundle = verify::SignChunkMap(*map, *options_.node_key);

@@ -196,6 +196,11 @@ void Handlers::File(const Route& r, const std::optional<Principal>& who, const h
   auto commit = ResolveRev(*repo, r.rev, res);
   if (!commit) return;
   res.set_header("X-Repo-Commit", commit->hex());
+  // A revision committed under one policy may be denied by today's (a policy changed, a key
+  // revoked, a base relicensed): it is not served.
+  if (auto denied = DeniedNow(*repo, *commit, who)) {
+    return SendError(res, 451, "PolicyRefused", "This node's policy does not allow serving this revision: " + *denied);
+  }
   auto file = store_->StatFile(*commit, r.path);
   if (!file.ok()) {
     if (file.status().code() == StatusCode::kInvalidArgument) return SendStatus(res, file.status());

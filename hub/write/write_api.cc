@@ -274,6 +274,9 @@ void WriteApi::Impl::Move(httplib::Response& res, const httplib::ContentReader& 
   r.repo = from->str();
   if (!WritableRepo(r, who, res)) return;
   if (!Authorized(who, *to, res)) return;
+  // The destination's policy (a namespace may require signatures or refuse a license) applies to
+  // what arrives there, as a commit there would.
+  if (!HeadsAllowed(*from, *to, who, res)) return;
   Status s = store->MoveRepo(*from, *to);
   if (s.code() == StatusCode::kAlreadyExists) return SendError(res, 409, "Conflict", s.message());
   if (!s.ok()) return SendStatus(res, s);
@@ -305,6 +308,8 @@ void WriteApi::Impl::Settings(const WRoute& r, httplib::Response& res, const htt
       return SendError(res, 400, "BadRequest", "gated must be false, \"auto\" or \"manual\"");
     }
   }
+  // A wider audience sees the revisions as they are judged now.
+  if (vis != repo->visibility && !HeadsAllowed(repo->id, repo->id, who, res)) return;
   Status s = store->SetVisibility(repo->id, vis);
   if (!s.ok()) return SendStatus(res, s);
   SendJson(res, json::object());
@@ -421,6 +426,17 @@ void WriteApi::Impl::BranchOrTag(const WRoute& r, bool tag, const httplib::Reque
     auto c = store->Resolve(repo->id, start.empty() ? "HEAD" : start);
     if (!c.ok()) return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + start.substr(0, 200));
     target = *c;
+    // A new branch or tag serves its revision as it is judged now (an old commit may be denied
+    // by today's policy). An empty branch serves nothing and needs no verdict.
+    TrustReport report = Assess(repo->id, target, who);
+    if (report.verdict == verify::Verdict::kDeny) {
+      const std::string why = "Refused by this node's policy: " + std::string(tag ? "tag " : "branch ") + name +
+                              " at " + target.hex() + ": " + report.Summary();
+      SendJson(res, {{"error", why}, {"rules", report.refusals}, {"trust", report.ToJson()}}, 403);
+      res.set_header("X-Error-Code", "PolicyRefused");
+      res.set_header("X-Error-Message", why.substr(0, 1000));
+      return;
+    }
   }
   auto cur = store->Resolve(repo->id, ref);
   if (cur.ok() && !(Bool(*body, "overwrite") && !tag)) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "hub/http/http_util.h"
+#include "hub/trust/trust_gate.h"
 #include "hub/write/write_api.h"
 #include "store/store.h"
 #include "verify/verify.h"
@@ -107,6 +108,16 @@ struct WriteApi::Impl {
   bool Authorized(const std::optional<Principal>& who, const store::RepoId& id, httplib::Response& res);
 
   std::optional<json> JsonBody(const httplib::ContentReader& reader, httplib::Response& res);
+
+  // The policy's verdict on `commit` as it would be served from repo `as` (its namespace's policy
+  // and signature requirement), with the bases `who` may read.
+  TrustReport Assess(const store::RepoId& as, const GitOid& commit, const std::optional<Principal>& who);
+  // Refuses (403 PolicyRefused, naming the ref and the rules) when a branch or tag head of `from`
+  // would be denied as repo `as`; true when none would. For moves and visibility changes, which
+  // put released revisions under another policy or audience. (Review is not refusal: downloads
+  // stop only at deny.)
+  bool HeadsAllowed(const store::RepoId& from, const store::RepoId& as, const std::optional<Principal>& who,
+                    httplib::Response& res);
 
   // ---- repos ---------------------------------------------------------------------------------
 

@@ -274,7 +274,7 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
     auto visible = [who](const store::RepoInfo& base) {
       return base.visibility != store::Visibility::kPrivate || CanRead(who, base);
     };
-    TrustReport report = Assess(CommitView(*store, repo->id, written->commit), repo->id.str(),
+    TrustReport report = hub::Assess(CommitView(*store, repo->id, written->commit), repo->id.str(),
                                 NodeContext(*trust, &matcher, store, visible));
     if (report.verdict == verify::Verdict::kDeny) {
       LOG(Info) << "refused commit to " << repo->id.str() << ": " << report.Summary();
@@ -354,6 +354,42 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
     }
     return SendJson(res, out);
   }
+}
+
+TrustReport WriteApi::Impl::Assess(const store::RepoId& as, const GitOid& commit, const std::optional<Principal>& who) {
+  auto trust = options.trust_path.empty() ? Result<verify::TrustStore>(verify::TrustStore{})
+                                          : TrustFile(options.trust_path).Load();
+  if (!trust.ok()) {
+    TrustReport r;
+    r.verdict = verify::Verdict::kDeny;
+    r.refusals.push_back("the trust store is unreadable");
+    return r;
+  }
+  auto visible = [who](const store::RepoInfo& base) {
+    return base.visibility != store::Visibility::kPrivate || CanRead(who, base);
+  };
+  return hub::Assess(CommitView(*store, as, commit), as.str(), NodeContext(*trust, &matcher, store, visible));
+}
+
+bool WriteApi::Impl::HeadsAllowed(const store::RepoId& from, const store::RepoId& as,
+                                  const std::optional<Principal>& who, httplib::Response& res) {
+  auto refs = store->ListRefs(from);
+  if (!refs.ok()) {
+    SendStatus(res, refs.status());
+    return false;
+  }
+  for (const store::RefInfo& ref : *refs) {
+    if (!ref.name.starts_with("refs/heads/") && !ref.name.starts_with("refs/tags/")) continue;
+    TrustReport report = Assess(as, ref.commit, who);
+    if (report.verdict != verify::Verdict::kDeny) continue;
+    const std::string why = ref.name + " would not be allowed as " + as.str() + ": " + report.Summary();
+    SendJson(res, {{"error", "Refused by this node's policy: " + why}, {"rules", report.refusals}, {"trust", report.ToJson()}},
+             403);
+    res.set_header("X-Error-Code", "PolicyRefused");
+    res.set_header("X-Error-Message", ("Refused by this node's policy: " + why).substr(0, 1000));
+    return false;
+  }
+  return true;
 }
 
 }  // namespace hubnode::hub
