@@ -47,6 +47,7 @@ struct ServeArgs {
   std::vector<std::string> peers;
   uint64_t multipart_threshold = uint64_t{256} << 20;
   uint64_t multipart_chunk = uint64_t{64} << 20;
+  int64_t upload_url_lifetime = 3600;
   uint64_t raw_cache = uint64_t{4} << 30;
 };
 
@@ -105,6 +106,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.data_dir = flags.data_dir;
   o.multipart_threshold = a.multipart_threshold;
   o.multipart_chunk = a.multipart_chunk;
+  o.upload_url_lifetime_s = a.upload_url_lifetime;
   o.raw_cache_bytes = a.raw_cache;
   auto node_key = LoadOrCreateNodeKey(flags.data_dir);
   if (!node_key.ok()) return Fail(node_key.status());
@@ -176,6 +178,10 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--multipart-threshold", a->multipart_threshold,
                     "LFS uploads from this size up are offered multipart (bytes, default 256 MiB)")
         ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50));
+    sub->add_option("--upload-url-lifetime", a->upload_url_lifetime,
+                    "Seconds an LFS upload URL stays valid; an unfinished multipart upload is dropped with it "
+                    "(default 3600)")
+        ->check(CLI::Range(int64_t{1}, int64_t{7} * 24 * 3600));
     sub->add_option("--multipart-chunk", a->multipart_chunk, "Part size of multipart LFS uploads (bytes, default 64 MiB)")
         ->check(CLI::Range(uint64_t{1} << 10, uint64_t{5} << 30));
     sub->add_option("--raw-cache-size", a->raw_cache,

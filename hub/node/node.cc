@@ -131,6 +131,7 @@ class NodeImpl final : public Node {
         wo.max_body = o.max_body;
         wo.multipart_threshold = o.multipart_threshold;
         wo.multipart_chunk = o.multipart_chunk;
+        wo.url_lifetime_s = o.upload_url_lifetime_s;
         write_ = std::make_unique<WriteApi>(store, std::move(wo));
         write_service_ = std::make_unique<WriteService>(write_.get(), tokens);
       }

@@ -50,6 +50,9 @@ struct NodeOptions {
   // The write API (repo create, LFS uploads, commits); disabled when data_dir is empty.
   // DATA holds the upload URL key (upload.key) and multipart parts (uploads/).
   std::string data_dir;
+  // Seconds an LFS upload URL stays valid; an unfinished multipart upload (its session and its
+  // parts on disk) is dropped when its URLs expire. Default: 3600.
+  int64_t upload_url_lifetime_s = 3600;
   // Objects from this size up are offered the LFS multipart transfer. Default: 256 MiB.
   uint64_t multipart_threshold = uint64_t{256} << 20;
   // Part size of multipart uploads. Default: 64 MiB.

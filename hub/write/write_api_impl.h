@@ -35,6 +35,7 @@ inline constexpr int kMaxPrNumber = 1000000;
 inline constexpr uint64_t kMaxParts = 10000;        // parts of one multipart upload (S3's limit)
 inline constexpr uint64_t kMaxPartUrls = 100000;    // signed part URLs in one batch answer
 inline constexpr size_t kMaxSessions = 64;          // multipart uploads streaming at once (others: disk)
+inline constexpr size_t kMaxSessionsPerUploader = 8;  // of those, one token's
 inline constexpr int kCommitAttempts = 8;  // a commit without parentCommit, rebased on concurrent ones
 
 enum class Kind {
@@ -72,6 +73,9 @@ struct PartSession {
   uint64_t next = 1;  // the part the writer wants next
   uint64_t chunk = 0;
   bool failed = false;
+  std::string dir;       // where its parts wait on disk
+  std::string uploader;  // the token that asked for the upload URLs
+  int64_t expires = 0;   // when its URLs expire (unix seconds): the session goes with them
 };
 
 struct UploadStat {
@@ -95,6 +99,7 @@ struct WriteApi::Impl {
   std::mutex pr_mu;                                 // serialises picking the next refs/pr/N
   std::mutex sessions_mu;
   std::map<std::string, std::shared_ptr<wapi::PartSession>> sessions;  // multipart uploads in progress
+  int64_t next_sweep = 0;  // when ExpireSessions next looks for expired part folders (sessions_mu)
 
   std::string Base(const httplib::Request& req) const { return BaseUrl(req, options.public_url); }
 
@@ -147,11 +152,14 @@ struct WriteApi::Impl {
 
   // ---- LFS -----------------------------------------------------------------------------------
 
-  // What an upload URL is signed for: one object of one size, for one repo, in parts of `chunk`.
+  // What an upload URL is signed for: one object of one size, for one repo and the token that
+  // asked for it, in parts of `chunk`, until `exp`.
   struct Signed {
     std::string repo;
     uint64_t size = 0, chunk = 0;
     int part = 0;
+    std::string uploader;
+    int64_t exp = 0;
   };
 
   std::string Signature(const char* what, const std::string& oid, const Signed& s, int64_t exp) const;
@@ -183,7 +191,10 @@ struct WriteApi::Impl {
 
   wapi::UploadStat TakeStat(const Sha256Digest& d);
 
-  std::string PartsDir(const std::string& oid) const { return options.uploads_dir + "/" + oid; }
+  // One multipart upload: of one object, for one repo, by one uploader. Its parts and session are
+  // keyed by all of these, so nobody else's batch reaches them.
+  std::string UploadKey(const std::string& oid, const Signed& sg) const;
+  std::string PartsDir(const std::string& oid, const Signed& sg) const { return options.uploads_dir + "/" + UploadKey(oid, sg); }
 
   void LfsPut(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader& reader);
@@ -194,13 +205,16 @@ struct WriteApi::Impl {
 
   void EndSession(const std::string& oid, const Signed& sg);
 
+  // Drops sessions whose URLs have expired, with their parts. REQUIRES: sessions_mu held.
+  void ExpireSessions(int64_t now);
+
   // Feeds parts waiting on disk into the writer while they are next. REQUIRES: s.mu held.
-  void DrainParts(const std::string& oid, wapi::PartSession& s);
+  void DrainParts(wapi::PartSession& s);
 
   void PutPart(const std::string& oid, const Signed& sg, int part, uint64_t expect, httplib::Response& res,
                const httplib::ContentReader& reader);
 
-  void WritePartFile(const std::string& oid, int part, uint64_t expect, httplib::Response& res,
+  void WritePartFile(const std::string& dir, int part, uint64_t expect, int64_t exp, httplib::Response& res,
                      const httplib::ContentReader& reader);
 
   void LfsComplete(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,

@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 
 #include "base/file.h"
@@ -17,14 +18,21 @@ using namespace wapi;
 std::string WriteApi::Impl::Signature(const char* what, const std::string& oid, const Signed& s, int64_t exp) const {
   return HmacHex(options.url_key, std::string(what) + "\n" + s.repo + "\n" + oid + "\n" + std::to_string(s.size) +
                                       "\n" + std::to_string(s.chunk) + "\n" + std::to_string(exp) + "\n" +
-                                      std::to_string(s.part));
+                                      std::to_string(s.part) + "\n" + s.uploader);
+}
+
+std::string WriteApi::Impl::UploadKey(const std::string& oid, const Signed& sg) const {
+  return Sha256Of("upload\n" + sg.repo + "\n" + sg.uploader + "\n" + oid + "\n" + std::to_string(sg.size) + "\n" +
+                  std::to_string(sg.chunk))
+      .hex();
 }
 
 std::string WriteApi::Impl::SignUrl(const std::string& base, const char* what, const std::string& oid, const Signed& s,
                     int64_t exp) const {
   std::string url = base + "/api/lfs/" + what + "/" + oid + "?repo=" + UrlEncode(s.repo, false) +
                     "&size=" + std::to_string(s.size) + "&chunk=" + std::to_string(s.chunk) +
-                    "&exp=" + std::to_string(exp) + "&sig=" + Signature(what, oid, s, exp);
+                    "&exp=" + std::to_string(exp) + "&by=" + UrlEncode(s.uploader, false) +
+                    "&sig=" + Signature(what, oid, s, exp);
   if (s.part > 0) url += "&part=" + std::to_string(s.part);
   return url;
 }
@@ -34,6 +42,7 @@ std::optional<WriteApi::Impl::Signed> WriteApi::Impl::CheckSigned(const httplib:
   Signed s;
   uint64_t exp = 0, part = 0;
   s.repo = req.get_param_value("repo");
+  s.uploader = req.get_param_value("by");
   if (!ParseU64(req.get_param_value("size"), &s.size) || !ParseU64(req.get_param_value("chunk"), &s.chunk) ||
       !ParseU64(req.get_param_value("exp"), &exp) ||
       (req.has_param("part") && (!ParseU64(req.get_param_value("part"), &part) || part > kMaxParts))) {
@@ -41,6 +50,7 @@ std::optional<WriteApi::Impl::Signed> WriteApi::Impl::CheckSigned(const httplib:
     return std::nullopt;
   }
   s.part = static_cast<int>(part);
+  s.exp = static_cast<int64_t>(exp);
   std::string want = Signature(what, oid, s, static_cast<int64_t>(exp));
   std::string sig = req.get_param_value("sig");
   if (sig.size() != want.size() || CRYPTO_memcmp(sig.data(), want.data(), want.size()) != 0) {
@@ -146,7 +156,8 @@ void WriteApi::Impl::LfsBatch(const WRoute& r, const httplib::Request& req, http
     if (!*held || !(own.count(*digest) || Uploaded(repo->id.str(), *digest))) {
       // At most kMaxParts parts per object (larger parts for huge objects, as S3 does), and
       // kMaxPartUrls signed part URLs per answer (the rest go basic).
-      Signed sg{repo->id.str(), size, std::max(options.multipart_chunk, (size + kMaxParts - 1) / kMaxParts), 0};
+      Signed sg{repo->id.str(), size, std::max(options.multipart_chunk, (size + kMaxParts - 1) / kMaxParts), 0,
+                who->token_name, exp};
       uint64_t parts = (size + sg.chunk - 1) / sg.chunk;
       if (multipart_ok && size >= options.multipart_threshold && parts > 1 && part_urls + parts <= kMaxPartUrls) {
         any_multipart = true;
@@ -235,12 +246,51 @@ void WriteApi::Impl::LfsPut(const WRoute& r, const httplib::Request& req, httpli
   SendJson(res, json::object());
 }
 
+void WriteApi::Impl::ExpireSessions(int64_t now) {
+  // Parts on disk whose upload has no session (too many at once, or the node restarted): their
+  // folder records when their URLs expire. Swept at most every 2 s.
+  if (now >= next_sweep) {
+    next_sweep = now + 2;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(options.uploads_dir, ec)) {
+      auto text = ReadFileToString((e.path() / "expires").string(), 64);
+      int64_t exp = 0;
+      if (!text.ok() || std::from_chars(text->data(), text->data() + text->size(), exp).ec != std::errc() || exp >= now) {
+        continue;
+      }
+      bool live = false;
+      for (const auto& [k, s] : sessions) live |= s->dir == e.path().string();
+      std::error_code rec;
+      if (!live) fs::remove_all(e.path(), rec);
+    }
+  }
+  for (auto it = sessions.begin(); it != sessions.end();) {
+    std::unique_lock<std::mutex> busy(it->second->mu, std::try_to_lock);
+    if (it->second->expires >= now || !busy.owns_lock()) {
+      ++it;
+      continue;
+    }
+    std::error_code ec;
+    fs::remove_all(it->second->dir, ec);
+    LOG(Info) << "dropped an abandoned multipart upload (its URLs expired)";
+    busy.unlock();
+    it = sessions.erase(it);
+  }
+}
+
 std::shared_ptr<PartSession> WriteApi::Impl::Session(const std::string& oid, const Signed& sg, bool create) {
-  const std::string key = oid + "/" + std::to_string(sg.size) + "/" + std::to_string(sg.chunk);
+  const std::string key = UploadKey(oid, sg);
   std::lock_guard<std::mutex> lock(sessions_mu);
+  ExpireSessions(static_cast<int64_t>(std::time(nullptr)));
   auto it = sessions.find(key);
-  if (it != sessions.end()) return it->second;
+  if (it != sessions.end()) {
+    it->second->expires = std::max(it->second->expires, sg.exp);  // a later batch renews the URLs
+    return it->second;
+  }
   if (!create || sessions.size() >= kMaxSessions) return nullptr;
+  size_t mine = 0;
+  for (const auto& [k, s] : sessions) mine += s->uploader == sg.uploader;
+  if (mine >= kMaxSessionsPerUploader) return nullptr;
   auto digest = Sha256Digest::FromHex(oid);
   store::ContentSpec spec;
   spec.path = "lfs/" + oid;
@@ -251,19 +301,22 @@ std::shared_ptr<PartSession> WriteApi::Impl::Session(const std::string& oid, con
   auto s = std::make_shared<PartSession>();
   s->writer = std::move(*w);
   s->chunk = sg.chunk;
+  s->dir = PartsDir(oid, sg);
+  s->uploader = sg.uploader;
+  s->expires = sg.exp;
   sessions[key] = s;
   return s;
 }
 
 void WriteApi::Impl::EndSession(const std::string& oid, const Signed& sg) {
   std::lock_guard<std::mutex> lock(sessions_mu);
-  sessions.erase(oid + "/" + std::to_string(sg.size) + "/" + std::to_string(sg.chunk));
+  sessions.erase(UploadKey(oid, sg));
 }
 
-void WriteApi::Impl::DrainParts(const std::string& oid, PartSession& s) {
+void WriteApi::Impl::DrainParts(PartSession& s) {
   std::string buf;
   while (!s.failed) {
-    const std::string path = PartsDir(oid) + "/" + std::to_string(s.next);
+    const std::string path = s.dir + "/" + std::to_string(s.next);
     auto file = ReadFile::Open(path);
     if (!file.ok()) return;
     buf.resize(1 << 20);
@@ -304,24 +357,34 @@ void WriteApi::Impl::PutPart(const std::string& oid, const Signed& sg, int part,
                                                        std::to_string(expect) + " bytes");
       }
       ++session->next;
-      DrainParts(oid, *session);
+      DrainParts(*session);
       res.set_header("ETag", "\"" + std::to_string(part) + "-" + std::to_string(expect) + "\"");
       return SendJson(res, json::object());
     }
   }
-  WritePartFile(oid, part, expect, res, reader);
+  WritePartFile(PartsDir(oid, sg), part, expect, sg.exp, res, reader);
   if (session && res.status == 200) {
     std::unique_lock<std::mutex> lock(session->mu, std::try_to_lock);
-    if (lock.owns_lock()) DrainParts(oid, *session);
+    if (lock.owns_lock()) DrainParts(*session);
   }
 }
 
-void WriteApi::Impl::WritePartFile(const std::string& oid, int part, uint64_t expect, httplib::Response& res,
+void WriteApi::Impl::WritePartFile(const std::string& dir, int part, uint64_t expect, int64_t exp, httplib::Response& res,
                    const httplib::ContentReader& reader) {
   std::error_code ec;
-  fs::create_directories(PartsDir(oid), ec);
+  fs::create_directories(dir, ec);
   if (ec) return SendError(res, 500, "InternalError", "cannot create the upload folder");
-  std::string final_path = PartsDir(oid) + "/" + std::to_string(part);
+  // When this upload's URLs expire (the latest batch's): the folder is swept after that. (Parts
+  // arrive in parallel: a lost race leaves an expiry of the same batch.)
+  {
+    auto text = ReadFileToString(dir + "/expires", 64);
+    int64_t old = 0;
+    if (text.ok()) std::from_chars(text->data(), text->data() + text->size(), old);
+    if (exp > old && !WriteFileAtomic(dir + "/expires", std::to_string(exp)).ok()) {
+      return SendError(res, 500, "InternalError", "cannot write the upload part");
+    }
+  }
+  std::string final_path = dir + "/" + std::to_string(part);
   std::string tmp = final_path + ".tmp." + std::to_string(reinterpret_cast<uintptr_t>(&res));
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) return SendError(res, 500, "InternalError", "cannot write the upload part");
@@ -364,14 +427,16 @@ void WriteApi::Impl::LfsComplete(const WRoute& r, const httplib::Request& req, h
   auto session = Session(r.rest, sg, /*create=*/true);
   if (!session) {
     res.set_header("Retry-After", "30");
-    return SendError(res, 503, "TooManyUploads", "too many multipart uploads in progress; retry later");
+    return SendError(res, 503, "TooManyUploads",
+                     "too many multipart uploads in progress (at most " + std::to_string(kMaxSessionsPerUploader) +
+                         " per token, " + std::to_string(kMaxSessions) + " in all); retry later");
   }
   std::lock_guard<std::mutex> lock(session->mu);
-  DrainParts(r.rest, *session);
+  DrainParts(*session);
   std::error_code ec;
   if (session->failed) {
     EndSession(r.rest, sg);
-    fs::remove_all(PartsDir(r.rest), ec);
+    fs::remove_all(session->dir, ec);
     return SendError(res, 400, "IncompleteUpload", "a part failed; upload the object again");
   }
   if (session->next != parts + 1) {
@@ -380,7 +445,7 @@ void WriteApi::Impl::LfsComplete(const WRoute& r, const httplib::Request& req, h
   }
   auto info = session->writer->Finish();
   EndSession(r.rest, sg);
-  fs::remove_all(PartsDir(r.rest), ec);
+  fs::remove_all(session->dir, ec);
   if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
   Remember(*info);
   RecordUpload(sg.repo, digest);

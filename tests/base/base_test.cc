@@ -1,4 +1,6 @@
 #include <atomic>
+#include <thread>
+#include <vector>
 
 #include "base/base.h"
 #include "tests/testutil/testutil.h"
@@ -104,6 +106,27 @@ TEST(FileTest, ReadAndWriteAtomic) {
   ASSERT_TRUE(f.ok());
   char buf[4];
   EXPECT_EQ(f->ReadAt(5, 4, buf).code(), StatusCode::kDataLoss);
+}
+
+// Regression: the temporary file was named by pid alone, so two threads writing one file shared it
+// and one of them failed (a multipart upload's parallel parts did).
+TEST(FileTest, ThreadsWriteOneFileAtomically) {
+  testing::TempDir dir;
+  const std::string p = dir / "shared";
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        if (!WriteFileAtomic(p, std::string(100, static_cast<char>('a' + t))).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto text = ReadFileToString(p, 1000);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, std::string(100, (*text)[0]));  // one writer's content, whole
 }
 
 }  // namespace
