@@ -1,10 +1,11 @@
 // License ids → classes, the policy evaluation, and model-card fields.
 #include "verify/license.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <cctype>
+#include <nlohmann/json.hpp>
+
+#include "verify/card.h"
 
 namespace hubnode::verify {
 namespace {
@@ -314,52 +315,34 @@ DerivativeCheck CheckDerivative(const LicenseExpr& child, const LicenseExpr& bas
 
 ModelCard ReadModelCard(std::string_view readme) {
   ModelCard card;
-  if (readme.substr(0, 4) != "---\n" && readme.substr(0, 5) != "---\r\n") {
-    card.findings.push_back("README.md has no YAML front matter");
-    return card;
-  }
-  size_t start = readme.find('\n') + 1;
-  size_t end = readme.find("\n---", start - 1);
-  if (end == std::string_view::npos) {
-    card.findings.push_back("README.md front matter is not closed by '---'");
-    return card;
-  }
-  YAML::Node doc;
-  try {
-    doc = YAML::Load(std::string(readme.substr(start, end + 1 - start)));
-  } catch (const std::exception& e) {
-    card.findings.push_back(std::string("README.md front matter is not valid YAML: ") + e.what());
-    return card;
-  }
-  if (!doc.IsMap()) {
-    card.findings.push_back("README.md front matter is not a mapping");
-    return card;
-  }
+  CardFrontMatter fm = ParseCardFrontMatter(readme);
+  card.findings = fm.findings;
+  if (!fm.data.is_object()) return card;
+  const nlohmann::json& doc = fm.data;
   auto scalar = [&](const char* key) -> std::optional<std::string> {
-    YAML::Node n = doc[key];
-    if (!n || n.IsNull()) return std::nullopt;
-    if (!n.IsScalar()) {
-      card.findings.push_back(std::string(key) + " is not a string");
-      return std::nullopt;
-    }
-    return n.Scalar();
+    auto it = doc.find(key);
+    if (it == doc.end() || it->is_null()) return std::nullopt;
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_number() || it->is_boolean()) return it->dump();
+    card.findings.push_back(std::string(key) + " is not a string");
+    return std::nullopt;
   };
   card.license = scalar("license");
   card.license_name = scalar("license_name");
   card.license_link = scalar("license_link");
   card.base_model_relation = scalar("base_model_relation");
-  YAML::Node base = doc["base_model"];
-  if (base && base.IsScalar()) {
-    card.base_model.push_back(base.Scalar());
-  } else if (base && base.IsSequence()) {
-    for (const auto& b : base) {
-      if (b.IsScalar()) {
-        card.base_model.push_back(b.Scalar());
+  auto base = doc.find("base_model");
+  if (base != doc.end() && base->is_string()) {
+    card.base_model.push_back(base->get<std::string>());
+  } else if (base != doc.end() && base->is_array()) {
+    for (const auto& b : *base) {
+      if (b.is_string()) {
+        card.base_model.push_back(b.get<std::string>());
       } else {
         card.findings.push_back("base_model has a non-string entry");
       }
     }
-  } else if (base && !base.IsNull()) {
+  } else if (base != doc.end() && !base->is_null()) {
     card.findings.push_back("base_model is neither a string nor a list");
   }
   return card;

@@ -17,6 +17,7 @@
 
 #include "base/hash.h"
 #include "base/status.h"
+#include "verify/card.h"
 #include "verify/chunk_map.h"
 #include "verify/license.h"
 #include "verify/trust.h"

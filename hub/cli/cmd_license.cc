@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "base/file.h"
 #include "hub/cli/commands.h"
@@ -13,6 +14,21 @@ namespace hubnode::hub {
 void AddLicenseCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out) {
   auto* lic = app.add_subcommand("license", "License evidence, classification and policy");
   lic->require_subcommand(1);
+  {
+    // What the node reads of a model card: the front matter's place, its data and the findings.
+    auto* card = lic->add_subcommand("card", "Show what this node reads from a model card (README.md) as JSON");
+    auto file = std::make_shared<std::string>();
+    card->add_option("file", *file, "The README.md")->required();
+    out->push_back({card, [file]() -> int {
+      auto text = ReadFileToString(*file, 16 << 20);
+      if (!text.ok()) return Fail(text.status());
+      verify::CardFrontMatter fm = verify::ParseCardFrontMatter(*text);
+      nlohmann::json j = {{"present", fm.present}, {"findings", fm.findings}, {"data", fm.data}};
+      if (fm.present) j["yaml"] = {{"begin", fm.begin}, {"end", fm.end}};
+      std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+      return 0;
+    }});
+  }
   auto* check = lic->add_subcommand("check", "Check the license of DIR or REPO@REV (exit 0 allow, 3 review, 4 deny)");
   struct Args {
     std::string target, base_license, repo, common_licenses = "/usr/share/common-licenses";

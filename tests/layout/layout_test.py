@@ -9,7 +9,7 @@ Checks, from the sources alone:
   through backend.h;
 - third-party headers stay where their library is linked: <httplib.h> only in hub/http/,
   <curl/...> only in hub/client/ and hub/peer/, <CLI/...> only in hub/cli/, <rocksdb/...> only
-  in store/, <yaml-cpp/...> only in hub/trust/ and verify/;
+  in store/, <yaml-cpp/...> only in verify/ (the one model-card parser);
 - no folder of hub/ or runtime/ holds more than 16 source files (no other module more than 16
   translation units), and every folder has a README.md.
 Usage: layout_test.py SOURCE_DIR
@@ -101,7 +101,7 @@ for p in all_files:
                 fail(f"{p} includes {inc}: the runtime reaches cpu/ only through backend.h")
         else:
             homes = {"httplib.h": ["hub/http"], "curl/": ["hub/client", "hub/peer"], "CLI/": ["hub/cli"],
-                     "rocksdb/": ["store"], "yaml-cpp/": ["hub/trust", "verify"]}
+                     "rocksdb/": ["store"], "yaml-cpp/": ["verify"]}
             for prefix, allowed in homes.items():
                 if inc.startswith(prefix) and here not in allowed:
                     fail(f"{p} includes <{inc}>, which belongs in {' or '.join(allowed)}/ only")
