@@ -96,10 +96,21 @@ TrustReport Assess(const ModelView& model, const std::string& repo, const TrustC
   }
   r.license_class = std::string(verify::LicenseClassName(worst));
 
-  // The LICENSE text must agree with the card.
+  // The LICENSE text must agree with the card; a text that cannot be checked is a finding when
+  // the card names a license (the text, not the card, is what binds).
   for (const char* f : kLicenseFiles) {
     auto text = model.read(f);
-    if (!text) continue;
+    if (!text) {
+      auto size = model.size ? model.size(f) : std::nullopt;
+      if (!size) continue;
+      r.license_file = f;
+      if (card.license) {
+        r.findings.push_back(std::string(f) + " is " + std::to_string(*size) +
+                             " bytes, too large to read (the limit is " + std::to_string(kMaxSmall) +
+                             "), so it cannot be checked against the card's license " + r.spdx);
+      }
+      break;
+    }
     r.license_file = f;
     if (ctx.matcher) {
       verify::TextMatch m = ctx.matcher->Identify(*text);
@@ -107,6 +118,9 @@ TrustReport Assess(const ModelView& model, const std::string& repo, const TrustC
       r.license_text_score = m.score;
       if (!m.id.empty() && expr.ok() && (*expr)->ToString().find(m.id) == std::string::npos) {
         r.findings.push_back("the card says " + (*expr)->ToString() + " but " + f + " is " + m.id);
+      } else if (m.id.empty() && card.license) {
+        r.findings.push_back(std::string(f) + " is not a license text this node identifies, so it cannot be checked "
+                                              "against the card's license " + r.spdx);
       }
     }
     break;
@@ -132,6 +146,26 @@ TrustReport Assess(const ModelView& model, const std::string& repo, const TrustC
 
   // Signature: checked against the trust store's keys for the repo's namespace.
   bool required = ctx.trust && ctx.trust->RequiresSignature(ns);
+  // A signature covers every file but .git*, .github/ and model.sig (verify::DefaultIgnorePaths).
+  // In a namespace that requires one, what it leaves out must not change what a user gets: a
+  // .gitattributes beyond LFS tracking (it can rewrite bytes at checkout) or anything under
+  // .github/ (workflows run code) is a finding.
+  if (required) {
+    if (auto attrs = model.read(".gitattributes"); attrs && !OnlyTracksLfs(*attrs)) {
+      r.findings.push_back(".gitattributes does more than track LFS files, and no signature covers it");
+    } else if (!attrs && model.size && model.size(".gitattributes")) {
+      r.findings.push_back(".gitattributes is too large to read, and no signature covers it");
+    }
+    if (model.paths) {
+      for (const std::string& p : model.paths()) {
+        if (p.starts_with(".github/")) {
+          r.findings.push_back(p.substr(0, 200) + " is under .github/, which no signature covers");
+          break;
+        }
+      }
+    }
+    if (!r.findings.empty()) verdict = std::max(verdict, verify::Verdict::kReview);
+  }
   auto bundle = model.read("model.sig");
   if (bundle && ctx.trust) {
     verify::Manifest signed_manifest;
@@ -218,11 +252,42 @@ Status TrustFile::Save(const verify::TrustStore& t) {
   return WriteFileAtomic(path_, t.Serialize());
 }
 
+bool OnlyTracksLfs(std::string_view text) {
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (line.empty() || line.front() == '#') continue;
+    size_t sp = line.find_first_of(" \t");
+    if (sp == std::string_view::npos) return false;
+    std::string_view attrs = line.substr(sp);
+    while (!attrs.empty() && (attrs.front() == ' ' || attrs.front() == '\t')) attrs.remove_prefix(1);
+    if (attrs != "filter=lfs diff=lfs merge=lfs -text") return false;
+  }
+  return true;
+}
+
 ModelView DirectoryView(const std::string& dir) {
   ModelView v;
   v.read = [dir](const std::string& path) -> std::optional<std::string> {
     auto r = ReadFileToString(dir + "/" + path, kMaxSmall);
     return r.ok() ? std::optional<std::string>(*r) : std::nullopt;
+  };
+  v.size = [dir](const std::string& path) -> std::optional<uint64_t> {
+    std::error_code ec;
+    auto n = std::filesystem::file_size(dir + "/" + path, ec);
+    return ec ? std::nullopt : std::optional<uint64_t>(n);
+  };
+  v.paths = [dir]() {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_regular_file(ec)) out.push_back(std::filesystem::relative(it->path(), dir, ec).string());
+    }
+    return out;
   };
   v.manifest = [dir](const verify::Serialization& ser) { return verify::HashDirectory(dir, ser); };
   return v;
@@ -249,6 +314,17 @@ ModelView CommitView(store::Store& st, const store::RepoId& repo, const GitOid& 
     return s.ok() ? std::optional<std::string>(*s) : std::nullopt;
   };
   v.manifest = [&st, repo, commit](const verify::Serialization& ser) { return ManifestOfCommit(st, repo, commit, ser); };
+  v.size = [&st, commit](const std::string& path) -> std::optional<uint64_t> {
+    auto f = st.StatFile(commit, path);
+    return f.ok() ? std::optional<uint64_t>(f->size) : std::nullopt;
+  };
+  v.paths = [&st, commit]() {
+    std::vector<std::string> out;
+    if (auto files = st.ListFiles(commit); files.ok()) {
+      for (const auto& f : *files) out.push_back(f.path);
+    }
+    return out;
+  };
   return v;
 }
 

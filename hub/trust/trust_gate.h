@@ -30,7 +30,16 @@ struct ModelView {
   std::function<std::optional<std::string>(const std::string& path)> read;
   // The model's manifest under a serialization (for the signature comparison).
   std::function<Result<verify::Manifest>(const verify::Serialization&)> manifest;
+  // A file's size, nullopt when absent. Optional (empty: unknown).
+  std::function<std::optional<uint64_t>(const std::string& path)> size;
+  // Every file's path. Optional (empty: unknown).
+  std::function<std::vector<std::string>()> paths;
 };
+
+// Whether a .gitattributes only tracks paths with Git LFS (each line blank, a comment, or
+// `PATTERN filter=lfs diff=lfs merge=lfs -text`, as the Hub's default and this node write): such a
+// file changes no byte a checkout produces, so a signature need not cover it.
+bool OnlyTracksLfs(std::string_view gitattributes);
 
 struct TrustReport {
   verify::Verdict verdict = verify::Verdict::kReview;
