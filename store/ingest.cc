@@ -288,6 +288,7 @@ Result<ImportResult> StoreImpl::ImportDirectory(const std::string& dir, const Re
   // Another import may have created the repo meanwhile; its record then stays as it is.
   ASSIGN_OR_RETURN(bool have_repo, db_->Has(Cf::kRepos, repo.str()));
   if (!have_repo) {
+    RETURN_IF_ERROR(CheckNewRepoName(repo, nullptr));
     RepoInfo info{repo};
     info.created = commit.committer.time;
     info.visibility = options.visibility;

@@ -58,6 +58,11 @@ class RepoId {
   std::string name_;
 };
 
+// Whether a name may not be a new repo's: its namespace (or the bare name) is one the URLs of the
+// Hugging Face API use for something else (api, datasets, spaces, models) or one this node serves
+// (v1, metrics, health, static). Such repos could not be addressed unambiguously.
+bool ReservedRepoName(const RepoId& repo);
+
 enum class Visibility : uint8_t { kPublic = 0, kPrivate = 1, kGated = 2 };
 
 struct Signature {
@@ -378,6 +383,9 @@ class Store {
 
   // ---- the write API ----
   // Creates an empty repo (no refs). AlreadyExists if it exists.
+  // InvalidArgument for a reserved name (ReservedRepoName); AlreadyExists for a taken name, also
+  // when it differs from the new one only in case (as on the Hub). Imports and moves that create a
+  // repo follow the same rule.
   virtual Status CreateRepo(const RepoId& repo, Visibility visibility) = 0;
   // Deletes a repo's record and refs; its content stays until GC. NotFound if absent.
   virtual Status DeleteRepo(const RepoId& repo) = 0;

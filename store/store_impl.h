@@ -61,6 +61,9 @@ class StoreImpl final : public Store {
   uint64_t DiskBytes() override { return db_->DiskBytes(); }
   Result<GcResult> CollectGarbage() override;
   Status CreateRepo(const RepoId& repo, Visibility visibility) override;
+  // A name a new repo may take: not one the HF URL scheme routes elsewhere (ReservedRepoName),
+  // and no existing repo's (other than `except`) when case is ignored. REQUIRES: commit_mu_ held.
+  Status CheckNewRepoName(const RepoId& repo, const RepoId* except);
   Status DeleteRepo(const RepoId& repo) override;
   Status MoveRepo(const RepoId& from, const RepoId& to) override;
   Result<std::unique_ptr<ContentWriter>> NewContentWriter(const ContentSpec& spec) override;

@@ -1,6 +1,7 @@
 // The write API of the store: content streamed in as it arrives (uploads), commits built from a
 // parent and a list of changes, and repo create / delete / move.
 #include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -9,6 +10,8 @@
 #include "store/chunker.h"
 #include "store/expert_index.h"
 #include "store/store_impl.h"
+
+#include <cctype>
 
 namespace hubnode::store {
 namespace {
@@ -454,10 +457,46 @@ std::shared_ptr<const ChunkSource> StoreImpl::chunk_source() {
   return source_;
 }
 
+bool ReservedRepoName(const RepoId& repo) {
+  static constexpr std::string_view kReserved[] = {"api", "datasets", "spaces", "models", "v1", "metrics", "health", "static"};
+  const std::string& s = repo.str();
+  const std::string first = s.substr(0, s.find('/'));
+  std::string lower = first;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view r : kReserved) {
+    if (lower == r) return true;
+  }
+  return false;
+}
+
+Status StoreImpl::CheckNewRepoName(const RepoId& repo, const RepoId* except) {
+  if (ReservedRepoName(repo)) {
+    return InvalidArgumentError("'" + repo.str() + "' is not a repo name this node can serve: '" +
+                                repo.str().substr(0, repo.str().find('/')) + "' is a path of its API");
+  }
+  auto fold = [](std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const std::string want = fold(repo.str());
+  Status taken;
+  RETURN_IF_ERROR(db_->Scan(Cf::kRepos, "", [&](std::string_view k, std::string_view) {
+    if (fold(k) == want && !(except && k == except->str())) {
+      // The other repo is not named: it may be private to another namespace.
+      taken = AlreadyExistsError("repository '" + repo.str() + "' is taken: repo names are compared without case");
+      return false;
+    }
+    return true;
+  }));
+  return taken;
+}
+
 Status StoreImpl::CreateRepo(const RepoId& repo, Visibility visibility) {
   std::lock_guard<std::mutex> lock(commit_mu_);
   ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kRepos, repo.str()));
   if (have) return AlreadyExistsError("repository '" + repo.str() + "' already exists");
+  RETURN_IF_ERROR(CheckNewRepoName(repo, nullptr));
   RepoInfo info{repo};
   info.created = static_cast<int64_t>(std::time(nullptr));
   info.visibility = visibility;
@@ -485,6 +524,7 @@ Status StoreImpl::MoveRepo(const RepoId& from, const RepoId& to) {
   if (!v) return NotFoundError("repository '" + from.str() + "' not found");
   ASSIGN_OR_RETURN(bool taken, db_->Has(Cf::kRepos, to.str()));
   if (taken) return AlreadyExistsError("repository '" + to.str() + "' already exists");
+  RETURN_IF_ERROR(CheckNewRepoName(to, &from));
   ASSIGN_OR_RETURN(RepoInfo info, DecodeRepo(from, *v));
   info.id = to;
   auto b = db_->NewBatch();

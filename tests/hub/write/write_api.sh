@@ -85,6 +85,20 @@ commit() {  # commit REPO BODYFILE [QUERY] [TOKEN]
 check "create repo" 200 "$(call -H "$AW" -H "$JSON" -d '{"name":"lfs","organization":"ns","type":"model"}' "$U/api/repos/create")"
 check "create: url on this endpoint" "$U/ns/lfs" "$(jb 'd["url"]')"
 check "create again: 409" 409 "$(call -H "$AW" -H "$JSON" -d '{"name":"lfs","organization":"ns","type":"model"}' "$U/api/repos/create")"
+# Names that differ only in case, and names the URLs use for something else (issue 13, item 10).
+TADMIN=$(hub token create --name admin --scope write)
+AA="Authorization: Bearer $TADMIN"
+check "a name differing only in case: 409" 409 "$(call -H "$AW" -H "$JSON" -d '{"name":"LFS","organization":"ns"}' "$U/api/repos/create")"
+check "... in the namespace's case too: 409" 409 "$(call -H "$AA" -H "$JSON" -d '{"name":"lfs","organization":"NS"}' "$U/api/repos/create")"
+check "... without naming the other repo" False "$(grep -q 'ns/lfs' "$R.body" && echo True || echo False)"
+for ns in api datasets spaces models v1 Models; do
+  check "namespace $ns collides with a route: 400" 400 "$(call -H "$AA" -H "$JSON" -d "{\"name\":\"x\",\"organization\":\"$ns\"}" "$U/api/repos/create")"
+done
+check "a bare name that is a route: 400" 400 "$(call -H "$AA" -H "$JSON" -d '{"name":"api"}' "$U/api/repos/create")"
+check "create ns/spare" 200 "$(call -H "$AW" -H "$JSON" -d '{"name":"spare","organization":"ns"}' "$U/api/repos/create")"
+check "a move onto another repo's name in other case: 409" 409 "$(call -H "$AA" -H "$JSON" -d '{"fromRepo":"ns/spare","toRepo":"NS/LFS"}' "$U/api/repos/move")"
+check "a move into a route's namespace: 400" 400 "$(call -H "$AA" -H "$JSON" -d '{"fromRepo":"ns/spare","toRepo":"datasets/spare"}' "$U/api/repos/move")"
+check "a repo's own name in other case: a rename" 200 "$(call -H "$AA" -H "$JSON" -d '{"fromRepo":"ns/spare","toRepo":"ns/Spare"}' "$U/api/repos/move")"
 head -c 3000000 /dev/urandom > "$WORK/blob.bin"
 printf -- '---\nlicense: apache-2.0\ntags:\n- test\n---\n\n# A test repo\n' > "$WORK/README.md"
 SHA=$(sha "$WORK/blob.bin") SZ=$(size "$WORK/blob.bin")
