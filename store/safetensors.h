@@ -14,6 +14,9 @@
 namespace hubnode::store {
 
 inline constexpr uint64_t kMaxSafetensorsHeader = 100'000'000;
+// The most tensors one header may declare (the largest MoE checkpoints have ~100,000 in all, a
+// few thousand per shard).
+inline constexpr size_t kMaxSafetensorsTensors = 1'000'000;
 
 struct SafetensorsTensor {
   std::string name;

@@ -1,5 +1,8 @@
 #include "store/safetensors.h"
 
+#include <chrono>
+#include <cstdio>
+
 #include "base/bytes.h"
 #include "store/store.h"
 #include "tests/testutil/testutil.h"
@@ -120,6 +123,76 @@ TEST(SafetensorsTest, MalformedImportStoresNothing) {
   EXPECT_EQ(stats->chunks, 0u);
   EXPECT_EQ(stats->files, 0u);
   EXPECT_EQ(stats->commits, 0u);
+}
+
+// A header of n one-element BF16 tensors, and its data section's size.
+std::pair<std::string, uint64_t> ManyTensors(size_t n) {
+  std::string h = "{";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) h += ",";
+    h += "\"t" + std::to_string(i) + "\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[" +
+         std::to_string(2 * i) + "," + std::to_string(2 * i + 2) + "]}";
+  }
+  h += "}";
+  return {h, 2 * n};
+}
+
+double BestSeconds(const std::string& header, uint64_t data, int runs) {
+  double best = 1e9;
+  for (int r = 0; r < runs; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto parsed = ParseSafetensorsHeader(header, 8 + header.size() + data);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_TRUE(parsed.ok()) << parsed.status().ToString();
+    best = std::min(best, s);
+  }
+  return best;
+}
+
+// Regression (issue 13, item 13): the parse was quadratic (10k/20k/40k tensors: 1.7/11.5/55 s).
+// Growth, not time: from 10,000 to 1,000,000 tensors (x100) a linear parse takes about x100, a
+// quadratic one x10,000; the bound leaves room for a noisy machine and cache effects.
+TEST(SafetensorsTest, ParseTimeGrowsLinearlyWithTheTensorCount) {
+  auto [small, small_data] = ManyTensors(10'000);
+  auto [large, large_data] = ManyTensors(1'000'000);
+  ASSERT_LT(large.size(), kMaxSafetensorsHeader);
+  const double t_small = BestSeconds(small, small_data, 5);
+  const double t_large = BestSeconds(large, large_data, 2);
+  const double growth = t_large / t_small;
+  std::printf("parse: 10k tensors %.1f ms, 1M tensors %.1f ms: x%.0f for x100 tensors\n", t_small * 1e3, t_large * 1e3,
+              growth);
+  EXPECT_LT(growth, 400) << "parsing grows faster than linearly";
+}
+
+TEST(SafetensorsTest, RefusesMoreTensorsThanTheCap) {
+  auto [header, data] = ManyTensors(kMaxSafetensorsTensors + 1);
+  ASSERT_LT(header.size(), kMaxSafetensorsHeader);
+  auto parsed = ParseSafetensorsHeader(header, 8 + header.size() + data);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("more than 1000000 tensors"), std::string::npos);
+}
+
+TEST(SafetensorsTest, RejectsWrongShapesInEveryField) {
+  const char* bad[] = {
+      R"({"t":{"dtype":"BF16","shape":[1],"data_offsets":[0,2],"dtype":"F16"}})",  // a field twice
+      R"({"t":{"dtype":"BF16","shape":[[1]],"data_offsets":[0,2]}})",
+      R"({"t":{"dtype":"BF16","shape":[-1],"data_offsets":[0,2]}})",
+      R"({"t":{"dtype":"BF16","shape":[1.5],"data_offsets":[0,2]}})",
+      R"({"t":{"dtype":"BF16","shape":[1],"data_offsets":[0,2,4]}})",
+      R"({"t":{"dtype":"BF16","shape":[1],"data_offsets":{"a":0}}})",
+      R"({"t":{"dtype":["BF16"],"shape":[1],"data_offsets":[0,2]}})",
+      R"({"t":{"dtype":"BF16","shape":1,"data_offsets":[0,2]}})",
+      R"({"__metadata__":{"k":{"nested":"x"}},"t":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}})",
+      R"({"__metadata__":["x"],"t":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}})",
+      R"({"":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}})",
+      R"([1,2])",
+      R"({"t":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]}} trailing)",
+  };
+  for (const char* h : bad) {
+    auto parsed = ParseSafetensorsHeader(h, 8 + std::string_view(h).size() + 2);
+    EXPECT_FALSE(parsed.ok()) << h;
+    if (!parsed.ok()) EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << h;
+  }
 }
 
 }  // namespace
