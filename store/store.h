@@ -63,6 +63,15 @@ class RepoId {
 // (v1, metrics, health, static). Such repos could not be addressed unambiguously.
 bool ReservedRepoName(const RepoId& repo);
 
+// A file path inside a repo: relative, '/'-separated, no empty, '.', '..' or '.git' component, no
+// control character or backslash, at most kMaxPathBytes in all, components of at most
+// kMaxPathComponentBytes (what file systems hold: an export writes every path) and at most
+// kMaxPathDepth of them. InvalidArgument naming the rule. Commits, imports and pulls all check it.
+inline constexpr size_t kMaxPathBytes = 1024;
+inline constexpr size_t kMaxPathComponentBytes = 255;
+inline constexpr size_t kMaxPathDepth = 32;
+Status ValidatePath(std::string_view path);
+
 enum class Visibility : uint8_t { kPublic = 0, kPrivate = 1, kGated = 2 };
 
 struct Signature {

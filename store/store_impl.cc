@@ -93,14 +93,19 @@ Status ValidatePath(std::string_view path) {
   auto bad = [&](std::string_view why) {
     return InvalidArgumentError("invalid path '" + std::string(path.substr(0, 200)) + "': " + std::string(why));
   };
-  if (path.empty() || path.size() > 4096) return bad("empty or too long");
-  size_t start = 0;
+  if (path.empty()) return bad("empty");
+  if (path.size() > kMaxPathBytes) return bad("longer than " + std::to_string(kMaxPathBytes) + " bytes");
+  size_t start = 0, depth = 0;
   while (start <= path.size()) {
     size_t end = path.find('/', start);
     if (end == std::string_view::npos) end = path.size();
     std::string_view part = path.substr(start, end - start);
     if (part.empty() || part == "." || part == "..") return bad("empty, '.' or '..' component");
     if (part == ".git") return bad("'.git' is reserved");
+    if (part.size() > kMaxPathComponentBytes) {
+      return bad("a component is longer than " + std::to_string(kMaxPathComponentBytes) + " bytes");
+    }
+    if (++depth > kMaxPathDepth) return bad("deeper than " + std::to_string(kMaxPathDepth) + " directories");
     start = end + 1;
   }
   for (char c : path) {

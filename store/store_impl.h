@@ -105,7 +105,6 @@ class StoreImpl final : public Store {
 // Validates a ref name: refs/heads/X, refs/tags/X or refs/pr/N, git's rules for X.
 Status ValidateRefName(std::string_view ref);
 // Validates a repo-relative file path (no empty, '.' or '..' components, no control bytes).
-Status ValidatePath(std::string_view path);
 // Parses an LFS pointer file. nullopt if `text` is not one.
 struct LfsPointerInfo {
   Sha256Digest oid;

@@ -2,6 +2,8 @@
 
 #include <charconv>
 #include <chrono>
+#include <cctype>
+#include <optional>
 #include <limits>
 #include <set>
 
@@ -18,6 +20,27 @@ thread_local Clock::time_point t_request_start;
 constexpr const char* kExposedHeaders =
     "X-Repo-Commit, X-Request-Id, X-Error-Code, X-Error-Message, X-Total-Count, ETag, Link, Accept-Ranges, "
     "Content-Range, X-Linked-Size, X-Linked-ETag, Content-Length";
+
+// Why a request's body framing is ambiguous; nullopt when it is not.
+std::optional<std::string> AmbiguousFraming(const httplib::Request& req) {
+  const size_t lengths = req.get_header_value_count("Content-Length");
+  const size_t encodings = req.get_header_value_count("Transfer-Encoding");
+  for (size_t i = 0; i < lengths; ++i) {
+    const std::string v = req.get_header_value("Content-Length", i);
+    uint64_t n = 0;
+    auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size()) return "Content-Length is not a number";
+    if (i > 0 && v != req.get_header_value("Content-Length", 0)) return "Content-Length given twice with different values";
+  }
+  if (encodings > 1) return "Transfer-Encoding given more than once";
+  if (encodings == 1) {
+    std::string v = req.get_header_value("Transfer-Encoding");
+    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (v != "chunked") return "Transfer-Encoding other than chunked";
+    if (lengths > 0) return "both Content-Length and Transfer-Encoding";
+  }
+  return std::nullopt;
+}
 
 class HttpServerImpl final : public HttpServer {
  public:
@@ -43,6 +66,14 @@ class HttpServerImpl final : public HttpServer {
       static const std::set<std::string> kMethods = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"};
       if (!kMethods.count(req.method)) {
         SendError(res, 405, "MethodNotAllowed", "method not allowed");
+        CloseAfter(res);
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      // Framing a proxy in front could read differently from us is refused before any body is
+      // read (request smuggling): Content-Length given twice with different values or not a
+      // number, Transfer-Encoding other than exactly "chunked", or both headers at once.
+      if (auto why = AmbiguousFraming(req)) {
+        SendError(res, 400, "BadRequest", *why);
         CloseAfter(res);
         return httplib::Server::HandlerResponse::Handled;
       }

@@ -31,22 +31,6 @@ bool Matches(const std::vector<std::string>& globs, const std::string& s) {
   return false;
 }
 
-// An upstream path is written under the staging folder: it must stay inside it.
-bool SafeRelativePath(const std::string& p) {
-  if (p.empty() || p.size() > 4096 || p[0] == '/') return false;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find('/', start);
-    if (end == std::string::npos) end = p.size();
-    std::string part = p.substr(start, end - start);
-    if (part.empty() || part == "." || part == ".." || part == ".git") return false;
-    start = end + 1;
-  }
-  for (char c : p) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == '\\') return false;
-  }
-  return true;
-}
 
 // The ref a revision names locally: a full ref as given, a branch otherwise; none for a commit id.
 std::string LocalRef(const std::string& rev) {
@@ -176,7 +160,9 @@ Result<std::shared_ptr<Fill>> Mirror::Begin(const store::RepoId& repo, const std
   std::string staging = staging_root_ + "/" + key;
   std::vector<store::PlannedFile> planned;
   for (auto& f : all) {
-    if (!SafeRelativePath(f.path)) return DataLossError("upstream lists an unsafe path: " + f.path.substr(0, 200));
+    // An upstream path is written under the staging folder and committed: it must be a valid
+    // repo path (inside the folder, within the length limits).
+    if (Status v = store::ValidatePath(f.path); !v.ok()) return DataLossError("upstream lists a bad path: " + v.message());
     if (!options.include.empty() && !Matches(options.include, f.path)) continue;
     if (Matches(options.exclude, f.path)) continue;
     auto ff = std::make_shared<FillFile>();
@@ -588,7 +574,9 @@ Result<PartialPullResult> Mirror::PullPartial(const store::RepoId& repo, const s
   std::vector<Item> items;
   auto is_safetensors = [](const std::string& p) { return p.size() > 12 && p.ends_with(".safetensors"); };
   for (const auto& f : all) {
-    if (!SafeRelativePath(f.path)) return DataLossError("upstream lists an unsafe path: " + f.path.substr(0, 200));
+    // An upstream path is written under the staging folder and committed: it must be a valid
+    // repo path (inside the folder, within the length limits).
+    if (Status v = store::ValidatePath(f.path); !v.ok()) return DataLossError("upstream lists a bad path: " + v.message());
     auto m = map->File(f.path);
     if (!m.ok()) return DataLossError("the chunk map of " + up.sha + " lacks " + f.path);
     if ((*m)->size != f.size || (f.lfs && (*m)->sha256 != f.sha256)) {

@@ -93,8 +93,9 @@ class Handlers {
   // What of a revision this node holds: per file and per expert (the partial-model view).
   json Locality(const GitOid& commit);
   // File entry JSON as tree and paths-info return it.
-  json FileJson(const store::FileEntry& f, bool expand, const GitOid& commit);
-  json LastCommit(const GitOid& commit, const std::string& path);
+  json FileJson(const store::FileEntry& f);
+  // Each path's `lastCommit` at `commit` (null when the history cannot be read).
+  std::vector<json> LastCommits(const GitOid& commit, const std::vector<std::string>& paths);
   // Whether a miss for `repo` may be filled from the upstream.
   bool CanPullThrough(const store::RepoId& repo) const;
   // Whether the store holds repo@rev.
