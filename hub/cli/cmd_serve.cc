@@ -38,7 +38,9 @@ Result<std::pair<std::string, int>> ParseListen(const std::string& listen) {
 
 struct ServeArgs {
   std::string listen = "127.0.0.1:8080", public_url, upstream, upstream_token;
-  unsigned threads = 32;
+  unsigned threads = 64;
+  int header_timeout = 10, idle_timeout = 30;
+  size_t max_connections = 4096, max_connections_per_ip = 256;
   bool offline = false;
   std::vector<std::string> allow, deny;
   int64_t upstream_rate = 0;
@@ -98,6 +100,10 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.host = hp->first;
   o.port = hp->second;
   o.threads = a.threads;
+  o.header_timeout_s = a.header_timeout;
+  o.idle_timeout_s = a.idle_timeout;
+  o.max_connections = a.max_connections;
+  o.max_connections_per_ip = a.max_connections_per_ip;
   o.public_url = a.public_url;
   o.offline = a.offline;
   o.mirror_policy = MirrorPolicy{a.allow, a.deny};
@@ -166,7 +172,17 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     auto* sub = app.add_subcommand("serve", "Serve the store over the Hugging Face compatible HTTP API");
     auto a = std::make_shared<ServeArgs>();
     sub->add_option("--listen", a->listen, "HOST:PORT (default 127.0.0.1:8080; port 0 = any free port)");
-    sub->add_option("--threads", a->threads, "Worker threads (default 32)");
+    sub->add_option("--threads", a->threads, "Worker threads: requests served at once (default 64)");
+    sub->add_option("--header-timeout", a->header_timeout, "Seconds a request head may take to arrive (default 10)")
+        ->check(CLI::Range(1, 3600));
+    sub->add_option("--idle-timeout", a->idle_timeout,
+                    "Seconds a kept-alive connection may wait for its next request (default 30)")
+        ->check(CLI::Range(1, 3600));
+    sub->add_option("--max-connections", a->max_connections, "Connections open at once (default 4096)")
+        ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+    sub->add_option("--max-connections-per-ip", a->max_connections_per_ip,
+                    "Connections open at once from one client address (default 256)")
+        ->check(CLI::Range(size_t{1}, size_t{1} << 20));
     sub->add_option("--public-url", a->public_url, "Base URL for absolute links (default: from Host)");
     sub->add_option("--upstream", a->upstream, "Pull repos this node lacks from this HF-compatible endpoint");
     sub->add_option("--upstream-token", a->upstream_token, "Token for the upstream (or $HUBNODE_UPSTREAM_TOKEN)");

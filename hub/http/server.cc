@@ -5,9 +5,11 @@
 #include <cctype>
 #include <optional>
 #include <limits>
+#include <mutex>
 #include <set>
 
 #include "base/log.h"
+#include "hub/http/connections.h"
 #include "hub/http/http_util.h"
 #include "hub/http/router.h"
 
@@ -42,19 +44,27 @@ std::optional<std::string> AmbiguousFraming(const httplib::Request& req) {
   return std::nullopt;
 }
 
+// httplib's request parser and router, fed by our connection loop: process_request is protected,
+// and the listening socket its bind made is ours to serve.
+class LibServer final : public httplib::Server {
+ public:
+  bool ServeOne(httplib::Stream& stream, bool close, bool& closed) {
+    return process_request(stream, close, closed, nullptr);
+  }
+  int listen_fd() const { return svr_sock_; }
+};
+
 class HttpServerImpl final : public HttpServer {
  public:
   HttpServerImpl(const HttpServerOptions& o, std::vector<Service*> services, Metrics* metrics)
       : options_(o), services_(std::move(services)), metrics_(metrics) {
-    unsigned threads = std::max(1u, options_.threads);
-    http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     // Bodies are read by the services or by serve_body below, each with its own limits (uploads
     // stream, the rest are capped at max_body); httplib's limit only rejects a Content-Length
     // beyond any upload.
     http_.set_payload_max_length(std::numeric_limits<size_t>::max());
-    http_.set_read_timeout(options_.read_timeout_s, 0);
-    http_.set_write_timeout(60, 0);
+    // Only for the Keep-Alive header httplib writes: the connection loop enforces both.
     http_.set_keep_alive_max_count(100);
+    http_.set_keep_alive_timeout(options_.idle_timeout_s);
     http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       t_request_start = Clock::now();
       // Our file routes read Range themselves; httplib must not also cut an error body to it
@@ -190,10 +200,28 @@ class HttpServerImpl final : public HttpServer {
   }
   int port() const override { return port_; }
   Status Run() override {
-    if (!http_.listen_after_bind()) return InternalError("the HTTP server stopped with an error");
-    return OkStatus();
+    ConnectionOptions co;
+    co.workers = std::max(1u, options_.threads);
+    co.max_connections = options_.max_connections;
+    co.max_connections_per_ip = options_.max_connections_per_ip;
+    co.header_timeout_s = options_.header_timeout_s;
+    co.idle_timeout_s = options_.idle_timeout_s;
+    co.read_timeout_s = options_.read_timeout_s;
+    co.write_timeout_s = 60;
+    co.keep_alive_max = 100;
+    {
+      std::lock_guard lock(loop_mu_);
+      if (stopped_) return OkStatus();
+      loop_ = std::make_unique<ConnectionLoop>(
+          co, http_.listen_fd(), [this](httplib::Stream& s, bool close, bool& closed) { return http_.ServeOne(s, close, closed); });
+    }
+    return loop_->Run();
   }
-  void Stop() override { http_.stop(); }
+  void Stop() override {
+    std::lock_guard lock(loop_mu_);
+    stopped_ = true;
+    if (loop_) loop_->Stop();
+  }
 
  private:
   // The first service that handles the request; null when none does.
@@ -207,7 +235,10 @@ class HttpServerImpl final : public HttpServer {
   HttpServerOptions options_;
   std::vector<Service*> services_;
   Metrics* metrics_;
-  httplib::Server http_;
+  LibServer http_;
+  std::mutex loop_mu_;
+  bool stopped_ = false;
+  std::unique_ptr<ConnectionLoop> loop_;
   int port_ = 0;
 };
 

@@ -1,5 +1,6 @@
-// The HTTP server every route group of the node is mounted on (cpp-httplib): the listening socket
-// and its worker pool, CORS, request body limits, connection safety (an unread body ends the
+// The HTTP server every route group of the node is mounted on (cpp-httplib parses and answers
+// requests): the listening socket, connections that wait for a whole request head without holding
+// a worker (hub/http/connections.h: slow and idle clients cannot starve others), CORS, request body limits, connection safety (an unread body ends the
 // connection: no request smuggling), JSON error bodies even for errors httplib raises itself,
 // a last-resort exception handler, per-route metrics and the access log. What a route does is the
 // business of the Service that handles it; the server asks its services in order and the first
@@ -26,12 +27,20 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   // Port; 0 picks a free one (see HttpServer::port()). Default: 8080.
   int port = 8080;
-  // Worker threads, which bounds concurrent requests and so memory. Default: 32.
-  unsigned threads = 32;
+  // Worker threads, which bounds concurrent requests and so memory. Connections waiting for a
+  // request (slow or idle clients) cost no worker. Default: 64.
+  unsigned threads = 64;
   // Largest request body read for a service that does not stream bodies. Default: 16 MiB.
   size_t max_body = 16 << 20;
-  // Seconds to wait for a client's request bytes. Default: 30.
+  // Seconds one read of a request body may wait for the client. Default: 30.
   int read_timeout_s = 30;
+  // Seconds a request head may take to arrive. Default: 10.
+  int header_timeout_s = 10;
+  // Seconds a kept-alive connection may wait for its next request. Default: 30.
+  int idle_timeout_s = 30;
+  // Connections open at once, in all and from one client address. Default: 4096, 256.
+  size_t max_connections = 4096;
+  size_t max_connections_per_ip = 256;
 };
 
 // A group of routes (the read API, the write API, /v1/, /api/peer/v1/, /metrics).

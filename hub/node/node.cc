@@ -189,6 +189,10 @@ Result<std::unique_ptr<Node>> Node::Create(const NodeOptions& options, store::St
   http.threads = options.threads;
   http.max_body = options.max_body;
   http.read_timeout_s = options.read_timeout_s;
+  http.header_timeout_s = options.header_timeout_s;
+  http.idle_timeout_s = options.idle_timeout_s;
+  http.max_connections = options.max_connections;
+  http.max_connections_per_ip = options.max_connections_per_ip;
   auto node = std::make_unique<NodeImpl>(options, store, tokens, mirror, models);
   ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> server, HttpServer::Create(http, node->Services(), node->metrics()));
   node->SetServer(std::move(server));

@@ -24,8 +24,9 @@ struct NodeOptions {
   std::string host = "127.0.0.1";
   // Port; 0 picks a free one (see Node::port()). Default: 8080.
   int port = 8080;
-  // Worker threads, which bounds concurrent requests and so memory. Default: 32.
-  unsigned threads = 32;
+  // Worker threads, which bounds concurrent requests and so memory. Connections waiting for a
+  // request (slow or idle clients) cost no worker. Default: 64.
+  unsigned threads = 64;
   // Base URL for absolute links (pagination); empty = from the request's Host header.
   // Default: empty.
   std::string public_url;
@@ -33,6 +34,13 @@ struct NodeOptions {
   size_t max_body = 16 << 20;
   // Seconds to wait for a client's request bytes. Default: 30.
   int read_timeout_s = 30;
+  // Seconds a request head may take to arrive; a kept-alive connection's wait for its next request.
+  // Default: 10, 30.
+  int header_timeout_s = 10;
+  int idle_timeout_s = 30;
+  // Connections open at once, in all and from one client address. Default: 4096, 256.
+  size_t max_connections = 4096;
+  size_t max_connections_per_ip = 256;
   // With a mirror: which repos may be pulled through. Default: all.
   MirrorPolicy mirror_policy;
   // Serve only what is held, never contact the upstream. Default: false.
