@@ -173,16 +173,32 @@ Result<OpenedStatement> OpenStatement(std::string_view text, const PublicKey& ke
   if (!sig.ok()) return Malformed("signatures[0].sig: " + sig.status().message());
 
   OpenedStatement out;
-  if (auto vm = b.find("verificationMaterial"); vm != b.end() && vm->is_object()) {
-    if (auto pk = vm->find("publicKey"); pk != vm->end() && pk->is_object()) {
-      if (auto hint = pk->find("hint"); hint != pk->end() && hint->is_string()) {
-        out.key_hint = hint->get<std::string>();
-        if (out.key_hint != key.Hint()) {
-          return PermissionDeniedError("the bundle names key " + out.key_hint.substr(0, 64) + ", not the given key " +
-                                       key.Hint());
-        }
+  // Every bundle carries verificationMaterial (OMS §4.1): a key-mode bundle names its key by
+  // `publicKey.hint` (or, before v1.1.0 of the reference tool, `publicKey.rawBytes`); a
+  // certificate-mode bundle carries the chain, which VerifyCertificateBundle checks. One without is
+  // invalid even when the verifier is handed a key.
+  ASSIGN_OR_RETURN(const json* vm, Field(b, "verificationMaterial", json::value_t::object, "bundle"));
+  if (auto pk = vm->find("publicKey"); pk != vm->end()) {
+    if (!pk->is_object()) return Malformed("verificationMaterial.publicKey is not an object");
+    if (auto hint = pk->find("hint"); hint != pk->end() && hint->is_string()) {
+      out.key_hint = hint->get<std::string>();
+      if (out.key_hint != key.Hint()) {
+        return PermissionDeniedError("the bundle names key " + out.key_hint.substr(0, 64) + ", not the given key " +
+                                     key.Hint());
       }
+    } else if (auto raw = pk->find("rawBytes"); raw != pk->end() && raw->is_string()) {
+      auto pem = Base64Decode(raw->get<std::string>());
+      auto named = pem.ok() ? PublicKey::FromPem(*pem) : Result<PublicKey>(pem.status());
+      if (!named.ok()) return Malformed("verificationMaterial.publicKey.rawBytes is not a PEM public key");
+      if (named->Hint() != key.Hint()) {
+        return PermissionDeniedError("the bundle names key " + named->Hint() + ", not the given key " + key.Hint());
+      }
+      out.key_hint = named->Hint();
+    } else {
+      return Malformed("verificationMaterial.publicKey has neither a hint nor rawBytes");
     }
+  } else if (!vm->contains("x509CertificateChain") && !vm->contains("certificate")) {
+    return Malformed("verificationMaterial names no key and carries no certificate");
   }
   // The signature covers exactly the payload bytes we were given; callers parse those same bytes.
   RETURN_IF_ERROR(key.Verify(Pae(kPayloadType, *payload), *sig));

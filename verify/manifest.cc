@@ -70,10 +70,17 @@ Result<Manifest> HashDirectory(const std::string& dir, const Serialization& ser,
   if (ser.method != "files" && ser.method != "shards") return InvalidArgumentError("unknown method '" + ser.method + "'");
   if (ser.method == "shards" && ser.shard_size == 0) return InvalidArgumentError("shard_size must be positive");
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return InvalidArgumentError("not a directory: " + dir);
-  std::set<std::string> ignore(ser.ignore_paths.begin(), ser.ignore_paths.end());
   std::vector<std::pair<std::string, std::string>> files;
-  RETURN_IF_ERROR(Walk(dir, "", ignore, ser.allow_symlinks, &files));
+  if (fs::is_regular_file(fs::symlink_status(dir, ec))) {
+    // A model that is one file: its resource is named "." (its path relative to itself), as the
+    // reference tool names it.
+    files.emplace_back(".", dir);
+  } else if (!fs::is_directory(dir, ec)) {
+    return InvalidArgumentError("not a directory or a regular file: " + dir);
+  } else {
+    std::set<std::string> ignore(ser.ignore_paths.begin(), ser.ignore_paths.end());
+    RETURN_IF_ERROR(Walk(dir, "", ignore, ser.allow_symlinks, &files));
+  }
   if (files.empty()) return InvalidArgumentError("nothing to sign: the model has no files");
 
   std::vector<Job> jobs;

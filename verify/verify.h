@@ -90,7 +90,8 @@ struct Manifest {
 std::vector<std::string> DefaultIgnorePaths(const std::string& signature_name = "model.sig");
 
 // Hashes a model directory (regular files, recursively; `serialization.ignore_paths` excluded as
-// exact top-level-relative paths) with `threads` workers. InvalidArgument for symlinks (unless
+// exact top-level-relative paths) with `threads` workers. A single regular file is a model too:
+// one resource named "." (shards: ".:start:end"), as the reference tool names it. InvalidArgument for symlinks (unless
 // allowed), an empty model or a non-UTF-8/unsafe path.
 Result<Manifest> HashDirectory(const std::string& dir, const Serialization& serialization, unsigned threads = 0);
 

@@ -17,21 +17,25 @@ namespace {
 namespace fs = std::filesystem;
 
 struct Target {
-  bool is_dir = false;
+  bool is_dir = false;   // a directory, or a single-file model (is_file)
+  bool is_file = false;
   std::string dir;
   RepoSpec spec;
+  // Where the bundle is by default: DIR/model.sig, or FILE.sig for a single-file model.
+  std::string DefaultSignature() const { return is_file ? dir + ".sig" : (fs::path(dir) / "model.sig").string(); }
 };
 
 Result<Target> ParseTarget(const std::string& s) {
   Target t;
   std::error_code ec;
-  if (fs::is_directory(s, ec)) {
+  if (fs::is_directory(s, ec) || fs::is_regular_file(s, ec)) {
     t.is_dir = true;
+    t.is_file = !fs::is_directory(s, ec);
     t.dir = s;
     return t;
   }
   auto spec = ParseRepoSpec(s);
-  if (!spec.ok()) return InvalidArgumentError("'" + s + "' is neither a directory nor REPO[@REV]");
+  if (!spec.ok()) return InvalidArgumentError("'" + s + "' is neither a directory, a file nor REPO[@REV]");
   t.spec = *spec;
   return t;
 }
@@ -63,15 +67,15 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
     }});
   }
   {
-    auto* sub = app.add_subcommand("sign", "Sign DIR or REPO@REV with an OpenSSF model-signing bundle");
+    auto* sub = app.add_subcommand("sign", "Sign DIR, FILE or REPO@REV with an OpenSSF model-signing bundle");
     struct Args {
       std::string target, key, out, method = "files", cert;
       uint64_t shard_size = 1'000'000'000;
     };
     auto a = std::make_shared<Args>();
-    sub->add_option("target", a->target, "Model directory, or REPO[@REV] in the store")->required();
+    sub->add_option("target", a->target, "Model directory, a single-file model, or REPO[@REV] in the store")->required();
     sub->add_option("--key", a->key, "PEM private key (from hubnode keygen or openssl)")->required();
-    sub->add_option("--out", a->out, "Bundle to write (default DIR/model.sig; required for REPO@REV)");
+    sub->add_option("--out", a->out, "Bundle to write (default DIR/model.sig or FILE.sig; required for REPO@REV)");
     sub->add_option("--method", a->method, "files (default) or shards")->check(CLI::IsMember({"files", "shards"}));
     sub->add_option("--shard-size", a->shard_size, "Shard size in bytes for --method shards (default 1e9)");
     sub->add_option("--cert", a->cert, "Certificate mode: PEM leaf certificate for --key, then its chain");
@@ -89,7 +93,7 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
       Result<verify::Manifest> m = InternalError("unset");
       std::string out_path = a->out;
       if (t->is_dir) {
-        if (out_path.empty()) out_path = (fs::path(t->dir) / "model.sig").string();
+        if (out_path.empty()) out_path = t->DefaultSignature();
         m = verify::HashDirectory(t->dir, ser);
       } else {
         if (out_path.empty()) return Fail(InvalidArgumentError("--out is required when signing REPO@REV"));
@@ -116,18 +120,18 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
     }});
   }
   {
-    auto* sub = app.add_subcommand("verify", "Verify the model signature of DIR or REPO@REV");
+    auto* sub = app.add_subcommand("verify", "Verify the model signature of DIR, FILE or REPO@REV");
     struct Args {
       std::string target, key, signature, ns, ca;
       bool trust = false;
     };
     auto a = std::make_shared<Args>();
-    sub->add_option("target", a->target, "Model directory, or REPO[@REV] in the store")->required();
+    sub->add_option("target", a->target, "Model directory, a single-file model, or REPO[@REV] in the store")->required();
     sub->add_option("--key", a->key, "PEM public key of the signer");
     sub->add_flag("--trust", a->trust, "Use the trust store's keys for the repo's namespace instead of --key");
     sub->add_option("--ca", a->ca, "Certificate mode: PEM file of trusted root certificates");
     sub->add_option("--namespace", a->ns, "With --trust and a directory: the namespace it belongs to");
-    sub->add_option("--signature", a->signature, "Bundle (default: model.sig in the model)");
+    sub->add_option("--signature", a->signature, "Bundle (default: model.sig in the model, or FILE.sig)");
     out->push_back({sub, [a, &flags]() -> int {
       auto t = ParseTarget(a->target);
       if (!t.ok()) return Fail(t.status());
@@ -138,8 +142,7 @@ void AddSignCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comman
       GitOid commit;
       Result<std::string> bundle = InternalError("unset");
       if (t->is_dir) {
-        bundle = ReadFileToString(a->signature.empty() ? (fs::path(t->dir) / "model.sig").string() : a->signature,
-                                  256 << 20);
+        bundle = ReadFileToString(a->signature.empty() ? t->DefaultSignature() : a->signature, 256 << 20);
       } else {
         auto opened = OpenStore(flags);
         if (!opened.ok()) return Fail(opened.status());

@@ -88,5 +88,21 @@ check "certificate-mode bundle verifies against the openssl-made root" 1 \
   "$("$HUBNODE" verify m2 --ca ca.pem 2>&1 | grep -c '^verdict: OK')"
 openssl req -x509 -new -key leaf.key -subj "/CN=Self Signed" -days 1 -out self.pem 2> /dev/null
 check "an untrusted root is refused" 1 "$("$HUBNODE" verify m2 --ca self.pem 2>&1 | grep -c 'certificate chain rejected')"
+
+# A single-file model (issue 13, item 19): one resource named "." (the reference tool's vectors),
+# its bundle FILE.sig, checked by openssl too; a bundle without verificationMaterial is refused
+# even with the right key.
+head -c 5000 /dev/urandom > single.bin
+"$HUBNODE" sign single.bin --key k3 > /dev/null
+check "a single-file model signs to FILE.sig" True "$([[ -s single.bin.sig ]] && echo True)"
+check "its one resource is named ." '["."]' "$(python3 -c "import base64,json; b=json.load(open('single.bin.sig')); p=json.loads(base64.b64decode(b['dsseEnvelope']['payload'])); print(json.dumps([r['name'] for r in p['predicate']['resources']]))")"
+check "it verifies" 1 "$("$HUBNODE" verify single.bin --key k3.pub | grep -c '^verdict: OK')"
+python3 -c "import base64,json; b=json.load(open('single.bin.sig')); open('pae1.bin','wb').write(b'DSSEv1 28 application/vnd.in-toto+json %d ' % len(base64.b64decode(b['dsseEnvelope']['payload'])) + base64.b64decode(b['dsseEnvelope']['payload'])); open('sig1.der','wb').write(base64.b64decode(b['dsseEnvelope']['signatures'][0]['sig']))"
+check "openssl verifies its signature" "Verified OK" "$(openssl dgst -sha256 -verify k3.pub -signature sig1.der pae1.bin)"
+head -c 5000 /dev/urandom > single.bin
+check "a changed single file fails" 1 "$("$HUBNODE" verify single.bin --key k3.pub 2>&1 | grep -c '^verdict: FAILED')"
+python3 -c "import json; b=json.load(open('single.bin.sig')); del b['verificationMaterial']; json.dump(b, open('bare.sig','w'))"
+check "no verificationMaterial: refused with the key" 1 "$("$HUBNODE" verify single.bin --key k3.pub --signature bare.sig 2>&1 | grep -c 'verificationMaterial')"
+
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

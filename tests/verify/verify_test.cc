@@ -87,13 +87,14 @@ TEST(SignTest, TamperingAndWrongKeysFail) {
   ASSERT_OK_AND_ASSIGN(Manifest missing, HashDirectory(dir / "m", Files()));
   EXPECT_NE(CompareManifests(v.manifest, missing).message().find("missing from the model: sub/notes.txt"), std::string::npos);
 
-  // Another key of the same curve: the hint does not match; without a hint the signature fails.
+  // Another key of the same curve: the hint does not match. Without verification material the
+  // bundle is invalid whatever key is given (the OMS spec lists it as invalid).
   ASSERT_OK_AND_ASSIGN(PrivateKey other, PrivateKey::Generate(Curve::kP256));
   EXPECT_EQ(VerifyBundle(bundle, other.public_key()).status().code(), StatusCode::kPermissionDenied);
   json b = json::parse(bundle);
   b["verificationMaterial"].erase("publicKey");
-  EXPECT_EQ(VerifyBundle(b.dump(), other.public_key()).status().code(), StatusCode::kPermissionDenied);
-  EXPECT_OK(VerifyBundle(b.dump(), key.public_key()).status());
+  EXPECT_EQ(VerifyBundle(b.dump(), other.public_key()).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(VerifyBundle(b.dump(), key.public_key()).status().code(), StatusCode::kInvalidArgument);
 }
 
 // Rewrites the bundle's statement (and re-signs it, so only the statement is at fault).
@@ -138,6 +139,10 @@ TEST(SignTest, MalformedBundlesAreRejected) {
       {"short digest", WithStatement(good, key, [](json& s) { s["predicate"]["resources"][0]["digest"] = "abcd"; })},
       {"unknown method", WithStatement(good, key, [](json& s) { s["predicate"]["serialization"]["method"] = "tar"; })},
       {"unknown predicate", WithStatement(good, key, [](json& s) { s["predicateType"] = "https://model_signing/Digests/v0.1"; })},
+      // Regression (issue 13, item 19): accepted when the verifier was given the key.
+      {"no verificationMaterial", edit([](json& b) { b.erase("verificationMaterial"); })},
+      {"no publicKey", edit([](json& b) { b["verificationMaterial"].erase("publicKey"); })},
+      {"publicKey names nothing", edit([](json& b) { b["verificationMaterial"]["publicKey"] = json::object(); })},
   };
   for (const auto& [name, text] : bad) {
     auto r = VerifyBundle(text, pub);
@@ -149,6 +154,43 @@ TEST(SignTest, MalformedBundlesAreRejected) {
   payload[payload.size() / 2] ^= 1;
   b["dsseEnvelope"]["payload"] = Base64Encode(payload);
   EXPECT_EQ(VerifyBundle(b.dump(), pub).status().code(), StatusCode::kPermissionDenied);
+}
+
+// Bundles of the reference tool before v1.1.0 name the key by its PEM (publicKey.rawBytes).
+TEST(SignTest, RawBytesNameTheKey) {
+  TempDir dir;
+  WriteModel(dir);
+  ASSERT_OK_AND_ASSIGN(Manifest m, HashDirectory(dir / "m", Files()));
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(Curve::kP256));
+  ASSERT_OK_AND_ASSIGN(PrivateKey other, PrivateKey::Generate(Curve::kP256));
+  ASSERT_OK_AND_ASSIGN(std::string good, SignBundle(m, key));
+  json b = json::parse(good);
+  b["verificationMaterial"]["publicKey"] = {{"rawBytes", Base64Encode(key.public_key().pem())}};
+  EXPECT_TRUE(VerifyBundle(b.dump(), key.public_key()).ok());
+  EXPECT_EQ(VerifyBundle(b.dump(), other.public_key()).status().code(), StatusCode::kPermissionDenied);
+}
+
+// A single-file model is a model: one resource named ".", as the reference tool's vectors have it.
+TEST(SignTest, ASingleFileModel) {
+  TempDir dir;
+  WriteFile(dir / "model.bin", std::string(3000, 'q'));
+  ASSERT_OK_AND_ASSIGN(Manifest m, HashDirectory(dir / "model.bin", Files()));
+  ASSERT_EQ(m.resources.size(), 1u);
+  EXPECT_EQ(m.resources[0].name, ".");
+  EXPECT_EQ(m.model_name, "model.bin");
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(Curve::kP384));
+  ASSERT_OK_AND_ASSIGN(std::string bundle, SignBundle(m, key));
+  ASSERT_OK_AND_ASSIGN(VerifiedBundle v, VerifyBundle(bundle, key.public_key()));
+  EXPECT_TRUE(CompareManifests(v.manifest, m).ok());
+  WriteFile(dir / "model.bin", std::string(3000, 'r'));
+  ASSERT_OK_AND_ASSIGN(Manifest changed, HashDirectory(dir / "model.bin", Files()));
+  EXPECT_FALSE(CompareManifests(v.manifest, changed).ok());
+  Serialization shards = Files();
+  shards.method = "shards";
+  shards.shard_size = 1000;
+  ASSERT_OK_AND_ASSIGN(Manifest sharded, HashDirectory(dir / "model.bin", shards));
+  ASSERT_EQ(sharded.resources.size(), 3u);
+  EXPECT_EQ(sharded.resources[0].name, ".:0:1000");
 }
 
 TEST(SignTest, ShardsAndTheReferenceToolsSpellings) {
