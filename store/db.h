@@ -38,9 +38,29 @@ class Db {
   // A batch bound to this database; apply it with Write().
   Batch NewBatch() const;
 
+  struct OpenOptions {
+    // Free bytes kept on the database's file system for RocksDB's own writes (flushes,
+    // compactions, its log and manifest): a write that would leave less is refused with
+    // ResourceExhausted before RocksDB sees it. RocksDB must never meet a full disk: Debian's
+    // build asserts (aborts) on a write after a failed one. Default: 256 MiB.
+    uint64_t min_free_bytes = uint64_t{256} << 20;
+    // Open read-only (no write at all, also none at open). Default: false; chosen anyway when
+    // the disk is too full to open safely.
+    bool read_only = false;
+  };
   // Opens or creates the database at `path`.
-  static Result<std::unique_ptr<Db>> Open(const std::string& path);
+  static Result<std::unique_ptr<Db>> Open(const std::string& path, const OpenOptions& options);
+  static Result<std::unique_ptr<Db>> Open(const std::string& path) { return Open(path, OpenOptions{}); }
   ~Db();
+  // Whether it was opened read-only (every write is ResourceExhausted).
+  bool read_only() const;
+  // Bytes free for this process on the database's file system.
+  uint64_t FreeBytes() const;
+  // Copies the database into the RocksDB backup directory `dir` (incremental: files an earlier
+  // backup there holds are not copied again) and returns the new backup's id.
+  Result<uint32_t> Backup(const std::string& dir);
+  // Restores the latest backup of `backup_dir` into `path` (which must not hold a database).
+  static Status Restore(const std::string& backup_dir, const std::string& path);
 
   // The value, nullopt if absent.
   Result<std::optional<std::string>> Get(Cf cf, std::string_view key) const;

@@ -8,6 +8,7 @@
 #include <future>
 
 #include "base/file.h"
+#include "base/log.h"
 #include "store/codec.h"
 #include "store/safetensors.h"
 #include "store/store_impl.h"
@@ -53,7 +54,11 @@ class FileReaderImpl final : public FileReader {
  private:
   Result<std::string> Fetch(size_t i) const {
     const ChunkRef& ref = record_.chunks[i];
-    ASSIGN_OR_RETURN(auto rec, db_.Get(Cf::kChunks, ref.id.view()));
+    auto got = db_.Get(Cf::kChunks, ref.id.view());
+    // Damage RocksDB's own checksums caught is handled below, as a chunk that does not decode.
+    const bool damaged = !got.ok() && got.status().code() == StatusCode::kDataLoss;
+    if (!got.ok() && !damaged) return got.status();
+    std::optional<std::string> rec = damaged ? std::optional<std::string>(std::string()) : std::move(*got);
     if (!rec) {
       // A partly held file: the chunk comes from the chunk source (peers), checked and kept.
       if (!source_) return UnavailableError("chunk " + ref.id.hex() + " is not held by this node");
@@ -64,10 +69,19 @@ class FileReaderImpl final : public FileReader {
       RETURN_IF_ERROR(store_.PutChunk(ref.id, raw, HintAt(i)));
       return raw;
     }
-    auto raw = DecodeOwnedChunk(std::move(*rec));
-    if (!raw.ok()) return raw.status().WithContext("chunk " + ref.id.hex());
-    if (raw->size() != ref.raw_len) return DataLossError("chunk " + ref.id.hex() + " has the wrong length");
-    return raw;
+    // Every chunk read is checked against its id: a record damaged on disk is never served. With
+    // a chunk source (peers), a damaged chunk is fetched again, checked and stored over it.
+    auto raw = damaged ? Result<std::string>(DataLossError("unreadable")) : DecodeOwnedChunk(std::move(*rec));
+    if (raw.ok() && raw->size() == ref.raw_len && ChunkIdOf(*raw) == ref.id) return raw;
+    if (source_) {
+      auto fresh = (*source_)(ref.id, ref.raw_len);
+      if (fresh.ok() && fresh->size() == ref.raw_len && ChunkIdOf(*fresh) == ref.id) {
+        LOG(Warning) << "chunk " << ref.id.hex() << " was damaged on disk; replaced by a verified copy from a peer";
+        RETURN_IF_ERROR(store_.ReplaceChunk(ref.id, *fresh, HintAt(i)));
+        return fresh;
+      }
+    }
+    return DataLossError("chunk " + ref.id.hex() + " is damaged on disk (hubnode fsck --repair --peer URL replaces it)");
   }
 
   // Whether to read chunk i+1 ahead: when the range asked for reaches it, or when reads are

@@ -42,6 +42,33 @@ struct Options {
   // Threads hashing and compressing chunks during an import. 0 = hardware concurrency.
   // Default: 0.
   unsigned ingest_threads = 0;
+  // Disk space kept free for the database's own work; a write that would leave less is refused
+  // (ResourceExhausted) and nothing is written. Reads go on; writes work again once space is
+  // back. Default: 256 MiB.
+  uint64_t min_free_bytes = uint64_t{256} << 20;
+  // Open without writing anything (read-only commands). Default: false. A store whose disk is too
+  // full to open for writing is opened read-only anyway.
+  bool read_only = false;
+};
+
+// What `fsck` found: every chunk re-read and re-hashed, every git object re-hashed, every file
+// record checked against its chunks.
+struct FsckReport {
+  uint64_t chunks = 0, chunk_bytes = 0, objects = 0, files = 0;
+  std::vector<ChunkId> damaged_chunks;      // unreadable, or not hashing to their id
+  std::vector<std::string> damaged_objects;  // git objects (hex id) unreadable or mis-hashed
+  std::vector<std::string> damaged_files;    // file records (LFS oid hex) unreadable or inconsistent
+  uint64_t missing_chunks = 0;               // referenced but not held (a partly held model)
+  std::vector<ChunkId> repaired;             // damaged chunks replaced from the chunk source
+  bool clean() const { return damaged_chunks.size() == repaired.size() && damaged_objects.empty() && damaged_files.empty(); }
+};
+
+struct FsckOptions {
+  // Replace damaged chunks with verified copies from the store's chunk source (peers).
+  // Default: false.
+  bool repair = false;
+  // Progress: chunks checked of the total. Optional.
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 // A repo name: `name` or `namespace/name`, each part 1-96 of [A-Za-z0-9._-], not starting with
@@ -415,6 +442,18 @@ class Store {
   // Sets (or clears, with nullptr) where readers fetch missing chunks. Without one, reading a
   // missing chunk is Unavailable. A reader keeps the source it was opened with.
   virtual void SetChunkSource(ChunkSource source) = 0;
+
+  // Checks everything stored (it reads every byte: minutes per 100 GB). With `repair`, damaged
+  // chunks are fetched from the chunk source, checked and stored over the damaged ones.
+  virtual Result<FsckReport> Fsck(const FsckOptions& options) = 0;
+  // Copies the database into the backup directory `dir` (RocksDB's BackupEngine: incremental,
+  // checksummed) and returns the backup's id. The data directory's other files are the caller's.
+  virtual Result<uint32_t> Backup(const std::string& dir) = 0;
+  // Restores the latest backup in `backup_dir` as the store of `data_dir` (which must hold none),
+  // after checking the backup's checksums.
+  static Status Restore(const std::string& backup_dir, const std::string& data_dir);
+  // Whether the store was opened read-only (asked for, or its disk was full).
+  virtual bool read_only() const = 0;
 
   // Writes a commit (trees, commit object, expert index) from a parent and changes without moving
   // any ref; UpdateRef publishes it. InvalidArgument for a bad path or a file/folder clash;

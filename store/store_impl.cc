@@ -148,8 +148,14 @@ bool PinSet::IsPinned(const ChunkId& id) { return pins_.count(id) != 0; }
 // ---- open ---------------------------------------------------------------------------------------
 
 Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Db> db, Db::Open(options.data_dir + "/db"));
+  Db::OpenOptions dbo;
+  dbo.min_free_bytes = options.min_free_bytes;
+  dbo.read_only = options.read_only;
+  ASSIGN_OR_RETURN(std::unique_ptr<Db> db, Db::Open(options.data_dir + "/db", dbo));
   ASSIGN_OR_RETURN(auto format, db->Get(Cf::kDefault, kFormatKey));
+  if (!format && db->read_only()) {
+    return FailedPreconditionError("no store at " + options.data_dir + " (and it cannot be created read-only)");
+  }
   if (!format) {
     auto b = db->NewBatch();
     b.Put(Cf::kDefault, kFormatKey, kFormatValue);
@@ -159,6 +165,10 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
                                    "'; this hubnode reads '" + std::string(kFormatValue) + "'");
   }
   return std::unique_ptr<Store>(new StoreImpl(options, std::move(db)));
+}
+
+Status Store::Restore(const std::string& backup_dir, const std::string& data_dir) {
+  return Db::Restore(backup_dir, data_dir + "/db");
 }
 
 StoreImpl::StoreImpl(const Options& options, std::unique_ptr<Db> db)

@@ -61,6 +61,12 @@ class StoreImpl final : public Store {
   uint64_t DiskBytes() override { return db_->DiskBytes(); }
   Result<GcResult> CollectGarbage() override;
   Status CreateRepo(const RepoId& repo, Visibility visibility) override;
+  Result<FsckReport> Fsck(const FsckOptions& options) override;
+  Result<uint32_t> Backup(const std::string& dir) override { return db_->Backup(dir); }
+  bool read_only() const override { return db_->read_only(); }
+  // Stores `raw` as chunk `id` over whatever record is there (a damaged one). REQUIRES: raw
+  // hashes to id.
+  Status ReplaceChunk(const ChunkId& id, std::string_view raw, ElementKindHint hint);
   // A name a new repo may take: not one the HF URL scheme routes elsewhere (ReservedRepoName),
   // and no existing repo's (other than `except`) when case is ignored. REQUIRES: commit_mu_ held.
   Status CheckNewRepoName(const RepoId& repo, const RepoId* except);

@@ -363,6 +363,10 @@ Status StoreImpl::PutChunk(const ChunkId& id, std::string_view raw, ElementKindH
   if (ChunkIdOf(raw) != id) return InvalidArgumentError("chunk bytes do not hash to " + id.hex());
   ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kChunkMeta, id.view()));
   if (have) return OkStatus();
+  return ReplaceChunk(id, raw, hint);
+}
+
+Status StoreImpl::ReplaceChunk(const ChunkId& id, std::string_view raw, ElementKindHint hint) {
   const Options& o = options();
   CodecPolicy policy = !o.compress ? CodecPolicy::kRawOnly : o.byte_grouping ? CodecPolicy::kAuto : CodecPolicy::kZstdOnly;
   ElementKind kind = hint == ElementKindHint::k2Byte ? ElementKind::k2Byte

@@ -1,6 +1,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
+#include "base/log.h"
 #include "hub/cli/commands.h"
 #include "hub/hub.h"
 
@@ -16,7 +17,13 @@ int RunCli(int argc, char** argv) {
   app.add_option("--data", flags.data_dir, "Data directory (default ./hubdata, or $HUBNODE_DATA)");
   app.add_option("--codec", flags.codec, "How new chunks are compressed: auto (default), zstd, raw")
       ->check(CLI::IsMember({"auto", "zstd", "raw"}));
-  app.add_flag("-q,--quiet", flags.quiet, "No progress output");
+  app.add_flag("-q,--quiet", flags.quiet, "No progress output and no informational log lines");
+  app.add_option("--min-free-space", flags.min_free_bytes,
+                 "Disk space the store keeps free for its own work; writes that would leave less are refused "
+                 "(bytes, or with a unit: 256MiB, default 256 MiB)")
+      ->transform(CLI::AsSizeValue(false));
+  // Global options are accepted after the subcommand too (`hubnode serve --data D`).
+  app.fallthrough();
 
   std::vector<Command> commands;
   AddStoreCommands(app, flags, &commands);
@@ -27,6 +34,7 @@ int RunCli(int argc, char** argv) {
   AddChunkMapCommands(app, flags, &commands);
   AddRunCommands(app, flags, &commands);
   AddPublishCommands(app, flags, &commands);
+  AddMaintainCommands(app, flags, &commands);
   AddTestmodelCommand(app, flags, &commands);
 
   try {
@@ -35,6 +43,7 @@ int RunCli(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+  if (flags.quiet && GetLogLevel() < LogLevel::kWarning) SetLogLevel(LogLevel::kWarning);
   for (auto& c : commands) {
     if (c.sub->parsed()) return c.run();
   }

@@ -31,6 +31,7 @@ Result<RepoSpec> ParseRepoSpec(std::string_view s) {
 Result<std::unique_ptr<store::Store>> OpenStore(const GlobalFlags& flags) {
   store::Options o;
   o.data_dir = flags.data_dir;
+  o.min_free_bytes = flags.min_free_bytes;
   if (flags.codec == "zstd") {
     o.byte_grouping = false;
   } else if (flags.codec == "raw") {

@@ -17,6 +17,7 @@ struct GlobalFlags {
   std::string data_dir;  // --data, $HUBNODE_DATA, or ./hubdata
   std::string codec = "auto";  // --codec auto|zstd|raw (how new chunks are compressed)
   bool quiet = false;
+  uint64_t min_free_bytes = uint64_t{256} << 20;  // --min-free-space
 };
 
 // "REPO", "REPO@REV", "REPO@REV:PATH" (REV may contain '/', e.g. refs/pr/1; PATH follows the

@@ -35,6 +35,8 @@ void AddChunkMapCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Co
 void AddRunCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // push, lineage.
 void AddPublishCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
+// fsck, backup, restore.
+void AddMaintainCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 // testmodel.
 void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out);
 

@@ -40,6 +40,7 @@ struct Conn {
   size_t scanned = 0;     // buf[pos..scanned) holds no end of a request head
   bool head_started = false;
   bool draining = false;  // answered and half-closed: what the client still sends is discarded
+  bool linger = false;    // served its last request: to be half-closed and drained
   Clock::time_point deadline;
   size_t served = 0;
 
@@ -333,6 +334,15 @@ struct ConnectionLoop::Impl {
       if (stopping) {
         std::lock_guard lock(mu);
         CloseLocked(c);
+      } else if (c->linger) {
+        // A close with unread input resets the connection, which can destroy the answer before
+        // the client reads it (a refused upload's client is still sending): half-close, then
+        // discard what comes for up to 2 s.
+        ::shutdown(c->fd, SHUT_WR);
+        c->draining = true;
+        c->buf.clear();
+        c->pos = c->scanned = 0;
+        Watch(c, Clock::now() + std::chrono::seconds(2));
       } else if (c->HeadLength() > 0) {  // a pipelined request is already here (its size checked then)
         std::lock_guard lock(mu);
         DispatchLocked(c);
@@ -391,11 +401,10 @@ struct ConnectionLoop::Impl {
         cv.notify_one();
       }
       if (!ok || closed || close) {
-        CloseLocked(c);
-      } else {
-        returned.push_back(c);
-        Wake();
+        c->linger = true;
       }
+      returned.push_back(c);
+      Wake();
     }
   }
 };

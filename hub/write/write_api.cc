@@ -106,6 +106,15 @@ std::string BranchRefName(const std::string& rev) {
   return "refs/heads/" + rev;
 }
 
+void SendWriteError(httplib::Response& res, const Status& s, int http, std::string_view code) {
+  if (s.code() == StatusCode::kResourceExhausted) {
+    res.set_header("Retry-After", "300");
+    return SendError(res, 507, "InsufficientStorage", s.message());
+  }
+  if (http == 0) return SendStatus(res, s);
+  SendError(res, http, code, s.message());
+}
+
 json ErrorList(const std::vector<std::string>& messages) {
   json a = json::array();
   for (const auto& m : messages) a.push_back({{"message", m}});
@@ -233,7 +242,7 @@ void WriteApi::Impl::Create(const httplib::Request& req, httplib::Response& res,
     // Somebody else's private repo answers like any taken name, without saying more.
     return SendJson(res, {{"error", "You already created this model repo"}, {"url", url}}, 409);
   }
-  if (!s.ok()) return SendStatus(res, s);
+  if (!s.ok()) return SendWriteError(res, s);
   LOG(Info) << "created repo " << id->str() << (vis == store::Visibility::kPrivate ? " (private)" : "");
   SendJson(res, {{"url", url}, {"name", id->str()}, {"id", id->str()}});
 }
@@ -258,7 +267,7 @@ void WriteApi::Impl::Delete(httplib::Response& res, const httplib::ContentReader
   r.repo = id->str();
   if (!WritableRepo(r, who, res)) return;
   Status s = store->DeleteRepo(*id);
-  if (!s.ok()) return SendStatus(res, s);
+  if (!s.ok()) return SendWriteError(res, s);
   LOG(Info) << "deleted repo " << id->str();
   SendJson(res, json::object());
 }
@@ -279,7 +288,7 @@ void WriteApi::Impl::Move(httplib::Response& res, const httplib::ContentReader& 
   if (!HeadsAllowed(*from, *to, who, res)) return;
   Status s = store->MoveRepo(*from, *to);
   if (s.code() == StatusCode::kAlreadyExists) return SendError(res, 409, "Conflict", s.message());
-  if (!s.ok()) return SendStatus(res, s);
+  if (!s.ok()) return SendWriteError(res, s);
   LOG(Info) << "moved repo " << from->str() << " to " << to->str();
   SendJson(res, json::object());
 }
@@ -311,7 +320,7 @@ void WriteApi::Impl::Settings(const WRoute& r, httplib::Response& res, const htt
   // A wider audience sees the revisions as they are judged now.
   if (vis != repo->visibility && !HeadsAllowed(repo->id, repo->id, who, res)) return;
   Status s = store->SetVisibility(repo->id, vis);
-  if (!s.ok()) return SendStatus(res, s);
+  if (!s.ok()) return SendWriteError(res, s);
   SendJson(res, json::object());
 }
 
@@ -396,7 +405,7 @@ void WriteApi::Impl::BranchOrTag(const WRoute& r, bool tag, const httplib::Reque
     auto cur = store->Resolve(repo->id, ref);
     if (!cur.ok()) return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + r.rest.substr(0, 200));
     Status s = store->UpdateRef(repo->id, ref, *cur, GitOid());
-    if (!s.ok()) return SendStatus(res, s);
+    if (!s.ok()) return SendWriteError(res, s);
     return SendJson(res, json::object());
   }
   auto body = JsonBody(reader, res);
@@ -420,7 +429,7 @@ void WriteApi::Impl::BranchOrTag(const WRoute& r, bool tag, const httplib::Reque
     store::CommitSpec spec;
     spec.message = "Empty branch";
     auto w = store->WriteCommit(spec);
-    if (!w.ok()) return SendStatus(res, w.status());
+    if (!w.ok()) return SendWriteError(res, w.status());
     target = w->commit;
   } else {
     auto c = store->Resolve(repo->id, start.empty() ? "HEAD" : start);
@@ -444,7 +453,7 @@ void WriteApi::Impl::BranchOrTag(const WRoute& r, bool tag, const httplib::Reque
   }
   Status s = store->UpdateRef(repo->id, ref, cur.ok() ? *cur : GitOid(), target);
   if (s.code() == StatusCode::kInvalidArgument) return SendError(res, 400, "BadRequest", s.message());
-  if (!s.ok()) return SendStatus(res, s);
+  if (!s.ok()) return SendWriteError(res, s);
   SendJson(res, json::object());
 }
 

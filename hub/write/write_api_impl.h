@@ -65,6 +65,11 @@ std::string BranchRefName(const std::string& rev);
 
 json ErrorList(const std::vector<std::string>& messages);
 
+// A store error met while writing: a full disk (ResourceExhausted) is 507 InsufficientStorage
+// with Retry-After (nothing was kept; writes work again once space is back); any other error is
+// `http` with `code`, or the one Status table when `http` is 0.
+void SendWriteError(httplib::Response& res, const Status& s, int http = 0, std::string_view code = "");
+
 // One multipart upload in progress: a content writer fed part by part, in order. A part that
 // arrives out of order (or while another streams) waits on disk until its turn.
 struct PartSession {

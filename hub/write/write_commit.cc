@@ -220,7 +220,7 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
   if (!read.ok()) {
     if (too_big) return SendError(res, 413, "PayloadTooLarge", read.message());
     if (read.code() == StatusCode::kNotFound) return SendError(res, 404, "EntryNotFound", read.message());
-    return SendError(res, read.code() == StatusCode::kFailedPrecondition ? 422 : 400, "BadRequest", read.message());
+    return SendWriteError(res, read, read.code() == StatusCode::kFailedPrecondition ? 422 : 400, "BadRequest");
   }
   if (!cb.saw_header) return SendError(res, 400, "BadRequest", "the commit has no header line");
   if (cb.summary.empty()) cb.summary = "Upload files with hubnode";
@@ -238,7 +238,7 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
     }
   }
 
-  if (Status s = TrackLfsPaths(head, &cb); !s.ok()) return SendError(res, 400, "BadRequest", s.message());
+  if (Status s = TrackLfsPaths(head, &cb); !s.ok()) return SendWriteError(res, s, 400, "BadRequest");
 
   // Without parentCommit a commit lands on wherever the branch is then, as on the Hub: when a
   // concurrent commit moves the branch first, the same changes are applied again on top of it.
@@ -257,7 +257,7 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
     if (!written.ok()) {
       const Status& s = written.status();
       if (s.code() == StatusCode::kNotFound) return SendError(res, 404, "EntryNotFound", s.message());
-      return SendError(res, 400, "BadRequest", s.message());
+      return SendWriteError(res, s, 400, "BadRequest");
     }
     if (!written->changed && !create_pr) {
       return SendJson(res, {{"commitUrl", base + "/commit/" + written->commit.hex()},
@@ -299,7 +299,7 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
           if (rf.name == held) cur = rf.commit;
         }
       }
-      if (Status s = store->UpdateRef(repo->id, held, cur, written->commit); !s.ok()) return SendStatus(res, s);
+      if (Status s = store->UpdateRef(repo->id, held, cur, written->commit); !s.ok()) return SendWriteError(res, s);
       LOG(Info) << "held commit " << written->commit.hex() << " to " << repo->id.str() << " for review";
       SendJson(res, {{"error", "Held for review by this node's policy: " + report.Summary() +
                                    ". An operator releases it with: hubnode approve " + repo->id.str() + "@" + held},
@@ -325,7 +325,7 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
       if (next > kMaxPrNumber) return SendError(res, 409, "Conflict", "too many pull requests");
       target = "refs/pr/" + std::to_string(next);
       Status s = store->UpdateRef(repo->id, target, GitOid(), written->commit);
-      if (!s.ok()) return SendStatus(res, s);
+      if (!s.ok()) return SendWriteError(res, s);
       pr_url = base + "/discussions/" + std::to_string(next);
     } else {
       Status s = store->UpdateRef(repo->id, ref, head.value_or(GitOid()), written->commit);
@@ -339,7 +339,7 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
         return SendError(res, 412, "PreconditionFailed",
                          "A commit has happened since. Please refresh and try again.");
       }
-      if (!s.ok()) return SendStatus(res, s);
+      if (!s.ok()) return SendWriteError(res, s);
     }
     LOG(Info) << "commit " << written->commit.hex() << " to " << repo->id.str() << " " << target << ": "
               << cb.bytes << " bytes, " << cb.new_raw << " new";

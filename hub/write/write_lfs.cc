@@ -229,16 +229,16 @@ void WriteApi::Impl::LfsPut(const WRoute& r, const httplib::Request& req, httpli
   spec.size = size;
   spec.sha256 = digest;
   auto w = store->NewContentWriter(spec);
-  if (!w.ok()) return SendStatus(res, w.status());
+  if (!w.ok()) return SendWriteError(res, w.status());
   Status st;
   bool read_ok = reader([&](const char* data, size_t n) {
     st = (*w)->Write(std::string_view(data, n));
     return st.ok();
   });
-  if (!st.ok()) return SendError(res, 400, "BadContent", st.message());
+  if (!st.ok()) return SendWriteError(res, st, 400, "BadContent");
   if (!read_ok) return SendError(res, 400, "BadRequest", "the upload was cut short");
   auto info = (*w)->Finish();
-  if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
+  if (!info.ok()) return SendWriteError(res, info.status(), 400, "BadContent");
   Remember(*info);
   RecordUpload(sg.repo, digest);
   LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " (" << size << " bytes, " << info->new_chunks
@@ -352,7 +352,7 @@ void WriteApi::Impl::PutPart(const std::string& oid, const Signed& sg, int part,
       if (!read_ok || too_long || got != expect || !st.ok()) {
         // Part of this part is in the writer: the upload cannot be completed any more.
         session->failed = true;
-        if (!st.ok()) return SendError(res, 400, "BadContent", st.message());
+        if (!st.ok()) return SendWriteError(res, st, 400, "BadContent");
         return SendError(res, 400, "SizeMismatch", "part " + std::to_string(part) + " must be " +
                                                        std::to_string(expect) + " bytes");
       }
@@ -446,7 +446,7 @@ void WriteApi::Impl::LfsComplete(const WRoute& r, const httplib::Request& req, h
   auto info = session->writer->Finish();
   EndSession(r.rest, sg);
   fs::remove_all(session->dir, ec);
-  if (!info.ok()) return SendError(res, 400, "BadContent", info.status().message());
+  if (!info.ok()) return SendWriteError(res, info.status(), 400, "BadContent");
   Remember(*info);
   RecordUpload(sg.repo, digest);
   LOG(Info) << "stored LFS object " << r.rest.substr(0, 12) << " from " << parts << " parts (" << sg.size << " bytes)";

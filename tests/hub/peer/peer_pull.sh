@@ -51,7 +51,7 @@ node d export org/moe "$WORK/d-export" > /dev/null
 check "byte-exact" "" "$(diff -r "$WORK/model" "$WORK/d-export")"
 
 # E does not trust A's key: the map is refused, files come whole from the upstream.
-node e pull org/moe --from "$A" --peer "$B" --peer-stats > "$WORK/e.out" 2> "$WORK/e.err"
+"$HUBNODE" --data "$WORK/e" pull org/moe --from "$A" --peer "$B" --peer-stats > "$WORK/e.out" 2> "$WORK/e.err"
 check "untrusted map: pull still works" 0 "$?"
 check "untrusted map refused" True "$(grep -q 'chunk map .* refused' "$WORK/e.err" && echo True)"
 check "untrusted map: no chunks from peers" True "$(grep -q "peer $B: 0 chunks" "$WORK/e.out" && echo True)"
@@ -59,7 +59,7 @@ check "untrusted map: no chunks from peers" True "$(grep -q "peer $B: 0 chunks" 
 # F trusts A, but every peer is down: each chunk comes from the upstream as an HTTP Range,
 # checked against the map; the result is byte-exact.
 node f trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
-node f pull org/moe --from "$A" --peer "$DEAD" --peer-stats > "$WORK/f.out" 2> "$WORK/f.err"
+"$HUBNODE" --data "$WORK/f" pull org/moe --from "$A" --peer "$DEAD" --peer-stats > "$WORK/f.out" 2> "$WORK/f.err"
 check "peers down: upstream fallback by range" "0 True" "$? $(grep -q 'came from the upstream by range' "$WORK/f.err" && echo True)"
 node f export org/moe "$WORK/f-export" > /dev/null
 check "peers down: byte-exact" "" "$(diff -r "$WORK/model" "$WORK/f-export")"
@@ -101,7 +101,7 @@ check "killed peer: byte-exact" "" "$(diff -r "$WORK/model" "$WORK/i-export")"
 
 # J names only B as a peer; it learns A from B's catalog and fetches from both.
 node j trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
-node j pull org/moe --from "$A" --peer "$B" --peer-stats > "$WORK/j.out" 2> "$WORK/j.err"
+"$HUBNODE" --data "$WORK/j" pull org/moe --from "$A" --peer "$B" --peer-stats > "$WORK/j.out" 2> "$WORK/j.err"
 check "peer learned from a catalog" "0 True True" "$? $(grep -q "learned peer $A" "$WORK/j.err" && echo True) $(grep -Eq "peer $A: [1-9]" "$WORK/j.out" && echo True)"
 
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
