@@ -7,6 +7,7 @@
 #include "base/file.h"
 #include "base/hash.h"
 #include "base/hex.h"
+#include "base/json_limits.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "base/thread_pool.h"

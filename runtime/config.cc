@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "base/json_limits.h"
+
 namespace hubnode::runtime {
 namespace {
 
@@ -151,7 +153,7 @@ std::string ModelConfig::ExpertTensor(int layer, int expert, int which) const {
 Result<ModelConfig> ParseModelConfig(std::string_view config_json,
                                      std::string_view generation_config_json) {
   if (config_json.size() > (1 << 20)) return Bad("(file)", "larger than 1 MiB");
-  json j = json::parse(config_json, nullptr, false);
+  json j = (JsonDepthWithin(config_json) ? json::parse(config_json, nullptr, false) : json(json::value_t::discarded));
   if (j.is_discarded() || !j.is_object()) return Bad("(file)", "not a JSON object");
   ModelConfig c;
   auto mt = j.find("model_type");
@@ -248,7 +250,7 @@ Result<ModelConfig> ParseModelConfig(std::string_view config_json,
   }
   RETURN_IF_ERROR(AddIds(j, "eos_token_id", c.eos_ids));
   if (!generation_config_json.empty()) {
-    json g = json::parse(generation_config_json, nullptr, false);
+    json g = (JsonDepthWithin(generation_config_json) ? json::parse(generation_config_json, nullptr, false) : json(json::value_t::discarded));
     if (g.is_discarded() || !g.is_object()) {
       return InvalidArgumentError("generation_config.json: not a JSON object");
     }

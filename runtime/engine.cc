@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "base/json_limits.h"
 #include "base/log.h"
 #include "runtime/backend.h"
 #include "runtime/config.h"
@@ -40,7 +41,7 @@ struct Active {
 // chat_template (a string, or a list of {name, template} where "default" is used).
 std::string ChatTemplateSource(TensorSource& source, const std::string& tokenizer_config) {
   if (auto file = source.ReadFile("chat_template.jinja"); file.ok()) return *file;
-  json cfg = json::parse(tokenizer_config, nullptr, false);
+  json cfg = (JsonDepthWithin(tokenizer_config) ? json::parse(tokenizer_config, nullptr, false) : json(json::value_t::discarded));
   if (cfg.is_discarded() || !cfg.is_object()) return "";
   auto it = cfg.find("chat_template");
   if (it == cfg.end()) return "";

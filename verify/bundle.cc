@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "base/json_limits.h"
 #include "verify/verify.h"
 
 namespace hubnode::verify {
@@ -154,7 +155,7 @@ Result<std::string> SignStatement(std::string_view payload, const PrivateKey& ke
 
 Result<OpenedStatement> OpenStatement(std::string_view text, const PublicKey& key) {
   if (text.size() > kMaxBundle) return Malformed("larger than 256 MiB");
-  json b = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  json b = (JsonDepthWithin(text) ? json::parse(text.begin(), text.end(), nullptr, false) : json(json::value_t::discarded));
   if (b.is_discarded() || !b.is_object()) return Malformed("not a JSON object");
   ASSIGN_OR_RETURN(const json* media, Field(b, "mediaType", json::value_t::string, "bundle"));
   if (*media != kBundleMediaType && *media != kBundleMediaTypeAlt) {
@@ -211,7 +212,7 @@ Result<VerifiedBundle> VerifyBundle(std::string_view text, const PublicKey& key)
   VerifiedBundle out;
   out.key_hint = opened.key_hint;
   const std::string* payload = &opened.payload;
-  json st = json::parse(*payload, nullptr, false);
+  json st = (JsonDepthWithin(*payload) ? json::parse(*payload, nullptr, false) : json(json::value_t::discarded));
   if (st.is_discarded() || !st.is_object()) return Malformed("payload is not a JSON object");
   ASSIGN_OR_RETURN(const json* type, Field(st, "_type", json::value_t::string, "statement"));
   if (*type != kStatementType) return Malformed("statement _type is not " + std::string(kStatementType));

@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "base/json_limits.h"
 #include "verify/verify.h"
 
 namespace hubnode::verify {
@@ -66,7 +67,7 @@ std::string Subject(X509* x) {
 }  // namespace
 
 bool BundleHasCertificate(std::string_view bundle_json) {
-  json b = json::parse(bundle_json.begin(), bundle_json.end(), nullptr, false);
+  json b = (JsonDepthWithin(bundle_json) ? json::parse(bundle_json.begin(), bundle_json.end(), nullptr, false) : json(json::value_t::discarded));
   return b.is_object() && b.contains("verificationMaterial") && b["verificationMaterial"].is_object() &&
          b["verificationMaterial"].contains("x509CertificateChain");
 }
@@ -87,7 +88,7 @@ Result<std::string> SignBundleWithCertificate(const Manifest& manifest, const Pr
 }
 
 Result<VerifiedBundle> VerifyCertificateBundle(std::string_view bundle_json, std::string_view roots_pem) {
-  json b = json::parse(bundle_json.begin(), bundle_json.end(), nullptr, false);
+  json b = (JsonDepthWithin(bundle_json) ? json::parse(bundle_json.begin(), bundle_json.end(), nullptr, false) : json(json::value_t::discarded));
   if (!b.is_object() || !b.contains("verificationMaterial") || !b["verificationMaterial"].is_object()) {
     return InvalidArgumentError("malformed bundle: no verificationMaterial");
   }

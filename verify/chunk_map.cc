@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "base/json_limits.h"
 #include "verify/verify.h"
 
 namespace hubnode::verify {
@@ -79,7 +80,7 @@ std::string ChunkMapStatement(const ChunkMap& map) {
 }
 
 Result<ChunkMap> ParseChunkMapStatement(std::string_view text) {
-  json st = json::parse(text.begin(), text.end(), nullptr, false);
+  json st = (JsonDepthWithin(text) ? json::parse(text.begin(), text.end(), nullptr, false) : json(json::value_t::discarded));
   if (st.is_discarded() || !st.is_object()) return Bad("the statement is not a JSON object");
   ASSIGN_OR_RETURN(std::string type, Str(st, "_type", "statement"));
   if (type != kStatementType) return Bad("_type is not " + std::string(kStatementType));

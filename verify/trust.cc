@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json_limits.h"
 #include "verify/verify.h"
 
 namespace hubnode::verify {
@@ -61,7 +62,7 @@ LicensePolicy TrustStore::PolicyFor(const std::string& ns) const {
 Result<TrustStore> TrustStore::Parse(std::string_view text) {
   TrustStore t;
   if (text.empty()) return t;
-  json j = json::parse(text.begin(), text.end(), nullptr, false);
+  json j = (JsonDepthWithin(text) ? json::parse(text.begin(), text.end(), nullptr, false) : json(json::value_t::discarded));
   if (j.is_discarded() || !j.is_object()) return DataLossError("trust store is not a JSON object");
   const json keys_json = j.value("keys", json::array());
   for (const auto& k : keys_json) {
@@ -181,7 +182,7 @@ Result<TrustedSignature> VerifyWithTrustStore(std::string_view bundle_json, cons
 }
 
 std::string BundleKeyHint(std::string_view bundle_json) {
-  json b = json::parse(bundle_json.begin(), bundle_json.end(), nullptr, false);
+  json b = (JsonDepthWithin(bundle_json) ? json::parse(bundle_json.begin(), bundle_json.end(), nullptr, false) : json(json::value_t::discarded));
   if (b.is_object() && b.contains("verificationMaterial") && b["verificationMaterial"].is_object()) {
     const json& vm = b["verificationMaterial"];
     if (vm.contains("publicKey") && vm["publicKey"].is_object()) {

@@ -12,13 +12,17 @@
 
 #include "base/file.h"
 #include "base/hex.h"
+#include "base/json_limits.h"
 #include "store/store.h"
 
 namespace hubnode::hub {
 namespace {
 
 using json = nlohmann::json;
-constexpr size_t kMaxJson = 64 << 20;
+// What an upstream's JSON answers may weigh, and how many files a repo may list: a DOM costs
+// several times its text, and a hostile upstream must not make a pull take gigabytes.
+constexpr size_t kMaxJson = 16 << 20;
+constexpr size_t kMaxFiles = 100'000;
 
 struct CurlDeleter {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
@@ -157,7 +161,7 @@ Result<UpstreamRevision> Upstream::ResolveRevision(const std::string& repo, cons
   std::string url = options_.url + "/api/models/" + repo + "/revision/" + UrlEncode(rev, false);
   ASSIGN_OR_RETURN(Response r, Get(url, kMaxJson));
   if (r.status != 200) return HttpError(r.status, r.error_code, repo + "@" + rev);
-  json j = json::parse(r.body, nullptr, false);
+  json j = (JsonDepthWithin(r.body) ? json::parse(r.body, nullptr, false) : json(json::value_t::discarded));
   if (j.is_discarded() || !j.is_object() || !j.contains("sha") || !j["sha"].is_string()) {
     return DataLossError("upstream repo info for " + repo + " has no sha");
   }
@@ -176,7 +180,7 @@ Result<std::vector<UpstreamFile>> Upstream::ListFiles(const std::string& repo, c
     if (page > 10000) return DataLossError("upstream tree pagination does not end");
     ASSIGN_OR_RETURN(Response r, Get(url, kMaxJson));
     if (r.status != 200) return HttpError(r.status, r.error_code, repo + " tree");
-    json j = json::parse(r.body, nullptr, false);
+    json j = (JsonDepthWithin(r.body) ? json::parse(r.body, nullptr, false) : json(json::value_t::discarded));
     if (j.is_discarded() || !j.is_array()) return DataLossError("upstream tree listing is not a JSON array");
     for (const auto& e : j) {
       if (!e.is_object() || e.value("type", "") != "file") continue;
@@ -193,6 +197,7 @@ Result<std::vector<UpstreamFile>> Upstream::ListFiles(const std::string& repo, c
         ASSIGN_OR_RETURN(f.sha256, Sha256Digest::FromHex(e["lfs"].value("oid", "")));
       }
       out.push_back(std::move(f));
+      if (out.size() > kMaxFiles) return DataLossError("upstream lists more than 100000 files in " + repo);
     }
     // Follow only links to the same upstream.
     url = r.link_next.rfind(options_.url + "/", 0) == 0 ? r.link_next : "";
@@ -205,7 +210,7 @@ Result<UpstreamCommit> Upstream::Commit(const std::string& repo, const std::stri
   c.sha = sha;
   ASSIGN_OR_RETURN(Response r, Get(options_.url + "/api/models/" + repo + "/commits/" + sha + "?limit=1", kMaxJson));
   if (r.status != 200) return c;  // optional route upstream: keep the defaults
-  json j = json::parse(r.body, nullptr, false);
+  json j = (JsonDepthWithin(r.body) ? json::parse(r.body, nullptr, false) : json(json::value_t::discarded));
   if (!j.is_array() || j.empty() || !j[0].is_object()) return c;
   c.title = j[0].value("title", "");
   if (j[0].contains("authors") && j[0]["authors"].is_array() && !j[0]["authors"].empty() &&

@@ -10,6 +10,7 @@
 
 #include "base/file.h"
 #include "base/hash.h"
+#include "base/json_limits.h"
 
 namespace hubnode::hub {
 namespace {
@@ -42,7 +43,7 @@ Status TokenStore::Load() {
   loaded_mtime_ns_ = mtime;
   if (mtime == 0) return OkStatus();  // no file yet: no tokens
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path_, 16 << 20));
-  json doc = json::parse(text, nullptr, false);
+  json doc = (JsonDepthWithin(text) ? json::parse(text, nullptr, false) : json(json::value_t::discarded));
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("tokens") || !doc["tokens"].is_array()) {
     return DataLossError("token file " + path_ + " is malformed");
   }

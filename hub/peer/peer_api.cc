@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "base/json_limits.h"
 #include "hub/http/http_util.h"
 #include "hub/peer/peer_auth.h"
 #include "hub/trust/trust_gate.h"
@@ -150,7 +151,7 @@ void PeerApi::Chunk(const httplib::Request& req, std::string_view hex, httplib::
 }
 
 void PeerApi::Chunks(const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who) {
-  json body = json::parse(req.body, nullptr, false);
+  json body = (JsonDepthWithin(req.body) ? json::parse(req.body, nullptr, false) : json(json::value_t::discarded));
   if (body.is_discarded() || !body.is_object() || !body.contains("ids") || !body["ids"].is_array()) {
     return SendError(res, 400, "BadRequest", "expected {\"ids\": [chunk ids], \"repo\": id, \"rev\": commit}");
   }

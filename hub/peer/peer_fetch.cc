@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/hex.h"
+#include "base/json_limits.h"
 #include "base/log.h"
 #include "hub/client/upstream.h"
 #include "hub/peer/peer_auth.h"
@@ -70,7 +71,7 @@ void ChunkFetcher::Discover() {
     uo.connect_timeout_s = options_.connect_timeout_s;
     auto body = Upstream(uo).Fetch("/api/peer/v1/catalog", 16 << 20);
     if (!body.ok()) continue;
-    auto j = nlohmann::json::parse(*body, nullptr, false);
+    auto j = (JsonDepthWithin(*body) ? nlohmann::json::parse(*body, nullptr, false) : nlohmann::json(nlohmann::json::value_t::discarded));
     if (j.is_discarded() || !j.is_object() || !j.contains("peers") || !j["peers"].is_array()) continue;
     std::lock_guard lock(mu_);
     for (const auto& p : j["peers"]) {

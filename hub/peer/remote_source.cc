@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "base/json_limits.h"
 #include "hub/client/upstream.h"
 
 namespace hubnode::hub {
@@ -202,7 +203,7 @@ Result<std::unique_ptr<runtime::TensorSource>> OpenPeerSource(const PeerFetchOpt
   }
   if (!map) return why;
   ASSIGN_OR_RETURN(std::string listing, first.Fetch("/api/peer/v1/tensors/" + repo + "?rev=" + resolved.sha, 64 << 20));
-  json j = json::parse(listing, nullptr, false);
+  json j = (JsonDepthWithin(listing) ? json::parse(listing, nullptr, false) : json(json::value_t::discarded));
   if (j.is_discarded() || !j.is_object() || !j.contains("tensors") || !j["tensors"].is_array()) {
     return DataLossError("the peer's tensor list is malformed");
   }

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "base/file.h"
+#include "base/json_limits.h"
 #include "base/log.h"
 #include "hub/peer/chunk_maps.h"
 #include "hub/read/handlers.h"
@@ -269,7 +270,7 @@ void Handlers::RepoInfo(const Route& r, const std::optional<Principal>& who, con
   j["signatureStatus"] = trust.signature;
   j["trustVerdict"] = std::string(verify::VerdictName(trust.verdict));
   if (auto cfg = ReadSmallFile(store_, *commit, "config.json"); cfg.ok()) {
-    json config = json::parse(*cfg, nullptr, false);
+    json config = (JsonDepthWithin(*cfg) ? json::parse(*cfg, nullptr, false) : json(json::value_t::discarded));
     if (config.is_object()) {
       json small = json::object();
       for (const char* k : {"model_type", "architectures"}) {
@@ -327,7 +328,7 @@ void Handlers::PathsInfo(const Route& r, const std::optional<Principal>& who, co
   std::vector<std::string> paths;
   bool expand = false;
   if (req.get_header_value("Content-Type").rfind("application/json", 0) == 0) {
-    json body = json::parse(req.body, nullptr, false);
+    json body = (JsonDepthWithin(req.body) ? json::parse(req.body, nullptr, false) : json(json::value_t::discarded));
     if (body.is_discarded() || !body.is_object() || !body.contains("paths") || !body["paths"].is_array()) {
       return SendError(res, 400, "BadRequest", "body must be {\"paths\": [...], \"expand\": bool}");
     }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "base/hex.h"
+#include "base/json_limits.h"
 #include "base/log.h"
 #include "hub/http/http_util.h"
 
@@ -169,7 +170,7 @@ void OpenAiApi::Models(const std::optional<Principal>& who, httplib::Response& r
 
 void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, const std::optional<Principal>& who,
                          bool chat) {
-  json body = json::parse(req.body, nullptr, false);
+  json body = (JsonDepthWithin(req.body) ? json::parse(req.body, nullptr, false) : json(json::value_t::discarded));
   if (body.is_discarded() || !body.is_object()) return SendOpenAiError(res, 400, "BadRequest", "the body is not a JSON object");
   Params p;
   if (Status s = ParseCommon(body, chat, p); !s.ok()) return SendOpenAiError(res, 400, "BadRequest", s.message());

@@ -12,6 +12,7 @@
 
 #include "base/file.h"
 #include "base/hex.h"
+#include "base/json_limits.h"
 #include "base/log.h"
 #include "hub/http/router.h"
 #include "hub/write/write_api_impl.h"
@@ -193,7 +194,7 @@ std::optional<json> WriteApi::Impl::JsonBody(const httplib::ContentReader& reade
     SendError(res, 413, "PayloadTooLarge", "request body over " + std::to_string(options.max_body) + " bytes");
     return std::nullopt;
   }
-  json j = json::parse(body, nullptr, false);
+  json j = (JsonDepthWithin(body) ? json::parse(body, nullptr, false) : json(json::value_t::discarded));
   if (!j.is_object()) {
     SendError(res, 400, "BadRequest", "the body must be a JSON object");
     return std::nullopt;

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <ctime>
 
+#include "base/json_limits.h"
 #include "base/log.h"
 #include "hub/trust/trust_gate.h"
 #include "hub/write/write_api_impl.h"
@@ -138,7 +139,7 @@ Status WriteApi::Impl::ReadCommitBody(const httplib::Request& req, const httplib
       *too_big = true;
       return ResourceExhaustedError("request body over " + std::to_string(options.max_body) + " bytes");
     }
-    json j = json::parse(body, nullptr, false);
+    json j = (JsonDepthWithin(body) ? json::parse(body, nullptr, false) : json(json::value_t::discarded));
     if (!j.is_object()) return InvalidArgumentError("the body must be NDJSON or a JSON object");
     RETURN_IF_ERROR(CommitOp("header", j, cb));
     for (const auto& [field, key] : {std::pair{"files", "file"}, {"lfsFiles", "lfsFile"},
@@ -154,7 +155,7 @@ Status WriteApi::Impl::ReadCommitBody(const httplib::Request& req, const httplib
   auto process = [&](std::string_view l) -> Status {
     while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.remove_suffix(1);
     if (l.empty()) return OkStatus();
-    json j = json::parse(l, nullptr, false);
+    json j = (JsonDepthWithin(l) ? json::parse(l, nullptr, false) : json(json::value_t::discarded));
     if (!j.is_object() || !j.contains("key") || !j["key"].is_string() || !j.contains("value")) {
       return InvalidArgumentError("each line must be {\"key\": ..., \"value\": {...}}");
     }

@@ -1,6 +1,8 @@
 // Tokenizer: tokenizer.json / tokenizer_config.json parsing, post-processors, Encode and Decode.
 #include "runtime/tokenizer/tokenizer.h"
 
+#include "base/json_limits.h"
+
 #include <algorithm>
 #include <optional>
 #include <utility>
@@ -147,7 +149,7 @@ Result<Json> ParseJsonText(std::string_view text, std::string_view name) {
   if (text.size() > kMaxJsonBytes) {
     return InvalidArgumentError(std::string(name) + ": larger than 64 MB");
   }
-  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  Json json = JsonDepthWithin(text) ? Json::parse(text, nullptr, /*allow_exceptions=*/false) : Json(Json::value_t::discarded);
   if (json.is_discarded()) return InvalidArgumentError(std::string(name) + ": not valid JSON");
   if (!json.is_object()) return InvalidArgumentError(std::string(name) + ": expected an object");
   return json;
