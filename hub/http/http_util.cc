@@ -2,6 +2,7 @@
 
 #include "base/time_format.h"
 
+#include <cctype>
 #include <charconv>
 #include <ctime>
 
@@ -119,5 +120,26 @@ void CloseAfter(httplib::Response& res) {
                              return offset + length < body->size();
                            });
 }
+
+std::optional<std::string> AmbiguousFraming(const httplib::Request& req) {
+  const size_t lengths = req.get_header_value_count("Content-Length");
+  const size_t encodings = req.get_header_value_count("Transfer-Encoding");
+  for (size_t i = 0; i < lengths; ++i) {
+    const std::string v = req.get_header_value("Content-Length", i);
+    uint64_t n = 0;
+    auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size()) return "Content-Length is not a number";
+    if (i > 0 && v != req.get_header_value("Content-Length", 0)) return "Content-Length given twice with different values";
+  }
+  if (encodings > 1) return "Transfer-Encoding given more than once";
+  if (encodings == 1) {
+    std::string v = req.get_header_value("Transfer-Encoding");
+    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (v != "chunked") return "Transfer-Encoding other than chunked";
+    if (lengths > 0) return "both Content-Length and Transfer-Encoding";
+  }
+  return std::nullopt;
+}
+
 
 }  // namespace hubnode::hub

@@ -31,6 +31,12 @@ void SendJson(httplib::Response& res, const json& body, int http_status = 200);
 // the rest as the next request on a kept-alive connection).
 void CloseAfter(httplib::Response& res);
 
+// Why a request's body framing is ambiguous, so that a proxy in front could read it differently
+// (request smuggling): Content-Length not a number or given twice with different values,
+// Transfer-Encoding other than exactly "chunked" or given twice, or both headers. nullopt when
+// it is not.
+std::optional<std::string> AmbiguousFraming(const httplib::Request& req);
+
 struct ByteRange {
   uint64_t offset;
   uint64_t length;

@@ -23,27 +23,6 @@ constexpr const char* kExposedHeaders =
     "X-Repo-Commit, X-Request-Id, X-Error-Code, X-Error-Message, X-Total-Count, ETag, Link, Accept-Ranges, "
     "Content-Range, X-Linked-Size, X-Linked-ETag, Content-Length";
 
-// Why a request's body framing is ambiguous; nullopt when it is not.
-std::optional<std::string> AmbiguousFraming(const httplib::Request& req) {
-  const size_t lengths = req.get_header_value_count("Content-Length");
-  const size_t encodings = req.get_header_value_count("Transfer-Encoding");
-  for (size_t i = 0; i < lengths; ++i) {
-    const std::string v = req.get_header_value("Content-Length", i);
-    uint64_t n = 0;
-    auto r = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size()) return "Content-Length is not a number";
-    if (i > 0 && v != req.get_header_value("Content-Length", 0)) return "Content-Length given twice with different values";
-  }
-  if (encodings > 1) return "Transfer-Encoding given more than once";
-  if (encodings == 1) {
-    std::string v = req.get_header_value("Transfer-Encoding");
-    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (v != "chunked") return "Transfer-Encoding other than chunked";
-    if (lengths > 0) return "both Content-Length and Transfer-Encoding";
-  }
-  return std::nullopt;
-}
-
 // httplib's request parser and router, fed by our connection loop: process_request is protected,
 // and the listening socket its bind made is ours to serve.
 class LibServer final : public httplib::Server {
