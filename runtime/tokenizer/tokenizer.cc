@@ -149,7 +149,11 @@ Result<Json> ParseJsonText(std::string_view text, std::string_view name) {
   if (text.size() > kMaxJsonBytes) {
     return InvalidArgumentError(std::string(name) + ": larger than 64 MB");
   }
-  Json json = JsonDepthWithin(text) ? Json::parse(text, nullptr, /*allow_exceptions=*/false) : Json(Json::value_t::discarded);
+  if (!JsonDepthWithin(text)) {
+    return InvalidArgumentError(std::string(name) + ": nested too deeply (more than " +
+                                std::to_string(kMaxJsonDepth) + " levels)");
+  }
+  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return InvalidArgumentError(std::string(name) + ": not valid JSON");
   if (!json.is_object()) return InvalidArgumentError(std::string(name) + ": expected an object");
   return json;
