@@ -316,6 +316,7 @@ struct FileChange {
 
 struct CommitSpec {
   std::optional<GitOid> parent;  // nullopt = a root commit
+  std::vector<GitOid> merged;    // further parents: a merge commit (then always written)
   std::vector<FileChange> changes;
   Signature author;              // time 0 = now
   std::string message;
@@ -376,6 +377,9 @@ class Store {
   // for review (refs/held/<branch>) never resolve: find them with ListRefs.
   // NotFound otherwise (InvalidArgument for a malformed revision).
   virtual Result<GitOid> Resolve(const RepoId& repo, std::string_view revision) = 0;
+  // Resolve as the repo's writers see it: a branch with a commit staged for review
+  // (refs/held/<branch>) resolves to that commit, and staged commits are reachable by id.
+  virtual Result<GitOid> ResolveStaged(const RepoId& repo, std::string_view revision) = 0;
 
   // Compare-and-swap of a ref. expected zero = must not exist; new zero = delete.
   // FailedPrecondition if the ref does not hold `expected`; NotFound if `target` is not a commit.
@@ -383,6 +387,16 @@ class Store {
                            const GitOid& target) = 0;
 
   virtual Result<CommitInfo> GetCommit(const GitOid& commit) = 0;
+
+  // Small records a repo keeps beside its refs (its discussions), moved and deleted with it. A
+  // key is at most 255 bytes, a value at most 1 MiB. NotFound for a repo that does not exist.
+  virtual Result<std::optional<std::string>> GetRepoData(const RepoId& repo, std::string_view key) = 0;
+  // Writes each (key, value) pair, or deletes the key for nullopt, all at once.
+  virtual Status PutRepoData(const RepoId& repo,
+                             const std::vector<std::pair<std::string, std::optional<std::string>>>& puts) = 0;
+  // The records whose key starts with `prefix`, in key order.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> ListRepoData(const RepoId& repo,
+                                                                                std::string_view prefix) = 0;
   // First-parent history from `commit`, newest first, at most `limit` entries.
   virtual Result<std::vector<CommitInfo>> Log(const GitOid& commit, size_t limit) = 0;
 

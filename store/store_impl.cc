@@ -239,7 +239,7 @@ Result<std::string> StoreImpl::BranchRef(std::string_view branch) {
   return ref;
 }
 
-Result<GitOid> StoreImpl::Resolve(const RepoId& repo, std::string_view rev) {
+Result<GitOid> StoreImpl::Resolve(const RepoId& repo, std::string_view rev, bool staged) {
   ASSIGN_OR_RETURN(RepoInfo info, GetRepo(repo));
   if (rev.empty() || rev.size() > 255) return InvalidArgumentError("invalid revision");
   if (rev == "HEAD") rev = info.default_branch;
@@ -254,7 +254,8 @@ Result<GitOid> StoreImpl::Resolve(const RepoId& repo, std::string_view rev) {
     std::vector<GitOid> stack;
     std::unordered_set<GitOid, DigestHash> seen;
     for (const auto& r : refs) {
-      if (r.name.rfind("refs/held/", 0) != 0) stack.push_back(r.commit);  // held commits are not served
+      // Staged commits (refs/held/) are served to the repo's writers only.
+      if (staged || r.name.rfind("refs/held/", 0) != 0) stack.push_back(r.commit);
     }
     while (!stack.empty() && seen.size() < kMaxReachabilityWalk) {
       GitOid c = stack.back();
@@ -271,13 +272,16 @@ Result<GitOid> StoreImpl::Resolve(const RepoId& repo, std::string_view rev) {
   }
   std::vector<std::string> candidates;
   if (rev.rfind("refs/", 0) == 0) {
+    if (staged && rev.rfind("refs/heads/", 0) == 0) candidates.push_back("refs/held/" + std::string(rev.substr(11)));
     candidates.emplace_back(rev);
   } else {
+    if (staged) candidates.push_back("refs/held/" + std::string(rev));
     candidates.push_back("refs/heads/" + std::string(rev));
     candidates.push_back("refs/tags/" + std::string(rev));
   }
   for (const auto& ref : candidates) {
-    if (!ValidateRefName(ref).ok() || ref.rfind("refs/held/", 0) == 0) continue;
+    if (!ValidateRefName(ref).ok()) continue;
+    if (ref.rfind("refs/held/", 0) == 0 && !(staged && candidates.front() == ref)) continue;
     ASSIGN_OR_RETURN(auto oid, ReadRef(repo, ref));
     if (oid) return *oid;
   }

@@ -40,7 +40,16 @@ class StoreImpl final : public Store {
   Result<RepoInfo> GetRepo(const RepoId& repo) override;
   Result<std::vector<RefInfo>> ListRefs(const RepoId& repo) override;
   Status SetVisibility(const RepoId& repo, Visibility visibility) override;
-  Result<GitOid> Resolve(const RepoId& repo, std::string_view revision) override;
+  Result<GitOid> Resolve(const RepoId& repo, std::string_view revision) override { return Resolve(repo, revision, false); }
+  Result<std::optional<std::string>> GetRepoData(const RepoId& repo, std::string_view key) override;
+  Status PutRepoData(const RepoId& repo,
+                     const std::vector<std::pair<std::string, std::optional<std::string>>>& puts) override;
+  Result<std::vector<std::pair<std::string, std::string>>> ListRepoData(const RepoId& repo,
+                                                                        std::string_view prefix) override;
+  Result<GitOid> ResolveStaged(const RepoId& repo, std::string_view revision) override {
+    return Resolve(repo, revision, true);
+  }
+  Result<GitOid> Resolve(const RepoId& repo, std::string_view revision, bool staged);
   Status UpdateRef(const RepoId& repo, std::string_view ref, const GitOid& expected,
                    const GitOid& target) override;
   Result<CommitInfo> GetCommit(const GitOid& commit) override;

@@ -317,7 +317,8 @@ Result<WrittenCommit> StoreImpl::WriteCommit(const CommitSpec& spec) {
   });
   WrittenCommit out;
   out.files = files.size();
-  if (spec.parent && tree == parent_tree) {
+  for (const GitOid& m : spec.merged) RETURN_IF_ERROR(GetCommit(m).status());
+  if (spec.parent && tree == parent_tree && spec.merged.empty()) {
     out.commit = *spec.parent;
     out.changed = false;
     return out;
@@ -332,6 +333,7 @@ Result<WrittenCommit> StoreImpl::WriteCommit(const CommitSpec& spec) {
   CommitObject commit;
   commit.tree = tree;
   if (spec.parent) commit.parents.push_back(*spec.parent);
+  for (const GitOid& m : spec.merged) commit.parents.push_back(m);
   commit.author = spec.author;
   if (commit.author.time == 0) commit.author.time = static_cast<int64_t>(std::time(nullptr));
   commit.committer = commit.author;
@@ -509,6 +511,55 @@ Status StoreImpl::CreateRepo(const RepoId& repo, Visibility visibility) {
   return db_->Write(b, /*sync=*/true);
 }
 
+namespace {
+
+// Repo records live in the default column family under "repodata/<repo>\0<key>".
+std::string RepoDataKey(const RepoId& repo, std::string_view key) { return "repodata/" + RefKey(repo, key); }
+
+Status ValidRepoDataKey(std::string_view key) {
+  if (key.empty() || key.size() > 255 || key.find('\0') != std::string_view::npos) {
+    return InvalidArgumentError("invalid repo record key");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> StoreImpl::GetRepoData(const RepoId& repo, std::string_view key) {
+  RETURN_IF_ERROR(ValidRepoDataKey(key));
+  RETURN_IF_ERROR(GetRepo(repo).status());
+  return db_->Get(Cf::kDefault, RepoDataKey(repo, key));
+}
+
+Status StoreImpl::PutRepoData(const RepoId& repo,
+                              const std::vector<std::pair<std::string, std::optional<std::string>>>& puts) {
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  RETURN_IF_ERROR(GetRepo(repo).status());
+  auto b = db_->NewBatch();
+  for (const auto& [key, value] : puts) {
+    RETURN_IF_ERROR(ValidRepoDataKey(key));
+    if (value && value->size() > (1u << 20)) return InvalidArgumentError("a repo record is over 1 MiB");
+    if (value) {
+      b.Put(Cf::kDefault, RepoDataKey(repo, key), *value);
+    } else {
+      b.Delete(Cf::kDefault, RepoDataKey(repo, key));
+    }
+  }
+  return db_->Write(b, /*sync=*/true);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::ListRepoData(const RepoId& repo,
+                                                                                 std::string_view prefix) {
+  RETURN_IF_ERROR(GetRepo(repo).status());
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::string base = RepoDataKey(repo, "");
+  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, base + std::string(prefix), [&](std::string_view k, std::string_view v) {
+    out.emplace_back(std::string(k.substr(base.size())), std::string(v));
+    return true;
+  }));
+  return out;
+}
+
 Status StoreImpl::DeleteRepo(const RepoId& repo) {
   std::lock_guard<std::mutex> lock(commit_mu_);
   ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kRepos, repo.str()));
@@ -516,6 +567,10 @@ Status StoreImpl::DeleteRepo(const RepoId& repo) {
   auto b = db_->NewBatch();
   RETURN_IF_ERROR(db_->Scan(Cf::kRefs, RefKey(repo, ""), [&](std::string_view k, std::string_view) {
     b.Delete(Cf::kRefs, k);
+    return true;
+  }));
+  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, RepoDataKey(repo, ""), [&](std::string_view k, std::string_view) {
+    b.Delete(Cf::kDefault, k);
     return true;
   }));
   b.Delete(Cf::kRepos, repo.str());
@@ -536,6 +591,12 @@ Status StoreImpl::MoveRepo(const RepoId& from, const RepoId& to) {
   RETURN_IF_ERROR(db_->Scan(Cf::kRefs, prefix, [&](std::string_view k, std::string_view value) {
     b.Put(Cf::kRefs, RefKey(to, k.substr(prefix.size())), value);
     b.Delete(Cf::kRefs, k);
+    return true;
+  }));
+  const std::string data = RepoDataKey(from, "");
+  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, data, [&](std::string_view k, std::string_view value) {
+    b.Put(Cf::kDefault, RepoDataKey(to, k.substr(data.size())), value);
+    b.Delete(Cf::kDefault, k);
     return true;
   }));
   b.Delete(Cf::kRepos, from.str());

@@ -43,13 +43,20 @@ int RunPush(const PushArgs& a, bool quiet) {
   }
   if (a.as_json) {
     std::printf("%s\n", json{{"commitOid", r->commit_oid}, {"files", r->files}, {"changed", r->changed},
-                             {"uploaded", r->uploaded}, {"bytes", r->bytes}}.dump().c_str());
+                             {"uploaded", r->uploaded}, {"bytes", r->bytes},
+                             {"held", r->held_reason.empty() ? json(nullptr) : json{{"reason", r->held_reason}, {"release", r->held_release}}}}
+                                .dump()
+                                .c_str());
     return 0;
   }
-  std::printf("pushed %zu of %zu files to %s: commit %s\n  %s uploaded, %s new in the store, %s already held\n",
+  std::printf("pushed %zu of %zu files to %s: commit %s\n  %s uploaded, %s new in the store, %s already stored\n",
               r->changed, r->files, r->repo.c_str(), r->commit_oid.empty() ? "?" : r->commit_oid.c_str(),
               HumanBytes(r->uploaded).c_str(), HumanBytes(r->bytes.value("new", uint64_t{0})).c_str(),
               HumanBytes(r->bytes.value("held", uint64_t{0})).c_str());
+  if (!r->held_reason.empty()) {
+    std::printf("  staged, not released: %s\n  only the repo's writers see it until released%s%s\n", r->held_reason.c_str(),
+                r->held_release.empty() ? "" : ": ", r->held_release.c_str());
+  }
   return 0;
 }
 

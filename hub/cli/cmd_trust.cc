@@ -6,6 +6,8 @@
 #include "base/file.h"
 #include "hub/cli/commands.h"
 #include "hub/trust/trust_gate.h"
+#include "hub/client/push.h"
+#include "hub/write/write_api.h"
 
 namespace hubnode::hub {
 
@@ -173,27 +175,32 @@ void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     }});
   }
   {
-    auto* approve = app.add_subcommand("approve", "Release a commit held for license review onto its branch");
+    auto* approve = app.add_subcommand("approve", "Release what is staged for review on a branch, for every reader");
     auto spec = std::make_shared<std::string>();
-    approve->add_option("target", *spec, "REPO@COMMIT (or REPO@refs/held/BRANCH)")->required();
-    out->push_back({approve, [spec, &flags]() -> int {
+    auto node = std::make_shared<std::string>();
+    auto token = std::make_shared<std::string>();
+    approve->add_option("target", *spec, "REPO@BRANCH, REPO@refs/held/BRANCH or REPO@COMMIT")->required();
+    approve->add_option("--node", *node, "Ask a running node (its URL) instead of opening the store");
+    approve->add_option("--token", *token, "With --node: a node-wide write token (default $HF_TOKEN)");
+    out->push_back({approve, [spec, node, token, &flags]() -> int {
       auto rs = ParseRepoSpec(*spec);
       if (!rs.ok()) return Fail(rs.status());
-      auto st = OpenStore(flags);
-      if (!st.ok()) return Fail(st.status());
-      auto refs = (*st)->ListRefs(rs->repo);
-      if (!refs.ok()) return Fail(refs.status());
-      for (const auto& r : *refs) {
-        if (r.name.rfind("refs/held/", 0) != 0 || (r.name != rs->rev && r.commit.hex() != rs->rev)) continue;
-        std::string branch = "refs/heads/" + r.name.substr(10);
-        auto cur = (*st)->Resolve(rs->repo, branch);
-        GitOid expected = cur.ok() ? *cur : GitOid();
-        if (Status s = (*st)->UpdateRef(rs->repo, branch, expected, r.commit); !s.ok()) return Fail(s);
-        if (Status s = (*st)->UpdateRef(rs->repo, r.name, r.commit, GitOid()); !s.ok()) return Fail(s);
-        std::printf("approved %s@%s onto %s\n", rs->repo.str().c_str(), r.commit.hex().c_str(), branch.c_str());
+      if (!node->empty()) {
+        std::string t = !token->empty() ? *token : std::getenv("HF_TOKEN") ? std::getenv("HF_TOKEN") : "";
+        std::string branch = rs->rev.starts_with("refs/held/") ? rs->rev.substr(10) : rs->rev;
+        auto j = CallNode("POST", *node + "/api/models/" + rs->repo.str() + "/approve/" + branch, t, json::object(),
+                          "approve");
+        if (!j.ok()) return Fail(j.status());
+        std::printf("approved %s@%s: every reader sees it now\n", rs->repo.str().c_str(),
+                    j->value("commitOid", std::string("?")).c_str());
         return 0;
       }
-      return Fail(NotFoundError("no held commit " + rs->rev + " in " + rs->repo.str()));
+      auto st = OpenStore(flags);
+      if (!st.ok()) return Fail(st.status());
+      auto released = ReleaseStaged(**st, rs->repo, rs->rev);
+      if (!released.ok()) return Fail(released.status());
+      std::printf("approved %s@%s: every reader sees it now\n", rs->repo.str().c_str(), released->hex().c_str());
+      return 0;
     }});
   }
 }

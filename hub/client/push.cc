@@ -352,10 +352,19 @@ Result<PushResult> PushUnchecked(const PushOptions& a, const PushProgress& progr
   result.changed = changed.size();
   result.uploaded = to_send;
   result.bytes = j.value("bytes", json::object());
+  if (j.is_object() && j.contains("held") && j["held"].is_object()) {
+    result.held_reason = j["held"].value("reason", "held for review");
+    result.held_release = j["held"].value("release", "");
+  }
   return result;
 }
 
 }  // namespace
+
+Result<json> CallNode(const std::string& method, const std::string& url, const std::string& token, const json& body,
+                      const char* what) {
+  return JsonCall(method, url, token, body, what);
+}
 
 Result<PushResult> Push(const PushOptions& options, const PushProgress& progress) {
   try {

@@ -54,8 +54,15 @@ struct PushResult {
   size_t changed = 0;  // files the commit added or changed
   uint64_t uploaded = 0;  // LFS bytes sent
   nlohmann::json bytes = nlohmann::json::object();  // the commit's byte report: total, new, newStored, held
+  // Set when the node staged the commit for review: why, and how an operator releases it.
+  std::string held_reason, held_release;
 };
 
 Result<PushResult> Push(const PushOptions& options, const PushProgress& progress);
+
+// One JSON call to a node's API (`url` whole; `token` empty = anonymous, "$HF_TOKEN" is not
+// read here). FailedPrecondition with the node's error message for an answer other than 2xx.
+Result<nlohmann::json> CallNode(const std::string& method, const std::string& url, const std::string& token,
+                                const nlohmann::json& body, const char* what);
 
 }  // namespace hubnode::hub

@@ -143,4 +143,10 @@ bool CanRead(const std::optional<Principal>& who, const store::RepoInfo& repo) {
   return id.size() > who->ns.size() && id.compare(0, who->ns.size(), who->ns) == 0 && id[who->ns.size()] == '/';
 }
 
+bool CanWrite(const std::optional<Principal>& who, const store::RepoId& repo) {
+  if (!who || who->scope != Scope::kWrite) return false;
+  if (who->ns.empty()) return true;
+  return repo.ns() == who->ns;
+}
+
 }  // namespace hubnode::hub

@@ -65,6 +65,10 @@ class TokenStore {
 // Whether `who` (nullopt = anonymous) may read a repo with this visibility.
 bool CanRead(const std::optional<Principal>& who, const store::RepoInfo& repo);
 
+// Whether `who` may write to `repo` (a write-scope token for its namespace, or for every one):
+// the repo's writers, who also see the commits staged on its branches for review.
+bool CanWrite(const std::optional<Principal>& who, const store::RepoId& repo);
+
 std::string_view ScopeName(Scope s);
 
 }  // namespace hubnode::hub

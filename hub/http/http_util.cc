@@ -19,6 +19,62 @@ void SendError(httplib::Response& res, int http_status, std::string_view error_c
   res.set_content(json{{"error", clean}}.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
+namespace {
+
+std::string CleanHeader(std::string_view text) {
+  std::string clean(text.substr(0, 1000));
+  for (char& c : clean) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  return clean;
+}
+
+std::string_view CodeForStatus(int status) {
+  switch (status) {
+    case 400: return "BadRequest";
+    case 401: return "Unauthenticated";
+    case 403: return "Forbidden";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "LengthRequired";
+    case 412: return "PreconditionFailed";
+    case 413: return "PayloadTooLarge";
+    case 416: return "RangeNotSatisfiable";
+    case 422: return "UnprocessableEntity";
+    case 429: return "TooManyRequests";
+    case 431: return "RequestHeaderFieldsTooLarge";
+    case 451: return "UnavailableForLegalReasons";
+    case 501: return "NotImplemented";
+    case 503: return "ServiceUnavailable";
+    case 504: return "GatewayTimeout";
+    case 507: return "InsufficientStorage";
+    default: return status >= 500 ? "InternalError" : "BadRequest";
+  }
+}
+
+}  // namespace
+
+void CompleteErrorHeaders(httplib::Response& res) {
+  if (res.status < 400) return;
+  if (!res.has_header("X-Error-Code")) res.set_header("X-Error-Code", std::string(CodeForStatus(res.status)));
+  if (res.has_header("X-Error-Message")) return;
+  std::string message;
+  if (!res.content_provider_ && !res.body.empty() && res.body.size() <= (1u << 20) && res.body[0] == '{') {
+    json body = json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_object()) {
+      auto e = body.find("error");
+      if (e != body.end() && e->is_string()) message = e->get<std::string>();
+      if (e != body.end() && e->is_object() && e->contains("message") && (*e)["message"].is_string()) {
+        message = (*e)["message"].get<std::string>();
+      }
+    }
+  }
+  if (message.empty()) message = std::string(CodeForStatus(res.status)) + " (HTTP " + std::to_string(res.status) + ")";
+  res.set_header("X-Error-Message", CleanHeader(message));
+}
+
 int HttpStatusFor(StatusCode code) {
   switch (code) {
     case StatusCode::kOk: return 200;

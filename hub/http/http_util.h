@@ -20,6 +20,11 @@ using json = nlohmann::json;
 // X-Error-Message, as the Hugging Face clients read them.
 void SendError(httplib::Response& res, int http_status, std::string_view error_code, std::string_view message);
 
+// Completes an error answer (status >= 400) prepared by any handler: X-Error-Code (a name for
+// the HTTP status when the handler set none) and X-Error-Message (the body's `error`, or its
+// `error.message` as OpenAI writes it, else the status text), so that every client can print why.
+void CompleteErrorHeaders(httplib::Response& res);
+
 // Maps a Status to an HTTP status and a generic error code (one table for the whole hub).
 int HttpStatusFor(StatusCode code);
 void SendStatus(httplib::Response& res, const Status& status);

@@ -21,7 +21,7 @@ thread_local Clock::time_point t_request_start;
 
 constexpr const char* kExposedHeaders =
     "X-Repo-Commit, X-Request-Id, X-Error-Code, X-Error-Message, X-Total-Count, ETag, Link, Accept-Ranges, "
-    "Content-Range, X-Linked-Size, X-Linked-ETag, Content-Length";
+    "Content-Range, X-Linked-Size, X-Linked-ETag, Content-Length, X-Hubnode-Held";
 
 // httplib's request parser and router, fed by our connection loop: process_request is protected,
 // and the listening socket its bind made is ours to serve.
@@ -88,6 +88,7 @@ class HttpServerImpl final : public HttpServer {
     // A HEAD answer has no body, so it must not claim a JSON one: the JS client parses the body
     // of any error response labelled application/json.
     http_.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+      CompleteErrorHeaders(res);
       if (req.method == "HEAD" && res.status >= 400) {
         res.headers.erase("Content-Type");
         res.set_header("Content-Type", "text/plain; charset=utf-8");

@@ -39,12 +39,18 @@ class WriteService final : public Service {
  public:
   WriteService(WriteApi* api, TokenStore* tokens) : api_(api), tokens_(tokens) {}
   bool Handles(const httplib::Request& req) const override {
-    return req.method != "GET" && req.method != "HEAD" && WriteApi::Handles(req);
+    // GET only for the discussions, the one write-API resource that is also read.
+    return req.method != "HEAD" && WriteApi::Handles(req);
   }
   bool StreamsBody() const override { return true; }
   void Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader* body) override {
     auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
     if (!who.ok()) return SendError(res, 401, "Unauthorized", who.status().message());
+    if (!body && req.method == "GET") {
+      const httplib::ContentReader none([](httplib::ContentReceiver) { return true; },
+                                        [](httplib::MultipartContentHeader, httplib::ContentReceiver) { return true; });
+      return api_->Handle(req, res, none, *who);
+    }
     if (!body) return SendError(res, 405, "MethodNotAllowed", "method not allowed");  // the server gives one
     api_->Handle(req, res, *body, *who);
   }

@@ -87,7 +87,10 @@ class Handlers {
   std::optional<store::RepoInfo> OpenRepo(const Route& r, const std::optional<Principal>& who,
                                           httplib::Response& res);
   // The commit of a route's revision (empty = default branch); otherwise RevisionNotFound is sent.
-  std::optional<GitOid> ResolveRev(const store::RepoInfo& repo, const std::string& rev, httplib::Response& res);
+  // The repo's writers see the commits staged for review on its branches; everyone else the
+  // released ones.
+  std::optional<GitOid> ResolveRev(const store::RepoInfo& repo, const std::string& rev,
+                                   const std::optional<Principal>& who, httplib::Response& res);
   // The offset of the first chunk of [offset, +length) this store lacks (a partly held file).
   std::optional<uint64_t> FirstMissingChunk(const store::FileEntry& f, uint64_t offset, uint64_t length);
   // What of a revision this node holds: per file and per expert (the partial-model view).

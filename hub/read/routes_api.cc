@@ -1,6 +1,7 @@
 // The JSON API: repo info, tree, paths-info, refs, commits, repo listing, whoami.
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <ctime>
 
 #include "base/file.h"
@@ -130,12 +131,15 @@ std::optional<store::RepoInfo> Handlers::OpenRepo(const Route& r, const std::opt
   return *info;
 }
 
-std::optional<GitOid> Handlers::ResolveRev(const store::RepoInfo& repo, const std::string& rev, httplib::Response& res) {
-  auto c = store_->Resolve(repo.id, rev.empty() ? "HEAD" : rev);
+std::optional<GitOid> Handlers::ResolveRev(const store::RepoInfo& repo, const std::string& rev,
+                                           const std::optional<Principal>& who, httplib::Response& res) {
+  const bool writer = CanWrite(who, repo.id);
+  auto resolve = [&](const std::string& r) { return writer ? store_->ResolveStaged(repo.id, r) : store_->Resolve(repo.id, r); };
+  auto c = resolve(rev.empty() ? "HEAD" : rev);
   if (!c.ok() && c.status().code() == StatusCode::kNotFound && !rev.empty() && rev != "HEAD" &&
       CanPullThrough(repo.id)) {
     if (!PullThrough(repo.id, rev, false, res)) return std::nullopt;
-    c = store_->Resolve(repo.id, rev);
+    c = resolve(rev);
   }
   if (!c.ok()) {
     if (c.status().code() == StatusCode::kNotFound || c.status().code() == StatusCode::kInvalidArgument) {
@@ -144,6 +148,13 @@ std::optional<GitOid> Handlers::ResolveRev(const store::RepoInfo& repo, const st
       SendStatus(res, c.status());
     }
     return std::nullopt;
+  }
+  if (writer) {
+    // Tell the writer when what they read is staged: readers without write access see less.
+    auto released = store_->Resolve(repo.id, rev.empty() ? "HEAD" : rev);
+    if (!released.ok() || *released != *c) {
+      res.set_header("X-Hubnode-Held", "staged for review by this node's policy: only the repo's writers see it");
+    }
   }
   return *c;
 }
@@ -209,7 +220,7 @@ void Handlers::RepoInfo(const Route& r, const std::optional<Principal>& who, con
                         httplib::Response& res) {
   auto repo = OpenRepo(r, who, res);
   if (!repo) return;
-  auto commit = ResolveRev(*repo, r.rev, res);
+  auto commit = ResolveRev(*repo, r.rev, who, res);
   if (!commit) return;
   auto c = store_->GetCommit(*commit);
   auto files = store_->ListFiles(*commit);
@@ -264,6 +275,13 @@ void Handlers::RepoInfo(const Route& r, const std::optional<Principal>& who, con
     if (card.is_object() && card.contains("pipeline_tag")) j["pipeline_tag"] = card["pipeline_tag"];
   }
   if (total_params > 0) j["safetensors"] = {{"parameters", params}, {"total", total_params}};
+  if (res.has_header("X-Hubnode-Held")) {
+    const std::string branch = r.rev.empty() || r.rev == "HEAD" ? repo->default_branch : r.rev;
+    j["held"] = {{"reason", res.get_header_value("X-Hubnode-Held")},
+                 {"ref", "refs/held/" + (branch.starts_with("refs/heads/") ? branch.substr(11) : branch)},
+                 {"release", "hubnode approve " + repo->id.str() + "@refs/held/" +
+                                 (branch.starts_with("refs/heads/") ? branch.substr(11) : branch)}};
+  }
   j["locality"] = Locality(*commit);
   TrustReport trust = TrustOf(*repo, *commit, who);
   j["licenseClass"] = trust.license_class;
@@ -286,7 +304,7 @@ void Handlers::Tree(const Route& r, const std::optional<Principal>& who, const h
                     httplib::Response& res) {
   auto repo = OpenRepo(r, who, res);
   if (!repo) return;
-  auto commit = ResolveRev(*repo, r.rev, res);
+  auto commit = ResolveRev(*repo, r.rev, who, res);
   if (!commit) return;
   bool recursive = QueryFlag(req, "recursive", false), expand = QueryFlag(req, "expand", false);
   auto items = store_->ListTree(*commit, r.path, recursive);
@@ -323,7 +341,7 @@ void Handlers::PathsInfo(const Route& r, const std::optional<Principal>& who, co
                          httplib::Response& res) {
   auto repo = OpenRepo(r, who, res);
   if (!repo) return;
-  auto commit = ResolveRev(*repo, r.rev, res);
+  auto commit = ResolveRev(*repo, r.rev, who, res);
   if (!commit) return;
   std::vector<std::string> paths;
   bool expand = false;
@@ -371,13 +389,33 @@ void Handlers::Refs(const Route& r, const std::optional<Principal>& who, const h
   auto refs = store_->ListRefs(repo->id);
   if (!refs.ok()) return SendStatus(res, refs.status());
   json branches = json::array(), tags = json::array(), prs = json::array();
+  // The repo's writers see each branch at its staged head (refs/held/<branch>), held-only
+  // branches included; everyone else sees the released heads.
+  std::map<std::string, GitOid> held;
+  if (CanWrite(who, repo->id)) {
+    for (const auto& ref : *refs) {
+      if (ref.name.rfind("refs/held/", 0) == 0) held[ref.name.substr(10)] = ref.commit;
+    }
+  }
   for (const auto& ref : *refs) {
     auto entry = [&](std::string name) {
       return json{{"name", name}, {"ref", ref.name}, {"targetCommit", ref.commit.hex()}};
     };
-    if (ref.name.rfind("refs/heads/", 0) == 0) branches.push_back(entry(ref.name.substr(11)));
+    if (ref.name.rfind("refs/heads/", 0) == 0) {
+      const std::string name = ref.name.substr(11);
+      auto h = held.find(name);
+      if (h == held.end()) {
+        branches.push_back(entry(name));
+      } else {
+        branches.push_back({{"name", name}, {"ref", ref.name}, {"targetCommit", h->second.hex()}, {"held", true}});
+        held.erase(h);
+      }
+    }
     if (ref.name.rfind("refs/tags/", 0) == 0) tags.push_back(entry(ref.name.substr(10)));
     if (ref.name.rfind("refs/pr/", 0) == 0) prs.push_back(entry(ref.name.substr(5)));
+  }
+  for (const auto& [name, commit] : held) {
+    branches.push_back({{"name", name}, {"ref", "refs/heads/" + name}, {"targetCommit", commit.hex()}, {"held", true}});
   }
   json out = {{"branches", branches}, {"tags", tags}, {"converts", json::array()}};
   if (QueryFlag(req, "include_prs", false)) out["pullRequests"] = prs;
@@ -388,7 +426,7 @@ void Handlers::Commits(const Route& r, const std::optional<Principal>& who, cons
                        httplib::Response& res) {
   auto repo = OpenRepo(r, who, res);
   if (!repo) return;
-  auto commit = ResolveRev(*repo, r.rev, res);
+  auto commit = ResolveRev(*repo, r.rev, who, res);
   if (!commit) return;
   size_t limit = QueryNumber(req, "limit", 50, 1000);
   if (limit == 0) limit = 50;
@@ -489,7 +527,7 @@ void Handlers::Trust(const Route& r, const std::optional<Principal>& who, const 
                      httplib::Response& res) {
   auto repo = OpenRepo(r, who, res);
   if (!repo) return;
-  auto commit = ResolveRev(*repo, r.rev, res);
+  auto commit = ResolveRev(*repo, r.rev, who, res);
   if (!commit) return;
   json j = TrustOf(*repo, *commit, who).ToJson();
   j["sha"] = commit->hex();
@@ -505,7 +543,7 @@ void Handlers::ChunkMap(const Route& r, const std::optional<Principal>& who, htt
   if (repo->visibility == store::Visibility::kGated && !CanRead(who, *repo)) {
     return SendError(res, 403, "GatedRepo", "Access to model " + repo->id.str() + " is restricted.");
   }
-  auto commit = ResolveRev(*repo, r.rev, res);
+  auto commit = ResolveRev(*repo, r.rev, who, res);
   if (!commit) return;
   if (auto denied = DeniedNow(*repo, *commit, who)) {
     return SendError(res, 451, "PolicyRefused", "This node's policy does not allow serving this revision: " + *denied);

@@ -193,7 +193,7 @@ void Handlers::File(const Route& r, const std::optional<Principal>& who, const h
   if (repo->visibility == store::Visibility::kGated && !CanRead(who, *repo)) {
     return SendError(res, 403, "GatedRepo", "Access to model " + repo->id.str() + " is restricted.");
   }
-  auto commit = ResolveRev(*repo, r.rev, res);
+  auto commit = ResolveRev(*repo, r.rev, who, res);
   if (!commit) return;
   res.set_header("X-Repo-Commit", commit->hex());
   // A revision committed under one policy may be denied by today's (a policy changed, a key

@@ -54,7 +54,8 @@ WRoute ParseWrite(const std::string& method, std::string_view target) {
   if (s.size() < 4 || s[0] != "api" || (s[1] != "models" && s[1] != "datasets" && s[1] != "spaces")) return r;
   r.type = std::string(s[1].substr(0, s[1].size() - 1));
   auto marker = [](std::string_view m) {
-    return m == "settings" || m == "preupload" || m == "commit" || m == "branch" || m == "tag";
+    return m == "settings" || m == "preupload" || m == "commit" || m == "branch" || m == "tag" || m == "approve" ||
+           m == "discussions";
   };
   size_t i = marker(s[3]) ? 3 : (s.size() > 4 && marker(s[4])) ? 4 : 0;
   if (i == 0) return r;
@@ -62,9 +63,11 @@ WRoute ParseWrite(const std::string& method, std::string_view target) {
   r.rest = JoinSegments(s, i + 1, s.size());
   std::string_view m = s[i];
   if (m == "settings" && r.rest.empty()) return is(Kind::kSettings, "PUT");
+  if (m == "discussions") return method == "GET" || method == "POST" ? (r.kind = Kind::kDiscussions, r) : r;
   if (r.rest.empty()) return r;
   if (m == "preupload") return is(Kind::kPreupload, "POST");
   if (m == "commit") return is(Kind::kCommit, "POST");
+  if (m == "approve") return is(Kind::kApprove, "POST");
   if (m == "branch") return method == "POST" || method == "DELETE" ? (r.kind = Kind::kBranch, r) : r;
   if (m == "tag") return method == "POST" || method == "DELETE" ? (r.kind = Kind::kTag, r) : r;
   return r;
@@ -142,12 +145,6 @@ Result<std::string> LoadOrCreateUrlKey(const std::string& data_dir) {
   ::umask(old);
   RETURN_IF_ERROR(s);
   return hex;
-}
-
-bool CanWrite(const std::optional<Principal>& who, const store::RepoId& repo) {
-  if (!who || who->scope != Scope::kWrite) return false;
-  if (who->ns.empty()) return true;
-  return Namespace(repo.str()) == who->ns;
 }
 
 std::optional<store::RepoInfo> WriteApi::Impl::WritableRepo(const WRoute& r, const std::optional<Principal>& who,
@@ -244,8 +241,92 @@ void WriteApi::Impl::Create(const httplib::Request& req, httplib::Response& res,
     return SendJson(res, {{"error", "You already created this model repo"}, {"url", url}}, 409);
   }
   if (!s.ok()) return SendWriteError(res, s);
+  // As on the Hub, a new repo starts with one commit: the default .gitattributes. Clients read
+  // the repo (repo_info, repoExists, the parent of their first upload) right after creating it.
+  if (Status init = InitialCommit(*id, *who); !init.ok()) {
+    (void)store->DeleteRepo(*id);
+    return SendWriteError(res, init);
+  }
   LOG(Info) << "created repo " << id->str() << (vis == store::Visibility::kPrivate ? " (private)" : "");
   SendJson(res, {{"url", url}, {"name", id->str()}, {"id", id->str()}});
+}
+
+Result<GitOid> ReleaseStaged(store::Store& store, const store::RepoId& repo, const std::string& branch_or_commit) {
+  ASSIGN_OR_RETURN(auto refs, store.ListRefs(repo));
+  std::string spec = branch_or_commit.starts_with("refs/held/") ? branch_or_commit.substr(10)
+                     : branch_or_commit.starts_with("refs/heads/") ? branch_or_commit.substr(11)
+                                                                    : branch_or_commit;
+  for (const auto& r : refs) {
+    if (!r.name.starts_with("refs/held/") || (r.name.substr(10) != spec && r.commit.hex() != spec)) continue;
+    const std::string branch = "refs/heads/" + r.name.substr(10);
+    auto cur = store.Resolve(repo, branch);
+    if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
+    RETURN_IF_ERROR(store.UpdateRef(repo, branch, cur.ok() ? *cur : GitOid(), r.commit));
+    RETURN_IF_ERROR(store.UpdateRef(repo, r.name, r.commit, GitOid()));
+    return r.commit;
+  }
+  return NotFoundError("nothing is staged for review at " + repo.str() + "@" + branch_or_commit.substr(0, 200));
+}
+
+// The .gitattributes the Hub writes into every new model repo.
+constexpr std::string_view kDefaultGitattributes =
+    "*.7z filter=lfs diff=lfs merge=lfs -text\n"
+    "*.arrow filter=lfs diff=lfs merge=lfs -text\n"
+    "*.bin filter=lfs diff=lfs merge=lfs -text\n"
+    "*.bz2 filter=lfs diff=lfs merge=lfs -text\n"
+    "*.ckpt filter=lfs diff=lfs merge=lfs -text\n"
+    "*.ftz filter=lfs diff=lfs merge=lfs -text\n"
+    "*.gz filter=lfs diff=lfs merge=lfs -text\n"
+    "*.h5 filter=lfs diff=lfs merge=lfs -text\n"
+    "*.joblib filter=lfs diff=lfs merge=lfs -text\n"
+    "*.lfs.* filter=lfs diff=lfs merge=lfs -text\n"
+    "*.mlmodel filter=lfs diff=lfs merge=lfs -text\n"
+    "*.model filter=lfs diff=lfs merge=lfs -text\n"
+    "*.msgpack filter=lfs diff=lfs merge=lfs -text\n"
+    "*.npy filter=lfs diff=lfs merge=lfs -text\n"
+    "*.npz filter=lfs diff=lfs merge=lfs -text\n"
+    "*.onnx filter=lfs diff=lfs merge=lfs -text\n"
+    "*.ot filter=lfs diff=lfs merge=lfs -text\n"
+    "*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+    "*.pb filter=lfs diff=lfs merge=lfs -text\n"
+    "*.pickle filter=lfs diff=lfs merge=lfs -text\n"
+    "*.pkl filter=lfs diff=lfs merge=lfs -text\n"
+    "*.pt filter=lfs diff=lfs merge=lfs -text\n"
+    "*.pth filter=lfs diff=lfs merge=lfs -text\n"
+    "*.rar filter=lfs diff=lfs merge=lfs -text\n"
+    "*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+    "saved_model/**/* filter=lfs diff=lfs merge=lfs -text\n"
+    "*.tar.* filter=lfs diff=lfs merge=lfs -text\n"
+    "*.tar filter=lfs diff=lfs merge=lfs -text\n"
+    "*.tflite filter=lfs diff=lfs merge=lfs -text\n"
+    "*.tgz filter=lfs diff=lfs merge=lfs -text\n"
+    "*.wasm filter=lfs diff=lfs merge=lfs -text\n"
+    "*.xz filter=lfs diff=lfs merge=lfs -text\n"
+    "*.zip filter=lfs diff=lfs merge=lfs -text\n"
+    "*.zst filter=lfs diff=lfs merge=lfs -text\n"
+    "*tfevents* filter=lfs diff=lfs merge=lfs -text\n";
+
+Status WriteApi::Impl::InitialCommit(const store::RepoId& id, const Principal& who) {
+  store::ContentSpec spec;
+  spec.path = ".gitattributes";
+  spec.size = kDefaultGitattributes.size();
+  spec.git_blob = true;
+  ASSIGN_OR_RETURN(auto w, store->NewContentWriter(spec));
+  RETURN_IF_ERROR(w->Write(kDefaultGitattributes));
+  ASSIGN_OR_RETURN(store::ContentInfo info, w->Finish());
+  store::CommitSpec commit;
+  store::FileChange c;
+  c.path = ".gitattributes";
+  c.sha256 = info.sha256;
+  c.size = info.size;
+  c.git_blob = info.git_blob;
+  commit.changes.push_back(std::move(c));
+  commit.author.name = who.token_name;
+  commit.author.email = who.token_name + "@hubnode";
+  commit.message = "initial commit";
+  ASSIGN_OR_RETURN(store::WrittenCommit written, store->WriteCommit(commit));
+  ASSIGN_OR_RETURN(store::RepoInfo info_repo, store->GetRepo(id));
+  return store->UpdateRef(id, "refs/heads/" + info_repo.default_branch, GitOid(), written.commit);
 }
 
 std::optional<store::RepoId> WriteApi::Impl::RepoFromBody(const json& body, const char* name_key, const char* org_key,
@@ -367,7 +448,7 @@ void WriteApi::Impl::Preupload(const WRoute& r, const httplib::Request& req, htt
   }
   std::string gitignore = Str(*body, "gitIgnore");
   std::optional<GitOid> head;
-  if (auto c = store->Resolve(repo->id, r.rest); c.ok()) head = *c;
+  if (auto c = store->ResolveStaged(repo->id, r.rest); c.ok()) head = *c;
   (void)req;
   json out = json::array();
   for (const auto& f : files) {
@@ -404,9 +485,13 @@ void WriteApi::Impl::BranchOrTag(const WRoute& r, bool tag, const httplib::Reque
       return SendError(res, 403, "Forbidden", "the default branch cannot be deleted");
     }
     auto cur = store->Resolve(repo->id, ref);
-    if (!cur.ok()) return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + r.rest.substr(0, 200));
-    Status s = store->UpdateRef(repo->id, ref, *cur, GitOid());
-    if (!s.ok()) return SendWriteError(res, s);
+    auto staged = store->ResolveStaged(repo->id, ref);
+    if (!staged.ok()) return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + r.rest.substr(0, 200));
+    if (cur.ok()) {
+      Status s = store->UpdateRef(repo->id, ref, *cur, GitOid());
+      if (!s.ok()) return SendWriteError(res, s);
+    }
+    if (!tag) DropHeld(repo->id, r.rest);
     return SendJson(res, json::object());
   }
   auto body = JsonBody(reader, res);
@@ -426,6 +511,8 @@ void WriteApi::Impl::BranchOrTag(const WRoute& r, bool tag, const httplib::Reque
     return SendError(res, 400, "BadRequest", "invalid " + std::string(tag ? "tag" : "branch") + " name");
   }
   GitOid target;
+  bool staged_only = false;   // the target is held for review: it goes to refs/held/<name>
+  GitOid released_target;     // ...and the branch itself to what readers see there (or nowhere)
   if (!tag && Bool(*body, "emptyBranch")) {
     store::CommitSpec spec;
     spec.message = "Empty branch";
@@ -433,9 +520,24 @@ void WriteApi::Impl::BranchOrTag(const WRoute& r, bool tag, const httplib::Reque
     if (!w.ok()) return SendWriteError(res, w.status());
     target = w->commit;
   } else {
-    auto c = store->Resolve(repo->id, start.empty() ? "HEAD" : start);
+    // From the starting point as its writers see it: a commit staged there for review stays
+    // staged on the new branch (and a tag cannot name one).
+    auto c = store->ResolveStaged(repo->id, start.empty() ? "HEAD" : start);
     if (!c.ok()) return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + start.substr(0, 200));
     target = *c;
+    auto released = store->Resolve(repo->id, start.empty() ? "HEAD" : start);
+    if (!released.ok() || *released != target) {
+      TrustReport report = Assess(repo->id, target, who);
+      if (report.verdict == verify::Verdict::kReview) {
+        if (tag) {
+          return SendError(res, 409, "HeldForReview",
+                           "Cannot tag " + target.hex() + ": it is held for review by this node's policy: " +
+                               report.Summary());
+        }
+        staged_only = true;
+        released_target = released.ok() ? *released : GitOid();
+      }
+    }
     // A new branch or tag serves its revision as it is judged now (an old commit may be denied
     // by today's policy). An empty branch serves nothing and needs no verdict.
     TrustReport report = Assess(repo->id, target, who);
@@ -448,14 +550,50 @@ void WriteApi::Impl::BranchOrTag(const WRoute& r, bool tag, const httplib::Reque
       return;
     }
   }
-  auto cur = store->Resolve(repo->id, ref);
+  auto cur = store->ResolveStaged(repo->id, ref);
   if (cur.ok() && !(Bool(*body, "overwrite") && !tag)) {
     return SendError(res, 409, "Conflict", std::string(tag ? "tag " : "branch ") + name + " already exists");
   }
-  Status s = store->UpdateRef(repo->id, ref, cur.ok() ? *cur : GitOid(), target);
+  if (staged_only) {
+    auto cur_released = store->Resolve(repo->id, ref);
+    auto cur_held = store->ResolveStaged(repo->id, "refs/held/" + name);
+    Status s = store->UpdateRef(repo->id, "refs/held/" + name, cur_held.ok() ? *cur_held : GitOid(), target);
+    if (s.ok() && (cur_released.ok() || !released_target.IsZero())) {
+      s = store->UpdateRef(repo->id, ref, cur_released.ok() ? *cur_released : GitOid(), released_target);
+    }
+    if (s.code() == StatusCode::kInvalidArgument) return SendError(res, 400, "BadRequest", s.message());
+    if (!s.ok()) return SendWriteError(res, s);
+    res.set_header("X-Hubnode-Held", "the branch starts at a commit held for review");
+    return SendJson(res, {{"held", {{"ref", "refs/held/" + name}}}});
+  }
+  auto cur_released = store->Resolve(repo->id, ref);
+  Status s = store->UpdateRef(repo->id, ref, cur_released.ok() ? *cur_released : GitOid(), target);
   if (s.code() == StatusCode::kInvalidArgument) return SendError(res, 400, "BadRequest", s.message());
   if (!s.ok()) return SendWriteError(res, s);
+  if (!tag) DropHeld(repo->id, name);
   SendJson(res, json::object());
+}
+
+void WriteApi::Impl::Approve(const WRoute& r, httplib::Response& res, const std::optional<Principal>& who) {
+  // An operator's act: a token for every namespace, as `hubnode approve` is for the store's owner.
+  if (!who) return SendError(res, 401, "Unauthorized", "a write token is required (Authorization: Bearer hf_...)");
+  if (who->scope != Scope::kWrite || !who->ns.empty()) {
+    return SendError(res, 403, "Forbidden", "releasing a staged commit needs a node-wide write token");
+  }
+  auto repo = WritableRepo(r, who, res);
+  if (!repo) return;
+  auto released = ReleaseStaged(*store, repo->id, r.rest);
+  if (!released.ok()) {
+    if (released.status().code() == StatusCode::kNotFound) return SendError(res, 404, "NotHeld", released.status().message());
+    return SendWriteError(res, released.status(), 0, "");
+  }
+  LOG(Info) << "released " << released->hex() << " onto " << repo->id.str() << " (approved by " << who->token_name << ")";
+  SendJson(res, {{"commitOid", released->hex()}, {"released", true}});
+}
+
+void WriteApi::Impl::DropHeld(const store::RepoId& repo, const std::string& branch) {
+  auto held = store->ResolveStaged(repo, "refs/held/" + branch);
+  if (held.ok()) (void)store->UpdateRef(repo, "refs/held/" + branch, *held, GitOid());
 }
 
 void WriteApi::Impl::ValidateYaml(httplib::Response& res, const httplib::ContentReader& reader) {
@@ -463,7 +601,15 @@ void WriteApi::Impl::ValidateYaml(httplib::Response& res, const httplib::Content
   if (!body) return;
   std::string content = Str(*body, "content");
   verify::ModelCard card = verify::ReadModelCard(content);
-  std::vector<std::string> errors = card.findings, warnings;
+  std::vector<std::string> errors, warnings;
+  for (const std::string& f : card.findings) {
+    // A card without metadata is valid, as on the Hub: it is only worth a warning.
+    if (f == "README.md has no YAML front matter") {
+      warnings.push_back("empty or missing yaml metadata in repo card");
+    } else {
+      errors.push_back(f);
+    }
+  }
   for (const auto& b : card.base_model) {
     if (!store::RepoId::Parse(b).ok()) errors.push_back("base_model " + b.substr(0, 200) + " is not a repo id");
   }
@@ -471,7 +617,13 @@ void WriteApi::Impl::ValidateYaml(httplib::Response& res, const httplib::Content
     std::string spdx = verify::SpdxForCard(*card.license, card.license_name.value_or(""));
     if (!verify::ParseSpdx(spdx).ok()) warnings.push_back("license " + card.license->substr(0, 100) + " is not a known SPDX id");
   }
-  SendJson(res, {{"errors", ErrorList(errors)}, {"warnings", ErrorList(warnings)}}, errors.empty() ? 200 : 400);
+  json out = {{"errors", ErrorList(errors)}, {"warnings", ErrorList(warnings)}};
+  if (!errors.empty()) {
+    std::string why = "Invalid metadata in README.md.";
+    for (const auto& e : errors) why += "\n- " + e;
+    out["error"] = why;
+  }
+  SendJson(res, out, errors.empty() ? 200 : 400);
 }
 
 WriteApi::WriteApi(store::Store* store, WriteOptions options) : impl_(new Impl(store, std::move(options))) {
@@ -504,6 +656,8 @@ void WriteApi::Handle(const httplib::Request& req, httplib::Response& res, const
     case Kind::kLfsPut: return m.LfsPut(r, req, res, reader);
     case Kind::kLfsComplete: return m.LfsComplete(r, req, res, reader);
     case Kind::kValidateYaml: return m.ValidateYaml(res, reader);
+    case Kind::kApprove: return m.Approve(r, res, who);
+    case Kind::kDiscussions: return m.Discussions(r, req, res, reader, who);
     case Kind::kNone: break;
   }
   SendError(res, 404, "NotFound", "no such route");

@@ -45,6 +45,11 @@ struct WriteOptions {
   size_t max_body = 16 << 20;
 };
 
+// Releases what is staged for review on `branch` (refs/held/<branch>, or the staged commit
+// `commit` when given as 40 hex digits) onto the branch, where every reader sees it. Returns the
+// released commit; NotFound when nothing is staged there.
+Result<GitOid> ReleaseStaged(store::Store& store, const store::RepoId& repo, const std::string& branch_or_commit);
+
 // Loads DATA/upload.key, creating it (0600) on first use.
 Result<std::string> LoadOrCreateUrlKey(const std::string& data_dir);
 
@@ -64,8 +69,5 @@ class WriteApi {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// Whether `who` may write to `repo` (a write-scope token for its namespace, or for every one).
-bool CanWrite(const std::optional<Principal>& who, const store::RepoId& repo);
 
 }  // namespace hubnode::hub

@@ -41,6 +41,8 @@ inline constexpr int kCommitAttempts = 8;  // a commit without parentCommit, reb
 enum class Kind {
   kNone, kCreate, kDelete, kMove, kSettings, kPreupload, kCommit, kBranch, kTag, kLfsBatch, kLfsPut, kLfsComplete,
   kValidateYaml,
+  kApprove,
+  kDiscussions,
 };
 
 struct WRoute {
@@ -135,6 +137,20 @@ struct WriteApi::Impl {
 
   static std::string Str(const json& j, const char* key);
 
+  // A branch as its readers see it (`released`) and as its writers do (`held`, a commit staged
+  // for review on refs/held/<branch>, when there is one).
+  struct BranchState {
+    std::optional<GitOid> released, held;
+    std::optional<GitOid> head() const { return held ? held : released; }
+  };
+  Status ReadBranch(const store::RepoId& repo, const std::string& ref, BranchState* out);
+  std::optional<GitOid> Released(const store::RepoId& repo, const std::string& ref);
+  // POST /api/models/{repo}/approve/{branch}: an operator releases what is staged there.
+  void Approve(const wapi::WRoute& r, httplib::Response& res, const std::optional<Principal>& who);
+  // Forgets what is staged on a branch (deleted, or overwritten with a released commit).
+  void DropHeld(const store::RepoId& repo, const std::string& branch);
+  // The first commit of a new repo (the default .gitattributes), on its default branch.
+  Status InitialCommit(const store::RepoId& id, const Principal& who);
   void Create(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
               const std::optional<Principal>& who);
 
@@ -255,6 +271,50 @@ struct WriteApi::Impl {
 
   void BranchOrTag(const wapi::WRoute& r, bool tag, const httplib::Request& req, httplib::Response& res,
                    const httplib::ContentReader& reader, const std::optional<Principal>& who);
+
+  // ---- discussions and pull requests (discussions.cc) ----------------------------------------
+
+  // Moves branch `ref` from the state read in `branch` to `commit`: onto the branch itself,
+  // releasing what was staged there, or (`stage`) onto refs/held/<branch> for its writers only.
+  // FailedPrecondition when the branch moved since `branch` was read.
+  Status LandOnBranch(const store::RepoId& repo, const std::string& ref, const BranchState& branch, const GitOid& commit,
+                      bool stage);
+  // The next free number of a repo's discussions and pull requests. REQUIRES: pr_mu held.
+  Result<int> NextDiscussionNumber(const store::RepoId& repo);
+  Result<json> LoadDiscussion(const store::RepoId& repo, int num);
+  Status SaveDiscussion(const store::RepoId& repo, const json& d);
+  // The record of a pull request opened by a commit (create_pr). REQUIRES: pr_mu held.
+  Status RecordPullRequest(const store::RepoId& repo, int num, const std::string& title, const std::string& description,
+                           const std::string& author, const std::string& base, const GitOid& commit,
+                           const std::string& subject);
+  // A commit pushed to refs/pr/N, as an event of its pull request.
+  void RecordPrCommit(const store::RepoId& repo, const std::string& pr_ref, const GitOid& commit,
+                      const std::string& subject, const std::string& author);
+  // The repo for a read: RepoNotFound when it is missing or the caller may not read it.
+  std::optional<store::RepoInfo> ReadableRepo(const wapi::WRoute& r, const std::optional<Principal>& who,
+                                              httplib::Response& res);
+  json DiscussionSummary(const store::RepoInfo& repo, const json& d);
+  void Discussions(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader, const std::optional<Principal>& who);
+  void ListDiscussions(const store::RepoInfo& repo, const httplib::Request& req, httplib::Response& res);
+  void OpenDiscussion(const store::RepoInfo& repo, httplib::Response& res, const httplib::ContentReader& reader,
+                      const std::optional<Principal>& who);
+  void DiscussionDetails(const store::RepoInfo& repo, int num, const httplib::Request& req, httplib::Response& res,
+                         const std::optional<Principal>& who);
+  // How a pull request's head merges into its target: fast-forward, or the file changes to apply
+  // on the target (three-way, by path, against their merge base) and the paths changed on both.
+  struct MergePlan {
+    bool fast_forward = false;
+    GitOid base;
+    std::vector<store::FileChange> changes;
+    std::vector<std::string> conflicts;
+  };
+  Result<MergePlan> PlanMerge(const GitOid& target, const GitOid& head);
+  // A unified diff between two commits (whole-file hunks; LFS files by pointer), cut at 1 MiB.
+  Result<std::string> Diff(const GitOid& from, const GitOid& to);
+  // REQUIRES: pr_mu held (the discussion record is rewritten).
+  void MergePullRequest(const store::RepoInfo& repo, json& disc, const json& body, httplib::Response& res,
+                        const std::optional<Principal>& who);
 
   // ---- validate-yaml -------------------------------------------------------------------------
 

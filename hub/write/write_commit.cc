@@ -196,22 +196,17 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
   if (!ref.starts_with("refs/heads/") && !ref.starts_with("refs/pr/")) {
     return SendError(res, 400, "BadRequest", "commits go to a branch or a refs/pr/N");
   }
-  // Where the branch is now; an empty repo takes a root commit on its default branch.
-  std::optional<GitOid> head;
-  auto resolved = store->Resolve(repo->id, ref);
-  if (resolved.ok()) {
-    head = *resolved;
-  } else if (resolved.status().code() == StatusCode::kNotFound) {
+  // Where the branch is now for its writers (its staged head, when a commit is held on it); an
+  // empty repo takes a root commit on its default branch.
+  BranchState branch;
+  if (Status s = ReadBranch(repo->id, ref, &branch); !s.ok()) return SendError(res, 400, "BadRequest", s.message());
+  std::optional<GitOid> head = branch.head();
+  if (!head) {
     auto refs = store->ListRefs(repo->id);
-    // A commit held for review (refs/held/...) is not served, so it leaves the repo empty.
-    bool empty = refs.ok() && std::all_of(refs->begin(), refs->end(), [](const store::RefInfo& rf) {
-                   return rf.name.starts_with("refs/held/");
-                 });
+    bool empty = refs.ok() && refs->empty();
     if (!empty || create_pr || ref != "refs/heads/" + repo->default_branch) {
       return SendError(res, 404, "RevisionNotFound", "Invalid rev id: " + rev.substr(0, 200));
     }
-  } else {
-    return SendError(res, 400, "BadRequest", resolved.status().message());
   }
 
   CommitBody cb;
@@ -280,7 +275,7 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
     if (report.verdict == verify::Verdict::kDeny) {
       LOG(Info) << "refused commit to " << repo->id.str() << ": " << report.Summary();
       SendJson(res, {{"error", "Refused by this node's policy: " + report.Summary()},
-                     {"rules", report.refusals}, {"trust", report.ToJson()}}, 403);
+                     {"rules", report.refusals}, {"trust", report.ToJson()}}, 451);
       res.set_header("X-Error-Code", "PolicyRefused");
       return;
     }
@@ -291,56 +286,61 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
       res.set_header("X-Error-Code", "PolicyReview");
       return;
     }
-    if (report.verdict == verify::Verdict::kReview) {
-      std::string held = "refs/held/" + ref.substr(11);
-      // Held refs never resolve: find the current one among the refs.
-      GitOid cur;
-      if (auto refs = store->ListRefs(repo->id); refs.ok()) {
-        for (const auto& rf : *refs) {
-          if (rf.name == held) cur = rf.commit;
-        }
-      }
-      if (Status s = store->UpdateRef(repo->id, held, cur, written->commit); !s.ok()) return SendWriteError(res, s);
-      LOG(Info) << "held commit " << written->commit.hex() << " to " << repo->id.str() << " for review";
-      SendJson(res, {{"error", "Held for review by this node's policy: " + report.Summary() +
-                                   ". An operator releases it with: hubnode approve " + repo->id.str() + "@" + held},
-                     {"commitOid", written->commit.hex()}, {"trust", report.ToJson()}}, 403);
-      res.set_header("X-Error-Code", "HeldForReview");
-      return;
-    }
-
+    const bool stage = report.verdict == verify::Verdict::kReview;
     std::string target = ref;
     std::string pr_url;
     if (create_pr) {
       std::lock_guard<std::mutex> lock(pr_mu);
-      int next = 1;
-      auto refs = store->ListRefs(repo->id);
-      if (!refs.ok()) return SendStatus(res, refs.status());
-      for (const auto& rf : *refs) {
-        if (!rf.name.starts_with("refs/pr/")) continue;
-        int n = 0;
-        std::string num = rf.name.substr(8);
-        auto p = std::from_chars(num.data(), num.data() + num.size(), n);
-        if (p.ec == std::errc() && n >= next) next = n + 1;
-      }
-      if (next > kMaxPrNumber) return SendError(res, 409, "Conflict", "too many pull requests");
-      target = "refs/pr/" + std::to_string(next);
+      auto next = NextDiscussionNumber(repo->id);
+      if (!next.ok()) return SendWriteError(res, next.status(), 409, "Conflict");
+      target = "refs/pr/" + std::to_string(*next);
       Status s = store->UpdateRef(repo->id, target, GitOid(), written->commit);
       if (!s.ok()) return SendWriteError(res, s);
-      pr_url = base + "/discussions/" + std::to_string(next);
-    } else {
-      Status s = store->UpdateRef(repo->id, ref, head.value_or(GitOid()), written->commit);
+      s = RecordPullRequest(repo->id, *next, cb.summary, cb.description, who->token_name, ref, written->commit,
+                            cb.summary);
+      if (!s.ok()) LOG(Warning) << "pull request #" << *next << " of " << repo->id.str() << ": " << s.ToString();
+      pr_url = base + "/discussions/" + std::to_string(*next);
+    } else if (ref.starts_with("refs/heads/")) {
+      // Staged (review): the branch moves for its writers only (refs/held/<branch>); everyone else
+      // keeps the last released commit until it is approved or a commit the policy allows
+      // follows. Allowed: the branch moves, and whatever was staged under it goes out with it.
+      Status s = LandOnBranch(repo->id, ref, branch, written->commit, stage);
       if (s.code() == StatusCode::kFailedPrecondition) {
-        if (rebase && attempt < kCommitAttempts) {
-          if (auto moved = store->Resolve(repo->id, ref); moved.ok()) {
-            head = *moved;
-            continue;
-          }
+        if (rebase && attempt < kCommitAttempts && ReadBranch(repo->id, ref, &branch).ok() && branch.head()) {
+          head = branch.head();
+          continue;
         }
-        return SendError(res, 412, "PreconditionFailed",
-                         "A commit has happened since. Please refresh and try again.");
+        return SendError(res, 412, "PreconditionFailed", "A commit has happened since. Please refresh and try again.");
       }
       if (!s.ok()) return SendWriteError(res, s);
+    } else {
+      // A commit pushed to a pull request's ref.
+      Status s = store->UpdateRef(repo->id, ref, branch.released.value_or(GitOid()), written->commit);
+      if (s.code() == StatusCode::kFailedPrecondition) {
+        if (rebase && attempt < kCommitAttempts && ReadBranch(repo->id, ref, &branch).ok() && branch.head()) {
+          head = branch.head();
+          continue;
+        }
+        return SendError(res, 412, "PreconditionFailed", "A commit has happened since. Please refresh and try again.");
+      }
+      if (!s.ok()) return SendWriteError(res, s);
+      RecordPrCommit(repo->id, ref, written->commit, cb.summary, who->token_name);
+    }
+    if (stage) {
+      const std::string held = "refs/held/" + ref.substr(11);
+      LOG(Info) << "staged commit " << written->commit.hex() << " to " << repo->id.str() << " " << ref
+                << " for review: " << report.Summary();
+      const std::string why = "held for review by this node's policy: " + report.Summary();
+      res.set_header("X-Hubnode-Held", why.substr(0, 1000));
+      return SendJson(res, {{"commitUrl", base + "/commit/" + written->commit.hex()},
+                            {"commitOid", written->commit.hex()},
+                            {"success", true},
+                            {"changed", true},
+                            {"bytes", bytes},
+                            {"held", {{"reason", why},
+                                      {"ref", held},
+                                      {"release", "hubnode approve " + repo->id.str() + "@" + held},
+                                      {"trust", report.ToJson()}}}});
     }
     LOG(Info) << "commit " << written->commit.hex() << " to " << repo->id.str() << " " << target << ": "
               << cb.bytes << " bytes, " << cb.new_raw << " new";
@@ -355,6 +355,23 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
     }
     return SendJson(res, out);
   }
+}
+
+Status WriteApi::Impl::ReadBranch(const store::RepoId& repo, const std::string& ref, BranchState* out) {
+  *out = BranchState();
+  auto read = [&](const std::string& name, bool staged, std::optional<GitOid>* to) -> Status {
+    auto r = staged ? store->ResolveStaged(repo, name) : store->Resolve(repo, name);
+    if (r.ok()) *to = *r;
+    return r.ok() || r.status().code() == StatusCode::kNotFound ? OkStatus() : r.status();
+  };
+  RETURN_IF_ERROR(read(ref, false, &out->released));
+  if (ref.starts_with("refs/heads/")) RETURN_IF_ERROR(read("refs/held/" + ref.substr(11), true, &out->held));
+  return OkStatus();
+}
+
+std::optional<GitOid> WriteApi::Impl::Released(const store::RepoId& repo, const std::string& ref) {
+  auto r = store->Resolve(repo, ref);
+  return r.ok() ? std::optional<GitOid>(*r) : std::nullopt;
 }
 
 TrustReport WriteApi::Impl::Assess(const store::RepoId& as, const GitOid& commit, const std::optional<Principal>& who) {

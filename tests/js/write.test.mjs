@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
   createRepo, deleteRepo, uploadFile, uploadFiles, commit, deleteFile, createBranch, deleteBranch,
-  modelInfo, listFiles, listModels, downloadFile, fileDownloadInfo, whoAmI,
+  modelInfo, listFiles, listModels, downloadFile, fileDownloadInfo, whoAmI, repoExists,
 } from "@huggingface/hub";
 
 const hubUrl = process.env.HUBNODE_URL;
@@ -42,27 +42,20 @@ function localFiles(dir, prefix = "") {
 
 async function tree(repo, revision, token = accessToken) {
   const files = [];
-  for await (const f of listFiles({ repo, hubUrl, recursive: true, revision, accessToken: token })) {
+  for await (const f of listFiles({ repo, hubUrl, recursive: true, revision, accessToken: token ?? undefined })) {
     if (f.type === "file") files.push(f);
   }
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-// What a client sees of main: its commit and files, or that there is no main yet (a new repo has
-// no commit on this node, and its tree answers RevisionNotFound).
+// What the writer sees of main: its commit and files.
 async function mainState(repo) {
-  try {
-    const files = await tree(repo);
-    return { sha: await headSha(repo), files };
-  } catch (e) {
-    assert.equal(e.statusCode, 404, e.message);
-    assert.match(e.message, /Invalid rev id: main/);
-    return { sha: null, files: null };
-  }
+  const files = await tree(repo);
+  return { sha: await headSha(repo), files };
 }
 
 async function headSha(repo, token = accessToken) {
-  const info = await modelInfo({ name: repo.name, hubUrl, accessToken: token, additionalFields: ["sha"] });
+  const info = await modelInfo({ name: repo.name, hubUrl, accessToken: token ?? undefined, additionalFields: ["sha"] });
   return info.sha;
 }
 
@@ -78,7 +71,10 @@ function recordingFetch() {
   const seen = [];
   const f = async (url, init) => {
     const res = await fetch(url, init);
-    seen.push({ url: String(url), status: res.status, code: res.headers.get("X-Error-Code") });
+    seen.push({
+      url: String(url), status: res.status, code: res.headers.get("X-Error-Code"),
+      message: res.headers.get("X-Error-Message"), held: res.headers.get("X-Hubnode-Held"),
+    });
     return res;
   };
   f.last = () => seen.at(-1);
@@ -103,73 +99,96 @@ test("whoAmI with a write token", async () => {
   assert.equal(me.auth.accessToken.role, "write");
 });
 
-test("policy: commits without a permissive license are refused; main does not move", async () => {
-  const repo = model("policy");
+test("a new user's first steps: createRepo, uploadFiles without any card, listFiles, deleteFile, deleteRepo", async () => {
+  const repo = model("first-steps");
   const res = await createRepo({ repo, accessToken, hubUrl });
-  assert.ok(res.repoUrl.endsWith("/writer/policy"), res.repoUrl);
-  const empty = await mainState(repo);
-  assert.ok(empty.files === null || empty.files.length === 0);
+  assert.ok(res.repoUrl.endsWith("/writer/first-steps"), res.repoUrl);
+  // As on the Hub, a new repo has a first commit (the default .gitattributes).
+  assert.equal(await repoExists({ repo, hubUrl, accessToken }), true);
+  assert.deepEqual((await tree(repo)).map((f) => f.path), [".gitattributes"]);
+  const weights = Buffer.from(readFileSync(join(ftDir, "model-00001-of-00002.safetensors")));
+  const up = await uploadFiles({
+    repo, accessToken, hubUrl,
+    files: [{ path: "model.safetensors", content: blob(weights) }, { path: "config.json", content: blob("{}\n") }],
+  });
+  assert.match(up.commit.oid, /^[0-9a-f]{40}$/);
+  // No card, so no license: the commit is staged. Its writer reads it back...
+  assert.deepEqual((await tree(repo)).map((f) => f.path), [".gitattributes", "config.json", "model.safetensors"]);
+  assert.equal(await headSha(repo), up.commit.oid);
+  assert.ok((await download(repo, "model.safetensors")).equals(weights));
+  // ...nobody else sees it yet.
+  assert.deepEqual((await tree(repo, undefined, null)).map((f) => f.path), [".gitattributes"]);
+  assert.deepEqual((await tree(repo, undefined, intruder)).map((f) => f.path), [".gitattributes"]);
+  await deleteFile({ repo, accessToken, hubUrl, path: "config.json" });
+  assert.deepEqual((await tree(repo)).map((f) => f.path), [".gitattributes", "model.safetensors"]);
+  await deleteRepo({ repo, accessToken, hubUrl });
+  assert.equal(await repoExists({ repo, hubUrl, accessToken }), false);
+});
 
-  // No README at all: no license, held or refused (403) and not visible.
+test("policy: a denied commit is refused (451), one needing review is staged for the writers", async () => {
+  const repo = model("policy");
+  await createRepo({ repo, accessToken, hubUrl });
+  const initial = await mainState(repo);
+  assert.deepEqual(initial.files.map((f) => f.path), [".gitattributes"]);
+  const anonymous = async () => (await tree(repo, undefined, null)).map((f) => f.path);
+
+  // No README at all: no license, so the commit is staged. The answer says so.
   const f1 = recordingFetch();
-  let heldMessage = "";
-  await assert.rejects(
-    uploadFile({ repo, accessToken, hubUrl, fetch: f1, file: { path: "config.json", content: blob('{"a": 1}\n') } }),
-    (e) => ((heldMessage = e.message), e.statusCode === 403),
-  );
-  assert.equal(f1.last().status, 403);
-  assert.match(f1.last().code, /^(HeldForReview|PolicyRefused)$/);
-  if (f1.last().code === "HeldForReview") {
-    // The operator's command must name what `hubnode approve` matches: the held ref (or commit).
-    assert.match(heldMessage, /hubnode approve writer\/policy@refs\/held\/main\b/);
-  }
-  assert.deepEqual(await mainState(repo), empty);
+  const held = await uploadFile({ repo, accessToken, hubUrl, fetch: f1, file: { path: "config.json", content: blob('{"a": 1}\n') } });
+  assert.equal(f1.last().status, 200);
+  assert.match(f1.last().held, /held for review/);
+  assert.equal(await headSha(repo), held.commit.oid);
+  assert.deepEqual(await anonymous(), [".gitattributes"]);
 
-  // A non-commercial license is not permissive under the default policy.
+  // A non-commercial license is denied under the default policy: 451, nothing changes.
   const f2 = recordingFetch();
   await assert.rejects(
     uploadFiles({
       repo, accessToken, hubUrl, fetch: f2,
       files: [{ path: "README.md", content: blob(NONCOMMERCIAL) }, { path: "config.json", content: blob("{}\n") }],
     }),
-    (e) => e.statusCode === 403,
+    (e) => e.statusCode === 451,
   );
-  assert.match(f2.last().code, /^(HeldForReview|PolicyRefused)$/);
-  assert.deepEqual(await mainState(repo), empty);
+  assert.equal(f2.last().code, "PolicyRefused");
+  assert.equal(await headSha(repo), held.commit.oid);
 
-  // apache-2.0 passes.
+  // apache-2.0 passes, and releases what was staged with it.
   const ok = await uploadFiles({
     repo, accessToken, hubUrl,
     files: [{ path: "README.md", content: blob(APACHE) }, { path: "config.json", content: blob("{}\n") }],
   });
-  assert.match(ok.commit.oid, /^[0-9a-f]{40}$/);
   const sha = await headSha(repo);
   assert.equal(sha, ok.commit.oid);
   const before = await tree(repo);
-  assert.deepEqual(before.map((f) => f.path), ["README.md", "config.json"]);
+  assert.deepEqual(before.map((f) => f.path), [".gitattributes", "README.md", "config.json"]);
+  assert.deepEqual(await anonymous(), [".gitattributes", "README.md", "config.json"]);
 
   // Relicensing to non-commercial is refused; main, its files and the README stay as they were.
   const f3 = recordingFetch();
   await assert.rejects(
     uploadFile({ repo, accessToken, hubUrl, fetch: f3, file: { path: "README.md", content: blob(NONCOMMERCIAL) } }),
-    (e) => e.statusCode === 403,
+    (e) => e.statusCode === 451,
   );
-  assert.match(f3.last().code, /^(HeldForReview|PolicyRefused)$/);
-  // Removing the README (and with it the license) is refused too.
-  await assert.rejects(deleteFile({ repo, accessToken, hubUrl, path: "README.md" }), (e) => e.statusCode === 403);
+  assert.equal(f3.last().code, "PolicyRefused");
   assert.equal(await headSha(repo), sha);
   assert.deepEqual(await tree(repo), before);
   assert.equal((await download(repo, "README.md")).toString(), APACHE);
 
-  // A commit that leaves the apache README in place goes through.
-  const next = await uploadFile({ repo, accessToken, hubUrl, file: { path: "notes.txt", content: blob("fine\n") } });
-  assert.equal(await headSha(repo), next.commit.oid);
-  assert.notEqual(next.commit.oid, sha);
+  // Removing the README (and with it the license) is staged: readers keep the licensed revision.
+  const removed = await deleteFile({ repo, accessToken, hubUrl, path: "README.md" });
+  assert.equal(await headSha(repo), removed.commit.oid);
+  assert.deepEqual(await anonymous(), [".gitattributes", "README.md", "config.json"]);
+  // Putting it back is allowed, and releases the branch again.
+  const back = await uploadFile({ repo, accessToken, hubUrl, file: { path: "README.md", content: blob(APACHE) } });
+  assert.equal(await headSha(repo, null), back.commit.oid);
 });
 
 test("upload a model folder (regular and LFS files) and read it back byte for byte", async () => {
   const repo = model("ft");
   await createRepo({ repo, accessToken, hubUrl });
+  // The Hub's default LFS patterns, from the repo's first commit.
+  const defaults = await download(repo, ".gitattributes");
+  assert.match(defaults.toString(), /^\*\.safetensors filter=lfs diff=lfs merge=lfs -text$/m);
   const big = bigText();
   assert.ok(big.length > 10 * 1024 * 1024);
   const binary = Buffer.from([0, 1, 2, 3, 0, 255, 254, 0, 10, 13]);
@@ -209,8 +228,8 @@ test("upload a model folder (regular and LFS files) and read it back byte for by
   expected.set("data/big.txt", big);
   expected.set("data/tiny.dat", binary);
   // As on the Hub, LFS files outside the default patterns are tracked in .gitattributes.
-  expected.set(".gitattributes", Buffer.from(
-    "data/big.txt filter=lfs diff=lfs merge=lfs -text\ndata/tiny.dat filter=lfs diff=lfs merge=lfs -text\n"));
+  expected.set(".gitattributes", Buffer.concat([defaults, Buffer.from(
+    "data/big.txt filter=lfs diff=lfs merge=lfs -text\ndata/tiny.dat filter=lfs diff=lfs merge=lfs -text\n")]));
   const files = await tree(repo);
   assert.deepEqual(files.map((f) => f.path), [...expected.keys()].sort());
   for (const f of files) {
@@ -407,7 +426,7 @@ test("a private repo stays invisible and unwritable to other tokens", async () =
   await assert.rejects(deleteRepo({ repo, accessToken: intruder, hubUrl }));
   await assert.rejects(createBranch({ repo, accessToken: intruder, hubUrl, branch: "x" }));
   assert.equal(await headSha(repo), res.commit.oid);
-  assert.deepEqual((await tree(repo)).map((x) => x.path), ["README.md", "secret.txt"]);
+  assert.deepEqual((await tree(repo)).map((x) => x.path), [".gitattributes", "README.md", "secret.txt"]);
 });
 
 test("deleteRepo removes the repo; the name can be created again", async () => {
@@ -419,6 +438,6 @@ test("deleteRepo removes the repo; the name can be created again", async () => {
   await assert.rejects(deleteRepo({ repo, accessToken, hubUrl }));
   await createRepo({ repo, accessToken, hubUrl });
   const fresh = await mainState(repo);
-  assert.ok(fresh.files === null || fresh.files.length === 0);
+  assert.deepEqual(fresh.files.map((f) => f.path), [".gitattributes"]);
   await deleteRepo({ repo, accessToken, hubUrl });
 });

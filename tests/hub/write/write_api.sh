@@ -16,7 +16,20 @@ hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 PY=/usr/bin/python3
 R=$WORK/r  # the last response: $R.body, $R.h
 # call CURL-ARGS...: one request; prints the status, keeps the body and the headers.
-call() { curl -s -o "$R.body" -D "$R.h" -w '%{http_code}' "$@"; }
+# Every error answer met on the way must carry X-Error-Code, X-Error-Message and a JSON error:
+# the ones that do not are listed in $WORK/bare_errors, checked at the end.
+call() {
+  local c
+  c=$(curl -s -o "$R.body" -D "$R.h" -w '%{http_code}' "$@")
+  if [[ $c -ge 400 && " $* " != *" -I "* ]]; then
+    if ! grep -qi '^X-Error-Code: .' "$R.h" || ! grep -qi '^X-Error-Message: .' "$R.h" ||
+       [[ $($PY -c "import json,sys; d=json.load(open(sys.argv[1])); print(isinstance(d.get('error'), str) and bool(d['error']))" "$R.body" 2>/dev/null) != True ]]; then
+      echo "$c ${*: -1}" >> "$WORK/bare_errors"
+    fi
+    echo "$c" >> "$WORK/error_count"
+  fi
+  echo "$c"
+}
 # jb EXPR: a Python expression over the last body parsed as JSON (d); "ERR" when it is not JSON.
 jb() { $PY -c "import json,sys
 try: d=json.load(open(sys.argv[1]))
@@ -133,6 +146,7 @@ check "batch again: already stored, no actions" "200 False" "$(batch ns/lfs "$SH
 check "preupload again: remote oid = sha256" "$SHA" "$(call -H "$AW" -H "$JSON" -d "{\"files\":[{\"path\":\"weights/blob.bin\",\"size\":$SZ,\"sample\":\"\"}]}" "$U/api/models/ns/lfs/preupload/main" > /dev/null; jb 'd["files"][0].get("oid")')"
 check "repo info lists the files" "200 True" "$(call "$U/api/models/ns/lfs") $(jb '{"README.md", "weights/blob.bin"} <= {s["rfilename"] for s in d["siblings"]} and d["sha"] == "'"$C1"'"')"
 check "preupload: gitIgnore and .git/ are ignored" "True True True False" "$(call -H "$AW" -H "$JSON" -d '{"files":[{"path":"logs/x.txt","size":3},{"path":"a/b.pyc","size":3},{"path":".git/config","size":3},{"path":"keep.txt","size":3}],"gitIgnore":"logs/\n*.pyc\n"}' "$U/api/models/ns/lfs/preupload/main" > /dev/null; jb '" ".join(str(f["shouldIgnore"]) for f in d["files"])')"
+check "validate-yaml: a README without front matter is valid, with a warning" "200 0 1" "$(call -H "$JSON" -d '{"content":"# Just a title\n","repoType":"model"}' "$U/api/validate-yaml") $(jb 'len(d["errors"]), len(d["warnings"])' | tr -d "(),")"
 check "validate-yaml: broken YAML is an error" "400 True" "$(call -H "$JSON" -d '{"content":"---\nlicense: [unclosed\n---\n","repoType":"model"}' "$U/api/validate-yaml") $(jb 'len(d["errors"]) > 0')"
 
 # ---- 2. Multipart ----------------------------------------------------------------------------
@@ -363,7 +377,7 @@ check "lineage of the base" "200 ['ns/ft']" "$(call "$U/api/models/ns/base/linea
 hub testmodel --family olmoe --size tiny --seed 5 --license cc-by-nc-4.0 --out "$WORK/ncbase" > /dev/null 2>&1
 check "push a cc-by-nc-4.0 base into nc (policy allows it there)" 0 "$("$HUBNODE" -q push "$WORK/ncbase" nc/ncbase --to "$U" --token "$TN" > "$WORK/push_nc" 2>&1; echo $?)"
 check "the same base refused in ns (default policy)" 1 "$("$HUBNODE" -q push "$WORK/ncbase" ns/ncbase --to "$U" --token "$TW" > /dev/null 2>&1; echo $?)"
-check "refused base: ns/ncbase main empty" none "$(main_sha ns/ncbase)"
+check "refused base: ns/ncbase main has only its first commit" "200 ['.gitattributes']" "$(call -H "$AW" "$U/api/models/ns/ncbase/revision/main") $(jb '[s["rfilename"] for s in d["siblings"]]')"
 printf -- '---\nlicense: cc-by-nc-4.0\n---\n\n# work in progress\n' > "$WORK/ncft0.md"
 check "create nc/ncft" 200 "$(call -H "Authorization: Bearer $TN" -H "$JSON" -d '{"name":"ncft","organization":"nc"}' "$U/api/repos/create")"
 ndjson "$WORK/c8" '{"summary":"start"}' "$(file_op README.md "$WORK/ncft0.md")"
@@ -381,7 +395,7 @@ batch nc/ncft "$NCS" "$NCZ" '["basic"]' > /dev/null
 check "the batch asks nc/ncft to upload it" True "$(jb '"actions" in d["objects"][0]')"
 check "upload it to nc/ncft" 200 "$(put "$(jb 'd["objects"][0]["actions"]["upload"]["href"]')" "$WORK/ncbase/model-00001-of-00002.safetensors")"
 AW=$AW_SAVE
-check "apache-2.0 fine-tune of a cc-by-nc base: 403" 403 "$(commit nc/ncft "$WORK/c9" '' "$TN")"
+check "apache-2.0 fine-tune of a cc-by-nc base: 451" 451 "$(commit nc/ncft "$WORK/c9" '' "$TN")"
 check "refusal: X-Error-Code PolicyRefused" PolicyRefused "$(hdr X-Error-Code)"
 check "refusal names the derivative rule" True "$(jb '"derivative rule" in d["error"] and "non-commercial" in d["error"]')"
 check "refusal: main unchanged" "$NC0" "$(main_sha nc/ncft "$TN")"
@@ -536,11 +550,12 @@ check "delete ns/moved" 200 "$(call -X DELETE -H "$AW" -H "$JSON" -d '{"name":"m
 check "deleted: RepoNotFound" "401 RepoNotFound" "$(call "$U/api/models/ns/moved") $(hdr X-Error-Code)"
 check "deleted: resolve RepoNotFound" RepoNotFound "$(call "$U/ns/moved/resolve/main/one.txt" > /dev/null; hdr X-Error-Code)"
 check "delete again: 404" 404 "$(call -X DELETE -H "$AW" -H "$JSON" -d '{"name":"moved","organization":"ns"}' "$U/api/repos/delete")"
-check "the name can be created again, empty" "200 none" "$(call -H "$AW" -H "$JSON" -d '{"name":"moved","organization":"ns"}' "$U/api/repos/create") $(main_sha ns/moved)"
+check "the name can be created again, fresh" "200 ['.gitattributes']" "$(call -H "$AW" -H "$JSON" -d '{"name":"moved","organization":"ns"}' "$U/api/repos/create") $(call -H "$AW" "$U/api/models/ns/moved/revision/main" > /dev/null; jb '[s["rfilename"] for s in d["siblings"]]')"
 
 stop
 check "hubnode lineage (CLI) names the base" True "$(hub lineage ns/ft | grep -q '^  base: ns/base ' && echo True)"
 check "hubnode lineage --json: the derived, private ones too" "['ns/ft', 'ns/priv']" "$(hub lineage ns/base --json | $PY -c "import json,sys; print(sorted(x['id'] for x in json.load(sys.stdin)['derived']))")"
 check "server log has no errors" "" "$(grep -E ' (ERROR|FATAL) ' "$WORK/err" | head -3)"
+check "every error answer (of $(wc -l < "$WORK/error_count" 2>/dev/null || echo 0)) had X-Error-Code, X-Error-Message and a JSON error" "" "$(cat "$WORK/bare_errors" 2>/dev/null | head -5)"
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
