@@ -35,6 +35,7 @@ struct Active {
   int32_t next = -1;     // the sampled token to feed next (decode phase)
   int generated = 0;
   int limit = 0;         // tokens this request may generate (max_tokens, capped by the context)
+  std::vector<PromptLogprob> prompt_lps;  // gathered while prefilling, when asked for
 };
 
 // Reads the chat template: chat_template.jinja wins over tokenizer_config.json's
@@ -242,6 +243,25 @@ class EngineImpl final : public Engine {
     }
   }
 
+  TokenLogprob Describe(int32_t id, float logprob) const {
+    return TokenLogprob{id, tokenizer_->Decode({&id, 1}, false), tokenizer_->TokenBytes(id), logprob};
+  }
+
+  // Records the log-prob of each prompt token a prefill chunk's rows predict (row k of a chunk
+  // starting at `from` predicts prompt token from + k + 1).
+  void GatherPromptLogprobs(Active& a, size_t from, size_t take, const float* rows) {
+    const auto& prompt = a.req.prompt;
+    const int top = std::max(a.req.sampling.top_logprobs, 0);
+    if (from == 0) a.prompt_lps.push_back({Describe(prompt[0], 0), false, {}});
+    for (size_t k = 0; k < take && from + k + 1 < prompt.size(); ++k) {
+      std::span<const float> row(rows + k * config_.vocab, size_t(config_.vocab));
+      const int32_t next = prompt[from + k + 1];
+      PromptLogprob p{Describe(next, Sampler::Logprob(row, next)), true, {}};
+      for (const auto& [id, lp] : Sampler::TopLogprobs(row, top)) p.top.push_back(Describe(id, lp));
+      a.prompt_lps.push_back(std::move(p));
+    }
+  }
+
   // Handles a request's logits row: samples, reports, and says whether it goes on.
   bool Emit(Active& a, std::span<const float> logits) {
     const SamplingParams& sp = a.req.sampling;
@@ -257,11 +277,10 @@ class EngineImpl final : public Engine {
     ev.completion_tokens = a.generated;
     const bool eos = !sp.ignore_eos && std::find(config_.eos_ids.begin(), config_.eos_ids.end(), token) != config_.eos_ids.end();
     if (sp.top_logprobs >= 0) {
-      ev.logprob = TokenLogprob{token, tokenizer_->Decode({&token, 1}, false), Sampler::Logprob(logits, token)};
-      for (const auto& [id, lp] : Sampler::TopLogprobs(logits, sp.top_logprobs)) {
-        ev.top_logprobs.push_back({id, tokenizer_->Decode({&id, 1}, false), lp});
-      }
+      ev.logprob = Describe(token, Sampler::Logprob(logits, token));
+      for (const auto& [id, lp] : Sampler::TopLogprobs(logits, sp.top_logprobs)) ev.top_logprobs.push_back(Describe(id, lp));
     }
+    if (a.generated == 1) ev.prompt_logprobs = std::move(a.prompt_lps);
     if (eos) {
       ev.text = a.stop->Push(a.decoder->Flush()) + a.stop->Flush();
       ev.finish = FinishReason::kStop;
@@ -298,7 +317,8 @@ class EngineImpl final : public Engine {
         if (a->prefilled < a->req.prompt.size()) {
           const size_t take = std::min<size_t>(a->req.prompt.size() - a->prefilled, std::max(budget, 1));
           budget -= static_cast<int>(take);
-          batch.push_back({a->cache.get(), {a->req.prompt.data() + a->prefilled, take}, static_cast<int32_t>(a->prefilled), false});
+          batch.push_back({a->cache.get(), {a->req.prompt.data() + a->prefilled, take}, static_cast<int32_t>(a->prefilled),
+                           a->req.sampling.prompt_logprobs});
           prompt_tokens += take;
         } else {
           batch.push_back({a->cache.get(), {&a->next, 1}, static_cast<int32_t>(a->req.prompt.size()) + a->generated - 1, false});
@@ -318,7 +338,11 @@ class EngineImpl final : public Engine {
         (prompt_tokens > 0 ? stats_.prefill_seconds : stats_.decode_seconds) += seconds;
       }
       std::vector<std::unique_ptr<Active>> next;
+      size_t row = 0;  // the first logits row of sequence i (several when it asked for all)
       for (size_t i = 0; i < active.size(); ++i) {
+        const size_t rows = batch[i].all_logits ? batch[i].tokens.size() : 1;
+        const size_t first_row = row;
+        row += rows;
         Active& a = *active[i];
         if (!logits.ok()) {
           TokenEvent ev;
@@ -329,9 +353,12 @@ class EngineImpl final : public Engine {
         }
         bool keep = true;
         const bool was_prefill = a.prefilled < a.req.prompt.size();
+        if (was_prefill && batch[i].all_logits) {
+          GatherPromptLogprobs(a, a.prefilled, batch[i].tokens.size(), logits->data() + first_row * config_.vocab);
+        }
         if (was_prefill) a.prefilled += batch[i].tokens.size();
         if (!was_prefill || a.prefilled == a.req.prompt.size()) {
-          keep = Emit(a, {logits->data() + i * config_.vocab, size_t(config_.vocab)});
+          keep = Emit(a, {logits->data() + (first_row + rows - 1) * config_.vocab, size_t(config_.vocab)});
         }
         if (keep) next.push_back(std::move(active[i]));
       }

@@ -89,6 +89,9 @@ struct SamplingParams {
   bool ignore_eos = false;
   // Number of most likely alternatives to report per token (0..20); -1 = no logprobs.
   int top_logprobs = -1;
+  // Also report the log-prob of every prompt token after the first (with top_logprobs
+  // alternatives), on the first event: what OpenAI's legacy completions give with echo.
+  bool prompt_logprobs = false;
 };
 
 // InvalidArgument naming the parameter when a value is out of range.
@@ -99,8 +102,17 @@ bool IsSupportedConfig(std::string_view config_json);
 
 struct TokenLogprob {
   int32_t token = 0;
-  std::string text;  // the token's decoded bytes (may be partial UTF-8)
+  std::string text;   // the token decoded alone (valid UTF-8: a partial character is U+FFFD)
+  std::string bytes;  // the raw bytes it stands for (a partial character's own bytes)
   float logprob = 0;
+};
+
+// One prompt token, with how likely the model found it after the tokens before it (none for the
+// first token).
+struct PromptLogprob {
+  TokenLogprob token;
+  bool has_logprob = false;
+  std::vector<TokenLogprob> top;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -112,6 +124,7 @@ struct TokenEvent {
   std::string text;              // newly final text (stop strings already cut)
   std::optional<TokenLogprob> logprob;
   std::vector<TokenLogprob> top_logprobs;
+  std::vector<PromptLogprob> prompt_logprobs;  // on the first event, when asked for
   FinishReason finish = FinishReason::kNone;  // set on the last event
   Status error;                               // set when finish == kError
   int prompt_tokens = 0;

@@ -155,7 +155,9 @@ void AddChunkMapCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Co
     out->push_back({sub, [&flags] {
       auto key = LoadOrCreateNodeKey(flags.data_dir);
       if (!key.ok()) return Fail(key.status());
-      std::fputs(key->public_key().pem().c_str(), stdout);
+      std::string pem = key->public_key().pem();
+      if (pem.empty() || pem.back() != '\n') pem += '\n';
+      std::fputs(pem.c_str(), stdout);
       return 0;
     }});
   }

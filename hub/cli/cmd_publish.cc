@@ -60,6 +60,107 @@ int RunPush(const PushArgs& a, bool quiet) {
   return 0;
 }
 
+struct PrArgs {
+  std::string action, repo, node, token, comment, status = "open";
+  int num = 0;
+  bool diff = false, as_json = false;
+};
+
+std::string EnvOr(const std::string& given, const char* var) {
+  if (!given.empty()) return given;
+  const char* v = std::getenv(var);
+  return v ? v : "";
+}
+
+// `hubnode pr list|show|merge|close REPO [N]`: the discussions API of a running node.
+int RunPr(const PrArgs& a) {
+  const std::string node = EnvOr(a.node, "HF_ENDPOINT");
+  if (node.empty()) return Fail(InvalidArgumentError("name the node with --node URL (or $HF_ENDPOINT)"));
+  auto id = store::RepoId::Parse(a.repo);
+  if (!id.ok()) return Fail(id.status());
+  const std::string token = EnvOr(a.token, "HF_TOKEN");
+  const std::string api = node + "/api/models/" + id->str() + "/discussions";
+  if (a.action == "list") {
+    std::vector<json> all;
+    for (int page = 0; page < 1000; ++page) {
+      auto j = CallNode("GET", api + "?type=pull_request&status=" + a.status + "&p=" + std::to_string(page), token,
+                        nullptr, "listing pull requests");
+      if (!j.ok()) return Fail(j.status());
+      const json& list = (*j)["discussions"];
+      for (const auto& d : list) all.push_back(d);
+      if (list.empty() || j->value("start", 0) + list.size() >= j->value("count", size_t{0})) break;
+    }
+    if (a.as_json) {
+      std::printf("%s\n", json(all).dump(2).c_str());
+      return 0;
+    }
+    if (all.empty()) std::printf("no %spull requests on %s\n", a.status == "all" ? "" : (a.status + " ").c_str(), id->str().c_str());
+    for (const auto& d : all) {
+      std::printf("#%d  %-7s  %s  (%s, %s)\n", d.value("num", 0), d.value("status", "").c_str(), d.value("title", "").c_str(),
+                  d["author"].value("name", "?").c_str(), d.value("createdAt", "").c_str());
+    }
+    return 0;
+  }
+  if (a.num <= 0) return Fail(InvalidArgumentError("name the pull request: hubnode pr " + a.action + " REPO N"));
+  const std::string one = api + "/" + std::to_string(a.num);
+  if (a.action == "show") {
+    auto j = CallNode("GET", one + (a.diff ? "?diff=1" : ""), token, nullptr, "reading the pull request");
+    if (!j.ok()) return Fail(j.status());
+    if (a.as_json) {
+      std::printf("%s\n", j->dump(2).c_str());
+      return 0;
+    }
+    const json& d = *j;
+    std::printf("#%d %s\n  status: %s\n  author: %s\n", d.value("num", 0), d.value("title", "").c_str(),
+                d.value("status", "").c_str(), d["author"].value("name", "?").c_str());
+    if (d.contains("changes")) {
+      std::printf("  into:   %s (refs/pr/%d)\n", d["changes"].value("base", "").c_str(), a.num);
+      if (d["changes"].contains("mergeCommitId")) {
+        std::printf("  merged: %s\n", d["changes"]["mergeCommitId"].get<std::string>().c_str());
+      }
+    }
+    if (d.contains("filesWithConflicts") && !d["filesWithConflicts"].empty()) {
+      std::printf("  conflicts:");
+      for (const auto& f : d["filesWithConflicts"]) std::printf(" %s", f.get<std::string>().c_str());
+      std::printf("\n");
+    }
+    for (const auto& e : d["events"]) {
+      const std::string type = e.value("type", "");
+      const std::string who = e.contains("author") ? e["author"].value("name", "?") : "?";
+      if (type == "comment") {
+        const bool hidden = e["data"].value("hidden", false);
+        std::printf("  %s %s: %s\n", e.value("createdAt", "").c_str(), who.c_str(),
+                    hidden ? "(hidden)" : e["data"]["latest"].value("raw", "").c_str());
+      } else if (type == "commit") {
+        std::printf("  %s %s pushed %s %s\n", e.value("createdAt", "").c_str(), who.c_str(),
+                    e["data"].value("oid", "").substr(0, 12).c_str(), e["data"].value("subject", "").c_str());
+      } else if (type == "status-change") {
+        std::printf("  %s %s set the status to %s\n", e.value("createdAt", "").c_str(), who.c_str(),
+                    e["data"].value("status", "").c_str());
+      } else if (type == "title-change") {
+        std::printf("  %s %s renamed it to %s\n", e.value("createdAt", "").c_str(), who.c_str(),
+                    e["data"].value("to", "").c_str());
+      }
+    }
+    if (a.diff && d.contains("diff")) std::printf("\n%s", d["diff"].get<std::string>().c_str());
+    return 0;
+  }
+  json body = json::object();
+  if (!a.comment.empty()) body["comment"] = a.comment;
+  if (a.action == "merge") {
+    auto j = CallNode("POST", one + "/merge", token, body, "merging");
+    if (!j.ok()) return Fail(j.status());
+    std::printf("merged #%d into %s at %s%s\n", a.num, id->str().c_str(), j->value("mergeCommitId", "?").c_str(),
+                j->value("held", false) ? " (staged for review: only the repo's writers see it)" : "");
+    return 0;
+  }
+  body["status"] = a.action == "close" ? "closed" : "open";
+  auto j = CallNode("POST", one + "/status", token, body, a.action == "close" ? "closing" : "reopening");
+  if (!j.ok()) return Fail(j.status());
+  std::printf("%s #%d of %s\n", a.action == "close" ? "closed" : "reopened", a.num, id->str().c_str());
+  return 0;
+}
+
 }  // namespace
 
 void AddPublishCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command>* out) {
@@ -76,6 +177,30 @@ void AddPublishCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Com
     sub->add_flag("--private", a->options.is_private, "Create the repo private");
     sub->add_flag("--json", a->as_json, "Print the result as JSON");
     out->push_back({sub, [a, &flags] { return RunPush(*a, flags.quiet); }});
+  }
+  {
+    auto* pr = app.add_subcommand("pr", "Pull requests of a repo on a running node: list, show, merge, close, reopen");
+    pr->require_subcommand(1);
+    for (const char* action : {"list", "show", "merge", "close", "reopen"}) {
+      auto a = std::make_shared<PrArgs>();
+      a->action = action;
+      auto* sub = pr->add_subcommand(action, std::string(action) == "list"     ? "List the pull requests"
+                                             : std::string(action) == "show"  ? "Show one: status, events, conflicts"
+                                             : std::string(action) == "merge" ? "Merge one into its target branch"
+                                             : std::string(action) == "close" ? "Close one without merging"
+                                                                              : "Reopen a closed one");
+      sub->add_option("repo", a->repo, "Repo id (ns/name)")->required();
+      if (a->action != "list") sub->add_option("num", a->num, "The pull request's number")->required();
+      sub->add_option("--node", a->node, "The node's URL (default $HF_ENDPOINT)");
+      sub->add_option("--token", a->token, "A token (default $HF_TOKEN); merge and close need a writer's");
+      if (a->action == "list") sub->add_option("--status", a->status, "open, closed, merged, draft or all (default open)");
+      if (a->action == "show") sub->add_flag("--diff", a->diff, "Print the diff against the target");
+      if (a->action == "merge" || a->action == "close" || a->action == "reopen") {
+        sub->add_option("-m,--comment", a->comment, "A comment to leave with it");
+      }
+      if (a->action == "list" || a->action == "show") sub->add_flag("--json", a->as_json, "Print JSON");
+      out->push_back({sub, [a] { return RunPr(*a); }});
+    }
   }
   {
     auto* sub = app.add_subcommand("lineage", "Show a model's bases and the models derived from it on this node");

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "base/json_limits.h"
 #include "base/file.h"
 #include "base/hash.h"
 #include "store/store.h"
@@ -363,7 +364,12 @@ Result<PushResult> PushUnchecked(const PushOptions& a, const PushProgress& progr
 
 Result<json> CallNode(const std::string& method, const std::string& url, const std::string& token, const json& body,
                       const char* what) {
-  return JsonCall(method, url, token, body, what);
+  if (method != "GET") return JsonCall(method, url, token, body, what);
+  ASSIGN_OR_RETURN(HttpResult r, Request(method, url, token, "", nullptr, nullptr));
+  if (r.status / 100 != 2) return FailedPreconditionError(std::string(what) + " failed: " + ErrorOf(r));
+  json j = JsonDepthWithin(r.body) ? json::parse(r.body, nullptr, false) : json(json::value_t::discarded);
+  if (j.is_discarded()) return DataLossError(std::string(what) + ": the node's answer is not JSON");
+  return j;
 }
 
 Result<PushResult> Push(const PushOptions& options, const PushProgress& progress) {

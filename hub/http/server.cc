@@ -129,8 +129,11 @@ class HttpServerImpl final : public HttpServer {
       const bool chunked = req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
       const std::string cl = req.get_header_value("Content-Length");
       bool consumed = !chunked && (cl.empty() || cl == "0");
+      // Without Content-Length or chunked framing a request has no body (RFC 9112 6.3); httplib
+      // would read until the client closes (curl -X POST sends neither: 30 s of waiting).
+      const bool no_body = !chunked && cl.empty();
       httplib::ContentReader tracked(
-          [&](httplib::ContentReceiver receiver) { return consumed = reader(std::move(receiver)); },
+          [&](httplib::ContentReceiver receiver) { return no_body || (consumed = reader(std::move(receiver))); },
           [&](httplib::MultipartContentHeader header, httplib::ContentReceiver receiver) {
             return consumed = reader(std::move(header), std::move(receiver));
           });

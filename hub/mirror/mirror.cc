@@ -399,14 +399,22 @@ std::optional<verify::ChunkMap> Mirror::TrustedMap(const store::RepoId& repo, co
     auto bundle = endpoint.GetChunkMap(repo.str(), sha);
     if (!bundle.ok()) continue;
     auto verified = verify::VerifyChunkMapWithTrustStore(*bundle, *trust, static_cast<int64_t>(std::time(nullptr)));
+    auto first_refusal = [&] {
+      std::lock_guard<std::mutex> lock(refused_mu_);
+      return refused_maps_.insert(url + " " + repo.str() + "@" + sha).second;
+    };
     if (!verified.ok()) {
-      LOG(Warning) << "chunk map of " << repo.str() << "@" << sha << " from " << url
-                   << " refused: " << verified.status().ToString();
+      if (first_refusal()) {
+        LOG(Warning) << "chunk map of " << repo.str() << "@" << sha << " from " << url
+                     << " refused: " << verified.status().ToString();
+      }
       continue;
     }
     if (verified->map.repo != repo.str() || verified->map.commit != sha) {
-      LOG(Warning) << "chunk map from " << url << " is for " << verified->map.repo << "@" << verified->map.commit
-                   << ", not " << repo.str() << "@" << sha << "; refused";
+      if (first_refusal()) {
+        LOG(Warning) << "chunk map from " << url << " is for " << verified->map.repo << "@" << verified->map.commit
+                     << ", not " << repo.str() << "@" << sha << "; refused";
+      }
       continue;
     }
     LOG(Info) << "chunk map of " << repo.str() << "@" << sha.substr(0, 12) << " from " << url << ", signed by "

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 #include <thread>
@@ -165,6 +166,9 @@ class Mirror {
   std::atomic<double> last_download_seconds_{0};
   std::vector<std::string> peer_urls_;
   std::string trust_path_;
+  // Chunk maps already refused (source, repo@sha): each is warned about once, not per file.
+  std::mutex refused_mu_;
+  std::set<std::string> refused_maps_;
   // A trusted chunk map of repo@sha from the peers or the upstream; nullopt when none is.
   std::optional<verify::ChunkMap> TrustedMap(const store::RepoId& repo, const std::string& sha);
   // Writes one file of a fill from chunks (local ones from the store, the rest from peers).

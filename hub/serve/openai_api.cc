@@ -46,12 +46,39 @@ json Bytes(const std::string& s) {
   return b;
 }
 
+// Characters (code points) of UTF-8 text, as OpenAI's text_offset counts them.
+size_t Chars(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// Appends the prompt's tokens to a legacy completions logprobs object: the first token's log-prob
+// and alternatives are null; offsets count characters from `offset` on (advanced past them).
+void AddPromptLogprobs(const std::vector<runtime::PromptLogprob>& prompt, json& lp, size_t& offset) {
+  for (const auto& t : prompt) {
+    lp["tokens"].push_back(t.token.text);
+    lp["text_offset"].push_back(offset);
+    offset += Chars(t.token.text);
+    if (!t.has_logprob) {
+      lp["token_logprobs"].push_back(nullptr);
+      lp["top_logprobs"].push_back(nullptr);
+      continue;
+    }
+    lp["token_logprobs"].push_back(t.token.logprob);
+    json top = json::object();
+    for (const auto& x : t.top) top[x.text] = x.logprob;
+    lp["top_logprobs"].push_back(top);
+  }
+}
+
 // The parameters both endpoints share, checked; the error names the parameter.
 struct Params {
   std::string model;
   runtime::SamplingParams sampling;
-  bool stream = false, include_usage = false, logprobs = false;
+  bool stream = false, include_usage = false, logprobs = false, echo = false;
 };
+
 
 Status ParseCommon(const json& body, bool chat, Params& p) {
   auto num = [&](const char* key, auto& out, double lo, double hi) -> Status {
@@ -122,8 +149,11 @@ Status ParseCommon(const json& body, bool chat, Params& p) {
       p.logprobs = true;
       p.sampling.top_logprobs = lp;
     }
-    if (auto echo = body.find("echo"); echo != body.end() && echo->is_boolean() && echo->get<bool>()) {
-      return InvalidArgumentError("echo is not supported");
+    if (auto echo = body.find("echo"); echo != body.end() && !echo->is_null()) {
+      if (!echo->is_boolean()) return InvalidArgumentError("echo must be a boolean");
+      p.echo = echo->get<bool>();
+      // The prompt's tokens and log-probs come first, the first token's log-prob null.
+      p.sampling.prompt_logprobs = p.echo && p.logprobs;
     }
   }
   return runtime::ValidateSamplingParams(p.sampling);
@@ -251,6 +281,8 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
                            chat ? "messages" : "prompt");
   }
 
+  // What echo puts before the completion: the prompt as the tokenizer reads it back.
+  const std::string echo_text = !chat && p.echo ? engine.Detokenize(prompt) : std::string();
   auto channel = std::make_shared<Channel>();
   runtime::GenerateRequest gen;
   gen.prompt = prompt;
@@ -273,8 +305,8 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
   // Turns an event's logprobs into the endpoint's shape.
   auto chat_logprob = [](const TokenEvent& ev) {
     json tops = json::array();
-    for (const auto& t : ev.top_logprobs) tops.push_back({{"token", t.text}, {"logprob", t.logprob}, {"bytes", Bytes(t.text)}});
-    return json{{"token", ev.logprob->text}, {"logprob", ev.logprob->logprob}, {"bytes", Bytes(ev.logprob->text)},
+    for (const auto& t : ev.top_logprobs) tops.push_back({{"token", t.text}, {"logprob", t.logprob}, {"bytes", Bytes(t.bytes)}});
+    return json{{"token", ev.logprob->text}, {"logprob", ev.logprob->logprob}, {"bytes", Bytes(ev.logprob->bytes)},
                 {"top_logprobs", tops}};
   };
   auto usage = [](const TokenEvent& ev) {
@@ -304,6 +336,7 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
     auto first = std::make_shared<bool>(true);
+    auto offset = std::make_shared<size_t>(0);  // characters of text sent so far
     res.set_chunked_content_provider("text/event-stream", [=](size_t, httplib::DataSink& sink) {
       auto send = [&](const json& j) {
         const std::string line = "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
@@ -340,12 +373,25 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
           if (p.logprobs && ev->logprob) choice["logprobs"] = {{"content", json::array({chat_logprob(*ev)})}};
         } else {
           choice["text"] = ev->text;
+          json lp = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
+                     {"text_offset", json::array()}};
+          if (*first && p.echo) {
+            // The prompt comes first, as OpenAI's legacy completions echo it.
+            choice["text"] = echo_text + ev->text;
+            if (p.logprobs) AddPromptLogprobs(ev->prompt_logprobs, lp, *offset);
+            *offset += Chars(echo_text);
+          }
+          *first = false;
           if (p.logprobs && ev->logprob) {
             json top = json::object();
             for (const auto& t : ev->top_logprobs) top[t.text] = t.logprob;
-            choice["logprobs"] = {{"tokens", {ev->logprob->text}}, {"token_logprobs", {ev->logprob->logprob}},
-                                  {"top_logprobs", {top}}, {"text_offset", {0}}};
+            lp["tokens"].push_back(ev->logprob->text);
+            lp["token_logprobs"].push_back(ev->logprob->logprob);
+            lp["top_logprobs"].push_back(top);
+            lp["text_offset"].push_back(*offset);
           }
+          if (p.logprobs && !lp["tokens"].empty()) choice["logprobs"] = lp;
+          *offset += Chars(ev->text);
         }
         if (!send(chunk(choice))) return cancel();
         if (ev->finish != FinishReason::kNone) {
@@ -379,6 +425,19 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
         sink.done();
         return true;
       }
+      if (!chat && p.echo && text.empty() && tokens.empty()) {
+        text = echo_text;
+        if (p.logprobs) {
+          json lp = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
+                     {"text_offset", json::array()}};
+          size_t at = 0;
+          AddPromptLogprobs(ev->prompt_logprobs, lp, at);
+          tokens = lp["tokens"];
+          token_lps = lp["token_logprobs"];
+          tops = lp["top_logprobs"];
+          offsets = lp["text_offset"];
+        }
+      }
       if (p.logprobs && ev->logprob) {
         if (chat) {
           lp_content.push_back(chat_logprob(*ev));
@@ -388,7 +447,7 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
           tokens.push_back(ev->logprob->text);
           token_lps.push_back(ev->logprob->logprob);
           tops.push_back(top);
-          offsets.push_back(text.size());
+          offsets.push_back(Chars(text));
         }
       }
       text += ev->text;

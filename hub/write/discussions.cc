@@ -30,15 +30,26 @@ namespace {
 
 constexpr size_t kPageSize = 50;
 constexpr size_t kMaxTitle = 200;
-constexpr size_t kMaxComment = 65536;
+constexpr size_t kMaxComment = 16384;
 constexpr size_t kMaxEvents = 1000;
 constexpr size_t kMaxDiffBytes = 1 << 20;
 constexpr size_t kMaxDiffFileBytes = 256 << 10;
 constexpr size_t kMaxAncestors = 100000;
+constexpr size_t kMaxRecordBytes = 256 << 10;      // one discussion's record
+constexpr size_t kWriterReserve = 16 << 10;        // of it, kept for writers' status changes and merges
+constexpr size_t kMaxDiscussions = 10000;          // per repo
+constexpr size_t kMaxOpenPerAuthor = 50;           // open discussions of one token per repo
+constexpr size_t kMaxDiffFiles = 1000;
 
 std::string RecordKey(int num) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "discussions/%07d", num);
+  return buf;
+}
+
+std::string IndexKey(int num) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "discussion-index/%07d", num);
   return buf;
 }
 
@@ -78,6 +89,11 @@ std::string CommentHtml(std::string_view raw) {
   return out + "</p>";
 }
 
+void SendSaveError(httplib::Response& res, const Status& s) {
+  if (s.code() == StatusCode::kFailedPrecondition) return SendError(res, 409, "DiscussionFull", s.message());
+  SendWriteError(res, s);
+}
+
 json Author(const std::string& name) { return {{"name", name}, {"type", "user"}, {"fullname", name}}; }
 
 json Event(const std::string& type, const std::string& author, json data) {
@@ -87,10 +103,21 @@ json Event(const std::string& type, const std::string& author, json data) {
 
 json CommentEvent(const std::string& author, const std::string& raw) {
   const std::string now = IsoTime(std::time(nullptr));
-  json latest = {{"raw", raw}, {"html", CommentHtml(raw)}, {"updatedAt", now}, {"author", Author(author)}};
+  json latest = {{"raw", raw}, {"updatedAt", now}, {"author", Author(author)}};
   return Event("comment", author,
                {{"edited", false}, {"hidden", false}, {"latest", latest}, {"numEdits", 0},
                 {"editors", json::array({author})}, {"history", json::array({latest})}});
+}
+
+// An event as clients read it: a comment's text also as HTML (rendered here, not stored).
+json Rendered(json e) {
+  if (e.value("type", "") != "comment" || !e.contains("data")) return e;
+  json& d = e["data"];
+  if (d.contains("latest")) d["latest"]["html"] = CommentHtml(d["latest"].value("raw", ""));
+  if (d.contains("history")) {
+    for (auto& h : d["history"]) h["html"] = CommentHtml(h.value("raw", ""));
+  }
+  return e;
 }
 
 bool ValidText(const std::string& s) {
@@ -143,6 +170,10 @@ size_t CountLines(std::string_view text) {
 
 Status WriteApi::Impl::LandOnBranch(const store::RepoId& repo, const std::string& ref, const BranchState& branch,
                                     const GitOid& commit, bool stage) {
+  if (!ref.starts_with("refs/heads/")) return InvalidArgumentError("only a branch takes commits this way");
+  // One branch move at a time per node: its two refs (released, held) move together.
+  std::lock_guard<std::mutex> lock(branch_mu);
+  if (Released(repo, ref) != branch.released) return FailedPreconditionError("the branch moved");
   const std::string held = "refs/held/" + ref.substr(11);
   if (stage) {
     RETURN_IF_ERROR(store->UpdateRef(repo, held, branch.held.value_or(GitOid()), commit));
@@ -173,21 +204,32 @@ Result<int> WriteApi::Impl::NextDiscussionNumber(const store::RepoId& repo) {
     auto p = std::from_chars(num.data(), num.data() + num.size(), n);
     if (p.ec == std::errc() && n >= next) next = n + 1;
   }
-  ASSIGN_OR_RETURN(auto records, store->ListRepoData(repo, "discussions/"));
-  if (!records.empty()) {
+  ASSIGN_OR_RETURN(auto index, store->ListRepoData(repo, "discussion-index/"));
+  if (index.size() >= kMaxDiscussions) return OutOfRangeError("this repo has 10,000 discussions, the most it keeps");
+  if (!index.empty()) {
     int n = 0;
-    const std::string& last = records.back().first;
-    auto p = std::from_chars(last.data() + 12, last.data() + last.size(), n);
+    const std::string& last = index.back().first;
+    auto p = std::from_chars(last.data() + 17, last.data() + last.size(), n);
     if (p.ec == std::errc() && n >= next) next = n + 1;
   }
-  if (next > kMaxPrNumber) return ResourceExhaustedError("too many discussions");
+  if (next > kMaxPrNumber) return OutOfRangeError("too many discussions");
   return next;
 }
 
-Status WriteApi::Impl::SaveDiscussion(const store::RepoId& repo, const json& d) {
+Status WriteApi::Impl::SaveDiscussion(const store::RepoId& repo, const json& d, bool writer) {
   std::string text = d.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > (1u << 20)) return ResourceExhaustedError("this discussion is full (1 MiB of events)");
-  return store->PutRepoData(repo, {{RecordKey(d["num"].get<int>()), std::move(text)}});
+  if (text.size() > kMaxRecordBytes - (writer ? 0 : kWriterReserve)) {
+    return FailedPreconditionError("this discussion is full (256 KiB of events)");
+  }
+  // Beside each record, its summary: what listings read, a few hundred bytes each.
+  size_t comments = 0;
+  for (const auto& e : d["events"]) comments += e.value("type", "") == "comment";
+  json summary = {{"num", d["num"]},         {"title", d["title"]},   {"status", d["status"]},
+                  {"createdAt", d["createdAt"]}, {"isPullRequest", d["isPullRequest"]},
+                  {"author", d.value("author", "deleted")}, {"numComments", comments}};
+  const int num = d["num"].get<int>();
+  return store->PutRepoData(repo, {{RecordKey(num), std::move(text)},
+                                   {IndexKey(num), summary.dump(-1, ' ', false, json::error_handler_t::replace)}});
 }
 
 Result<json> WriteApi::Impl::LoadDiscussion(const store::RepoId& repo, int num) {
@@ -211,7 +253,18 @@ Status WriteApi::Impl::RecordPullRequest(const store::RepoId& repo, int num, con
             {"events", json::array()}};
   d["events"].push_back(CommentEvent(author, description.empty() ? subject : description.substr(0, kMaxComment)));
   d["events"].push_back(Event("commit", author, {{"subject", subject.substr(0, kMaxTitle)}, {"oid", commit.hex()}}));
-  return SaveDiscussion(repo, d);
+  return SaveDiscussion(repo, d, true);
+}
+
+bool WriteApi::Impl::PrOpen(const store::RepoId& repo, const std::string& pr_ref) {
+  int num = 0;
+  std::string rest;
+  if (!ParseNum(pr_ref.substr(8), &num, &rest) || !rest.empty()) return false;
+  auto d = LoadDiscussion(repo, num);
+  // A refs/pr/N without a record (made before discussions existed) takes commits as before.
+  if (!d.ok()) return d.status().code() == StatusCode::kNotFound;
+  const std::string status = d->value("status", "");
+  return status == "open" || status == "draft";
 }
 
 void WriteApi::Impl::RecordPrCommit(const store::RepoId& repo, const std::string& pr_ref, const GitOid& commit,
@@ -223,37 +276,22 @@ void WriteApi::Impl::RecordPrCommit(const store::RepoId& repo, const std::string
   auto d = LoadDiscussion(repo, num);
   if (!d.ok() || (*d)["events"].size() >= kMaxEvents) return;
   (*d)["events"].push_back(Event("commit", author, {{"subject", subject.substr(0, kMaxTitle)}, {"oid", commit.hex()}}));
-  if (Status s = SaveDiscussion(repo, *d); !s.ok()) LOG(Warning) << "discussion " << num << ": " << s.ToString();
+  if (Status s = SaveDiscussion(repo, *d, true); !s.ok()) LOG(Warning) << "discussion " << num << ": " << s.ToString();
 }
 
 // ---- the routes ------------------------------------------------------------------------------
 
 std::optional<store::RepoInfo> WriteApi::Impl::ReadableRepo(const WRoute& r, const std::optional<Principal>& who,
                                                             httplib::Response& res) {
-  if (r.type != "model") {
-    SendError(res, 400, "UnsupportedRepoType", "this node stores model repos only");
-    return std::nullopt;
-  }
-  auto id = store::RepoId::Parse(r.repo);
-  if (!id.ok()) {
-    SendError(res, 400, "BadRequest", id.status().message());
-    return std::nullopt;
-  }
-  auto info = store->GetRepo(*id);
-  if (!info.ok() && info.status().code() != StatusCode::kNotFound) {
-    SendStatus(res, info.status());
-    return std::nullopt;
-  }
-  if (!info.ok() || !CanRead(who, *info)) {
-    SendError(res, 404, "RepoNotFound", "Repository not found");
-    return std::nullopt;
-  }
-  return *info;
+  return FindRepo(r, who, /*private_only=*/false, res);
 }
 
 json WriteApi::Impl::DiscussionSummary(const store::RepoInfo& repo, const json& d) {
-  size_t comments = 0;
-  for (const auto& e : d["events"]) comments += e.value("type", "") == "comment";
+  size_t comments = d.value("numComments", size_t{0});
+  if (d.contains("events")) {
+    comments = 0;
+    for (const auto& e : d["events"]) comments += e.value("type", "") == "comment";
+  }
   return {{"num", d["num"]},
           {"title", d["title"]},
           {"status", d["status"]},
@@ -281,6 +319,10 @@ void WriteApi::Impl::Discussions(const WRoute& r, const httplib::Request& req, h
   // Every change needs a token; changes to a private repo's discussions need its writers' (the
   // others do not see it at all).
   if (!who) return SendError(res, 401, "Unauthorized", "a token is required (Authorization: Bearer hf_...)");
+  if (who->scope != Scope::kWrite) return SendError(res, 403, "Forbidden", "this token is read-only");
+  if (!writer && repo->visibility == store::Visibility::kPrivate) {
+    return SendError(res, 403, "Forbidden", "only the repo's writers take part in a private repo's discussions");
+  }
   // A merge or hide may come without a body (huggingface_hub sends none): that is {}.
   std::string raw;
   if (!ReadBody(reader, options.max_body, &raw)) {
@@ -304,13 +346,13 @@ void WriteApi::Impl::Discussions(const WRoute& r, const httplib::Request& req, h
   if (what == "comment") {
     std::string text = Str(*body, "comment");
     if (text.empty() || text.size() > kMaxComment || !ValidText(text)) {
-      return SendError(res, 400, "BadRequest", "comment must be 1 to 65536 bytes of UTF-8 text");
+      return SendError(res, 400, "BadRequest", "comment must be 1 to 16384 bytes of UTF-8 text");
     }
     if (full()) return SendError(res, 409, "Conflict", "this discussion has too many events");
     json e = CommentEvent(me, text);
     disc["events"].push_back(e);
-    if (Status s = SaveDiscussion(repo->id, disc); !s.ok()) return SendWriteError(res, s);
-    return SendJson(res, {{"newMessage", e}});
+    if (Status s = SaveDiscussion(repo->id, disc, writer); !s.ok()) return SendSaveError(res, s);
+    return SendJson(res, {{"newMessage", Rendered(e)}});
   }
   if (what == "title") {
     if (me != disc.value("author", "") && !writer) {
@@ -324,7 +366,7 @@ void WriteApi::Impl::Discussions(const WRoute& r, const httplib::Request& req, h
     json e = Event("title-change", me, {{"from", disc["title"]}, {"to", title}});
     disc["title"] = title;
     disc["events"].push_back(e);
-    if (Status s = SaveDiscussion(repo->id, disc); !s.ok()) return SendWriteError(res, s);
+    if (Status s = SaveDiscussion(repo->id, disc, writer); !s.ok()) return SendSaveError(res, s);
     return SendJson(res, {{"newTitle", e}});
   }
   if (what == "status") {
@@ -339,7 +381,7 @@ void WriteApi::Impl::Discussions(const WRoute& r, const httplib::Request& req, h
     json e = Event("status-change", me, {{"status", status}});
     disc["status"] = status;
     disc["events"].push_back(e);
-    if (Status s = SaveDiscussion(repo->id, disc); !s.ok()) return SendWriteError(res, s);
+    if (Status s = SaveDiscussion(repo->id, disc, writer); !s.ok()) return SendSaveError(res, s);
     return SendJson(res, {{"newStatus", e}});
   }
   if (what == "merge") return MergePullRequest(*repo, disc, *body, res, who);
@@ -353,13 +395,13 @@ void WriteApi::Impl::Discussions(const WRoute& r, const httplib::Request& req, h
       const std::string author = e["author"].value("name", "");
       if (action == "edit") {
         if (me != author) return SendError(res, 403, "Forbidden", "only a comment's author edits it");
+        if (e["data"].value("hidden", false)) return SendError(res, 409, "Conflict", "a hidden comment stays hidden");
         std::string text = Str(*body, "content");
         if (text.empty() || text.size() > kMaxComment || !ValidText(text)) {
-          return SendError(res, 400, "BadRequest", "content must be 1 to 65536 bytes of UTF-8 text");
+          return SendError(res, 400, "BadRequest", "content must be 1 to 16384 bytes of UTF-8 text");
         }
         if (e["data"]["history"].size() >= 100) return SendError(res, 409, "Conflict", "this comment has too many edits");
-        json latest = {{"raw", text}, {"html", CommentHtml(text)}, {"updatedAt", IsoTime(std::time(nullptr))},
-                       {"author", Author(me)}};
+        json latest = {{"raw", text}, {"updatedAt", IsoTime(std::time(nullptr))}, {"author", Author(me)}};
         e["data"]["latest"] = latest;
         e["data"]["edited"] = true;
         e["data"]["numEdits"] = e["data"].value("numEdits", 0) + 1;
@@ -368,15 +410,15 @@ void WriteApi::Impl::Discussions(const WRoute& r, const httplib::Request& req, h
         if (me != author && !writer) return SendError(res, 403, "Forbidden", "only a comment's author or the repo's writers hide it");
         e["data"]["hidden"] = true;
         // A hidden comment's text is gone for every reader, its edits too.
-        json gone = {{"raw", ""}, {"html", ""}, {"updatedAt", IsoTime(std::time(nullptr))}, {"author", Author(me)}};
+        json gone = {{"raw", ""}, {"updatedAt", IsoTime(std::time(nullptr))}, {"author", Author(me)}};
         e["data"]["latest"] = gone;
         e["data"]["history"] = json::array({gone});
       } else {
         return SendError(res, 404, "NotFound", "no such discussion route");
       }
       json updated = e;
-      if (Status s = SaveDiscussion(repo->id, disc); !s.ok()) return SendWriteError(res, s);
-      return SendJson(res, {{"updatedComment", updated}});
+      if (Status s = SaveDiscussion(repo->id, disc, writer); !s.ok()) return SendSaveError(res, s);
+      return SendJson(res, {{"updatedComment", Rendered(updated)}});
     }
     return SendError(res, 404, "CommentNotFound", "no comment " + id.substr(0, 40) + " in this discussion");
   }
@@ -397,7 +439,7 @@ void WriteApi::Impl::ListDiscussions(const store::RepoInfo& repo, const httplib:
   if (req.has_param("p") && (!ParseU64(req.get_param_value("p"), &page) || page > 100000)) {
     return SendError(res, 400, "BadRequest", "p must be a page number");
   }
-  auto records = store->ListRepoData(repo.id, "discussions/");
+  auto records = store->ListRepoData(repo.id, "discussion-index/");
   if (!records.ok()) return SendStatus(res, records.status());
   std::vector<json> match;
   size_t closed = 0;
@@ -425,6 +467,7 @@ void WriteApi::Impl::ListDiscussions(const store::RepoInfo& repo, const httplib:
 void WriteApi::Impl::OpenDiscussion(const store::RepoInfo& repo, httplib::Response& res,
                                     const httplib::ContentReader& reader, const std::optional<Principal>& who) {
   if (!who) return SendError(res, 401, "Unauthorized", "a token is required (Authorization: Bearer hf_...)");
+  if (who->scope != Scope::kWrite) return SendError(res, 403, "Forbidden", "this token is read-only");
   const bool writer = CanWrite(who, repo.id);
   // Others may open discussions on a repo every reader sees; a private repo's are its writers'.
   if (!writer && repo.visibility == store::Visibility::kPrivate) {
@@ -438,12 +481,24 @@ void WriteApi::Impl::OpenDiscussion(const store::RepoInfo& repo, httplib::Respon
     return SendError(res, 400, "BadRequest", "title must be 1 to 200 bytes of UTF-8 text");
   }
   if (description.size() > kMaxComment || !ValidText(description)) {
-    return SendError(res, 400, "BadRequest", "description must be at most 65536 bytes of UTF-8 text");
+    return SendError(res, 400, "BadRequest", "description must be at most 16384 bytes of UTF-8 text");
   }
   std::lock_guard<std::mutex> lock(pr_mu);
+  const std::string me = who->token_name;
+  if (!writer) {
+    auto index = store->ListRepoData(repo.id, "discussion-index/");
+    if (!index.ok()) return SendStatus(res, index.status());
+    size_t open = 0;
+    for (const auto& [k, v] : *index) {
+      json e = json::parse(v, nullptr, false);
+      open += e.is_object() && e.value("author", "") == me && (e.value("status", "") == "open" || e.value("status", "") == "draft");
+    }
+    if (open >= kMaxOpenPerAuthor) {
+      return SendError(res, 429, "TooManyDiscussions", "this token has 50 open discussions on this repo already");
+    }
+  }
   auto num = NextDiscussionNumber(repo.id);
   if (!num.ok()) return SendWriteError(res, num.status(), 409, "Conflict");
-  const std::string me = who->token_name;
   json d = {{"num", *num},        {"title", title},         {"author", me}, {"createdAt", IsoTime(std::time(nullptr))},
             {"status", pr ? "draft" : "open"}, {"isPullRequest", pr}, {"events", json::array()}};
   if (!description.empty()) d["events"].push_back(CommentEvent(me, description));
@@ -452,13 +507,15 @@ void WriteApi::Impl::OpenDiscussion(const store::RepoInfo& repo, httplib::Respon
     BranchState branch;
     const std::string base = "refs/heads/" + repo.default_branch;
     if (Status s = ReadBranch(repo.id, base, &branch); !s.ok()) return SendStatus(res, s);
-    auto head = writer ? branch.head() : branch.released;
-    if (!head) return SendError(res, 409, "Conflict", "the repo has no commit to open a pull request on");
+    // On the released head, even for a writer: a pull request is read by everyone who reads the
+    // repo, and what is staged is not theirs to see.
+    auto head = branch.released;
+    if (!head) return SendError(res, 409, "Conflict", "the repo has no released commit to open a pull request on");
     d["base"] = base;
     Status s = store->UpdateRef(repo.id, "refs/pr/" + std::to_string(*num), GitOid(), *head);
     if (!s.ok()) return SendWriteError(res, s);
   }
-  if (Status s = SaveDiscussion(repo.id, d); !s.ok()) return SendWriteError(res, s);
+  if (Status s = SaveDiscussion(repo.id, d, writer); !s.ok()) return SendSaveError(res, s);
   LOG(Info) << me << " opened " << (pr ? "pull request" : "discussion") << " #" << *num << " on " << repo.id.str();
   SendJson(res, {{"num", *num}, {"pullRequest", pr}, {"url", "/" + repo.id.str() + "/discussions/" + std::to_string(*num)}});
 }
@@ -471,7 +528,8 @@ void WriteApi::Impl::DiscussionDetails(const store::RepoInfo& repo, int num, con
     return SendStatus(res, d.status());
   }
   json out = DiscussionSummary(repo, *d);
-  out["events"] = (*d)["events"];
+  out["events"] = json::array();
+  for (const auto& e : (*d)["events"]) out["events"].push_back(Rendered(e));
   if (d->value("isPullRequest", false)) {
     const std::string base = d->value("base", "refs/heads/" + repo.default_branch);
     json changes = {{"base", base}};
@@ -581,6 +639,7 @@ Result<std::string> WriteApi::Impl::Diff(const GitOid& from, const GitOid& to) {
   std::set<std::string> paths;
   for (const auto& [p, f] : am) paths.insert(p);
   for (const auto& [p, f] : bm) paths.insert(p);
+  std::string diff;
   // Text as git shows it: an LFS file by its pointer, a large or binary one as "Binary files".
   auto text = [&](const store::FileEntry* f, std::string* out) -> Result<bool> {
     out->clear();
@@ -590,18 +649,18 @@ Result<std::string> WriteApi::Impl::Diff(const GitOid& from, const GitOid& to) {
              std::to_string(f->size) + "\n";
       return true;
     }
-    if (f->size > kMaxDiffFileBytes) return false;
+    if (f->size > kMaxDiffFileBytes || diff.size() + f->size > 2 * kMaxDiffBytes) return false;
     ASSIGN_OR_RETURN(auto reader, store->OpenFile(*f));
     ASSIGN_OR_RETURN(*out, reader->ReadToString(0, f->size));
     return out->find('\0') == std::string::npos;
   };
-  std::string diff;
+  size_t files = 0;
   for (const std::string& p : paths) {
     const store::FileEntry* x = am.count(p) ? am[p] : nullptr;
     const store::FileEntry* y = bm.count(p) ? bm[p] : nullptr;
     if (x && y && x->blob == y->blob) continue;
-    if (diff.size() > kMaxDiffBytes) {
-      diff += "# (diff cut at 1 MiB)\n";
+    if (diff.size() > kMaxDiffBytes || ++files > kMaxDiffFiles) {
+      diff += "# (diff cut at 1 MiB or 1,000 files)\n";
       break;
     }
     diff += "diff --git a/" + p + " b/" + p + "\n";
@@ -637,6 +696,7 @@ void WriteApi::Impl::MergePullRequest(const store::RepoInfo& repo, json& disc, c
   }
   const int num = disc["num"].get<int>();
   const std::string base = disc.value("base", "refs/heads/" + repo.default_branch);
+  if (!base.starts_with("refs/heads/")) return SendError(res, 409, "Conflict", "this pull request targets no branch");
   auto head = store->Resolve(repo.id, "refs/pr/" + std::to_string(num));
   if (!head.ok()) return SendError(res, 409, "Conflict", "the pull request's ref refs/pr/" + std::to_string(num) + " is gone");
   std::string comment = Str(body, "comment");
@@ -649,6 +709,9 @@ void WriteApi::Impl::MergePullRequest(const store::RepoInfo& repo, json& disc, c
     if (!target) return SendError(res, 409, "Conflict", "the target branch " + base.substr(11) + " is gone");
     auto plan = PlanMerge(*target, *head);
     if (!plan.ok()) return SendError(res, 409, "Conflict", plan.status().message());
+    if (plan->base == *head) {
+      return SendError(res, 409, "NothingToMerge", "the target branch already has every commit of this pull request");
+    }
     if (!plan->conflicts.empty()) {
       std::string list;
       for (const auto& p : plan->conflicts) list += (list.empty() ? "" : ", ") + p;
@@ -680,19 +743,24 @@ void WriteApi::Impl::MergePullRequest(const store::RepoInfo& repo, json& disc, c
       return;
     }
     const bool stage = report.verdict == verify::Verdict::kReview;
+    const std::string me = who->token_name;
+    json after = disc;
+    if (!comment.empty()) after["events"].push_back(CommentEvent(me, comment));
+    after["events"].push_back(Event("status-change", me, {{"status", "merged"}}));
+    after["status"] = "merged";
+    after["mergeCommitId"] = merged.hex();
+    after["mergeBase"] = plan->base.hex();
+    if (after.dump().size() > kMaxRecordBytes) {
+      return SendError(res, 409, "DiscussionFull", "this pull request's record is full; nothing was merged");
+    }
     Status s = LandOnBranch(repo.id, base, branch, merged, stage);
     if (s.code() == StatusCode::kFailedPrecondition && attempt < kCommitAttempts) continue;
     if (s.code() == StatusCode::kFailedPrecondition) {
       return SendError(res, 412, "PreconditionFailed", "The target branch moved meanwhile. Please try again.");
     }
     if (!s.ok()) return SendWriteError(res, s);
-    const std::string me = who->token_name;
-    if (!comment.empty()) disc["events"].push_back(CommentEvent(me, comment));
-    disc["events"].push_back(Event("status-change", me, {{"status", "merged"}}));
-    disc["status"] = "merged";
-    disc["mergeCommitId"] = merged.hex();
-    disc["mergeBase"] = plan->base.hex();
-    if (Status w = SaveDiscussion(repo.id, disc); !w.ok()) LOG(Warning) << "discussion " << num << ": " << w.ToString();
+    disc = std::move(after);
+    if (Status w = SaveDiscussion(repo.id, disc, true); !w.ok()) LOG(Warning) << "discussion " << num << ": " << w.ToString();
     LOG(Info) << me << " merged pull request #" << num << " of " << repo.id.str() << " into " << base << " at "
               << merged.hex() << (stage ? " (staged for review)" : "");
     if (stage) res.set_header("X-Hubnode-Held", ("held for review by this node's policy: " + report.Summary()).substr(0, 1000));

@@ -57,7 +57,7 @@ WRoute ParseWrite(const std::string& method, std::string_view target) {
     return m == "settings" || m == "preupload" || m == "commit" || m == "branch" || m == "tag" || m == "approve" ||
            m == "discussions";
   };
-  size_t i = marker(s[3]) ? 3 : (s.size() > 4 && marker(s[4])) ? 4 : 0;
+  size_t i = (s.size() > 4 && marker(s[4])) ? 4 : marker(s[3]) ? 3 : 0;
   if (i == 0) return r;
   r.repo = JoinSegments(s, 2, i);
   r.rest = JoinSegments(s, i + 1, s.size());
@@ -147,8 +147,8 @@ Result<std::string> LoadOrCreateUrlKey(const std::string& data_dir) {
   return hex;
 }
 
-std::optional<store::RepoInfo> WriteApi::Impl::WritableRepo(const WRoute& r, const std::optional<Principal>& who,
-                                            httplib::Response& res) {
+std::optional<store::RepoInfo> WriteApi::Impl::FindRepo(const WRoute& r, const std::optional<Principal>& who,
+                                                        bool private_only, httplib::Response& res) {
   if (r.type != "model") {
     SendError(res, 400, "UnsupportedRepoType", "this node stores model repos only");
     return std::nullopt;
@@ -163,12 +163,20 @@ std::optional<store::RepoInfo> WriteApi::Impl::WritableRepo(const WRoute& r, con
     SendStatus(res, info.status());
     return std::nullopt;
   }
-  if (!info.ok() || (info->visibility == store::Visibility::kPrivate && !CanRead(who, *info))) {
+  const bool hidden = info.ok() && (private_only ? info->visibility == store::Visibility::kPrivate : true) &&
+                      !CanRead(who, *info);
+  if (!info.ok() || hidden) {
     SendError(res, 404, "RepoNotFound", "Repository not found");
     return std::nullopt;
   }
-  if (!Authorized(who, *id, res)) return std::nullopt;
   return *info;
+}
+
+std::optional<store::RepoInfo> WriteApi::Impl::WritableRepo(const WRoute& r, const std::optional<Principal>& who,
+                                            httplib::Response& res) {
+  auto info = FindRepo(r, who, /*private_only=*/true, res);
+  if (!info || !Authorized(who, info->id, res)) return std::nullopt;
+  return info;
 }
 
 bool WriteApi::Impl::Authorized(const std::optional<Principal>& who, const store::RepoId& id, httplib::Response& res) {
@@ -261,6 +269,24 @@ Result<GitOid> ReleaseStaged(store::Store& store, const store::RepoId& repo, con
     const std::string branch = "refs/heads/" + r.name.substr(10);
     auto cur = store.Resolve(repo, branch);
     if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
+    if (cur.ok()) {
+      // What is staged must sit on what is released: if the branch moved on since, releasing
+      // would rewind it.
+      bool on_top = false;
+      std::vector<GitOid> stack = {r.commit};
+      std::set<GitOid> seen;
+      while (!stack.empty() && seen.size() < 100000 && !on_top) {
+        GitOid c = stack.back();
+        stack.pop_back();
+        if (!seen.insert(c).second) continue;
+        if (c == *cur) on_top = true;
+        ASSIGN_OR_RETURN(store::CommitInfo ci, store.GetCommit(c));
+        for (const auto& p : ci.parents) stack.push_back(p);
+      }
+      if (!on_top) {
+        return FailedPreconditionError("the branch moved on since these commits were staged; commit them again on top of it");
+      }
+    }
     RETURN_IF_ERROR(store.UpdateRef(repo, branch, cur.ok() ? *cur : GitOid(), r.commit));
     RETURN_IF_ERROR(store.UpdateRef(repo, r.name, r.commit, GitOid()));
     return r.commit;
@@ -582,8 +608,14 @@ void WriteApi::Impl::Approve(const WRoute& r, httplib::Response& res, const std:
   }
   auto repo = WritableRepo(r, who, res);
   if (!repo) return;
-  auto released = ReleaseStaged(*store, repo->id, r.rest);
+  auto released = [&] {
+    std::lock_guard<std::mutex> lock(branch_mu);
+    return ReleaseStaged(*store, repo->id, r.rest);
+  }();
   if (!released.ok()) {
+    if (released.status().code() == StatusCode::kFailedPrecondition) {
+      return SendError(res, 409, "Conflict", released.status().message());
+    }
     if (released.status().code() == StatusCode::kNotFound) return SendError(res, 404, "NotHeld", released.status().message());
     return SendWriteError(res, released.status(), 0, "");
   }
@@ -592,6 +624,7 @@ void WriteApi::Impl::Approve(const WRoute& r, httplib::Response& res, const std:
 }
 
 void WriteApi::Impl::DropHeld(const store::RepoId& repo, const std::string& branch) {
+  std::lock_guard<std::mutex> lock(branch_mu);
   auto held = store->ResolveStaged(repo, "refs/held/" + branch);
   if (held.ok()) (void)store->UpdateRef(repo, "refs/held/" + branch, *held, GitOid());
 }

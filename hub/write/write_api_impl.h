@@ -104,6 +104,7 @@ struct WriteApi::Impl {
   std::set<std::pair<std::string, Sha256Digest>> uploaded;
   std::deque<std::pair<std::string, Sha256Digest>> uploaded_order;
   std::mutex pr_mu;                                 // serialises picking the next refs/pr/N
+  std::mutex branch_mu;  // held while a branch's refs (refs/heads/X, refs/held/X) move together
   std::mutex sessions_mu;
   std::map<std::string, std::shared_ptr<wapi::PartSession>> sessions;  // multipart uploads in progress
   int64_t next_sweep = 0;  // when ExpireSessions next looks for expired part folders (sessions_mu)
@@ -114,6 +115,10 @@ struct WriteApi::Impl {
 
   // The repo for a write, checked: RepoNotFound for a missing repo or one the caller cannot
   // see; 401/403 when the caller may read but not write.
+  // The repo a route names, or the error sent: RepoNotFound when it is missing or the caller may
+  // not read it (only when it is private, with `private_only`: writes check rights separately).
+  std::optional<store::RepoInfo> FindRepo(const wapi::WRoute& r, const std::optional<Principal>& who, bool private_only,
+                                          httplib::Response& res);
   std::optional<store::RepoInfo> WritableRepo(const wapi::WRoute& r, const std::optional<Principal>& who,
                                               httplib::Response& res);
 
@@ -282,7 +287,10 @@ struct WriteApi::Impl {
   // The next free number of a repo's discussions and pull requests. REQUIRES: pr_mu held.
   Result<int> NextDiscussionNumber(const store::RepoId& repo);
   Result<json> LoadDiscussion(const store::RepoId& repo, int num);
-  Status SaveDiscussion(const store::RepoId& repo, const json& d);
+  // FailedPrecondition when the record would be over its size (less a reserve for writers).
+  Status SaveDiscussion(const store::RepoId& repo, const json& d, bool writer);
+  // Whether refs/pr/N's pull request takes commits (open or draft).
+  bool PrOpen(const store::RepoId& repo, const std::string& pr_ref);
   // The record of a pull request opened by a commit (create_pr). REQUIRES: pr_mu held.
   Status RecordPullRequest(const store::RepoId& repo, int num, const std::string& title, const std::string& description,
                            const std::string& author, const std::string& base, const GitOid& commit,

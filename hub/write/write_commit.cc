@@ -200,7 +200,12 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
   // empty repo takes a root commit on its default branch.
   BranchState branch;
   if (Status s = ReadBranch(repo->id, ref, &branch); !s.ok()) return SendError(res, 400, "BadRequest", s.message());
-  std::optional<GitOid> head = branch.head();
+  // A pull request starts from what every reader of the repo sees, never from a staged commit.
+  std::optional<GitOid> head = create_pr ? branch.released : branch.head();
+  if (!head && create_pr && branch.held) {
+    return SendError(res, 409, "HeldForReview",
+                     "everything on " + rev.substr(0, 200) + " is staged for review: a pull request needs a released commit");
+  }
   if (!head) {
     auto refs = store->ListRefs(repo->id);
     bool empty = refs.ok() && refs->empty();
@@ -289,6 +294,7 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
     const bool stage = report.verdict == verify::Verdict::kReview;
     std::string target = ref;
     std::string pr_url;
+    Status moved;
     if (create_pr) {
       std::lock_guard<std::mutex> lock(pr_mu);
       auto next = NextDiscussionNumber(repo->id);
@@ -304,28 +310,24 @@ void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httpli
       // Staged (review): the branch moves for its writers only (refs/held/<branch>); everyone else
       // keeps the last released commit until it is approved or a commit the policy allows
       // follows. Allowed: the branch moves, and whatever was staged under it goes out with it.
-      Status s = LandOnBranch(repo->id, ref, branch, written->commit, stage);
-      if (s.code() == StatusCode::kFailedPrecondition) {
-        if (rebase && attempt < kCommitAttempts && ReadBranch(repo->id, ref, &branch).ok() && branch.head()) {
-          head = branch.head();
-          continue;
-        }
-        return SendError(res, 412, "PreconditionFailed", "A commit has happened since. Please refresh and try again.");
-      }
-      if (!s.ok()) return SendWriteError(res, s);
+      moved = LandOnBranch(repo->id, ref, branch, written->commit, stage);
     } else {
-      // A commit pushed to a pull request's ref.
-      Status s = store->UpdateRef(repo->id, ref, branch.released.value_or(GitOid()), written->commit);
-      if (s.code() == StatusCode::kFailedPrecondition) {
-        if (rebase && attempt < kCommitAttempts && ReadBranch(repo->id, ref, &branch).ok() && branch.head()) {
-          head = branch.head();
-          continue;
-        }
-        return SendError(res, 412, "PreconditionFailed", "A commit has happened since. Please refresh and try again.");
+      // A commit pushed to a pull request's ref: only while it is open.
+      if (!PrOpen(repo->id, ref)) {
+        return SendError(res, 409, "Conflict", "this pull request is merged or closed: it takes no more commits");
       }
-      if (!s.ok()) return SendWriteError(res, s);
-      RecordPrCommit(repo->id, ref, written->commit, cb.summary, who->token_name);
+      moved = store->UpdateRef(repo->id, ref, branch.released.value_or(GitOid()), written->commit);
     }
+    if (moved.code() == StatusCode::kFailedPrecondition) {
+      // The branch moved meanwhile: land on top of it again, or (with parentCommit) refuse.
+      if (rebase && attempt < kCommitAttempts && ReadBranch(repo->id, ref, &branch).ok() && branch.head()) {
+        head = branch.head();
+        continue;
+      }
+      return SendError(res, 412, "PreconditionFailed", "A commit has happened since. Please refresh and try again.");
+    }
+    if (!moved.ok()) return SendWriteError(res, moved);
+    if (!create_pr && ref.starts_with("refs/pr/")) RecordPrCommit(repo->id, ref, written->commit, cb.summary, who->token_name);
     if (stage) {
       const std::string held = "refs/held/" + ref.substr(11);
       LOG(Info) << "staged commit " << written->commit.hex() << " to " << repo->id.str() << " " << ref

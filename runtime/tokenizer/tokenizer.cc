@@ -310,6 +310,17 @@ std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special_to
   return out;
 }
 
+std::string Tokenizer::TokenBytes(int32_t id) const {
+  const std::optional<std::string_view> token = impl_->TokenString(id);
+  if (!token.has_value()) return "";
+  std::vector<std::string> tokens = {std::string(*token)};
+  if (impl_->decoder == nullptr) return tokens[0];
+  impl_->decoder->DecodeChainRaw(&tokens);
+  std::string out;
+  for (const std::string& t : tokens) out += t;
+  return out;
+}
+
 Tokenizer::StreamKind Tokenizer::StreamKindOf(int32_t id, bool skip_special_tokens) const {
   const std::optional<std::string_view> token = impl_->TokenString(id);
   if (!token.has_value() || (skip_special_tokens && impl_->added.IsSpecialContent(*token))) {

@@ -60,6 +60,11 @@ class Tokenizer {
   // always valid UTF-8.
   std::string Decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
+  // The bytes one token stands for, as the decoders produce them but without the repair to valid
+  // UTF-8: a byte-level token that is part of a multi-byte character gives its raw bytes (what
+  // OpenAI's log-prob `bytes` carry), not U+FFFD. "" for an unknown id.
+  std::string TokenBytes(int32_t id) const;
+
   int32_t TokenId(std::string_view token) const;  // -1 when in neither vocab nor added tokens
   std::string_view TokenText(int32_t id) const;   // "" when unknown
   int32_t vocab_size() const;                     // max id + 1 over vocab and added tokens

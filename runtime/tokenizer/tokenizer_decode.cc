@@ -18,6 +18,10 @@ int HexDigit(char c) {
 class ByteLevelDecoder : public Decoder {
  public:
   void DecodeChain(std::vector<std::string>* tokens) const override {
+    DecodeChainRaw(tokens);
+    (*tokens)[0] = ToValidUtf8((*tokens)[0]);
+  }
+  void DecodeChainRaw(std::vector<std::string>* tokens) const override {
     std::string bytes;
     for (const std::string& t : *tokens) {
       // A token with any character outside the byte alphabet (an added token such as "<|x|>" is
@@ -36,7 +40,7 @@ class ByteLevelDecoder : public Decoder {
       }
       bytes += all_mapped ? mapped : t;
     }
-    tokens->assign(1, ToValidUtf8(bytes));
+    tokens->assign(1, std::move(bytes));
   }
 };
 
@@ -71,6 +75,9 @@ class SequenceDecoder : public Decoder {
       : parts_(std::move(parts)) {}
   void DecodeChain(std::vector<std::string>* tokens) const override {
     for (const auto& part : parts_) part->DecodeChain(tokens);
+  }
+  void DecodeChainRaw(std::vector<std::string>* tokens) const override {
+    for (const auto& part : parts_) part->DecodeChainRaw(tokens);
   }
   bool HasByteFallback() const override {
     for (const auto& part : parts_) {
@@ -108,13 +115,18 @@ class ReplaceDecoder : public Decoder {
 
 class ByteFallbackDecoder : public Decoder {
  public:
-  void DecodeChain(std::vector<std::string>* tokens) const override {
+  void DecodeChain(std::vector<std::string>* tokens) const override { Decode(tokens, false); }
+  void DecodeChainRaw(std::vector<std::string>* tokens) const override { Decode(tokens, true); }
+  bool HasByteFallback() const override { return true; }
+
+ private:
+  static void Decode(std::vector<std::string>* tokens, bool raw) {
     std::vector<std::string> out;
     std::string run;
     size_t run_tokens = 0;
     auto flush = [&] {
       if (run_tokens == 0) return;
-      if (IsValidUtf8(run)) {
+      if (raw || IsValidUtf8(run)) {
         out.push_back(run);
       } else {
         // The reference emits one U+FFFD per byte token of an invalid run.
@@ -136,7 +148,6 @@ class ByteFallbackDecoder : public Decoder {
     flush();
     *tokens = std::move(out);
   }
-  bool HasByteFallback() const override { return true; }
 };
 
 class FuseDecoder : public Decoder {

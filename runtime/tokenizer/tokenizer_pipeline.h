@@ -83,6 +83,9 @@ class Decoder {
   // True when a later token can change the text of earlier ones (ByteFallback joins runs of
   // <0xNN> tokens and turns the whole run into U+FFFDs if it is not valid UTF-8).
   virtual bool HasByteFallback() const { return false; }
+  // DecodeChain without the repair to valid UTF-8 (ByteLevel's lossy conversion, ByteFallback's
+  // U+FFFD per byte of an invalid run): the raw bytes the tokens stand for.
+  virtual void DecodeChainRaw(std::vector<std::string>* tokens) const { DecodeChain(tokens); }
 };
 
 Result<std::unique_ptr<Decoder>> ParseDecoder(const Json& json, std::string_view path,

@@ -30,6 +30,7 @@ jq_py() { $PY -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 node a testmodel --family olmoe --size small --seed 21 --out "$WORK/model" > /dev/null
 node a import "$WORK/model" --repo org/moe > /dev/null
 node a node-key > "$WORK/a.pub"
+check "node-key ends its output with a newline" "" "$(tail -c1 "$WORK/a.pub")"
 SHARD=$(cd "$WORK/model" && ls *.safetensors | head -1)
 TOTAL=$(cat "$WORK/model"/*.safetensors | wc -c)
 # The bytes of expert 0:1 (every part), from A's expert index.
@@ -45,7 +46,8 @@ node b pull org/moe --from "$A" --experts none > "$WORK/b.out" 2> "$WORK/b.err"
 check "partial pull (--experts none)" 0 "$?"
 NONE=$(stat_raw b)
 check "--experts none stores under half of the weights" True "$($PY -c "print($NONE < $TOTAL / 2)")"
-check "refused without a trusted map" 1 "$(node c pull org/moe --from "$A" --experts none > /dev/null 2>&1; echo $?)"
+check "refused without a trusted map" 1 "$(node c pull org/moe --from "$A" --experts none > /dev/null 2> "$WORK/c.err"; echo $?)"
+check "the refused chunk map is warned about once" 1 "$(grep -c 'chunk map of org/moe@.* refused' "$WORK/c.err")"
 
 # One more expert moves that expert's chunks only.
 node b pull org/moe --from "$A" --experts 0:1 > /dev/null 2>&1

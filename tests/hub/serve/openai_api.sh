@@ -77,6 +77,55 @@ check "chat logprobs" True "$(jq_ 'len(d["choices"][0]["logprobs"]["content"]) >
 check "greedy token is the top logprob" True "$(jq_ 'abs(d["choices"][0]["logprobs"]["content"][0]["logprob"] - d["choices"][0]["logprobs"]["content"][0]["top_logprobs"][0]["logprob"]) < 1e-6' < "$WORK/body")"
 post "$U/v1/completions" -d '{"model":"org/moe","prompt":"The weights","max_tokens":3,"logprobs":2,"ignore_eos":true}' > /dev/null
 check "completion logprobs" True "$(jq_ 'len(d["choices"][0]["logprobs"]["tokens"]) == 3 and len(d["choices"][0]["logprobs"]["top_logprobs"][0]) >= 1' < "$WORK/body")"
+# Log-prob bytes are a token's raw bytes: a byte-level token that is part of a character carries
+# its own bytes, not U+FFFD's. Every bytes array must be the bytes of a vocabulary token.
+post "$U/v1/chat/completions" -d '{"model":"org/moe","messages":[{"role":"user","content":"h\u00e9llo \u2603 na\u00efve \u4e16\u754c"}],"max_tokens":8,"temperature":0,"logprobs":true,"top_logprobs":20,"ignore_eos":true}' > /dev/null
+check "log-prob bytes are vocabulary tokens' raw bytes, partial characters included" "True True" "$(/usr/bin/python3 - "$WORK/m/tokenizer.json" "$WORK/body" <<'PY'
+import json, sys
+vocab = json.load(open(sys.argv[1]))["model"]["vocab"]
+bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), ord("\xff") + 1))
+cs = bs[:]
+n = 0
+for b in range(256):
+    if b not in bs:
+        bs.append(b); cs.append(256 + n); n += 1
+dec = {chr(c): b for b, c in zip(bs, cs)}
+raw = {bytes(dec[ch] for ch in tok) for tok in vocab if all(ch in dec for ch in tok)}
+d = json.load(open(sys.argv[2]))
+seen = []
+for c in d["choices"][0]["logprobs"]["content"]:
+    seen.append(bytes(c["bytes"]))
+    seen += [bytes(t["bytes"]) for t in c["top_logprobs"]]
+def valid(b):
+    try: b.decode("utf-8"); return True
+    except UnicodeDecodeError: return False
+print(all(b in raw for b in seen), any(not valid(b) for b in seen))
+PY
+)"
+# text_offset counts characters, and streamed chunks carry the offset into the whole text.
+curl -sN -H 'Content-Type: application/json' "$U/v1/completions" \
+  -d '{"model":"org/moe","prompt":"\u00e9t\u00e9 \u2603","max_tokens":10,"logprobs":1,"ignore_eos":true,"temperature":0,"stream":true}' > "$WORK/lpstream"
+check "streamed text_offset: characters into the whole text" True "$(grep '^data: {' "$WORK/lpstream" | sed 's/^data: //' | /usr/bin/python3 -c '
+import json, sys
+text, ok, n = "", True, 0
+for line in sys.stdin:
+    c = json.loads(line)["choices"][0]
+    lp = c.get("logprobs")
+    if lp:
+        n += len(lp["tokens"])
+        ok = ok and lp["text_offset"][0] == len(text)
+    text += c["text"]
+print(ok and n == 10)')"
+# echo with logprobs: the prompt first, its tokens and log-probs (the first null), then the completion.
+post "$U/v1/completions" -d '{"model":"org/moe","prompt":"The weights of","max_tokens":3,"logprobs":2,"echo":true,"ignore_eos":true,"temperature":0}' > /dev/null
+check "echo + logprobs: prompt and completion tokens, the first log-prob null" True "$(jq_ '
+(lambda c, u: c["text"].startswith("The weights of") and len(c["logprobs"]["tokens"]) == u["prompt_tokens"] + u["completion_tokens"]
+ and c["logprobs"]["token_logprobs"][0] is None and c["logprobs"]["top_logprobs"][0] is None
+ and all(x <= 0 for x in c["logprobs"]["token_logprobs"][1:])
+ and c["logprobs"]["text_offset"] == sorted(c["logprobs"]["text_offset"])
+ and "".join(c["logprobs"]["tokens"]) == c["text"])(d["choices"][0], d["usage"])' < "$WORK/body")"
+post "$U/v1/completions" -d '{"model":"org/moe","prompt":"The weights of","max_tokens":3,"echo":true,"ignore_eos":true,"temperature":0}' > /dev/null
+check "echo without logprobs: the prompt, then the text" True "$(jq_ 'd["choices"][0]["text"].startswith("The weights of") and d["choices"][0]["logprobs"] is None' < "$WORK/body")"
 
 # A stop string cuts the text before it.
 FULL=$(post "$U/v1/completions" -d '{"model":"org/moe","prompt":[1,2,3],"max_tokens":16,"ignore_eos":true,"temperature":0}' > /dev/null; jq_ 'd["choices"][0]["text"]' < "$WORK/body")

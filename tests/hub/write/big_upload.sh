@@ -55,13 +55,13 @@ HREF=$(echo "$BATCH" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys
 T0=$(date +%s.%N)
 curl -sf -X PUT -T big.safetensors "$HREF" > /dev/null
 T1=$(date +%s.%N)
-README=$(printf -- '---\nlicense: apache-2.0\n---\n# big\n' | base64 -w0)
-printf '{"key":"header","value":{"summary":"big"}}\n{"key":"file","value":{"path":"README.md","content":"%s","encoding":"base64"}}\n{"key":"lfsFile","value":{"path":"big.safetensors","algo":"sha256","oid":"%s","size":%s}}\n' \
-  "$README" "$OID" "$BYTES" > commit.ndjson
+# No card: the commit is staged for review, and its writer reads it back.
+printf '{"key":"header","value":{"summary":"big"}}\n{"key":"lfsFile","value":{"path":"big.safetensors","algo":"sha256","oid":"%s","size":%s}}\n' \
+  "$OID" "$BYTES" > commit.ndjson
 curl -sf -X POST "$URL/api/models/big/m/commit/main" -H "$AUTH" -H 'Content-Type: application/x-ndjson' \
   --data-binary @commit.ndjson > commit.json
 PEAK=$(rss_mb)
-GOT=$(curl -sf "$URL/big/m/resolve/main/big.safetensors" | sha256sum | cut -c1-64)
+GOT=$(curl -sf -H "$AUTH" "$URL/big/m/resolve/main/big.safetensors" | sha256sum | cut -c1-64)
 SECS=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
 echo "uploaded $BYTES bytes in ${SECS}s ($(awk -v n="$BYTES" -v s="$SECS" 'BEGIN { printf "%.0f", n / s / 1e6 }') MB/s); server peak RSS ${PEAK} MB (idle ${IDLE} MB, limit ${LIMIT_MB} MB)"
 [[ "$GOT" == "$OID" ]] || { echo "FAIL: downloaded sha256 $GOT != $OID"; exit 1; }

@@ -495,5 +495,23 @@ TEST(TokenizerTest, ConcurrentEncodesAgree) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
+// TokenBytes: what a token stands for without the repair to valid UTF-8 (OpenAI's log-prob
+// `bytes`): a byte-level token holding one byte of a multi-byte character, and a <0xNN> byte of
+// SentencePiece, give that byte; Decode of the same token gives U+FFFD.
+TEST(TokenizerTest, TokenBytesAreRawForPartialCharacters) {
+  json bl = TinyByteLevel(false);
+  bl["model"]["vocab"]["\xC3\xA2"] = 7;  // "â": the byte-level character for byte 0xE2
+  auto t = Tokenizer::FromJson(bl.dump(), "");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->TokenBytes(7), std::string("\xE2"));
+  EXPECT_EQ(t->Decode(std::vector<int32_t>{7}), std::string("\xEF\xBF\xBD"));
+  EXPECT_EQ(t->TokenBytes(4), "ab");
+  EXPECT_EQ(t->TokenBytes(999), "");
+  auto sp = Tokenizer::FromJson(SentencePiece().dump(), "");
+  ASSERT_TRUE(sp.ok()) << sp.status().ToString();
+  EXPECT_EQ(sp->TokenBytes(3 + 0xE4), std::string("\xE4"));
+  EXPECT_EQ(sp->Decode(std::vector<int32_t>{3 + 0xE4}), std::string("\xEF\xBF\xBD"));
+}
+
 }  // namespace
 }  // namespace hubnode::runtime
