@@ -256,6 +256,14 @@ Status WriteApi::Impl::RecordPullRequest(const store::RepoId& repo, int num, con
   return SaveDiscussion(repo, d, true);
 }
 
+std::string WriteApi::Impl::PrAuthor(const store::RepoId& repo, const std::string& pr_ref) {
+  int num = 0;
+  std::string rest;
+  if (!ParseNum(pr_ref.substr(8), &num, &rest) || !rest.empty()) return "";
+  auto d = LoadDiscussion(repo, num);
+  return d.ok() ? d->value("author", "") : "";
+}
+
 bool WriteApi::Impl::PrOpen(const store::RepoId& repo, const std::string& pr_ref) {
   int num = 0;
   std::string rest;

@@ -172,6 +172,24 @@ std::optional<store::RepoInfo> WriteApi::Impl::FindRepo(const WRoute& r, const s
   return *info;
 }
 
+std::optional<store::RepoInfo> WriteApi::Impl::ContributableRepo(const WRoute& r, const std::optional<Principal>& who,
+                                                                 bool* writer, httplib::Response& res) {
+  auto info = FindRepo(r, who, /*private_only=*/false, res);
+  if (!info) return std::nullopt;
+  *writer = CanWrite(who, info->id);
+  if (*writer) return info;
+  if (!who) {
+    SendError(res, 401, "Unauthorized", "a write token is required (Authorization: Bearer hf_...)");
+    return std::nullopt;
+  }
+  if (who->scope != Scope::kWrite || info->visibility == store::Visibility::kPrivate) {
+    SendError(res, 403, "Forbidden",
+              who->scope != Scope::kWrite ? "this token is read-only" : "this token may not write to the namespace of " + info->id.str());
+    return std::nullopt;
+  }
+  return info;
+}
+
 std::optional<store::RepoInfo> WriteApi::Impl::WritableRepo(const WRoute& r, const std::optional<Principal>& who,
                                             httplib::Response& res) {
   auto info = FindRepo(r, who, /*private_only=*/true, res);
@@ -461,8 +479,13 @@ bool WriteApi::Impl::Ignored(const std::string& path, const std::string& gitigno
 
 void WriteApi::Impl::Preupload(const WRoute& r, const httplib::Request& req, httplib::Response& res,
                const httplib::ContentReader& reader, const std::optional<Principal>& who) {
-  auto repo = WritableRepo(r, who, res);
+  // Contributors (write tokens of other namespaces) preupload for their pull requests.
+  bool writer = false;
+  auto repo = ContributableRepo(r, who, &writer, res);
   if (!repo) return;
+  if (!writer && !QueryFlag(req, "create_pr", false) && !BranchRefName(r.rest).starts_with("refs/pr/")) {
+    return SendError(res, 403, "Forbidden", "this token may only open pull requests on " + repo->id.str());
+  }
   auto body = JsonBody(reader, res);
   if (!body) return;
   if (!body->contains("files") || !(*body)["files"].is_array()) {
@@ -474,8 +497,7 @@ void WriteApi::Impl::Preupload(const WRoute& r, const httplib::Request& req, htt
   }
   std::string gitignore = Str(*body, "gitIgnore");
   std::optional<GitOid> head;
-  if (auto c = store->ResolveStaged(repo->id, r.rest); c.ok()) head = *c;
-  (void)req;
+  if (auto c = writer ? store->ResolveStaged(repo->id, r.rest) : store->Resolve(repo->id, r.rest); c.ok()) head = *c;
   json out = json::array();
   for (const auto& f : files) {
     if (!f.is_object() || !f.contains("path") || !f["path"].is_string() || !f.contains("size") ||

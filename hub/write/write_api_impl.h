@@ -119,6 +119,10 @@ struct WriteApi::Impl {
   // not read it (only when it is private, with `private_only`: writes check rights separately).
   std::optional<store::RepoInfo> FindRepo(const wapi::WRoute& r, const std::optional<Principal>& who, bool private_only,
                                           httplib::Response& res);
+  // The repo for a contribution: its writers (`writer` set), or any write-scope token that may
+  // read it, when it is not private; the error is sent otherwise.
+  std::optional<store::RepoInfo> ContributableRepo(const wapi::WRoute& r, const std::optional<Principal>& who,
+                                                   bool* writer, httplib::Response& res);
   std::optional<store::RepoInfo> WritableRepo(const wapi::WRoute& r, const std::optional<Principal>& who,
                                               httplib::Response& res);
 
@@ -291,6 +295,8 @@ struct WriteApi::Impl {
   Status SaveDiscussion(const store::RepoId& repo, const json& d, bool writer);
   // Whether refs/pr/N's pull request takes commits (open or draft).
   bool PrOpen(const store::RepoId& repo, const std::string& pr_ref);
+  // Who opened refs/pr/N's pull request ("" when it has no record).
+  std::string PrAuthor(const store::RepoId& repo, const std::string& pr_ref);
   // The record of a pull request opened by a commit (create_pr). REQUIRES: pr_mu held.
   Status RecordPullRequest(const store::RepoId& repo, int num, const std::string& title, const std::string& description,
                            const std::string& author, const std::string& base, const GitOid& commit,

@@ -188,13 +188,20 @@ Status WriteApi::Impl::ReadCommitBody(const httplib::Request& req, const httplib
 
 void WriteApi::Impl::Commit(const WRoute& r, const httplib::Request& req, httplib::Response& res,
             const httplib::ContentReader& reader, const std::optional<Principal>& who) {
-  auto repo = WritableRepo(r, who, res);
+  // The repo's writers commit anywhere; any other write token may open a pull request on a repo
+  // it can read (not a private one) and push to the pull requests it opened.
+  bool writer = false;
+  auto repo = ContributableRepo(r, who, &writer, res);
   if (!repo) return;
   bool create_pr = QueryFlag(req, "create_pr", false);
   std::string rev = r.rest == "HEAD" ? repo->default_branch : r.rest;
   std::string ref = BranchRefName(rev);
   if (!ref.starts_with("refs/heads/") && !ref.starts_with("refs/pr/")) {
     return SendError(res, 400, "BadRequest", "commits go to a branch or a refs/pr/N");
+  }
+  if (!writer && !create_pr && !(ref.starts_with("refs/pr/") && PrAuthor(repo->id, ref) == who->token_name)) {
+    return SendError(res, 403, "Forbidden",
+                     "this token may open pull requests on " + repo->id.str() + " and push to its own, nothing else");
   }
   // Where the branch is now for its writers (its staged head, when a commit is held on it); an
   // empty repo takes a root commit on its default branch.

@@ -112,7 +112,10 @@ bool WriteApi::Impl::Uploaded(const std::string& repo, const Sha256Digest& oid) 
 
 void WriteApi::Impl::LfsBatch(const WRoute& r, const httplib::Request& req, httplib::Response& res,
               const httplib::ContentReader& reader, const std::optional<Principal>& who) {
-  auto repo = WritableRepo(r, who, res);
+  // Contributors upload the objects of their pull requests too (the JS client names no ref for
+  // them); bytes alone move no ref, the commit decides.
+  bool writer = false;
+  auto repo = ContributableRepo(r, who, &writer, res);
   if (!repo) return;
   auto body = JsonBody(reader, res);
   if (!body) return;

@@ -188,6 +188,24 @@ check("its merge commit is the branch head", writer.repo_info(repo).sha,
 writer.change_discussion_status(repo, pr3.pr_num, "closed")
 writer.delete_file("conflict.txt", repo)
 
+# A contributor (a write token of another namespace) opens a pull request with files, pushes to
+# it, and cannot touch main or anyone else's pull request; a writer merges it.
+bob_pr = other.create_commit(repo, [CommitOperationAdd("bob.txt", b"from bob\n"),
+                                    CommitOperationAdd("bob.bin", random.Random(3).randbytes(1 << 20))],
+                             commit_message="Bob's proposal", create_pr=True)
+check("a contributor opens a pull request with files", True, bob_pr.pr_url is not None)
+other.create_commit(repo, [CommitOperationAdd("bob2.txt", b"more\n")], commit_message="more",
+                    revision=bob_pr.pr_revision)
+check("and pushes to it", True, "bob2.txt" in [s.rfilename for s in anon.model_info(repo, revision=bob_pr.pr_revision).siblings])
+check("but not to main", 403, status_of(lambda: other.create_commit(repo, [CommitOperationAdd("x", b"x")],
+                                                                      commit_message="no")))
+check("nor to another pull request", 403, status_of(lambda: other.create_commit(
+    repo, [CommitOperationAdd("x", b"x")], commit_message="no", revision=pr.pr_revision)))
+empty_pr = other.create_pull_request(repo, title="An empty draft")
+check("create_pull_request: a draft", ("draft", True), (empty_pr.status, empty_pr.is_pull_request))
+writer.merge_pull_request(repo, bob_pr.pr_num)
+check("the writer merges the contributor's pull request", True, {"bob.txt", "bob.bin", "bob2.txt"} <= set(files_of(anon, repo)))
+
 # 6. Deletes, branches, tags, refs, commits.
 writer.delete_file("a.txt", repo)
 writer.delete_folder("sub/deep", repo)
@@ -198,7 +216,8 @@ writer.create_tag(repo, tag="v1", tag_message="first")
 refs = writer.list_repo_refs(repo, include_pull_requests=True)
 check("list_repo_refs: branches", ["dev", "main"], sorted(b.name for b in refs.branches))
 check("list_repo_refs: the tag", ["v1"], [t.name for t in refs.tags])
-check("list_repo_refs: the PRs", ["refs/pr/1", "refs/pr/3", "refs/pr/4"], sorted(p.ref for p in refs.pull_requests))
+check("list_repo_refs: the PRs", ["refs/pr/1", "refs/pr/3", "refs/pr/4", "refs/pr/5", "refs/pr/6"],
+      sorted(p.ref for p in refs.pull_requests))
 commits = writer.list_repo_commits(repo)
 check("list_repo_commits starts with the last commit and ends with the first",
       ("initial commit", True), (commits[-1].title, commits[0].commit_id == writer.repo_info(repo).sha))
@@ -208,7 +227,7 @@ for rev in ("v1", sha, "refs/pr/1"):
     check(f"hf_hub_download at {rev[:12]}", b"from a pr\n", open(got, "rb").read())
 snap = snapshot_download(repo, cache_dir=os.path.join(work, "c6"), token=False)
 check("snapshot_download", sorted(["README.md", "config.json", "model.safetensors", "pr.txt", "sub/notes.txt",
-                                   ".gitattributes", "y.txt", "z.txt"]),
+                                   ".gitattributes", "y.txt", "z.txt", "bob.txt", "bob.bin", "bob2.txt"]),
       sorted(os.path.relpath(os.path.join(d, f), snap) for d, _, fs in os.walk(snap) for f in fs))
 fs = HfFileSystem(token=False)
 check("HfFileSystem.ls", True, f"{repo}/README.md" in fs.ls(repo, detail=False))

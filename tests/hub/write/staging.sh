@@ -143,6 +143,21 @@ check "create alice/p private" 200 "$(call "${AW[@]}" "${JSON[@]}" -d '{"name":"
 check "anonymous lists a private repo's discussions: same as a missing repo" "$(call "$U/api/models/alice/nope/discussions") $(hdr X-Error-Code)" "$(call "$U/api/models/alice/p/discussions") $(hdr X-Error-Code)"
 check "bob opens one there: same as a missing repo" "$(call "${AO[@]}" "${JSON[@]}" -d '{"title":"x"}' "$U/api/models/alice/nope/discussions")" "$(call "${AO[@]}" "${JSON[@]}" -d '{"title":"x"}' "$U/api/models/alice/p/discussions")"
 
+# Contributors: another namespace's write token opens pull requests on a public repo, nothing more.
+check "bob: preupload for a pull request" 200 "$(call "${AO[@]}" "${JSON[@]}" -d '{"files":[]}' "$U/api/models/alice/m/preupload/main?create_pr=1")"
+check "bob: preupload for main: 403" 403 "$(call "${AO[@]}" "${JSON[@]}" -d '{"files":[]}' "$U/api/models/alice/m/preupload/main")"
+check "bob: LFS batch on a public repo" 200 "$(call -H "Accept: application/vnd.git-lfs+json" -H "Content-Type: application/vnd.git-lfs+json" "${AO[@]}" -d '{"operation":"upload","objects":[]}' "$U/alice/m.git/info/lfs/objects/batch")"
+check "bob: LFS batch on a private repo: 404" 404 "$(call -H "Accept: application/vnd.git-lfs+json" -H "Content-Type: application/vnd.git-lfs+json" "${AO[@]}" -d '{"operation":"upload","objects":[]}' "$U/alice/p.git/info/lfs/objects/batch")"
+printf '{"key":"header","value":{"summary":"bob"}}\n{"key":"file","value":{"path":"bob.txt","content":"%s","encoding":"base64"}}\n' "$(printf bob | base64 -w0)" > "$WORK/bob.ndjson"
+check "a read-only token cannot open a pull request: 403" 403 "$(call "${AR[@]}" -H "Content-Type: application/x-ndjson" --data-binary @"$WORK/bob.ndjson" "$U/api/models/alice/m/commit/main?create_pr=1")"
+check "bob commits to main: 403" 403 "$(call "${AO[@]}" -H "Content-Type: application/x-ndjson" --data-binary @"$WORK/bob.ndjson" "$U/api/models/alice/m/commit/main")"
+check "bob opens a pull request with a file" 200 "$(call "${AO[@]}" -H "Content-Type: application/x-ndjson" --data-binary @"$WORK/bob.ndjson" "$U/api/models/alice/m/commit/main?create_pr=1")"
+BOBPR=$(jb 'd["ref"]')
+sed 's/bob.txt/bob2.txt/' "$WORK/bob.ndjson" > "$WORK/bob2.ndjson"
+check "bob pushes to his pull request" "200 True" "$(call "${AO[@]}" -H "Content-Type: application/x-ndjson" --data-binary @"$WORK/bob2.ndjson" "$U/api/models/alice/m/commit/${BOBPR//\//%2F}") $(jb 'd["changed"]')"
+check "the push is an event of the pull request" 2 "$(call "$D/${BOBPR#refs/pr/}" > /dev/null; jb 'sum(e["type"] == "commit" for e in d["events"])')"
+check "bob on a private repo's pull requests: same as a missing repo" "$(call "${AO[@]}" -H "Content-Type: application/x-ndjson" --data-binary @"$WORK/bob.ndjson" "$U/api/models/alice/nope/commit/main?create_pr=1")" "$(call "${AO[@]}" -H "Content-Type: application/x-ndjson" --data-binary @"$WORK/bob.ndjson" "$U/api/models/alice/p/commit/main?create_pr=1")"
+
 # ---- pull requests: merge, conflicts, nothing to merge, closed ------------------------------
 check "a PR changing a.txt" 200 "$(commit alice/m "Add a" a.txt "from the pr" pr)"
 P1=$(jb 'd["pullRequestUrl"].rsplit("/", 1)[1]')
