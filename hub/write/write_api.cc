@@ -350,21 +350,29 @@ constexpr std::string_view kDefaultGitattributes =
     "*.zst filter=lfs diff=lfs merge=lfs -text\n"
     "*tfevents* filter=lfs diff=lfs merge=lfs -text\n";
 
-Status WriteApi::Impl::InitialCommit(const store::RepoId& id, const Principal& who) {
+Result<store::ContentInfo> WriteApi::Impl::PutRegularFile(const std::string& path, std::string_view bytes) {
   store::ContentSpec spec;
-  spec.path = ".gitattributes";
-  spec.size = kDefaultGitattributes.size();
+  spec.path = path;
+  spec.size = bytes.size();
   spec.git_blob = true;
   ASSIGN_OR_RETURN(auto w, store->NewContentWriter(spec));
-  RETURN_IF_ERROR(w->Write(kDefaultGitattributes));
-  ASSIGN_OR_RETURN(store::ContentInfo info, w->Finish());
-  store::CommitSpec commit;
+  RETURN_IF_ERROR(w->Write(bytes));
+  return w->Finish();
+}
+
+store::FileChange WriteApi::Impl::RegularFileChange(const std::string& path, const store::ContentInfo& info) {
   store::FileChange c;
-  c.path = ".gitattributes";
+  c.path = path;
   c.sha256 = info.sha256;
   c.size = info.size;
   c.git_blob = info.git_blob;
-  commit.changes.push_back(std::move(c));
+  return c;
+}
+
+Status WriteApi::Impl::InitialCommit(const store::RepoId& id, const Principal& who) {
+  ASSIGN_OR_RETURN(store::ContentInfo info, PutRegularFile(".gitattributes", kDefaultGitattributes));
+  store::CommitSpec commit;
+  commit.changes.push_back(RegularFileChange(".gitattributes", info));
   commit.author.name = who.token_name;
   commit.author.email = who.token_name + "@hubnode";
   commit.message = "initial commit";

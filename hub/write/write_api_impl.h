@@ -158,6 +158,9 @@ struct WriteApi::Impl {
   void Approve(const wapi::WRoute& r, httplib::Response& res, const std::optional<Principal>& who);
   // Forgets what is staged on a branch (deleted, or overwritten with a released commit).
   void DropHeld(const store::RepoId& repo, const std::string& branch);
+  // Stores a small regular (non-LFS) file's bytes; the change that puts them at `path`.
+  Result<store::ContentInfo> PutRegularFile(const std::string& path, std::string_view bytes);
+  static store::FileChange RegularFileChange(const std::string& path, const store::ContentInfo& info);
   // The first commit of a new repo (the default .gitattributes), on its default branch.
   Status InitialCommit(const store::RepoId& id, const Principal& who);
   void Create(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,

@@ -40,16 +40,8 @@ Status WriteApi::Impl::CommitOp(const std::string& key, const json& v, CommitBod
     } else {
       return InvalidArgumentError("unknown encoding " + encoding.substr(0, 40));
     }
-    store::ContentSpec spec;
-    spec.path = path;
-    spec.size = raw.size();
-    spec.git_blob = true;
-    ASSIGN_OR_RETURN(auto w, store->NewContentWriter(spec));
-    RETURN_IF_ERROR(w->Write(raw));
-    ASSIGN_OR_RETURN(store::ContentInfo info, w->Finish());
-    c.sha256 = info.sha256;
-    c.size = info.size;
-    c.git_blob = info.git_blob;
+    ASSIGN_OR_RETURN(store::ContentInfo info, PutRegularFile(path, raw));
+    c = RegularFileChange(path, info);
     cb->bytes += info.size;
     cb->new_raw += info.new_raw_bytes;
     cb->new_stored += info.new_stored_bytes;
@@ -113,19 +105,8 @@ Status WriteApi::Impl::TrackLfsPaths(const std::optional<GitOid>& head, CommitBo
     changed = true;
   }
   if (!changed) return OkStatus();
-  store::ContentSpec spec;
-  spec.path = ".gitattributes";
-  spec.size = attrs.size();
-  spec.git_blob = true;
-  ASSIGN_OR_RETURN(auto w, store->NewContentWriter(spec));
-  RETURN_IF_ERROR(w->Write(attrs));
-  ASSIGN_OR_RETURN(store::ContentInfo info, w->Finish());
-  store::FileChange c;
-  c.path = ".gitattributes";
-  c.sha256 = info.sha256;
-  c.size = info.size;
-  c.git_blob = info.git_blob;
-  cb->changes.push_back(std::move(c));
+  ASSIGN_OR_RETURN(store::ContentInfo info, PutRegularFile(".gitattributes", attrs));
+  cb->changes.push_back(RegularFileChange(".gitattributes", info));
   return OkStatus();
 }
 
