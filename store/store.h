@@ -128,6 +128,9 @@ struct FileEntry {
   uint64_t pointer_size = 0;  // LFS pointer file size (LFS only)
 };
 
+// The (SHA-256, size) an LFS pointer file names; nullopt when `text` is not one.
+std::optional<std::pair<Sha256Digest, uint64_t>> ParseLfsPointerText(std::string_view text);
+
 // The Git LFS pointer file text of an LFS file entry (what its git blob holds).
 std::string LfsPointerText(const FileEntry& file);
 
@@ -328,6 +331,17 @@ struct WrittenCommit {
   uint64_t files = 0;   // files in the new tree
 };
 
+// A git object's type, numbered as in pack files.
+enum class GitObjectType : uint8_t { kCommit = 1, kTree = 2, kBlob = 3, kTag = 4 };
+std::string_view GitTypeName(GitObjectType type);
+
+struct GitObject {
+  GitObjectType type = GitObjectType::kBlob;
+  uint64_t size = 0;                 // of the body
+  std::string body;                  // commits, trees, inline blobs
+  std::optional<FileEntry> content;  // a blob whose content is in the chunk store
+};
+
 // How a received chunk's bytes are laid out, for the codec: plain bytes, or 2-/4-byte elements.
 enum class ElementKindHint : uint8_t { kBytes, k2Byte, k4Byte };
 // The layout an import uses for a tensor dtype: BF16/F16 by 2-byte elements, F32 by 4, else bytes.
@@ -473,6 +487,21 @@ class Store {
   // any ref; UpdateRef publishes it. InvalidArgument for a bad path or a file/folder clash;
   // NotFound when a change deletes what is absent or puts content the store lacks.
   virtual Result<WrittenCommit> WriteCommit(const CommitSpec& spec) = 0;
+
+  // ---- git objects as the git protocol moves them (hub/git) ----
+  // One object's type and body: commits, trees and inline blobs (LFS pointer files) carry their
+  // body; a regular file's blob names its content (read it with OpenFile). NotFound when absent.
+  virtual Result<GitObject> ReadGitObject(const GitOid& oid) = 0;
+  virtual Result<bool> HasGitObject(const GitOid& oid) = 0;
+  // Stores one object received over git (a push, a git mirror) unless it is held already: the body
+  // must hash to `oid` (InvalidArgument otherwise); a commit must parse; a tree must parse, be in
+  // git's order and hold only files (100644, 100755) and folders (40000) with valid names
+  // (symlinks and submodules are InvalidArgument); a blob that is an LFS pointer is kept inline,
+  // any other blob's content goes to the chunk store. Nothing refers to it until a ref moves.
+  virtual Status PutGitObject(const GitOid& oid, GitObjectType type, std::string_view body) = 0;
+  // Records the expert index of a commit whose objects were stored with PutGitObject (its
+  // safetensors files' content must be held).
+  virtual Status IndexCommit(const GitOid& commit) = 0;
 
   // Walks every ref head; cost grows with the number of refs and files.
   virtual Result<Stats> GetStats() = 0;

@@ -85,6 +85,10 @@ class StoreImpl final : public Store {
   Result<bool> HasContent(const Sha256Digest& sha256, uint64_t size) override;
   Result<WrittenCommit> WriteCommit(const CommitSpec& spec) override;
   Status PutChunk(const ChunkId& id, std::string_view raw, ElementKindHint kind) override;
+  Result<GitObject> ReadGitObject(const GitOid& oid) override;
+  Result<bool> HasGitObject(const GitOid& oid) override;
+  Status PutGitObject(const GitOid& oid, GitObjectType type, std::string_view body) override;
+  Status IndexCommit(const GitOid& commit) override;
   Status RecordContent(const PartialContent& content) override;
   void SetChunkSource(ChunkSource source) override;
   std::shared_ptr<const ChunkSource> chunk_source();

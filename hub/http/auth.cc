@@ -1,5 +1,7 @@
 #include "hub/http/auth.h"
 
+#include <openssl/evp.h>
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -116,11 +118,28 @@ Result<std::vector<TokenInfo>> TokenStore::List() {
 
 Result<std::optional<Principal>> TokenStore::Authenticate(const std::string& authorization) {
   if (authorization.empty()) return std::optional<Principal>();
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() <= kBearer.size() || authorization.compare(0, kBearer.size(), kBearer) != 0) {
+  constexpr std::string_view kBearer = "Bearer ", kBasic = "Basic ";
+  std::string token;
+  if (authorization.size() > kBearer.size() && authorization.compare(0, kBearer.size(), kBearer) == 0) {
+    token = authorization.substr(kBearer.size());
+  } else if (authorization.size() > kBasic.size() && authorization.size() < 1024 &&
+             authorization.compare(0, kBasic.size(), kBasic) == 0) {
+    // git and git-lfs send the token as the password of HTTP Basic (any user name), as on the Hub.
+    std::string b64 = authorization.substr(kBasic.size());
+    std::string raw(b64.size(), '\0');
+    int n = b64.size() % 4 == 0
+                ? EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
+                                  reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()))
+                : -1;
+    if (n < 0) return Status(StatusCode::kUnauthenticated, "Invalid credentials in Authorization header");
+    raw.resize(static_cast<size_t>(n));
+    for (size_t i = b64.size(); i > 0 && b64[i - 1] == '='; --i) raw.pop_back();
+    size_t colon = raw.find(':');
+    if (colon == std::string::npos) return Status(StatusCode::kUnauthenticated, "Invalid credentials in Authorization header");
+    token = raw.substr(colon + 1);
+  } else {
     return Status(StatusCode::kUnauthenticated, "Invalid credentials in Authorization header");
   }
-  std::string token = authorization.substr(kBearer.size());
   std::string hash = Sha256Of(token).hex();
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_IF_ERROR(Load());

@@ -37,6 +37,23 @@ WRoute ParseWrite(const std::string& method, std::string_view target) {
   if (path == "api/repos/delete") return is(Kind::kDelete, "DELETE");
   if (path == "api/repos/move") return is(Kind::kMove, "POST");
   if (path == "api/validate-yaml") return is(Kind::kValidateYaml, "POST");
+  // Git's smart HTTP routes: /{repo}[.git]/info/refs, /git-upload-pack, /git-receive-pack.
+  if (!path.starts_with("api/")) {
+    auto git_route = [&](std::string_view suffix, Kind k, const char* m) -> bool {
+      if (path.size() <= suffix.size() + 1 || !path.ends_with(suffix) || path[path.size() - suffix.size() - 1] != '/') {
+        return false;
+      }
+      std::string_view repo = path.substr(0, path.size() - suffix.size() - 1);
+      if (repo.ends_with(".git")) repo.remove_suffix(4);
+      r.repo = std::string(repo);
+      if (method == m) r.kind = k;
+      return true;
+    };
+    if (git_route("info/refs", Kind::kGitInfoRefs, "GET") || git_route("git-upload-pack", Kind::kGitUploadPack, "POST") ||
+        git_route("git-receive-pack", Kind::kGitReceivePack, "POST")) {
+      return r;
+    }
+  }
   constexpr std::string_view kBatch = ".git/info/lfs/objects/batch";
   if (path.size() > kBatch.size() && path.ends_with(kBatch)) {
     std::string_view repo = path.substr(0, path.size() - kBatch.size());
@@ -46,6 +63,10 @@ WRoute ParseWrite(const std::string& method, std::string_view target) {
     }
     r.repo = std::string(repo);
     return is(Kind::kLfsBatch, "POST");
+  }
+  if (s.size() == 4 && s[0] == "api" && s[1] == "lfs" && s[2] == "download") {
+    r.rest = std::string(s[3]);
+    return is(Kind::kLfsGet, "GET");
   }
   if (s.size() == 4 && s[0] == "api" && s[1] == "lfs" && (s[2] == "objects" || s[2] == "complete")) {
     r.rest = std::string(s[3]);
@@ -721,6 +742,10 @@ void WriteApi::Handle(const httplib::Request& req, httplib::Response& res, const
     case Kind::kValidateYaml: return m.ValidateYaml(res, reader);
     case Kind::kApprove: return m.Approve(r, res, who);
     case Kind::kDiscussions: return m.Discussions(r, req, res, reader, who);
+    case Kind::kGitInfoRefs: return m.GitInfoRefs(r, req, res, who);
+    case Kind::kGitUploadPack: return m.GitUploadPack(r, req, res, reader, who);
+    case Kind::kGitReceivePack: return m.GitReceivePack(r, req, res, reader, who);
+    case Kind::kLfsGet: return m.LfsGet(r, req, res);
     case Kind::kNone: break;
   }
   SendError(res, 404, "NotFound", "no such route");

@@ -43,6 +43,12 @@ struct WriteOptions {
   size_t max_line = 16 << 20;
   // Largest other JSON request body. Default: 16 MiB.
   size_t max_body = 16 << 20;
+  // Largest git push (its pack, spooled to uploads_dir). Default: 4 GiB.
+  uint64_t max_push = uint64_t{4} << 30;
+  // Largest object in a pushed pack (files above it go through git-lfs). Default: 64 MiB.
+  uint64_t max_push_object = uint64_t{64} << 20;
+  // Lifetime of a signed LFS download URL, seconds. Default: 3600.
+  int64_t download_url_lifetime_s = 3600;
 };
 
 // Releases what is staged for review on `branch` (refs/held/<branch>, or the staged commit

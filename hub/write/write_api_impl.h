@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "hub/git/upload_pack.h"
 #include "hub/http/http_util.h"
 #include "hub/trust/trust_gate.h"
 #include "hub/write/write_api.h"
@@ -43,6 +44,10 @@ enum class Kind {
   kValidateYaml,
   kApprove,
   kDiscussions,
+  kGitInfoRefs,    // GET /{repo}[.git]/info/refs?service=...
+  kGitUploadPack,  // POST /{repo}[.git]/git-upload-pack
+  kGitReceivePack, // POST /{repo}[.git]/git-receive-pack
+  kLfsGet,         // GET /api/lfs/objects/{oid} (a signed download URL)
 };
 
 struct WRoute {
@@ -53,6 +58,9 @@ struct WRoute {
 };
 
 WRoute ParseWrite(const std::string& method, std::string_view target);
+
+// Asks git and git-lfs for credentials (Basic; the token is the password).
+void GitAuthChallenge(httplib::Response& res);
 
 // Reads a whole (small) body. false when it is over `max`.
 bool ReadBody(const httplib::ContentReader& reader, size_t max, std::string* out);
@@ -217,6 +225,9 @@ struct WriteApi::Impl {
 
   bool Uploaded(const std::string& repo, const Sha256Digest& oid);
 
+  // The batch API's download operation: signed URLs for the objects the caller can see.
+  void LfsDownloadBatch(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res, const json& body,
+                        const std::optional<Principal>& who);
   void LfsBatch(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
                 const httplib::ContentReader& reader, const std::optional<Principal>& who);
 
@@ -332,6 +343,25 @@ struct WriteApi::Impl {
   // REQUIRES: pr_mu held (the discussion record is rewritten).
   void MergePullRequest(const store::RepoInfo& repo, json& disc, const json& body, httplib::Response& res,
                         const std::optional<Principal>& who);
+
+  // ---- git (write_git.cc) --------------------------------------------------------------------
+
+  // The repo of a git route if the caller may read it; otherwise 401 with a Basic challenge for
+  // anonymous callers (git then asks for the token) and 404 for others, for missing and hidden
+  // repos alike.
+  std::optional<store::RepoInfo> GitRepo(const wapi::WRoute& r, const std::optional<Principal>& who,
+                                         httplib::Response& res);
+  // The refs git shows the caller: branches, tags and pull requests; the repo's writers see
+  // branches at their staged heads.
+  git::RepoView GitView(const store::RepoInfo& repo, const std::optional<Principal>& who);
+  void GitInfoRefs(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
+                   const std::optional<Principal>& who);
+  void GitUploadPack(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
+                     const httplib::ContentReader& reader, const std::optional<Principal>& who);
+  void GitReceivePack(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
+                      const httplib::ContentReader& reader, const std::optional<Principal>& who);
+  // GET of a signed LFS download URL: the object's bytes, streamed from the store.
+  void LfsGet(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res);
 
   // ---- validate-yaml -------------------------------------------------------------------------
 

@@ -114,14 +114,19 @@ void WriteApi::Impl::LfsBatch(const WRoute& r, const httplib::Request& req, http
               const httplib::ContentReader& reader, const std::optional<Principal>& who) {
   // Contributors upload the objects of their pull requests too (the JS client names no ref for
   // them); bytes alone move no ref, the commit decides.
+  auto body = JsonBody(reader, res);
+  if (!body) return;
+  const std::string operation = Str(*body, "operation");
+  if (operation == "download") return LfsDownloadBatch(r, req, res, *body, who);
+  if (operation != "upload") return SendError(res, 400, "BadRequest", "operation must be upload or download");
+  if (!who) {
+    // git-lfs retries with the credentials git's helper gives once it is challenged.
+    GitAuthChallenge(res);
+    return SendError(res, 401, "Unauthorized", "uploads need a write token");
+  }
   bool writer = false;
   auto repo = ContributableRepo(r, who, &writer, res);
   if (!repo) return;
-  auto body = JsonBody(reader, res);
-  if (!body) return;
-  if (Str(*body, "operation") != "upload") {
-    return SendError(res, 400, "BadRequest", "only the upload operation is served here (downloads use /resolve/)");
-  }
   if (!body->contains("objects") || !(*body)["objects"].is_array() ||
       (*body)["objects"].size() > kMaxBatchObjects) {
     return SendError(res, 400, "BadRequest", "objects must be an array of at most " +
@@ -185,6 +190,71 @@ void WriteApi::Impl::LfsBatch(const WRoute& r, const httplib::Request& req, http
   }
   res.set_content(json{{"transfer", any_multipart ? "multipart" : "basic"}, {"objects", objects}}.dump(),
                    "application/vnd.git-lfs+json");
+}
+
+void WriteApi::Impl::LfsDownloadBatch(const WRoute& r, const httplib::Request& req, httplib::Response& res,
+                                      const json& body, const std::optional<Principal>& who) {
+  if (r.type != "model") return SendError(res, 400, "UnsupportedRepoType", "this node stores model repos only");
+  auto repo = GitRepo(r, who, res);
+  if (!repo) return;
+  if (!body.contains("objects") || !body["objects"].is_array() || body["objects"].size() > kMaxBatchObjects) {
+    return SendError(res, 400, "BadRequest", "objects must be an array of at most " + std::to_string(kMaxBatchObjects));
+  }
+  // The objects of the refs the caller sees (a writer's include the staged heads): an oid from
+  // another repo's listing gets "does not exist", as an absent one does.
+  std::map<Sha256Digest, uint64_t> visible;
+  for (const auto& rf : GitView(*repo, who).refs) {
+    auto files = store->ListFiles(rf.commit);
+    if (!files.ok()) continue;
+    for (const auto& f : *files) {
+      if (f.lfs) visible[f.sha256] = f.size;
+    }
+  }
+  const std::string base = Base(req);
+  const int64_t exp = static_cast<int64_t>(std::time(nullptr)) + options.download_url_lifetime_s;
+  json objects = json::array();
+  for (const auto& o : body["objects"]) {
+    std::string oid = o.is_object() ? Str(o, "oid") : "";
+    auto digest = Sha256Digest::FromHex(oid);
+    if (!digest.ok() || !o.contains("size") || !o["size"].is_number_unsigned()) {
+      return SendError(res, 422, "BadRequest", "each object needs a 64-hex sha256 oid and a size");
+    }
+    const uint64_t size = o["size"].get<uint64_t>();
+    json e = {{"oid", oid}, {"size", size}, {"authenticated", true}};
+    auto it = visible.find(*digest);
+    if (it == visible.end() || it->second != size) {
+      e["error"] = {{"code", 404}, {"message", "Object does not exist"}};
+    } else {
+      Signed sg{repo->id.str(), size, 1, 0, "", exp};
+      e["actions"] = {{"download", {{"href", SignUrl(base, "download", oid, sg, exp)},
+                                    {"expires_in", options.download_url_lifetime_s}}}};
+    }
+    objects.push_back(std::move(e));
+  }
+  res.set_content(json{{"transfer", "basic"}, {"objects", objects}}.dump(), "application/vnd.git-lfs+json");
+}
+
+void WriteApi::Impl::LfsGet(const WRoute& r, const httplib::Request& req, httplib::Response& res) {
+  auto target = SignedTarget(r, req, "download", res);
+  if (!target) return;
+  const auto& [digest, sg] = *target;
+  store::FileEntry f;
+  f.sha256 = digest;
+  f.size = sg.size;
+  auto held = store->HasContent(digest, sg.size);
+  if (!held.ok() || !*held) return SendError(res, 404, "NotFound", "no such object");
+  auto reader = store->OpenFile(f);
+  if (!reader.ok()) return SendStatus(res, reader.status());
+  std::shared_ptr<store::FileReader> fr(std::move(*reader));
+  const_cast<httplib::Request&>(req).ranges.clear();
+  res.set_content_provider(sg.size, "application/octet-stream", [fr](size_t at, size_t want, httplib::DataSink& sink) {
+    bool ok = true;
+    Status s = fr->Read(at, std::min<size_t>(want, 1 << 20), [&](std::string_view piece) {
+      if (!sink.write(piece.data(), piece.size())) ok = false;
+      return ok ? OkStatus() : CancelledError("client went away");
+    });
+    return s.ok() && ok;
+  });
 }
 
 void WriteApi::Impl::Remember(const store::ContentInfo& info) {

@@ -1,0 +1,523 @@
+// Git over smart HTTP (docs/http-api.md "Git"): the ref advertisement, upload-pack (clone and
+// fetch, protocol v2 and v0) and receive-pack (push). Pushes go through the same rules as API
+// commits: who may write where, LFS objects held for the repo, the node's policy before a ref
+// moves (staging for review), pull requests open. The protocol itself is hub/git.
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <deque>
+#include <set>
+
+#include "base/log.h"
+#include "hub/git/pack.h"
+#include "hub/git/pkt_line.h"
+#include "hub/git/upload_pack.h"
+#include "hub/write/write_api_impl.h"
+#include "store/git_objects.h"
+
+namespace hubnode::hub {
+
+using namespace wapi;
+
+void wapi::GitAuthChallenge(httplib::Response& res) {
+  res.set_header("WWW-Authenticate", "Basic realm=\"hubnode\"");
+  res.set_header("LFS-Authenticate", "Basic realm=\"hubnode\"");
+}
+
+namespace {
+
+constexpr uint64_t kMaxUploadPackBody = 16 << 20;
+constexpr uint64_t kMaxCommandBytes = 4 << 20;
+constexpr size_t kMaxCommands = 1000;
+
+bool ValidGitRef(const std::string& ref) {
+  auto component_ok = [](std::string_view c) {
+    return !c.empty() && c[0] != '.' && !c.ends_with(".lock") && c.find("..") == std::string_view::npos;
+  };
+  std::string_view rest;
+  if (ref.starts_with("refs/heads/")) rest = std::string_view(ref).substr(11);
+  else if (ref.starts_with("refs/tags/")) rest = std::string_view(ref).substr(10);
+  else if (ref.starts_with("refs/pr/")) {
+    std::string_view n = std::string_view(ref).substr(8);
+    return !n.empty() && n.size() < 10 && n[0] != '0' && std::all_of(n.begin(), n.end(), ::isdigit);
+  } else {
+    return false;
+  }
+  if (rest.empty() || rest.size() > 200 || rest.back() == '/' || rest.back() == '.') return false;
+  for (char c : rest) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == ' ' || c == '~' || c == '^' || c == ':' || c == '?' || c == '*' || c == '[' ||
+        c == '\\')
+      return false;
+  }
+  if (rest.find("@{") != std::string_view::npos) return false;
+  size_t start = 0;
+  while (start <= rest.size()) {
+    size_t end = rest.find('/', start);
+    if (end == std::string_view::npos) end = rest.size();
+    if (!component_ok(rest.substr(start, end - start))) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<store::RepoInfo> WriteApi::Impl::GitRepo(const WRoute& r, const std::optional<Principal>& who,
+                                                      httplib::Response& res) {
+  auto id = store::RepoId::Parse(r.repo);
+  std::optional<store::RepoInfo> info;
+  if (id.ok()) {
+    auto got = store->GetRepo(*id);
+    if (got.ok() && CanRead(who, *got)) info = *got;
+  }
+  if (!info) {
+    // As on the Hub: one answer for missing and hidden repos. Anonymous callers are asked for
+    // credentials (git then asks its credential helper; the token is the password).
+    if (!who) GitAuthChallenge(res);
+    SendError(res, who ? 404 : 401, "RepoNotFound", "Repository not found");
+    return std::nullopt;
+  }
+  return info;
+}
+
+git::RepoView WriteApi::Impl::GitView(const store::RepoInfo& repo, const std::optional<Principal>& who) {
+  git::RepoView view;
+  view.store = store;
+  view.head = "refs/heads/" + repo.default_branch;
+  auto refs = store->ListRefs(repo.id);
+  if (!refs.ok()) return view;
+  const bool writer = CanWrite(who, repo.id);
+  std::map<std::string, GitOid> held;
+  for (const auto& rf : *refs) {
+    if (rf.name.starts_with("refs/held/")) held["refs/heads/" + rf.name.substr(10)] = rf.commit;
+  }
+  std::set<std::string> names;
+  for (const auto& rf : *refs) {
+    if (!rf.name.starts_with("refs/heads/") && !rf.name.starts_with("refs/tags/") && !rf.name.starts_with("refs/pr/")) continue;
+    store::RefInfo out = rf;
+    // The repo's writers see a branch at its staged head, as the API shows it to them.
+    if (writer && held.count(rf.name)) out.commit = held[rf.name];
+    names.insert(rf.name);
+    view.refs.push_back(out);
+  }
+  if (writer) {
+    for (const auto& [name, oid] : held) {
+      if (!names.count(name)) view.refs.push_back({name, oid});
+    }
+  }
+  std::sort(view.refs.begin(), view.refs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return view;
+}
+
+void WriteApi::Impl::GitInfoRefs(const WRoute& r, const httplib::Request& req, httplib::Response& res,
+                                 const std::optional<Principal>& who) {
+  const std::string service = req.get_param_value("service");
+  res.set_header("Cache-Control", "no-cache");
+  if (service != "git-upload-pack" && service != "git-receive-pack") {
+    // The dumb protocol is not served.
+    return SendError(res, 403, "Forbidden", "only the smart HTTP protocol is served (git 1.6.6 or later)");
+  }
+  auto repo = GitRepo(r, who, res);
+  if (!repo) return;
+  if (service == "git-receive-pack") {
+    if (!who) {
+      GitAuthChallenge(res);
+      return SendError(res, 401, "Unauthorized", "pushing needs a write token (as the password)");
+    }
+    bool writer = false;
+    if (!ContributableRepo(r, who, &writer, res)) return;
+    git::RepoView view = GitView(*repo, who);
+    std::string caps = "report-status report-status-v2 delete-refs side-band-64k quiet ofs-delta no-thin "
+                       "object-format=sha1 agent=hubnode/1";
+    std::string out = git::Pkt("# service=git-receive-pack\n") + git::Flush();
+    bool first = true;
+    for (const auto& rf : view.refs) {
+      std::string line = rf.commit.hex() + " " + rf.name;
+      if (first) line += std::string(1, '\0') + caps;
+      first = false;
+      out += git::Pkt(line + "\n");
+    }
+    if (first) out += git::Pkt(std::string(40, '0') + " capabilities^{}" + std::string(1, '\0') + caps + "\n");
+    out += git::Flush();
+    res.set_content(out, "application/x-git-receive-pack-advertisement");
+    return;
+  }
+  git::RepoView view = GitView(*repo, who);
+  const bool v2 = req.get_header_value("Git-Protocol").find("version=2") != std::string::npos;
+  res.set_content(v2 ? git::AdvertiseV2() : git::AdvertiseUploadPackV0(view), "application/x-git-upload-pack-advertisement");
+}
+
+void WriteApi::Impl::GitUploadPack(const WRoute& r, const httplib::Request& req, httplib::Response& res,
+                                   const httplib::ContentReader& reader, const std::optional<Principal>& who) {
+  auto repo = GitRepo(r, who, res);
+  if (!repo) return;
+  auto body = std::make_shared<std::string>();
+  if (!ReadBody(reader, kMaxUploadPackBody, body.get())) {
+    return SendError(res, 413, "PayloadTooLarge", "the fetch request is too large");
+  }
+  auto view = std::make_shared<git::RepoView>(GitView(*repo, who));
+  const bool v2 = req.get_header_value("Git-Protocol").find("version=2") != std::string::npos;
+  res.set_header("Cache-Control", "no-cache");
+  const std::string name = repo->id.str();
+  res.set_chunked_content_provider("application/x-git-upload-pack-result",
+                                   [view, body, v2, name](size_t, httplib::DataSink& sink) {
+                                     auto write = [&sink](std::string_view data) {
+                                       return sink.write(data.data(), data.size());
+                                     };
+                                     git::UploadLimits limits;
+                                     Status s = v2 ? git::ServeV2(*view, *body, limits, write)
+                                                   : git::ServeV0(*view, *body, limits, write);
+                                     if (!s.ok() && s.code() != StatusCode::kCancelled) {
+                                       LOG(Info) << "git fetch of " << name << ": " << s.ToString();
+                                     }
+                                     sink.done();
+                                     return true;
+                                   });
+}
+
+// ---- push -------------------------------------------------------------------------------------
+
+namespace {
+
+struct PushCommand {
+  GitOid old_id, new_id;
+  std::string ref;
+  std::string error;  // set: refused, with this reason
+  std::string note;   // a message for the pusher (held for review ...)
+};
+
+// A temporary file removed when it goes.
+struct TempFile {
+  std::string path;
+  FILE* f = nullptr;
+  ~TempFile() {
+    if (f) std::fclose(f);
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+}  // namespace
+
+void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req, httplib::Response& res,
+                                    const httplib::ContentReader& reader, const std::optional<Principal>& who) {
+  (void)req;
+  if (!who) {
+    GitAuthChallenge(res);
+    return SendError(res, 401, "Unauthorized", "pushing needs a write token (as the password)");
+  }
+  auto seen = GitRepo(r, who, res);
+  if (!seen) return;
+  bool writer = false;
+  auto repo = ContributableRepo(r, who, &writer, res);
+  if (!repo) return;
+
+  // The commands, then the pack, spooled to disk as it arrives (never whole in memory).
+  std::string head;
+  bool commands_done = false;
+  TempFile pack;
+  std::error_code ec;
+  fs::create_directories(options.uploads_dir, ec);
+  pack.path = options.uploads_dir + "/push-" + std::to_string(::getpid()) + "-" +
+              std::to_string(reinterpret_cast<uintptr_t>(&pack)) + "-" + std::to_string(std::time(nullptr));
+  pack.f = std::fopen(pack.path.c_str(), "wb");
+  if (!pack.f) return SendError(res, 500, "InternalError", "cannot spool the push");
+  uint64_t pack_bytes = 0;
+  std::string too_much;
+  std::vector<PushCommand> commands;
+  std::string caps;
+  auto parse_commands = [&]() -> Status {
+    git::PktReader in(head);
+    while (true) {
+      ASSIGN_OR_RETURN(auto line, in.Next());
+      if (!line) return OkStatus();  // more bytes needed
+      if (line->kind == git::PktLine::Kind::kFlush) {
+        commands_done = true;
+        std::string_view rest = in.rest();
+        if (!rest.empty()) {
+          if (std::fwrite(rest.data(), 1, rest.size(), pack.f) != rest.size()) return InternalError("spool write failed");
+          pack_bytes += rest.size();
+        }
+        head.clear();
+        return OkStatus();
+      }
+      if (line->kind != git::PktLine::Kind::kData) return InvalidArgumentError("unexpected pkt-line in the commands");
+      std::string_view t = line->data;
+      if (size_t nul = t.find('\0'); nul != std::string_view::npos) {
+        caps = std::string(t.substr(nul + 1));
+        t = t.substr(0, nul);
+      }
+      if (!t.empty() && t.back() == '\n') t.remove_suffix(1);
+      if (t.starts_with("shallow ")) continue;
+      if (t.size() < 83 || t[40] != ' ' || t[81] != ' ') return InvalidArgumentError("malformed push command");
+      PushCommand c;
+      auto o = GitOid::FromHex(t.substr(0, 40));
+      auto n = GitOid::FromHex(t.substr(41, 40));
+      if (!o.ok() || !n.ok()) return InvalidArgumentError("malformed object id in a push command");
+      c.old_id = *o;
+      c.new_id = *n;
+      c.ref = std::string(t.substr(82));
+      if (commands.size() >= kMaxCommands) return ResourceExhaustedError("too many ref updates in one push");
+      commands.push_back(std::move(c));
+    }
+  };
+  // Re-parsing the head from its start each time is fine: commands are small and few.
+  Status parse_status;
+  bool ok = true;
+  reader([&](const char* data, size_t n) {
+    if (commands_done) {
+      if (pack_bytes + n > options.max_push) {
+        too_much = "the push is larger than this node accepts (" + std::to_string(options.max_push) + " bytes)";
+        return false;
+      }
+      if (std::fwrite(data, 1, n, pack.f) != n) {
+        ok = false;
+        return false;
+      }
+      pack_bytes += n;
+      return true;
+    }
+    head.append(data, n);
+    if (head.size() > kMaxCommandBytes) {
+      too_much = "the push's commands are too long";
+      return false;
+    }
+    commands.clear();
+    parse_status = parse_commands();
+    return parse_status.ok();
+  });
+  if (!too_much.empty()) return SendError(res, 413, "PayloadTooLarge", too_much);
+  if (!ok) return SendError(res, 507, "InsufficientStorage", "cannot spool the push");
+  if (!parse_status.ok()) return SendError(res, 400, "BadRequest", parse_status.message());
+  if (!commands_done) return SendError(res, 400, "BadRequest", "the push ends before its commands do");
+  std::fflush(pack.f);
+
+  const bool sideband = caps.find("side-band-64k") != std::string::npos;
+  const bool quiet = caps.find("quiet") != std::string::npos;
+  (void)quiet;
+  std::string messages;  // for the pusher, on side band 2 ("remote: ...")
+  auto say = [&](const std::string& m) { messages += "hubnode: " + m + "\n"; };
+
+  // Unpack: every object hashed, checked and stored (unreferenced until a ref moves).
+  std::string unpack = "ok";
+  std::set<GitOid> in_pack;
+  const bool any_update = std::any_of(commands.begin(), commands.end(), [](const PushCommand& c) { return !c.new_id.IsZero(); });
+  if (any_update || pack_bytes > 0) {
+    git::PackLimits limits;
+    limits.max_object_bytes = options.max_push_object;
+    git::PackCallbacks cb;
+    cb.store_object = [&](const GitOid& oid, store::GitObjectType type, std::string_view body) -> Status {
+      in_pack.insert(oid);
+      return store->PutGitObject(oid, type, body);
+    };
+    cb.load_base = [&](const GitOid& oid) -> Result<std::pair<store::GitObjectType, std::string>> {
+      ASSIGN_OR_RETURN(store::GitObject o, store->ReadGitObject(oid));
+      if (!o.content) return std::make_pair(o.type, std::move(o.body));
+      ASSIGN_OR_RETURN(auto fr, store->OpenFile(*o.content));
+      ASSIGN_OR_RETURN(std::string body, fr->ReadToString(0, o.size));
+      return std::make_pair(o.type, std::move(body));
+    };
+    auto summary = git::ReadPackFile(pack.path, limits, cb);
+    if (!summary.ok()) {
+      unpack = std::string(summary.status().message().substr(0, 300));
+      LOG(Info) << "push to " << repo->id.str() << " refused: " << summary.status().ToString();
+    } else {
+      say("received " + std::to_string(summary->objects) + " objects (" + std::to_string(summary->deltas) + " deltas)");
+    }
+  }
+
+  git::RepoView view = GitView(*repo, who);
+  std::set<Sha256Digest> own;
+  bool own_loaded = false;
+  const std::string default_ref = "refs/heads/" + repo->default_branch;
+  for (PushCommand& c : commands) {
+    if (unpack != "ok") {
+      c.error = "unpacker error";
+      continue;
+    }
+    const std::string& ref = c.ref;
+    if (!ValidGitRef(ref)) {
+      c.error = "only refs/heads/*, refs/tags/* and refs/pr/N are accepted";
+      continue;
+    }
+    const bool is_branch = ref.starts_with("refs/heads/"), is_pr = ref.starts_with("refs/pr/");
+    if (!writer && !(is_pr && PrAuthor(repo->id, ref) == who->token_name)) {
+      c.error = "this token may push to the pull requests it opened on " + repo->id.str() + ", nothing else";
+      continue;
+    }
+    if (is_pr && !PrOpen(repo->id, ref)) {
+      c.error = "no open pull request at " + ref + " (open one through the API first)";
+      continue;
+    }
+    BranchState branch;
+    if (Status s = ReadBranch(repo->id, ref, &branch); !s.ok()) {
+      c.error = std::string(s.message().substr(0, 200));
+      continue;
+    }
+    std::optional<GitOid> current = is_branch ? branch.head() : branch.released;
+    if (c.old_id.IsZero() ? current.has_value() : current != c.old_id) {
+      c.error = "stale info: " + ref + " is at " + (current ? current->hex() : std::string("nothing")) + " (fetch first)";
+      continue;
+    }
+    if (c.new_id.IsZero()) {
+      if (!writer || is_pr) {
+        c.error = "deleting " + ref + " is not allowed";
+        continue;
+      }
+      if (ref == default_ref) {
+        c.error = "the default branch cannot be deleted";
+        continue;
+      }
+      Status s = store->UpdateRef(repo->id, ref, branch.released.value_or(GitOid()), GitOid());
+      if (s.ok() && is_branch) DropHeld(repo->id, ref.substr(11));
+      if (!s.ok()) c.error = std::string(s.message().substr(0, 200));
+      continue;
+    }
+    auto commit = store->GetCommit(c.new_id);
+    if (!commit.ok()) {
+      c.error = "missing commit " + c.new_id.hex() + " (annotated tags are not accepted)";
+      continue;
+    }
+    // Connectivity: every object of the new history is in this push or already in this repo
+    // (never another repo's: a tree naming a private repo's blob by id gets nothing).
+    std::vector<GitOid> known;
+    for (const auto& rf : view.refs) known.push_back(rf.commit);
+    git::UploadLimits limits;
+    auto closure = git::ObjectsBetween(*store, {c.new_id}, known, limits);
+    if (!closure.ok()) {
+      c.error = "missing objects: " + std::string(closure.status().message().substr(0, 200));
+      continue;
+    }
+    std::string bad;
+    std::vector<GitOid> new_commits;
+    for (const auto& [oid, type] : closure->objects) {
+      if (!in_pack.count(oid) && !git::CheckReachable(view, oid, limits).ok()) {
+        bad = "object " + oid.hex() + " is neither in the push nor in " + repo->id.str();
+        break;
+      }
+      if (type == store::GitObjectType::kCommit) {
+        if (in_pack.count(oid)) new_commits.push_back(oid);
+        continue;
+      }
+      if (type != store::GitObjectType::kBlob) continue;
+      auto obj = store->ReadGitObject(oid);
+      if (!obj.ok()) {
+        bad = "missing object " + oid.hex();
+        break;
+      }
+      if (obj->content) continue;
+      auto ptr = store::ParseLfsPointerText(obj->body);  // (sha256, size)
+      if (!ptr) continue;
+      if (!own_loaded) {
+        own = RepoObjects(repo->id);
+        own_loaded = true;
+      }
+      auto held = store->HasContent(ptr->first, ptr->second);
+      if (!held.ok() || !*held || !(own.count(ptr->first) || Uploaded(repo->id.str(), ptr->first))) {
+        bad = "LFS object " + ptr->first.hex() + " is not on this node for " + repo->id.str() +
+              " (git lfs push uploads it; is git-lfs installed?)";
+        break;
+      }
+    }
+    for (const auto& nc : new_commits) {
+      if (!bad.empty()) break;
+      auto files = store->ListFiles(nc);
+      if (!files.ok()) {
+        bad = std::string(files.status().message().substr(0, 200));
+        break;
+      }
+      for (const auto& f : *files) {
+        if (Status s = store::ValidatePath(f.path); !s.ok()) {
+          bad = std::string(s.message().substr(0, 200));
+          break;
+        }
+      }
+      if (Status s = store->IndexCommit(nc); bad.empty() && !s.ok()) bad = std::string(s.message().substr(0, 200));
+    }
+    if (!bad.empty()) {
+      c.error = bad;
+      continue;
+    }
+    // Fast-forward unless a writer forces it.
+    if (current) {
+      // A fast-forward: the old head is in the new head's history.
+      bool ff = false;
+      std::deque<GitOid> q{c.new_id};
+      std::set<GitOid> seen_c{c.new_id};
+      while (!q.empty() && seen_c.size() < 1'000'000) {
+        GitOid x = q.front();
+        q.pop_front();
+        if (x == *current) {
+          ff = true;
+          break;
+        }
+        auto ci = store->GetCommit(x);
+        if (!ci.ok()) break;
+        for (const auto& p : ci->parents) {
+          if (seen_c.insert(p).second) q.push_back(p);
+        }
+      }
+      if (!ff && !writer) {
+        c.error = "non-fast-forward: only the repo's writers may force a push";
+        continue;
+      }
+      if (!ff) say(ref + ": forced update by " + who->token_name);
+    }
+    // Policy before visibility, as for an API commit.
+    TrustReport report = Assess(repo->id, c.new_id, who);
+    if (report.verdict == verify::Verdict::kDeny) {
+      say("refused by this node's policy: " + report.Summary());
+      for (const auto& rule : report.refusals) say("  rule: " + rule);
+      c.error = "refused by policy: " + report.Summary().substr(0, 200);
+      continue;
+    }
+    if (report.verdict == verify::Verdict::kReview && !is_branch) {
+      say("needs review by this node's policy: " + report.Summary());
+      c.error = "needs review (only branches hold commits for review)";
+      continue;
+    }
+    const bool stage = report.verdict == verify::Verdict::kReview;
+    Status moved;
+    if (is_branch) {
+      moved = LandOnBranch(repo->id, ref, branch, c.new_id, stage);
+    } else {
+      moved = store->UpdateRef(repo->id, ref, branch.released.value_or(GitOid()), c.new_id);
+    }
+    if (!moved.ok()) {
+      c.error = moved.code() == StatusCode::kFailedPrecondition ? "the ref moved meanwhile (fetch first)"
+                                                                 : std::string(moved.message().substr(0, 200));
+      continue;
+    }
+    if (is_pr) RecordPrCommit(repo->id, ref, c.new_id, commit->Title(), who->token_name);
+    if (stage) {
+      say(ref + " is held for review: " + report.Summary());
+      say("its writers see it now; everyone else once an operator runs `hubnode approve " + repo->id.str() + "@" +
+          ref.substr(11) + "`");
+    }
+    LOG(Info) << "push to " << repo->id.str() << " " << ref << " -> " << c.new_id.hex() << (stage ? " (held)" : "");
+  }
+
+  std::string report = git::Pkt("unpack " + unpack + "\n");
+  for (const auto& c : commands) {
+    std::string reason = c.error;
+    std::replace(reason.begin(), reason.end(), '\n', ' ');
+    report += git::Pkt(c.error.empty() ? "ok " + c.ref + "\n" : "ng " + c.ref + " " + reason + "\n");
+  }
+  report += git::Flush();
+  std::string out;
+  if (sideband) {
+    if (!messages.empty()) out += git::SideBand(2, messages);
+    out += git::SideBand(1, report);
+    out += git::Flush();
+  } else {
+    out = report;
+  }
+  res.set_header("Cache-Control", "no-cache");
+  res.set_content(out, "application/x-git-receive-pack-result");
+}
+
+}  // namespace hubnode::hub
