@@ -42,6 +42,7 @@ struct ServeArgs {
   int header_timeout = 10, idle_timeout = 30;
   size_t max_connections = 4096, max_connections_per_ip = 256;
   bool offline = false;
+  int64_t mirror_ttl_s = 60;
   std::vector<std::string> allow, deny;
   int64_t upstream_rate = 0;
   bool no_inference = false;
@@ -106,6 +107,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.max_connections_per_ip = a.max_connections_per_ip;
   o.public_url = a.public_url;
   o.offline = a.offline;
+  o.mirror_ttl_s = a.mirror_ttl_s;
   o.mirror_policy = MirrorPolicy{a.allow, a.deny};
   o.trust_path = flags.data_dir + "/trust.json";
   o.peers = a.peers;
@@ -190,6 +192,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--mirror-allow", a->allow, "Only pull through repos matching this glob (repeatable)");
     sub->add_option("--mirror-deny", a->deny, "Never pull through repos matching this glob (repeatable)");
     sub->add_flag("--offline", a->offline, "Serve only what is held; never contact the upstream");
+    sub->add_option("--mirror-ttl", a->mirror_ttl_s,
+                    "Seconds a mirrored branch is served before it is resolved upstream again (default 60; -1 never)");
     sub->add_flag("--no-inference", a->no_inference, "Do not serve the OpenAI-compatible API (/v1/)");
     sub->add_option("--multipart-threshold", a->multipart_threshold,
                     "LFS uploads from this size up are offered multipart (bytes, default 256 MiB)")

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -340,6 +341,116 @@ Result<std::string> Upstream::Fetch(const std::string& path, size_t max_body) {
   if (r.status == 404 || r.status == 401) return NotFoundError(options_.url + path + ": not found");
   if (r.status != 200) return UnavailableError(options_.url + path + ": HTTP " + std::to_string(r.status));
   return std::move(r.body);
+}
+
+namespace {
+
+std::string GitPkt(const std::string& payload) {
+  char len[5];
+  std::snprintf(len, sizeof len, "%04zx", payload.size() + 4);
+  return std::string(len, 4) + payload;
+}
+
+// Reads a protocol-v2 fetch response as it arrives: sections until "packfile", then side-band
+// pkt-lines whose band 1 is the pack (written to `out`).
+struct GitFetchParser {
+  FILE* out = nullptr;
+  uint64_t max_bytes = 0, written = 0;
+  std::string buf;
+  bool in_pack = false, ended = false;
+  Status error;
+  bool Feed(const char* data, size_t n) {
+    buf.append(data, n);
+    size_t pos = 0;
+    while (buf.size() - pos >= 4) {
+      size_t len = 0;
+      for (size_t i = 0; i < 4; ++i) {
+        char c = buf[pos + i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) return Fail(InvalidArgumentError("the upstream's git answer is not pkt-lines"));
+        len = len * 16 + static_cast<size_t>(v);
+      }
+      if (len < 4) {
+        pos += 4;
+        if (len == 0 && in_pack) ended = true;
+        continue;
+      }
+      if (len > 65520) return Fail(InvalidArgumentError("pkt-line too long in the upstream's answer"));
+      if (buf.size() - pos < len) break;
+      std::string_view line(buf.data() + pos + 4, len - 4);
+      pos += len;
+      if (!in_pack) {
+        if (line.starts_with("ERR ")) return Fail(UnavailableError("the upstream's git said: " + std::string(line.substr(4, 200))));
+        if (line == "packfile\n" || line == "packfile") in_pack = true;
+        continue;
+      }
+      if (line.empty()) continue;
+      const char band = line[0];
+      line.remove_prefix(1);
+      if (band == 1) {
+        written += line.size();
+        if (written > max_bytes) return Fail(ResourceExhaustedError("the upstream's pack is over the limit"));
+        if (std::fwrite(line.data(), 1, line.size(), out) != line.size()) return Fail(InternalError("pack write failed"));
+      } else if (band == 3) {
+        return Fail(UnavailableError("the upstream's git failed: " + std::string(line.substr(0, 200))));
+      }
+    }
+    buf.erase(0, pos);
+    return true;
+  }
+  bool Fail(Status s) {
+    error = std::move(s);
+    return false;
+  }
+};
+
+}  // namespace
+
+bool Upstream::SpeaksGit(const std::string& repo) {
+  auto r = Get(options_.url + "/" + repo + ".git/info/refs?service=git-upload-pack", 64 << 10, "",
+               {"Git-Protocol: version=2"});
+  return r.ok() && r->status == 200 && r->body.find("version 2") != std::string::npos &&
+         r->body.find("fetch") != std::string::npos;
+}
+
+Status Upstream::GitFetch(const std::string& repo, const std::vector<std::string>& wants,
+                          const std::vector<std::string>& haves, const std::string& pack_path, uint64_t max_bytes) {
+  std::string body = GitPkt("command=fetch\n") + GitPkt("agent=hubnode/1\n") + GitPkt("object-format=sha1\n") + "0001" +
+                     GitPkt("no-progress\n");
+  for (const auto& w : wants) body += GitPkt("want " + w + "\n");
+  for (const auto& h : haves) body += GitPkt("have " + h + "\n");
+  body += GitPkt("done\n") + "0000";
+  std::unique_ptr<FILE, int (*)(FILE*)> out(std::fopen(pack_path.c_str(), "wb"), &std::fclose);
+  if (!out) return InternalError("cannot write " + pack_path);
+  const std::string url = options_.url + "/" + repo + ".git/git-upload-pack";
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  HeaderState hs;
+  auto c = NewHandle(options_, url, &headers, &hs);
+  if (!c) return InternalError("curl_easy_init failed");
+  curl_slist* list = headers.release();
+  list = curl_slist_append(list, "Git-Protocol: version=2");
+  list = curl_slist_append(list, "Content-Type: application/x-git-upload-pack-request");
+  list = curl_slist_append(list, "Accept: application/x-git-upload-pack-result");
+  headers.reset(list);
+  curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(c.get(), CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(c.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  GitFetchParser parser;
+  parser.out = out.get();
+  parser.max_bytes = max_bytes;
+  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &parser);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* u) -> size_t {
+    return static_cast<GitFetchParser*>(u)->Feed(d, s * n) ? s * n : 0;
+  });
+  CURLcode rc = curl_easy_perform(c.get());
+  if (!parser.error.ok()) return parser.error;
+  if (rc != CURLE_OK) return TransportError(rc, url);
+  long status = 0;
+  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200) return HttpError(status, hs.error_code, url);
+  if (!parser.in_pack || !parser.ended) return InvalidArgumentError("the upstream's git answer ended without a whole pack");
+  if (std::fflush(out.get()) != 0) return InternalError("pack write failed");
+  return OkStatus();
 }
 
 }  // namespace hubnode::hub

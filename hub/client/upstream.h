@@ -85,6 +85,15 @@ class Upstream {
   // Unavailable unless the answer is a 206 of exactly that length.
   Result<std::string> GetRange(const std::string& repo, const std::string& sha, const std::string& path,
                                uint64_t offset, uint64_t length);
+  // Whether the upstream serves `repo` over git's smart HTTP protocol v2 (GET info/refs with
+  // Git-Protocol: version=2 answers a v2 advertisement with fetch).
+  bool SpeaksGit(const std::string& repo);
+  // Fetches the git objects of `wants` the client lacks (protocol v2 fetch, `haves` offered, all
+  // objects of their history: commits, trees and blobs, LFS files as pointers) and writes the pack
+  // into `pack_path`. ResourceExhausted past `max_bytes`; Unavailable/DeadlineExceeded for
+  // transport failures; InvalidArgument when the answer is not a v2 fetch response.
+  Status GitFetch(const std::string& repo, const std::vector<std::string>& wants, const std::vector<std::string>& haves,
+                  const std::string& pack_path, uint64_t max_bytes);
   // The body of GET {url}{path} (path includes any query). NotFound for 404, Unavailable for
   // another status or a network failure; InvalidArgument above `max_body`.
   Result<std::string> Fetch(const std::string& path, size_t max_body);

@@ -12,14 +12,18 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "base/log.h"
+#include "hub/git/pack.h"
 #include "hub/trust/trust_gate.h"
 #include "store/expert_index.h"
 #include "store/safetensors.h"
 
 namespace hubnode::hub {
+
+using json = nlohmann::json;
 namespace {
 
 namespace fs = std::filesystem;
@@ -189,6 +193,10 @@ Result<std::shared_ptr<Fill>> Mirror::Begin(const store::RepoId& repo, const std
   }
   fill->upstream_private = up.is_private;
   fill->upstream_gated = up.gated;
+  if (!filtered && upstream_->SpeaksGit(repo.str())) {
+    fill->git = true;
+    if (auto oid = GitOid::FromHex(up.sha); oid.ok()) fill->planned_commit = *oid;
+  }
 
   // License pre-check: fetch the card, LICENSE and signature first; a denied model is refused
   // before any weight is fetched, and nothing streams until the policy could allow it.
@@ -356,7 +364,37 @@ Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const sto
   io.visibility = fill.upstream_private ? store::Visibility::kPrivate
                   : fill.upstream_gated ? store::Visibility::kGated
                                         : store::Visibility::kPublic;
+  if (fill.git && !filtered) {
+    Status stored = StoreGitRevision(fill, staging, io.visibility);
+    if (stored.ok()) {
+      auto commit = GitOid::FromHex(fill.upstream_sha);
+      if (!commit.ok()) return commit.status();
+      if (held) {
+        RETURN_IF_ERROR(MoveRef(store_, fill.repo, io.branch, *commit));
+        fs::remove_all(staging, ec);
+        return FailedPreconditionError("policy: held for review as " + commit->hex() + ": " + gate_summary);
+      }
+      // Pinned by its id even when no branch points at it (a pull by commit id).
+      RETURN_IF_ERROR(MoveRef(store_, fill.repo, "refs/mirror/" + fill.upstream_sha, *commit));
+      (void)store_->PutRepoData(fill.repo, {{"mirror", json{{"upstream", upstream_->url()}, {"commitIds", "upstream"}, {"via", "git"}}.dump()}});
+      PullResult result;
+      result.commit = *commit;
+      result.upstream_sha = fill.upstream_sha;
+      for (const auto& [path, ff] : fill.files) {
+        ++result.files;
+        result.bytes += ff->file.size;
+      }
+      fs::remove_all(staging, ec);
+      LOG(Info) << "mirrored " << fill.repo.str() << "@" << fill.upstream_sha << " from " << upstream_->url()
+                << " over git (same commit id)";
+      return result;
+    }
+    if (stored.code() == StatusCode::kDataLoss) return stored;
+    LOG(Warning) << "git fetch of " << fill.repo.str() << "@" << fill.upstream_sha << " failed (" << stored.ToString()
+                 << "); committing the files as the node's own commit";
+  }
   ASSIGN_OR_RETURN(store::ImportResult imported, store_->ImportDirectory(staging, fill.repo, io));
+  (void)store_->PutRepoData(fill.repo, {{"mirror", json{{"upstream", upstream_->url()}, {"commitIds", "node"}, {"via", "files"}}.dump()}});
   if (fill.planned_commit && *fill.planned_commit != imported.commit) {
     LOG(Warning) << "mirror of " << fill.repo.str() << " committed " << imported.commit.hex() << ", planned "
                  << fill.planned_commit->hex();
@@ -374,6 +412,80 @@ Result<PullResult> Mirror::Run(Fill& fill, const PullOptions& options, const sto
   LOG(Info) << "mirrored " << fill.repo.str() << "@" << fill.upstream_sha << " from " << upstream_->url() << " as "
             << imported.commit.hex();
   return result;
+}
+
+Status Mirror::StoreGitRevision(const Fill& fill, const std::string& staging, store::Visibility visibility) {
+  auto want = GitOid::FromHex(fill.upstream_sha);
+  if (!want.ok()) return InvalidArgumentError("the upstream's commit id is not a sha1");
+  // Offer what this repo holds (its refs' commits), so only new objects come.
+  std::vector<std::string> haves;
+  if (auto refs = store_->ListRefs(fill.repo); refs.ok()) {
+    std::set<GitOid> seen;
+    for (const auto& rf : *refs) {
+      if (haves.size() < 64 && seen.insert(rf.commit).second) haves.push_back(rf.commit.hex());
+    }
+  }
+  ASSIGN_OR_RETURN(bool have_commit, store_->HasGitObject(*want));
+  if (!have_commit) {
+    const std::string pack = staging + ".pack";
+    struct Remove {
+      std::string p;
+      ~Remove() { std::error_code e; fs::remove(p, e); }
+    } remove{pack};
+    RETURN_IF_ERROR(upstream_->GitFetch(fill.repo.str(), {fill.upstream_sha}, haves, pack, uint64_t{4} << 30));
+    git::PackLimits limits;
+    limits.max_object_bytes = uint64_t{64} << 20;
+    git::PackCallbacks cb;
+    std::set<GitOid> in_pack;
+    cb.store_object = [&](const GitOid& oid, store::GitObjectType type, std::string_view body) -> Status {
+      in_pack.insert(oid);
+      return store_->PutGitObject(oid, type, body);
+    };
+    cb.load_base = [&](const GitOid& oid) -> Result<std::pair<store::GitObjectType, std::string>> {
+      ASSIGN_OR_RETURN(store::GitObject o, store_->ReadGitObject(oid));
+      if (!o.content) return std::make_pair(o.type, std::move(o.body));
+      ASSIGN_OR_RETURN(auto fr, store_->OpenFile(*o.content));
+      ASSIGN_OR_RETURN(std::string body, fr->ReadToString(0, o.size));
+      return std::make_pair(o.type, std::move(body));
+    };
+    ASSIGN_OR_RETURN(git::PackSummary summary, git::ReadPackFile(pack, limits, cb));
+    LOG(Info) << "git fetch of " << fill.repo.str() << "@" << fill.upstream_sha.substr(0, 12) << ": " << summary.objects
+              << " objects";
+  }
+  // The commit's files must be exactly the ones downloaded and verified (and checked by the gate).
+  auto files = store_->ListFiles(*want);
+  if (!files.ok()) return UnavailableError("the upstream's git objects are incomplete: " + files.status().message());
+  if (files->size() != fill.files.size()) {
+    return DataLossError("the upstream's git tree of " + fill.upstream_sha + " lists other files than its API");
+  }
+  for (const auto& f : *files) {
+    auto it = fill.files.find(f.path);
+    if (it == fill.files.end() || it->second->file.size != f.size || it->second->file.lfs != f.lfs ||
+        (f.lfs ? it->second->file.sha256 != f.sha256 : it->second->file.blob != f.blob)) {
+      return DataLossError("the upstream's git tree of " + fill.upstream_sha + " disagrees with its API about " + f.path);
+    }
+    if (!f.lfs) continue;
+    ASSIGN_OR_RETURN(bool held, store_->HasContent(f.sha256, f.size));
+    if (held) continue;
+    // The downloaded (and verified) bytes become the LFS object's content.
+    store::ContentSpec spec;
+    spec.path = f.path;
+    spec.size = f.size;
+    spec.sha256 = f.sha256;
+    ASSIGN_OR_RETURN(auto writer, store_->NewContentWriter(spec));
+    std::unique_ptr<FILE, int (*)(FILE*)> in(std::fopen(it->second->staging_path.c_str(), "rb"), &std::fclose);
+    if (!in) return InternalError("cannot read " + it->second->staging_path);
+    std::vector<char> buf(1 << 20);
+    for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), in.get())) > 0;) {
+      RETURN_IF_ERROR(writer->Write(std::string_view(buf.data(), n)));
+    }
+    RETURN_IF_ERROR(writer->Finish().status());
+  }
+  if (!store_->GetRepo(fill.repo).ok()) {
+    Status created = store_->CreateRepo(fill.repo, visibility);
+    if (!created.ok() && created.code() != StatusCode::kAlreadyExists) return created;
+  }
+  return store_->IndexCommit(*want);
 }
 
 void Mirror::SetPeers(const PeerFetchOptions& options, std::string trust_path) {

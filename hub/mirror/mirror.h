@@ -10,8 +10,10 @@
 // fill runs the server can answer HEAD at once and stream a file's bytes as they arrive
 // (FillFile::WaitFor), holding back the last byte until the file is verified.
 //
-// The local commit is the node's own (the HF API does not expose the raw git objects needed to
-// rebuild the upstream's commit id); `refs/mirror/<upstream sha>` maps the upstream id to it.
+// When the upstream speaks git (the Hub and hubnode do), the commit and tree objects come over
+// git's protocol, so the mirrored commit is the upstream's: same id, history and refs. Otherwise
+// the local commit is the node's own and `refs/mirror/<upstream sha>` maps the upstream id to it.
+// Repo data "mirror" says which one a repo's mirror used.
 //
 // Thread safety: all methods may be called concurrently; fills of the same repo and upstream
 // commit run once, and every caller shares that fill.
@@ -103,6 +105,10 @@ class Fill {
   std::string rev;
   std::string upstream_sha;
   std::optional<GitOid> planned_commit;  // nullopt when it cannot be known ahead
+  // The upstream speaks git: the fill fetches its commit and tree objects, so the mirrored
+  // commit is the upstream's own (same id and history); otherwise the node commits the files
+  // itself and maps the upstream id to that commit (refs/mirror/<upstream sha>).
+  bool git = false;
   bool upstream_private = false;         // the repo is private (or gated) upstream
   bool upstream_gated = false;
   // Whether files may be streamed before the fill commits: the license pre-check (card and
@@ -157,6 +163,9 @@ class Mirror {
  private:
   Result<PullResult> Run(Fill& fill, const PullOptions& options, const store::Signature& author,
                          const std::string& message, const std::string& staging);
+  // Stores the upstream's git objects of fill.upstream_sha and the downloaded LFS contents of
+  // `staging`; checks that the commit's files are the ones downloaded and verified.
+  Status StoreGitRevision(const Fill& fill, const std::string& staging, store::Visibility visibility);
 
   store::Store* store_;
   Upstream* upstream_;

@@ -98,6 +98,7 @@ ReadOptions ReadOptionsOf(const NodeOptions& o) {
   r.public_url = o.public_url;
   r.mirror_policy = o.mirror_policy;
   r.offline = o.offline;
+  r.mirror_ttl_s = o.mirror_ttl_s;
   r.trust_path = o.trust_path;
   r.common_licenses = o.common_licenses;
   r.node_key = o.node_key;

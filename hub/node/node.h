@@ -45,6 +45,8 @@ struct NodeOptions {
   MirrorPolicy mirror_policy;
   // Serve only what is held, never contact the upstream. Default: false.
   bool offline = false;
+  // Seconds a mirrored branch is served before it is resolved upstream again (-1 never).
+  int64_t mirror_ttl_s = 60;
   // The trust store file, for the trust status of served revisions. Default: none.
   std::string trust_path;
   // Reference license texts. Default: Debian's.

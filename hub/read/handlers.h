@@ -31,6 +31,9 @@ struct ReadOptions {
   MirrorPolicy mirror_policy;
   // Serve only what is held, never contact the upstream. Default: false.
   bool offline = false;
+  // Seconds a mirrored branch is served before it is resolved against the upstream again; a
+  // negative value never re-resolves. Default: 60.
+  int64_t mirror_ttl_s = 60;
   // The trust store file, for the trust status of served revisions. Default: none.
   std::string trust_path;
   // Reference license texts. Default: Debian's.
@@ -103,6 +106,9 @@ class Handlers {
   bool CanPullThrough(const store::RepoId& repo) const;
   // Whether the store holds repo@rev.
   bool Holds(const store::RepoId& repo, const std::string& rev);
+  // A mirrored branch older than the TTL is resolved against the upstream again and pulled when
+  // it moved; with the upstream unreachable, what is held is served with X-Hubnode-Mirror-Stale.
+  void RefreshMirrored(const store::RepoInfo& repo, const std::string& rev, httplib::Response& res);
   // Pulls repo@rev through; on failure sends the error and returns false.
   bool PullThrough(const store::RepoId& repo, const std::string& rev, bool repo_missing, httplib::Response& res);
   // The answer for a failed pull: RepoNotFound / RevisionNotFound when the upstream lacks it,
@@ -119,6 +125,8 @@ class Handlers {
   Mirror* mirror_;
   verify::LicenseMatcher matcher_;
   RawCache* raw_cache_ = nullptr;
+  std::mutex refresh_mu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> refreshed_;  // repo\nbranch -> last check
   struct CachedVerdict {
     std::optional<std::string> denied;
     std::chrono::steady_clock::time_point at;

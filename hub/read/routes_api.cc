@@ -131,9 +131,36 @@ std::optional<store::RepoInfo> Handlers::OpenRepo(const Route& r, const std::opt
   return *info;
 }
 
+void Handlers::RefreshMirrored(const store::RepoInfo& repo, const std::string& rev, httplib::Response& res) {
+  if (options_.mirror_ttl_s < 0 || !CanPullThrough(repo.id)) return;
+  const std::string branch = rev.empty() || rev == "HEAD" ? repo.default_branch : rev;
+  if (branch.size() == 40 && IsLowerHex(branch)) return;  // a commit id never moves
+  auto record = store_->GetRepoData(repo.id, "mirror");
+  if (!record.ok() || !*record) return;  // not a mirrored repo
+  if (!store_->Resolve(repo.id, branch).ok()) return;  // not held: the pull-through path fetches it
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(refresh_mu_);
+    const std::string key = repo.id.str() + "\n" + branch;
+    auto it = refreshed_.find(key);
+    if (it != refreshed_.end() && now - it->second < std::chrono::seconds(options_.mirror_ttl_s)) return;
+    if (refreshed_.size() > 100000) refreshed_.clear();
+    refreshed_[key] = now;  // one re-resolve per TTL, whoever asks meanwhile
+  }
+  auto pulled = mirror_->Pull(repo.id, branch, PullOptions{});
+  if (pulled.ok()) return;
+  const StatusCode code = pulled.status().code();
+  res.set_header("X-Hubnode-Mirror-Stale",
+                 code == StatusCode::kUnavailable || code == StatusCode::kDeadlineExceeded
+                     ? "the upstream is unavailable; serving the last revision held"
+                     : "the upstream's revision could not be mirrored; serving the last revision held");
+  LOG(Warning) << "refresh of mirrored " << repo.id.str() << "@" << branch.substr(0, 200) << ": " << pulled.status().ToString();
+}
+
 std::optional<GitOid> Handlers::ResolveRev(const store::RepoInfo& repo, const std::string& rev,
                                            const std::optional<Principal>& who, httplib::Response& res) {
   const bool writer = CanWrite(who, repo.id);
+  RefreshMirrored(repo, rev, res);
   auto resolve = [&](const std::string& r) { return writer ? store_->ResolveStaged(repo.id, r) : store_->Resolve(repo.id, r); };
   auto c = resolve(rev.empty() ? "HEAD" : rev);
   if (!c.ok() && c.status().code() == StatusCode::kNotFound && !rev.empty() && rev != "HEAD" &&
@@ -282,6 +309,16 @@ void Handlers::RepoInfo(const Route& r, const std::optional<Principal>& who, con
                  {"release", "hubnode approve " + repo->id.str() + "@refs/held/" +
                                  (branch.starts_with("refs/heads/") ? branch.substr(11) : branch)}};
   }
+  // A mirrored repo says how: over git with the upstream's own commit ids, or from files with
+  // the node's (refs/mirror/<upstream sha> maps them).
+  if (auto m = store_->GetRepoData(repo->id, "mirror"); m.ok() && *m) {
+    json mj = JsonDepthWithin(**m) ? json::parse(**m, nullptr, false) : json(json::value_t::discarded);
+    if (mj.is_object()) {
+      mj.erase("upstream");  // the upstream's address is the operator's business
+      j["mirror"] = mj;
+    }
+  }
+  if (res.has_header("X-Hubnode-Mirror-Stale")) j["mirrorStale"] = res.get_header_value("X-Hubnode-Mirror-Stale");
   j["locality"] = Locality(*commit);
   TrustReport trust = TrustOf(*repo, *commit, who);
   j["licenseClass"] = trust.license_class;
