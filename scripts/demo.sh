@@ -34,6 +34,7 @@ Starting the node on $URL (Ctrl-C stops it). With it running, try:
   curl -sI $URL/demo/olmoe-small/resolve/main/model-00001-of-00002.safetensors
   curl -s "$URL/api/models/demo/olmoe-small/tree/main?recursive=true"
   HF_ENDPOINT=$URL hf download demo/olmoe-small          # Python client (huggingface_hub)
+  git clone $URL/demo/olmoe-small                        # git + git-lfs
   node --input-type=module -e 'import {modelInfo} from "@huggingface/hub";
     console.log(await modelInfo({name: "demo/olmoe-small", hubUrl: "$URL"}))'
   curl -s $URL/v1/chat/completions -H 'Content-Type: application/json' \
