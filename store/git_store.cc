@@ -1,6 +1,7 @@
 // Git objects as the git protocol moves them: read one by id (upload-pack), store one received
 // from a client or an upstream (receive-pack, the git mirror) after checking it.
 #include <algorithm>
+#include <set>
 
 #include "store/expert_index.h"
 #include "store/git_objects.h"
@@ -59,8 +60,11 @@ std::string SortKey(const TreeEntry& e) { return e.mode == kModeTree ? e.name + 
 Status CheckTree(std::string_view body) {
   auto entries = DecodeTree(body);
   if (!entries.ok()) return InvalidArgumentError("malformed tree");
+  std::set<std::string_view> names;
   for (size_t i = 0; i < entries->size(); ++i) {
     const TreeEntry& e = (*entries)[i];
+    // A name once, whatever its mode (git's order alone lets "a" and "a/" sit apart).
+    if (!names.insert(e.name).second) return InvalidArgumentError("tree entries duplicated (" + e.name.substr(0, 200) + ")");
     if (e.mode == 0120000) return InvalidArgumentError("symbolic links are not accepted (" + e.name.substr(0, 200) + ")");
     if (e.mode == 0160000) return InvalidArgumentError("submodules are not accepted (" + e.name.substr(0, 200) + ")");
     if (e.mode != kModeFile && e.mode != kModeExecutable && e.mode != kModeTree) {

@@ -101,7 +101,10 @@ Status ValidatePath(std::string_view path) {
     if (end == std::string_view::npos) end = path.size();
     std::string_view part = path.substr(start, end - start);
     if (part.empty() || part == "." || part == "..") return bad("empty, '.' or '..' component");
-    if (part == ".git") return bad("'.git' is reserved");
+    if (part.size() == 4 && part[0] == '.' && (part[1] | 0x20) == 'g' && (part[2] | 0x20) == 'i' &&
+        (part[3] | 0x20) == 't') {
+      return bad("'.git' is reserved");  // in any case: case-insensitive file systems check it out as .git
+    }
     if (part.size() > kMaxPathComponentBytes) {
       return bad("a component is longer than " + std::to_string(kMaxPathComponentBytes) + " bytes");
     }

@@ -279,6 +279,15 @@ Result<PackSummary> ReadPackFile(const std::string& path, const PackLimits& limi
   std::set<GitOid> in_pack;
   std::vector<Pending> pending;
   PackSummary summary;
+  uint64_t inflated = 0;
+  auto account = [&](uint64_t n) -> Status {
+    inflated += n;
+    if (inflated > limits.max_total_bytes) {
+      return ResourceExhaustedError("the pack inflates to more than this node accepts (" +
+                                    std::to_string(limits.max_total_bytes) + " bytes)");
+    }
+    return OkStatus();
+  };
   auto put = [&](uint64_t entry, GitObjectType type, std::string_view body) -> Status {
     GitOid oid = store::HashObject(store::GitTypeName(type), body);
     RETURN_IF_ERROR(cb.store_object(oid, type, body));
@@ -304,6 +313,7 @@ Result<PackSummary> ReadPackFile(const std::string& path, const PackLimits& limi
       return ResourceExhaustedError("an object of " + std::to_string(size) + " bytes is over this node's limit of " +
                                     std::to_string(limits.max_object_bytes) + " (push large files with git-lfs)");
     }
+    RETURN_IF_ERROR(account(size));
     if (type >= 1 && type <= 4) {
       ASSIGN_OR_RETURN(std::string body, in.Inflate(size));
       RETURN_IF_ERROR(put(entry, static_cast<GitObjectType>(type), body));
@@ -356,7 +366,9 @@ Result<PackSummary> ReadPackFile(const std::string& path, const PackLimits& limi
       ASSIGN_OR_RETURN(auto base_obj, cb.load_base(base));
       RETURN_IF_ERROR(in.Seek(p.offset));
       ASSIGN_OR_RETURN(std::string delta, in.Inflate(p.size));
+      RETURN_IF_ERROR(account(base_obj.second.size()));
       ASSIGN_OR_RETURN(std::string body, ApplyDelta(base_obj.second, delta, limits.max_object_bytes));
+      RETURN_IF_ERROR(account(body.size()));
       RETURN_IF_ERROR(put(p.entry, base_obj.first, body));
       ++summary.deltas;
     }

@@ -40,6 +40,7 @@ class PackWriter {
 struct PackLimits {
   uint64_t max_objects = 1'000'000;
   uint64_t max_object_bytes = uint64_t{16} << 20;  // one object's inflated size
+  uint64_t max_total_bytes = uint64_t{2} << 30;    // all objects' inflated sizes (zlib and delta bombs)
   uint32_t max_delta_depth = 64;
 };
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 
+#include "hub/git/connectivity.h"
 #include "hub/git/pack.h"
 #include "hub/git/pkt_line.h"
 #include "store/git_objects.h"
@@ -197,14 +198,15 @@ Result<Plan> PlanPack(store::Store& store, const Request& r, const std::vector<G
   return plan;
 }
 
-// Wants that are not tips must be reachable from one.
+// Wants that are not tips must be reachable from one (all checked in one walk).
 Status CheckWants(const RepoView& view, const std::vector<GitOid>& wants, const UploadLimits& limits) {
   std::set<GitOid> tips;
   for (const auto& r : view.refs) tips.insert(r.commit);
+  std::set<GitOid> others;
   for (const auto& w : wants) {
-    if (tips.count(w)) continue;
-    if (!CheckReachable(view, w, limits).ok()) return NotFoundError("not our ref " + w.hex());
+    if (!tips.count(w)) others.insert(w);
   }
+  if (!CheckAllReachable(view, others, limits).ok()) return NotFoundError("not our ref");
   return OkStatus();
 }
 
@@ -256,39 +258,7 @@ Status SendPack(store::Store& store, const Plan& plan, const UploadLimits& limit
 }  // namespace
 
 Status CheckReachable(const RepoView& view, const GitOid& oid, const UploadLimits& limits) {
-  std::vector<GitOid> tips;
-  for (const auto& r : view.refs) tips.push_back(r.commit);
-  ASSIGN_OR_RETURN(bool held, view.store->HasGitObject(oid));
-  if (!held) return NotFoundError("no such object");
-  ASSIGN_OR_RETURN(store::GitObject obj, view.store->ReadGitObject(oid));
-  bool found = false;
-  std::set<GitOid> seen;
-  uint64_t walked = 0;
-  Status s = WalkCommits(*view.store, tips, limits.max_walk, [&](const store::CommitInfo& c) {
-    if (found) return false;
-    if (c.id == oid) {
-      found = true;
-      return false;
-    }
-    if (obj.type != GitObjectType::kCommit) {
-      if (c.tree == oid) {
-        found = true;
-        return false;
-      }
-      std::vector<std::pair<GitOid, GitObjectType>> objs;
-      size_t before = seen.size();
-      if (!CollectTree(*view.store, c.tree, seen, &objs, nullptr, limits.max_walk).ok()) return false;
-      walked += seen.size() - before;
-      for (const auto& [o, t] : objs) {
-        if (o == oid) found = true;
-      }
-      if (walked > limits.max_walk) return false;
-    }
-    return !found;
-  });
-  if (found) return OkStatus();
-  if (!s.ok() && s.code() != StatusCode::kResourceExhausted) return s;
-  return NotFoundError("not reachable");
+  return CheckAllReachable(view, {oid}, limits);
 }
 
 Result<Closure> ObjectsBetween(store::Store& store, const std::vector<GitOid>& tips, const std::vector<GitOid>& known,
@@ -362,8 +332,10 @@ Status ServeV2(const RepoView& view, std::string_view body, const UploadLimits& 
     GitOid oid;
     if (t.starts_with("want ")) {
       if (Status s = ParseOid(t.substr(5), &oid); !s.ok()) return fail(s);
-      r.wants.push_back(oid);
-      if (r.wants.size() > limits.max_haves) return fail(ResourceExhaustedError("too many wants"));
+      if (std::find(r.wants.end() - std::min<size_t>(r.wants.size(), 8), r.wants.end(), oid) == r.wants.end()) {
+        r.wants.push_back(oid);
+      }
+      if (r.wants.size() > limits.max_wants) return fail(ResourceExhaustedError("too many wants"));
     } else if (t.starts_with("have ")) {
       if (Status s = ParseOid(t.substr(5), &oid); !s.ok()) return fail(s);
       if (r.haves.size() >= limits.max_haves) return fail(ResourceExhaustedError("too many haves"));
@@ -489,8 +461,10 @@ Status ServeV0(const RepoView& view, std::string_view body, const UploadLimits& 
         r.sideband = caps.find("side-band") != std::string_view::npos;
         first = false;
       }
-      r.wants.push_back(oid);
-      if (r.wants.size() > limits.max_haves) return fail(ResourceExhaustedError("too many wants"));
+      if (std::find(r.wants.end() - std::min<size_t>(r.wants.size(), 8), r.wants.end(), oid) == r.wants.end()) {
+        r.wants.push_back(oid);
+      }
+      if (r.wants.size() > limits.max_wants) return fail(ResourceExhaustedError("too many wants"));
     } else if (t.starts_with("have ")) {
       if (Status s = ParseOid(t.substr(5), &oid); !s.ok()) return fail(s);
       if (r.haves.size() >= limits.max_haves) return fail(ResourceExhaustedError("too many haves"));

@@ -26,6 +26,7 @@ struct UploadLimits {
   uint64_t max_objects = 2'000'000;    // objects in one pack
   uint64_t max_walk = 4'000'000;       // objects visited while planning or checking a want
   uint64_t max_haves = 100'000;        // have lines in one request
+  uint64_t max_wants = 10'000;         // distinct want lines in one request
   uint64_t max_object_bytes = uint64_t{64} << 20;  // a blob read into a pack in one piece
 };
 

@@ -126,14 +126,17 @@ Result<std::optional<Principal>> TokenStore::Authenticate(const std::string& aut
              authorization.compare(0, kBasic.size(), kBasic) == 0) {
     // git and git-lfs send the token as the password of HTTP Basic (any user name), as on the Hub.
     std::string b64 = authorization.substr(kBasic.size());
+    // Padding only at the end, at most two '='; EVP_DecodeBlock decodes it as zero bytes.
+    size_t pad = 0;
+    while (pad < b64.size() && b64[b64.size() - 1 - pad] == '=') ++pad;
+    const bool well_formed = !b64.empty() && b64.size() % 4 == 0 && pad <= 2 &&
+                             b64.find('=') == (pad == 0 ? std::string::npos : b64.size() - pad);
     std::string raw(b64.size(), '\0');
-    int n = b64.size() % 4 == 0
-                ? EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
-                                  reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()))
-                : -1;
-    if (n < 0) return Status(StatusCode::kUnauthenticated, "Invalid credentials in Authorization header");
-    raw.resize(static_cast<size_t>(n));
-    for (size_t i = b64.size(); i > 0 && b64[i - 1] == '='; --i) raw.pop_back();
+    int n = well_formed ? EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()),
+                                          reinterpret_cast<const unsigned char*>(b64.data()), static_cast<int>(b64.size()))
+                        : -1;
+    if (n < static_cast<int>(pad)) return Status(StatusCode::kUnauthenticated, "Invalid credentials in Authorization header");
+    raw.resize(static_cast<size_t>(n) - pad);
     size_t colon = raw.find(':');
     if (colon == std::string::npos) return Status(StatusCode::kUnauthenticated, "Invalid credentials in Authorization header");
     token = raw.substr(colon + 1);

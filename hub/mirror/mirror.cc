@@ -16,6 +16,7 @@
 #include <set>
 
 #include "base/log.h"
+#include "hub/git/connectivity.h"
 #include "hub/git/pack.h"
 #include "hub/trust/trust_gate.h"
 #include "store/expert_index.h"
@@ -425,7 +426,13 @@ Status Mirror::StoreGitRevision(const Fill& fill, const std::string& staging, st
       if (haves.size() < 64 && seen.insert(rf.commit).second) haves.push_back(rf.commit.hex());
     }
   }
-  ASSIGN_OR_RETURN(bool have_commit, store_->HasGitObject(*want));
+  // What this repo already holds (all its refs): a commit reachable from them needs no fetch,
+  // and a fetched history may lean only on them, never on another repo's objects.
+  git::RepoView mine;
+  mine.store = store_;
+  if (auto refs = store_->ListRefs(fill.repo); refs.ok()) mine.refs = *refs;
+  git::UploadLimits walk_limits;
+  const bool have_commit = git::CheckAllReachable(mine, {*want}, walk_limits).ok();
   if (!have_commit) {
     const std::string pack = staging + ".pack";
     struct Remove {
@@ -435,6 +442,7 @@ Status Mirror::StoreGitRevision(const Fill& fill, const std::string& staging, st
     RETURN_IF_ERROR(upstream_->GitFetch(fill.repo.str(), {fill.upstream_sha}, haves, pack, uint64_t{4} << 30));
     git::PackLimits limits;
     limits.max_object_bytes = uint64_t{64} << 20;
+    limits.max_total_bytes = uint64_t{2} << 30;
     git::PackCallbacks cb;
     std::set<GitOid> in_pack;
     cb.store_object = [&](const GitOid& oid, store::GitObjectType type, std::string_view body) -> Status {
@@ -449,10 +457,20 @@ Status Mirror::StoreGitRevision(const Fill& fill, const std::string& staging, st
       return std::make_pair(o.type, std::move(body));
     };
     ASSIGN_OR_RETURN(git::PackSummary summary, git::ReadPackFile(pack, limits, cb));
+    auto history = git::WalkReceived(*store_, *want, in_pack, walk_limits.max_objects);
+    if (!history.ok()) return DataLossError("the upstream's git objects: " + history.status().message());
+    if (!git::CheckAllReachable(mine, history->external, walk_limits).ok()) {
+      return DataLossError("the upstream's history of " + fill.upstream_sha + " names objects it did not send");
+    }
     LOG(Info) << "git fetch of " << fill.repo.str() << "@" << fill.upstream_sha.substr(0, 12) << ": " << summary.objects
               << " objects";
   }
-  // The commit's files must be exactly the ones downloaded and verified (and checked by the gate).
+  // The commit's files must be exactly the ones downloaded and verified (and checked by the gate);
+  // its paths are walked within a budget first (a tree naming one subtree many times).
+  uint64_t budget = fill.files.size() * 2 + 1000;
+  if (Status s = git::CheckPaths(*store_, *want, &budget); !s.ok()) {
+    return DataLossError("the upstream's git tree of " + fill.upstream_sha + ": " + s.message());
+  }
   auto files = store_->ListFiles(*want);
   if (!files.ok()) return UnavailableError("the upstream's git objects are incomplete: " + files.status().message());
   if (files->size() != fill.files.size()) {

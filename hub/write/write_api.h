@@ -47,6 +47,9 @@ struct WriteOptions {
   uint64_t max_push = uint64_t{4} << 30;
   // Largest object in a pushed pack (files above it go through git-lfs). Default: 64 MiB.
   uint64_t max_push_object = uint64_t{64} << 20;
+  // All objects of a pushed pack, inflated and with deltas applied (zlib and delta bombs).
+  // Default: 2 GiB.
+  uint64_t max_push_inflated = uint64_t{2} << 30;
   // Lifetime of a signed LFS download URL, seconds. Default: 3600.
   int64_t download_url_lifetime_s = 3600;
 };

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "base/log.h"
+#include "hub/git/connectivity.h"
 #include "hub/git/pack.h"
 #include "hub/git/pkt_line.h"
 #include "hub/git/upload_pack.h"
@@ -33,6 +34,7 @@ namespace {
 constexpr uint64_t kMaxUploadPackBody = 16 << 20;
 constexpr uint64_t kMaxCommandBytes = 4 << 20;
 constexpr size_t kMaxCommands = 1000;
+constexpr uint64_t kMaxPushPaths = 1'000'000;  // file paths checked in one push, over all its commits
 
 bool ValidGitRef(const std::string& ref) {
   auto component_ok = [](std::string_view c) {
@@ -230,14 +232,22 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
   std::string too_much;
   std::vector<PushCommand> commands;
   std::string caps;
+  size_t parsed = 0;  // bytes of `head` already parsed
+  size_t lines = 0;
+  // Parses the complete pkt-lines of `head` past `parsed`; a partial line waits for more bytes.
   auto parse_commands = [&]() -> Status {
-    git::PktReader in(head);
-    while (true) {
-      ASSIGN_OR_RETURN(auto line, in.Next());
-      if (!line) return OkStatus();  // more bytes needed
-      if (line->kind == git::PktLine::Kind::kFlush) {
+    while (!commands_done) {
+      if (head.size() - parsed < 4) return OkStatus();
+      size_t len = 0;
+      for (size_t k = 0; k < 4; ++k) {
+        char ch = head[parsed + k];
+        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (v < 0) return InvalidArgumentError("malformed pkt-line in the push commands");
+        len = len * 16 + static_cast<size_t>(v);
+      }
+      if (len == 0) {
         commands_done = true;
-        std::string_view rest = in.rest();
+        std::string_view rest = std::string_view(head).substr(parsed + 4);
         if (!rest.empty()) {
           if (std::fwrite(rest.data(), 1, rest.size(), pack.f) != rest.size()) return InternalError("spool write failed");
           pack_bytes += rest.size();
@@ -245,14 +255,17 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
         head.clear();
         return OkStatus();
       }
-      if (line->kind != git::PktLine::Kind::kData) return InvalidArgumentError("unexpected pkt-line in the commands");
-      std::string_view t = line->data;
+      if (len < 4 || len > 65520) return InvalidArgumentError("malformed pkt-line in the push commands");
+      if (head.size() - parsed < len) return OkStatus();
+      std::string_view t = std::string_view(head).substr(parsed + 4, len - 4);
+      parsed += len;
+      if (++lines > kMaxCommands + 100) return ResourceExhaustedError("too many lines in the push commands");
       if (size_t nul = t.find('\0'); nul != std::string_view::npos) {
         caps = std::string(t.substr(nul + 1));
         t = t.substr(0, nul);
       }
       if (!t.empty() && t.back() == '\n') t.remove_suffix(1);
-      if (t.starts_with("shallow ")) continue;
+      if (t.starts_with("shallow ")) continue;  // a push from a shallow clone: its boundary
       if (t.size() < 83 || t[40] != ' ' || t[81] != ' ') return InvalidArgumentError("malformed push command");
       PushCommand c;
       auto o = GitOid::FromHex(t.substr(0, 40));
@@ -264,8 +277,8 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
       if (commands.size() >= kMaxCommands) return ResourceExhaustedError("too many ref updates in one push");
       commands.push_back(std::move(c));
     }
+    return OkStatus();
   };
-  // Re-parsing the head from its start each time is fine: commands are small and few.
   Status parse_status;
   bool ok = true;
   reader([&](const char* data, size_t n) {
@@ -286,7 +299,6 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
       too_much = "the push's commands are too long";
       return false;
     }
-    commands.clear();
     parse_status = parse_commands();
     return parse_status.ok();
   });
@@ -297,18 +309,36 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
   std::fflush(pack.f);
 
   const bool sideband = caps.find("side-band-64k") != std::string::npos;
-  const bool quiet = caps.find("quiet") != std::string::npos;
-  (void)quiet;
   std::string messages;  // for the pusher, on side band 2 ("remote: ...")
   auto say = [&](const std::string& m) { messages += "hubnode: " + m + "\n"; };
+  const std::string default_ref = "refs/heads/" + repo->default_branch;
+
+  // Who may update what is decided before a byte of the pack is stored: a push whose every
+  // command is refused stores nothing.
+  for (PushCommand& c : commands) {
+    const std::string& ref = c.ref;
+    if (!ValidGitRef(ref)) {
+      c.error = "only refs/heads/*, refs/tags/* and refs/pr/N are accepted";
+    } else if (!writer && !(ref.starts_with("refs/pr/") && PrAuthor(repo->id, ref) == who->token_name)) {
+      c.error = "this token may push to the pull requests it opened on " + repo->id.str() + ", nothing else";
+    } else if (ref.starts_with("refs/pr/") && !PrOpen(repo->id, ref)) {
+      c.error = "no open pull request at " + ref + " (open one through the API first)";
+    } else if (c.new_id.IsZero() && (!writer || ref.starts_with("refs/pr/"))) {
+      c.error = "deleting " + ref + " is not allowed";
+    } else if (c.new_id.IsZero() && ref == default_ref) {
+      c.error = "the default branch cannot be deleted";
+    }
+  }
+  const bool any_update = std::any_of(commands.begin(), commands.end(),
+                                      [](const PushCommand& c) { return c.error.empty() && !c.new_id.IsZero(); });
 
   // Unpack: every object hashed, checked and stored (unreferenced until a ref moves).
   std::string unpack = "ok";
   std::set<GitOid> in_pack;
-  const bool any_update = std::any_of(commands.begin(), commands.end(), [](const PushCommand& c) { return !c.new_id.IsZero(); });
-  if (any_update || pack_bytes > 0) {
+  if (any_update && pack_bytes > 0) {
     git::PackLimits limits;
     limits.max_object_bytes = options.max_push_object;
+    limits.max_total_bytes = options.max_push_inflated;
     git::PackCallbacks cb;
     cb.store_object = [&](const GitOid& oid, store::GitObjectType type, std::string_view body) -> Status {
       in_pack.insert(oid);
@@ -330,29 +360,20 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
     }
   }
 
-  git::RepoView view = GitView(*repo, who);
+  // What every reader sees (released refs), and what the writers see.
+  const git::RepoView released_view = GitView(*repo, std::nullopt);
   std::set<Sha256Digest> own;
   bool own_loaded = false;
-  const std::string default_ref = "refs/heads/" + repo->default_branch;
+  uint64_t path_budget = kMaxPushPaths;
+  git::UploadLimits walk_limits;
   for (PushCommand& c : commands) {
+    if (!c.error.empty()) continue;
     if (unpack != "ok") {
       c.error = "unpacker error";
       continue;
     }
     const std::string& ref = c.ref;
-    if (!ValidGitRef(ref)) {
-      c.error = "only refs/heads/*, refs/tags/* and refs/pr/N are accepted";
-      continue;
-    }
     const bool is_branch = ref.starts_with("refs/heads/"), is_pr = ref.starts_with("refs/pr/");
-    if (!writer && !(is_pr && PrAuthor(repo->id, ref) == who->token_name)) {
-      c.error = "this token may push to the pull requests it opened on " + repo->id.str() + ", nothing else";
-      continue;
-    }
-    if (is_pr && !PrOpen(repo->id, ref)) {
-      c.error = "no open pull request at " + ref + " (open one through the API first)";
-      continue;
-    }
     BranchState branch;
     if (Status s = ReadBranch(repo->id, ref, &branch); !s.ok()) {
       c.error = std::string(s.message().substr(0, 200));
@@ -364,17 +385,28 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
       continue;
     }
     if (c.new_id.IsZero()) {
-      if (!writer || is_pr) {
-        c.error = "deleting " + ref + " is not allowed";
-        continue;
-      }
-      if (ref == default_ref) {
-        c.error = "the default branch cannot be deleted";
-        continue;
-      }
       Status s = store->UpdateRef(repo->id, ref, branch.released.value_or(GitOid()), GitOid());
       if (s.ok() && is_branch) DropHeld(repo->id, ref.substr(11));
       if (!s.ok()) c.error = std::string(s.message().substr(0, 200));
+      continue;
+    }
+    // Connectivity: the new history is this push's objects and, beyond them, objects readers of
+    // this repo already see (never another repo's, never one staged elsewhere). Objects outside
+    // the push are looked up only as members of this repo: nothing tells whether they exist.
+    auto history = git::WalkReceived(*store, c.new_id, in_pack, walk_limits.max_objects);
+    if (!history.ok()) {
+      c.error = std::string(history.status().message().substr(0, 200));
+      continue;
+    }
+    bool connected = git::CheckAllReachable(released_view, history->external, walk_limits).ok();
+    if (!connected && writer && is_branch) {
+      // A writer may build on what is staged on this very branch (landing releases or re-stages it).
+      git::RepoView staged = released_view;
+      if (branch.held) staged.refs.push_back({"refs/held/" + ref.substr(11), *branch.held});
+      connected = git::CheckAllReachable(staged, history->external, walk_limits).ok();
+    }
+    if (!connected) {
+      c.error = "the pushed history names objects that are neither in the push nor released in " + repo->id.str();
       continue;
     }
     auto commit = store->GetCommit(c.new_id);
@@ -382,34 +414,11 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
       c.error = "missing commit " + c.new_id.hex() + " (annotated tags are not accepted)";
       continue;
     }
-    // Connectivity: every object of the new history is in this push or already in this repo
-    // (never another repo's: a tree naming a private repo's blob by id gets nothing).
-    std::vector<GitOid> known;
-    for (const auto& rf : view.refs) known.push_back(rf.commit);
-    git::UploadLimits limits;
-    auto closure = git::ObjectsBetween(*store, {c.new_id}, known, limits);
-    if (!closure.ok()) {
-      c.error = "missing objects: " + std::string(closure.status().message().substr(0, 200));
-      continue;
-    }
     std::string bad;
-    std::vector<GitOid> new_commits;
-    for (const auto& [oid, type] : closure->objects) {
-      if (!in_pack.count(oid) && !git::CheckReachable(view, oid, limits).ok()) {
-        bad = "object " + oid.hex() + " is neither in the push nor in " + repo->id.str();
-        break;
-      }
-      if (type == store::GitObjectType::kCommit) {
-        if (in_pack.count(oid)) new_commits.push_back(oid);
-        continue;
-      }
-      if (type != store::GitObjectType::kBlob) continue;
-      auto obj = store->ReadGitObject(oid);
-      if (!obj.ok()) {
-        bad = "missing object " + oid.hex();
-        break;
-      }
-      if (obj->content) continue;
+    // LFS pointers must name objects this node holds for this repo.
+    for (const auto& blob : history->blobs) {
+      auto obj = store->ReadGitObject(blob);
+      if (!obj.ok() || obj->content) continue;
       auto ptr = store::ParseLfsPointerText(obj->body);  // (sha256, size)
       if (!ptr) continue;
       if (!own_loaded) {
@@ -423,20 +432,10 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
         break;
       }
     }
-    for (const auto& nc : new_commits) {
+    // Paths of every new commit, within one budget for the push (no tree bomb expands).
+    for (const auto& nc : history->commits) {
       if (!bad.empty()) break;
-      auto files = store->ListFiles(nc);
-      if (!files.ok()) {
-        bad = std::string(files.status().message().substr(0, 200));
-        break;
-      }
-      for (const auto& f : *files) {
-        if (Status s = store::ValidatePath(f.path); !s.ok()) {
-          bad = std::string(s.message().substr(0, 200));
-          break;
-        }
-      }
-      if (Status s = store->IndexCommit(nc); bad.empty() && !s.ok()) bad = std::string(s.message().substr(0, 200));
+      if (Status s = git::CheckPaths(*store, nc, &path_budget); !s.ok()) bad = std::string(s.message().substr(0, 200));
     }
     if (!bad.empty()) {
       c.error = bad;
@@ -448,7 +447,7 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
       bool ff = false;
       std::deque<GitOid> q{c.new_id};
       std::set<GitOid> seen_c{c.new_id};
-      while (!q.empty() && seen_c.size() < 1'000'000) {
+      while (!q.empty() && seen_c.size() < walk_limits.max_walk) {
         GitOid x = q.front();
         q.pop_front();
         if (x == *current) {
@@ -467,7 +466,23 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
       }
       if (!ff) say(ref + ": forced update by " + who->token_name);
     }
-    // Policy before visibility, as for an API commit.
+    // Policy before visibility, as for an API commit: every new commit is assessed (a denied one
+    // in the middle of the history would be served by id otherwise); the head decides staging.
+    std::string denied;
+    for (const auto& nc : history->commits) {
+      if (nc == c.new_id) continue;
+      TrustReport r = Assess(repo->id, nc, who);
+      if (r.verdict == verify::Verdict::kDeny) {
+        denied = nc.hex().substr(0, 12) + ": " + r.Summary();
+        for (const auto& rule : r.refusals) say("  rule: " + rule);
+        break;
+      }
+    }
+    if (!denied.empty()) {
+      say("refused by this node's policy: commit " + denied);
+      c.error = "refused by policy: commit " + denied.substr(0, 200);
+      continue;
+    }
     TrustReport report = Assess(repo->id, c.new_id, who);
     if (report.verdict == verify::Verdict::kDeny) {
       say("refused by this node's policy: " + report.Summary());
@@ -478,6 +493,10 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
     if (report.verdict == verify::Verdict::kReview && !is_branch) {
       say("needs review by this node's policy: " + report.Summary());
       c.error = "needs review (only branches hold commits for review)";
+      continue;
+    }
+    if (Status s = store->IndexCommit(c.new_id); !s.ok()) {
+      c.error = std::string(s.message().substr(0, 200));
       continue;
     }
     const bool stage = report.verdict == verify::Verdict::kReview;

@@ -192,6 +192,8 @@ void WriteApi::Impl::LfsBatch(const WRoute& r, const httplib::Request& req, http
                    "application/vnd.git-lfs+json");
 }
 
+constexpr size_t kMaxLfsRefs = 1000;
+
 void WriteApi::Impl::LfsDownloadBatch(const WRoute& r, const httplib::Request& req, httplib::Response& res,
                                       const json& body, const std::optional<Principal>& who) {
   if (r.type != "model") return SendError(res, 400, "UnsupportedRepoType", "this node stores model repos only");
@@ -200,33 +202,47 @@ void WriteApi::Impl::LfsDownloadBatch(const WRoute& r, const httplib::Request& r
   if (!body.contains("objects") || !body["objects"].is_array() || body["objects"].size() > kMaxBatchObjects) {
     return SendError(res, 400, "BadRequest", "objects must be an array of at most " + std::to_string(kMaxBatchObjects));
   }
-  // The objects of the refs the caller sees (a writer's include the staged heads): an oid from
-  // another repo's listing gets "does not exist", as an absent one does.
-  std::map<Sha256Digest, uint64_t> visible;
-  for (const auto& rf : GitView(*repo, who).refs) {
-    auto files = store->ListFiles(rf.commit);
-    if (!files.ok()) continue;
-    for (const auto& f : *files) {
-      if (f.lfs) visible[f.sha256] = f.size;
-    }
-  }
-  const std::string base = Base(req);
-  const int64_t exp = static_cast<int64_t>(std::time(nullptr)) + options.download_url_lifetime_s;
-  json objects = json::array();
+  std::vector<std::pair<Sha256Digest, uint64_t>> wanted;
   for (const auto& o : body["objects"]) {
     std::string oid = o.is_object() ? Str(o, "oid") : "";
     auto digest = Sha256Digest::FromHex(oid);
     if (!digest.ok() || !o.contains("size") || !o["size"].is_number_unsigned()) {
       return SendError(res, 422, "BadRequest", "each object needs a 64-hex sha256 oid and a size");
     }
-    const uint64_t size = o["size"].get<uint64_t>();
-    json e = {{"oid", oid}, {"size", size}, {"authenticated", true}};
-    auto it = visible.find(*digest);
+    wanted.emplace_back(*digest, o["size"].get<uint64_t>());
+  }
+  // The objects of the refs the caller sees (a writer's include the staged heads): an oid from
+  // another repo's listing gets "does not exist", as an absent one does. Refs are read until
+  // every object asked for was found (at most kMaxLfsRefs of them).
+  std::set<Sha256Digest> left;
+  for (const auto& [d, size] : wanted) left.insert(d);
+  std::map<Sha256Digest, uint64_t> visible;
+  size_t scanned = 0;
+  std::set<GitOid> listed;
+  for (const auto& rf : GitView(*repo, who).refs) {
+    if (left.empty() || ++scanned > kMaxLfsRefs) break;
+    if (!listed.insert(rf.commit).second) continue;
+    auto files = store->ListFiles(rf.commit);
+    if (!files.ok()) continue;
+    for (const auto& f : *files) {
+      if (!f.lfs) continue;
+      visible[f.sha256] = f.size;
+      left.erase(f.sha256);
+    }
+  }
+  const std::string base = Base(req);
+  const int64_t exp = static_cast<int64_t>(std::time(nullptr)) + options.download_url_lifetime_s;
+  json objects = json::array();
+  for (const auto& [digest, size] : wanted) {
+    json e = {{"oid", digest.hex()}, {"size", size}, {"authenticated", true}};
+    auto it = visible.find(digest);
     if (it == visible.end() || it->second != size) {
       e["error"] = {{"code", 404}, {"message", "Object does not exist"}};
     } else {
-      Signed sg{repo->id.str(), size, 1, 0, "", exp};
-      e["actions"] = {{"download", {{"href", SignUrl(base, "download", oid, sg, exp)},
+      // Signed for this repo as it is now: the URL stops working if the repo goes away or
+      // changes visibility.
+      Signed sg{repo->id.str(), size, 1, 0, "v" + std::to_string(static_cast<int>(repo->visibility)), exp};
+      e["actions"] = {{"download", {{"href", SignUrl(base, "download", digest.hex(), sg, exp)},
                                     {"expires_in", options.download_url_lifetime_s}}}};
     }
     objects.push_back(std::move(e));
@@ -238,6 +254,11 @@ void WriteApi::Impl::LfsGet(const WRoute& r, const httplib::Request& req, httpli
   auto target = SignedTarget(r, req, "download", res);
   if (!target) return;
   const auto& [digest, sg] = *target;
+  auto id = store::RepoId::Parse(sg.repo);
+  auto repo = id.ok() ? store->GetRepo(*id) : Result<store::RepoInfo>(NotFoundError(""));
+  if (!repo.ok() || sg.uploader != "v" + std::to_string(static_cast<int>(repo->visibility))) {
+    return SendError(res, 404, "NotFound", "no such object");
+  }
   store::FileEntry f;
   f.sha256 = digest;
   f.size = sg.size;
