@@ -175,6 +175,7 @@ kill "$HOSTPID" 2>/dev/null; wait "$HOSTPID" 2>/dev/null || true; HOSTPID=
 fetch_all() {
   local t0 t1 f pids=()
   rm -rf "$1" && mkdir -p "$1"
+  sync   # earlier runs' dirty pages are written back before the clock starts
   t0=$(now)
   for f in "${LFS_FILES[@]}"; do
     if [[ $2 == 1 ]]; then
@@ -192,6 +193,7 @@ lfs_pull_time() {
   local t0 t1
   rm -rf "$1"
   GIT_LFS_SKIP_SMUDGE=1 timeout 600 git clone -q "$U/bench/m" "$1"
+  sync
   t0=$(now)
   (cd "$1" && timeout 900 git lfs pull)
   t1=$(now)
@@ -203,6 +205,10 @@ same_files() {  # same_files DIR: every LFS file of DIR equals the generated one
 }
 fetch_all warm 1 > /dev/null   # fills the raw cache (made after a first download): every run
 same_files warm                # below reads hot files
+for _ in $(seq 300); do   # the raw copies are made in the background: wait for all of them
+  (( $(du -sb data/rawcache 2>/dev/null | cut -f1 || echo 0) >= LFS_BYTES )) && break
+  sleep 0.1
+done
 fetch_all warm 1 > /dev/null
 rm -rf warm
 echo 5 > "/proc/$PID/clear_refs" 2>/dev/null || true   # VmHWM from here: part (b) alone

@@ -4,6 +4,8 @@
 // write_commit.cc: NDJSON commits and the policy before a commit becomes visible.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -353,7 +355,14 @@ struct WriteApi::Impl {
                                          httplib::Response& res);
   // The refs git shows the caller: branches, tags and pull requests; the repo's writers see
   // branches at their staged heads.
-  git::RepoView GitView(const store::RepoInfo& repo, const std::optional<Principal>& who);
+  // `fetch`: drop refs whose head today's policy denies (as downloads answer them 451).
+  git::RepoView GitView(const store::RepoInfo& repo, const std::optional<Principal>& who, bool fetch = true);
+  // Whether today's policy denies `commit` as `repo` serves it to `who` (cached 30 s per trust
+  // store contents).
+  bool DeniedNow(const store::RepoInfo& repo, const GitOid& commit, const std::optional<Principal>& who);
+  std::mutex verdict_mu;
+  std::map<std::string, std::pair<bool, std::chrono::steady_clock::time_point>> verdicts;
+  std::atomic<int> git_fetches{0};  // upload-packs streaming now
   void GitInfoRefs(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,
                    const std::optional<Principal>& who);
   void GitUploadPack(const wapi::WRoute& r, const httplib::Request& req, httplib::Response& res,

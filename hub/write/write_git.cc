@@ -12,6 +12,7 @@
 #include <deque>
 #include <set>
 
+#include "base/file.h"
 #include "base/log.h"
 #include "hub/git/connectivity.h"
 #include "hub/git/pack.h"
@@ -34,6 +35,7 @@ namespace {
 constexpr uint64_t kMaxUploadPackBody = 16 << 20;
 constexpr uint64_t kMaxCommandBytes = 4 << 20;
 constexpr size_t kMaxCommands = 1000;
+constexpr int kMaxConcurrentFetches = 16;
 constexpr uint64_t kMaxPushPaths = 1'000'000;  // file paths checked in one push, over all its commits
 
 bool ValidGitRef(const std::string& ref) {
@@ -87,7 +89,25 @@ std::optional<store::RepoInfo> WriteApi::Impl::GitRepo(const WRoute& r, const st
   return info;
 }
 
-git::RepoView WriteApi::Impl::GitView(const store::RepoInfo& repo, const std::optional<Principal>& who) {
+bool WriteApi::Impl::DeniedNow(const store::RepoInfo& repo, const GitOid& commit, const std::optional<Principal>& who) {
+  std::string trust_text;
+  if (!options.trust_path.empty()) trust_text = ReadFileToString(options.trust_path, 16 << 20).value_or("");
+  const std::string view = !who ? "-" : who->ns.empty() ? "*" : who->ns;
+  const std::string key = repo.id.str() + "\n" + commit.hex() + "\n" + view + "\n" + Sha256Of(trust_text).hex();
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(verdict_mu);
+    auto it = verdicts.find(key);
+    if (it != verdicts.end() && now - it->second.second < std::chrono::seconds(30)) return it->second.first;
+  }
+  const bool denied = Assess(repo.id, commit, who).verdict == verify::Verdict::kDeny;
+  std::lock_guard<std::mutex> lock(verdict_mu);
+  if (verdicts.size() >= 4096) verdicts.clear();
+  verdicts[key] = {denied, now};
+  return denied;
+}
+
+git::RepoView WriteApi::Impl::GitView(const store::RepoInfo& repo, const std::optional<Principal>& who, bool fetch) {
   git::RepoView view;
   view.store = store;
   view.head = "refs/heads/" + repo.default_branch;
@@ -113,6 +133,11 @@ git::RepoView WriteApi::Impl::GitView(const store::RepoInfo& repo, const std::op
     }
   }
   std::sort(view.refs.begin(), view.refs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  if (fetch) {
+    // A head the policy denies today is not served (downloads answer it 451): not advertised,
+    // and nothing is reachable through it.
+    std::erase_if(view.refs, [&](const store::RefInfo& rf) { return DeniedNow(repo, rf.commit, who); });
+  }
   return view;
 }
 
@@ -133,7 +158,7 @@ void WriteApi::Impl::GitInfoRefs(const WRoute& r, const httplib::Request& req, h
     }
     bool writer = false;
     if (!ContributableRepo(r, who, &writer, res)) return;
-    git::RepoView view = GitView(*repo, who);
+    git::RepoView view = GitView(*repo, who, /*fetch=*/false);
     std::string caps = "report-status report-status-v2 delete-refs side-band-64k quiet ofs-delta no-thin "
                        "object-format=sha1 agent=hubnode/1";
     std::string out = git::Pkt("# service=git-receive-pack\n") + git::Flush();
@@ -158,6 +183,17 @@ void WriteApi::Impl::GitUploadPack(const WRoute& r, const httplib::Request& req,
                                    const httplib::ContentReader& reader, const std::optional<Principal>& who) {
   auto repo = GitRepo(r, who, res);
   if (!repo) return;
+  // Fetches stream from workers: a bound on them leaves workers for everything else.
+  struct Slot {
+    std::atomic<int>* n;
+    ~Slot() { n->fetch_sub(1); }
+  };
+  if (git_fetches.fetch_add(1) >= kMaxConcurrentFetches) {
+    git_fetches.fetch_sub(1);
+    res.set_header("Retry-After", "5");
+    return SendError(res, 503, "Busy", "too many git fetches at once; retry shortly");
+  }
+  std::shared_ptr<Slot> slot(new Slot{&git_fetches});
   auto body = std::make_shared<std::string>();
   if (!ReadBody(reader, kMaxUploadPackBody, body.get())) {
     return SendError(res, 413, "PayloadTooLarge", "the fetch request is too large");
@@ -167,7 +203,7 @@ void WriteApi::Impl::GitUploadPack(const WRoute& r, const httplib::Request& req,
   res.set_header("Cache-Control", "no-cache");
   const std::string name = repo->id.str();
   res.set_chunked_content_provider("application/x-git-upload-pack-result",
-                                   [view, body, v2, name](size_t, httplib::DataSink& sink) {
+                                   [view, body, v2, name, slot](size_t, httplib::DataSink& sink) {
                                      auto write = [&sink](std::string_view data) {
                                        return sink.write(data.data(), data.size());
                                      };
@@ -361,7 +397,7 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
   }
 
   // What every reader sees (released refs), and what the writers see.
-  const git::RepoView released_view = GitView(*repo, std::nullopt);
+  const git::RepoView released_view = GitView(*repo, std::nullopt, /*fetch=*/false);
   std::set<Sha256Digest> own;
   bool own_loaded = false;
   uint64_t path_budget = kMaxPushPaths;

@@ -89,6 +89,13 @@ check "...which downloads the object" "$OID" "$(curl -s -m 30 "$HREF" | sha256su
 check "the repo turns private" 200 "$(call -X PUT -H "Authorization: Bearer $TW" "${JSON[@]}" -d '{"private":true}' "$U/api/models/alice/lfs/settings")"
 check "...the old href: 404" 404 "$(curl -s -m 30 -o /dev/null -w '%{http_code}' "$HREF")"
 check "anonymous batch on the private repo: 401 with a challenge" "401 Basic" "$(call -H "Content-Type: application/vnd.git-lfs+json" -d "{\"operation\":\"download\",\"objects\":[{\"oid\":\"$OID\",\"size\":300000}]}" "$U/alice/lfs.git/info/lfs/objects/batch") $(grep -i '^WWW-Authenticate:' "$R.h" | awk '{print $2}' | tr -d '\r')"
+# A head that today's policy denies is not served over git (downloads answer it 451).
+check "before: ls-remote shows alice/pub's main" "$PUB_HEAD" "$(git ls-remote "$U/alice/pub" refs/heads/main 2>/dev/null | cut -f1)"
+hub trust policy --namespace alice --id apache-2.0 --verdict deny > /dev/null
+check "apache-2.0 denied for alice now: main is not advertised" "" "$(git ls-remote "$U/alice/pub" refs/heads/main 2>/dev/null | cut -f1)"
+check "...and its head cannot be fetched by id" True "$(curl -s -m 30 -H 'Git-Protocol: version=2' -H 'Content-Type: application/x-git-upload-pack-request' --data-binary @<(printf '0012command=fetch\n00010032want %s\n0009done\n0000' "$PUB_HEAD") "$U/alice/pub.git/git-upload-pack" | grep -q 'ERR not our ref' && echo True)"
+hub trust policy --namespace alice --id apache-2.0 --verdict allow > /dev/null
+check "allowed again: main is back" "$PUB_HEAD" "$(git ls-remote "$U/alice/pub" refs/heads/main 2>/dev/null | cut -f1)"
 check "server log has no errors" "" "$(grep -E ' (ERROR|FATAL) ' "$WORK/err" | head -3)"
 echo "$pass passed, $fail failed"
 [[ $fail == 0 ]]
