@@ -43,7 +43,26 @@ constexpr int kOfsDelta = 6, kRefDelta = 7;
 
 }  // namespace
 
-PackWriter::PackWriter(uint32_t count, Sink sink) : sink_(std::move(sink)), count_(count) {}
+struct PackWriter::ZState {
+  // Two streams: small objects (commits, trees, pointers, deltas) use a 4 KiB window and a small
+  // hash table, whose reset costs little; large ones the full window.
+  z_stream big{}, small{};
+  bool ok = false;
+  ZState() {
+    ok = deflateInit(&big, Z_BEST_SPEED) == Z_OK &&
+         deflateInit2(&small, Z_BEST_SPEED, Z_DEFLATED, 12, 1, Z_DEFAULT_STRATEGY) == Z_OK;
+  }
+  ~ZState() {
+    deflateEnd(&big);
+    deflateEnd(&small);
+  }
+  static constexpr uint64_t kSmall = 4096;
+};
+
+PackWriter::PackWriter(uint32_t count, Sink sink)
+    : z_(std::make_unique<ZState>()), out_(64 << 10, '\0'), sink_(std::move(sink)), count_(count) {}
+
+PackWriter::~PackWriter() = default;
 
 Status PackWriter::Emit(std::string_view data) {
   if (data.empty()) return OkStatus();
@@ -53,31 +72,47 @@ Status PackWriter::Emit(std::string_view data) {
   return OkStatus();
 }
 
+Status PackWriter::AddOfsDelta(uint64_t base_offset, std::string_view delta) {
+  if (added_ == 0 && bytes_ == 0) return FailedPreconditionError("a delta needs its base first");
+  const uint64_t entry = bytes_;
+  if (base_offset >= entry) return InvalidArgumentError("a delta's base must come before it");
+  // The entry's header says OFS_DELTA and the delta's size; the base's distance follows.
+  uint64_t n = entry - base_offset;
+  char buf[16];
+  int pos = sizeof buf - 1;
+  buf[pos] = static_cast<char>(n & 127);
+  while (n >>= 7) buf[--pos] = static_cast<char>(128 | (--n & 127));
+  return AddEntry(kOfsDelta, delta.size(), std::string(buf + pos, sizeof buf - pos),
+                  [&](const std::function<Status(std::string_view)>& piece) { return piece(delta); });
+}
+
 Status PackWriter::Add(GitObjectType type, std::string_view body) {
   return AddStreamed(type, body.size(), [&](const std::function<Status(std::string_view)>& piece) { return piece(body); });
 }
 
 Status PackWriter::AddStreamed(GitObjectType type, uint64_t size,
                                const std::function<Status(const std::function<Status(std::string_view)>&)>& produce) {
+  return AddEntry(static_cast<int>(type), size, "", produce);
+}
+
+Status PackWriter::AddEntry(int type, uint64_t size, const std::string& after_header,
+                            const std::function<Status(const std::function<Status(std::string_view)>&)>& produce) {
   if (added_ == 0 && bytes_ == 0) RETURN_IF_ERROR(Emit("PACK" + Be32(2) + Be32(count_)));
   if (added_ >= count_) return FailedPreconditionError("more objects than the pack announced");
+  z_stream& z = size < ZState::kSmall ? z_->small : z_->big;
+  if (!z_->ok || deflateReset(&z) != Z_OK) return InternalError("deflate init failed");
   ++added_;
-  RETURN_IF_ERROR(Emit(EntryHeader(static_cast<int>(type), size)));
-  z_stream z{};
-  // Small objects (commits, trees, pointers, configs) compress well; big ones go fast.
-  if (deflateInit(&z, size < (1u << 20) ? 6 : 1) != Z_OK) return InternalError("deflateInit failed");
-  std::unique_ptr<z_stream, void (*)(z_stream*)> guard(&z, [](z_stream* p) { deflateEnd(p); });
-  std::string out(64 << 10, '\0');
+  RETURN_IF_ERROR(Emit(EntryHeader(type, size) + after_header));
   uint64_t fed = 0;
   auto pump = [&](std::string_view in, int flush) -> Status {
     z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     z.avail_in = static_cast<uInt>(in.size());
     do {
-      z.next_out = reinterpret_cast<Bytef*>(out.data());
-      z.avail_out = static_cast<uInt>(out.size());
+      z.next_out = reinterpret_cast<Bytef*>(out_.data());
+      z.avail_out = static_cast<uInt>(out_.size());
       int rc = deflate(&z, flush);
       if (rc == Z_STREAM_ERROR) return InternalError("deflate failed");
-      RETURN_IF_ERROR(Emit(std::string_view(out.data(), out.size() - z.avail_out)));
+      RETURN_IF_ERROR(Emit(std::string_view(out_.data(), out_.size() - z.avail_out)));
       if (rc == Z_STREAM_END) break;
     } while (z.avail_in > 0 || z.avail_out == 0);
     return OkStatus();
@@ -191,6 +226,61 @@ Result<uint64_t> DeltaVarint(std::string_view d, size_t* pos) {
 }
 
 }  // namespace
+
+// A delta turning `base` into `target`: their common prefix and suffix are copied from the base,
+// the middle inserted. Cheap, and what a model repo's history mostly is (a config or card edited
+// in place, a log appended to).
+std::string MakeDelta(std::string_view base, std::string_view target) {
+  size_t prefix = 0;
+  const size_t max = std::min(base.size(), target.size());
+  while (prefix < max && base[prefix] == target[prefix]) ++prefix;
+  size_t suffix = 0;
+  while (suffix < max - prefix && base[base.size() - 1 - suffix] == target[target.size() - 1 - suffix]) ++suffix;
+  std::string d;
+  auto varint = [&](uint64_t v) {
+    do {
+      uint8_t b = v & 0x7f;
+      v >>= 7;
+      if (v) b |= 0x80;
+      d.push_back(static_cast<char>(b));
+    } while (v);
+  };
+  auto copy = [&](uint64_t off, uint64_t n) {
+    while (n > 0) {
+      const uint64_t take = std::min<uint64_t>(n, 0xffffff);
+      std::string args;
+      uint8_t op = 0x80;
+      for (int k = 0; k < 4; ++k) {
+        if (const uint8_t byte = (off >> (8 * k)) & 0xff) {
+          op |= 1u << k;
+          args.push_back(static_cast<char>(byte));
+        }
+      }
+      for (int k = 0; k < 3; ++k) {
+        if (const uint8_t byte = (take >> (8 * k)) & 0xff) {
+          op |= 0x10u << k;
+          args.push_back(static_cast<char>(byte));
+        }
+      }
+      d.push_back(static_cast<char>(op));
+      d += args;
+      off += take;
+      n -= take;
+    }
+  };
+  varint(base.size());
+  varint(target.size());
+  copy(0, prefix);
+  std::string_view middle = target.substr(prefix, target.size() - prefix - suffix);
+  while (!middle.empty()) {
+    const size_t n = std::min<size_t>(middle.size(), 127);
+    d.push_back(static_cast<char>(n));
+    d.append(middle.substr(0, n));
+    middle.remove_prefix(n);
+  }
+  copy(base.size() - suffix, suffix);
+  return d;
+}
 
 Result<std::string> ApplyDelta(std::string_view base, std::string_view delta, uint64_t max_size) {
   size_t pos = 0;

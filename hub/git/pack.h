@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,16 +22,31 @@ class PackWriter {
  public:
   using Sink = std::function<bool(std::string_view)>;
   PackWriter(uint32_t count, Sink sink);
+  ~PackWriter();
+  PackWriter(const PackWriter&) = delete;
+  PackWriter& operator=(const PackWriter&) = delete;
   // Cancelled when the sink refused bytes; FailedPrecondition past `count` objects.
   Status Add(store::GitObjectType type, std::string_view body);
   // Adds a blob whose body is produced in pieces (`produce` calls `piece` until the body is done).
   Status AddStreamed(store::GitObjectType type, uint64_t size,
                      const std::function<Status(const std::function<Status(std::string_view)>& piece)>& produce);
+  // Adds an OFS_DELTA entry: `delta` (git's delta format) applies to the object written at
+  // `base_offset` (a value of bytes() taken before that object was added).
+  Status AddOfsDelta(uint64_t base_offset, std::string_view delta);
   Status Finish();
   uint64_t bytes() const { return bytes_; }
+  // Where the next object's entry starts (after the 12-byte header when nothing was written yet).
+  uint64_t next_offset() const { return bytes_ == 0 ? 12 : bytes_; }
 
  private:
   Status Emit(std::string_view data);
+  Status AddEntry(int type, uint64_t size, const std::string& after_header,
+                  const std::function<Status(const std::function<Status(std::string_view)>&)>& produce);
+  // One deflate stream, reset between objects (a fresh one per object costs its window's
+  // allocation and clearing, which dominated a clone of many small objects).
+  struct ZState;
+  std::unique_ptr<ZState> z_;
+  std::string out_;
   Sha1 sha_;
   Sink sink_;
   uint32_t count_, added_ = 0;
@@ -57,6 +73,11 @@ struct PackSummary {
   uint64_t objects = 0, deltas = 0;
 };
 Result<PackSummary> ReadPackFile(const std::string& path, const PackLimits& limits, const PackCallbacks& cb);
+
+// A git delta turning `base` into `target`: their common prefix and suffix are copied from the
+// base and the middle inserted. Cheap, and what a model repo's history mostly is (a config or
+// card edited in place, a log appended to).
+std::string MakeDelta(std::string_view base, std::string_view target);
 
 // Applies a git delta to `base`. InvalidArgument on a malformed delta or a size mismatch.
 Result<std::string> ApplyDelta(std::string_view base, std::string_view delta, uint64_t max_size);

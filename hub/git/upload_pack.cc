@@ -24,6 +24,7 @@ struct Request {
   uint32_t deepen = 0;
   bool done = false, sideband = true, no_progress = false;
   bool filter_blobs = false;
+  bool ofs_delta = false;  // the client reads OFS_DELTA entries
   std::optional<uint64_t> blob_limit;
   std::vector<std::string> ref_prefixes;
   bool peel = false, symrefs = false, unborn = false;
@@ -80,24 +81,59 @@ Status WalkCommits(store::Store& store, const std::vector<GitOid>& from, uint64_
 }
 
 // Adds tree `root` and everything below it to `out` (and `seen`), skipping what `seen` holds.
+// With `bases`, each blob planned at a path where an earlier planned blob sits (a newer version,
+// as commits are walked newest first) gets that blob as its delta base: bases[i] is the index of
+// out[i]'s base, or -1.
+struct DeltaBases {
+  std::vector<int32_t> base;
+  std::vector<uint16_t> depth;
+  std::map<std::string, int32_t> last_at_path;  // path -> index of the blob last planned there
+};
+constexpr uint16_t kMaxSendDeltaDepth = 50;
+
 Status CollectTree(store::Store& store, const GitOid& root, std::set<GitOid>& seen,
-                   std::vector<std::pair<GitOid, GitObjectType>>* out, const Request* filter, uint64_t limit) {
+                   std::vector<std::pair<GitOid, GitObjectType>>* out, const Request* filter, uint64_t limit,
+                   DeltaBases* bases = nullptr) {
   if (!seen.insert(root).second) return OkStatus();
-  if (out) out->emplace_back(root, GitObjectType::kTree);
-  std::vector<std::pair<GitOid, int>> stack{{root, 0}};
+  auto plan = [&](const GitOid& oid, GitObjectType type, const std::string* path) {
+    out->emplace_back(oid, type);
+    if (!bases) return;
+    int32_t base = -1;
+    uint16_t depth = 0;
+    if (path) {
+      auto it = bases->last_at_path.find(*path);
+      if (it != bases->last_at_path.end() && bases->depth[it->second] < kMaxSendDeltaDepth) {
+        base = it->second;
+        depth = static_cast<uint16_t>(bases->depth[it->second] + 1);
+      }
+      bases->last_at_path[*path] = static_cast<int32_t>(out->size() - 1);
+    }
+    bases->base.push_back(base);
+    bases->depth.push_back(depth);
+  };
+  if (out) plan(root, GitObjectType::kTree, nullptr);
+  struct Frame {
+    GitOid tree;
+    int depth;
+    std::string prefix;
+  };
+  std::vector<Frame> stack{{root, 0, ""}};
   while (!stack.empty()) {
-    auto [tree, depth] = stack.back();
+    Frame frame = std::move(stack.back());
     stack.pop_back();
+    const GitOid tree = frame.tree;
+    const int depth = frame.depth;
     if (depth > 64) return DataLossError("trees nested too deeply");
     ASSIGN_OR_RETURN(store::GitObject obj, store.ReadGitObject(tree));
     if (obj.type != GitObjectType::kTree) return DataLossError(tree.hex() + " is not a tree");
     ASSIGN_OR_RETURN(auto entries, store::DecodeTree(obj.body));
     for (const auto& e : entries) {
       if (seen.size() > limit) return ResourceExhaustedError("too many objects for one pack");
+      std::string path = bases ? (frame.prefix.empty() ? e.name : frame.prefix + "/" + e.name) : std::string();
       if (e.mode == store::kModeTree) {
         if (!seen.insert(e.oid).second) continue;
-        if (out) out->emplace_back(e.oid, GitObjectType::kTree);
-        stack.emplace_back(e.oid, depth + 1);
+        if (out) plan(e.oid, GitObjectType::kTree, nullptr);
+        stack.push_back(Frame{e.oid, depth + 1, std::move(path)});
       } else {
         if (seen.count(e.oid)) continue;
         if (out && filter) {
@@ -108,7 +144,7 @@ Status CollectTree(store::Store& store, const GitOid& root, std::set<GitOid>& se
           }
         }
         seen.insert(e.oid);
-        if (out) out->emplace_back(e.oid, GitObjectType::kBlob);
+        if (out) plan(e.oid, GitObjectType::kBlob, bases ? &path : nullptr);
       }
     }
   }
@@ -117,6 +153,7 @@ Status CollectTree(store::Store& store, const GitOid& root, std::set<GitOid>& se
 
 struct Plan {
   std::vector<std::pair<GitOid, GitObjectType>> objects;
+  DeltaBases bases;  // entries for objects; commits have no base
   std::vector<GitOid> shallow;
 };
 
@@ -181,18 +218,27 @@ Result<Plan> PlanPack(store::Store& store, const Request& r, const std::vector<G
     ASSIGN_OR_RETURN(store::CommitInfo info, store.GetCommit(h));
     RETURN_IF_ERROR(CollectTree(store, info.tree, seen_objects, nullptr, nullptr, limits.max_walk));
   }
-  for (const auto& c : commits) plan.objects.emplace_back(c, GitObjectType::kCommit);
+  for (const auto& c : commits) {
+    plan.objects.emplace_back(c, GitObjectType::kCommit);
+    plan.bases.base.push_back(-1);
+    plan.bases.depth.push_back(0);
+  }
+  DeltaBases* bases = r.ofs_delta ? &plan.bases : nullptr;
   for (const auto& c : commits) {
     ASSIGN_OR_RETURN(store::CommitInfo info, store.GetCommit(c));
-    RETURN_IF_ERROR(CollectTree(store, info.tree, seen_objects, &plan.objects, &r, limits.max_walk));
+    RETURN_IF_ERROR(CollectTree(store, info.tree, seen_objects, &plan.objects, &r, limits.max_walk, bases));
     if (plan.objects.size() > limits.max_objects) return ResourceExhaustedError("too many objects for one pack");
   }
   // Objects asked for by id (a partial clone's missing blobs): always sent, whatever the filter.
   for (const auto& [oid, type] : loose) {
     if (type == GitObjectType::kTree) {
-      RETURN_IF_ERROR(CollectTree(store, oid, seen_objects, &plan.objects, &r, limits.max_walk));
+      RETURN_IF_ERROR(CollectTree(store, oid, seen_objects, &plan.objects, &r, limits.max_walk, bases));
     } else if (seen_objects.insert(oid).second) {
       plan.objects.emplace_back(oid, type);
+      if (bases) {
+        bases->base.push_back(-1);
+        bases->depth.push_back(0);
+      }
     }
   }
   return plan;
@@ -237,38 +283,86 @@ Result<std::vector<GitOid>> CommonHaves(const RepoView& view, const std::vector<
 }
 
 Status SendPack(store::Store& store, const Plan& plan, const UploadLimits& limits, bool sideband, const Sink& sink) {
-  auto send = [&](std::string_view data) { return sideband ? sink(SideBand(1, data)) : sink(data); };
+  // Pack bytes leave in pieces of about 64 KiB (one side-band packet each), not one write per
+  // object header and deflate call.
+  std::string pending;
+  constexpr size_t kPiece = kMaxPktPayload - 1;
+  auto flush = [&]() {
+    if (pending.empty()) return true;
+    bool ok = sideband ? sink(SideBand(1, pending)) : sink(pending);
+    pending.clear();
+    return ok;
+  };
+  auto send = [&](std::string_view data) {
+    pending.append(data);
+    while (pending.size() >= kPiece) {
+      std::string_view head(pending.data(), kPiece);
+      if (!(sideband ? sink(SideBand(1, head)) : sink(head))) return false;
+      pending.erase(0, kPiece);
+    }
+    return true;
+  };
   PackWriter pack(static_cast<uint32_t>(plan.objects.size()), send);
-  for (const auto& [oid, type] : plan.objects) {
+  std::vector<uint64_t> offsets(plan.objects.size(), 0);
+  // Bodies of recent small blobs, the bases of the deltas that follow them (bounded).
+  constexpr uint64_t kMaxDeltaObject = 1 << 20, kBodyCacheBytes = uint64_t{64} << 20;
+  std::map<size_t, std::string> bodies;
+  std::deque<size_t> order;
+  uint64_t cached = 0;
+  const bool deltas = plan.bases.base.size() == plan.objects.size();
+  for (size_t i = 0; i < plan.objects.size(); ++i) {
+    const auto& [oid, type] = plan.objects[i];
+    offsets[i] = pack.next_offset();
     ASSIGN_OR_RETURN(store::GitObject obj, store.ReadGitObject(oid));
     if (obj.type != type) return DataLossError(oid.hex() + " is not a " + std::string(store::GitTypeName(type)));
-    if (!obj.content) {
-      RETURN_IF_ERROR(pack.Add(type, obj.body));
+    if (obj.size > kMaxDeltaObject || !deltas || type != GitObjectType::kBlob) {
+      if (!obj.content) {
+        RETURN_IF_ERROR(pack.Add(type, obj.body));
+        continue;
+      }
+      ASSIGN_OR_RETURN(auto reader, store.OpenFile(*obj.content));
+      RETURN_IF_ERROR(pack.AddStreamed(type, obj.size, [&](const std::function<Status(std::string_view)>& piece) {
+        return reader->Read(0, obj.size, piece);
+      }));
       continue;
     }
-    ASSIGN_OR_RETURN(auto reader, store.OpenFile(*obj.content));
-    RETURN_IF_ERROR(pack.AddStreamed(type, obj.size, [&](const std::function<Status(std::string_view)>& piece) {
-      return reader->Read(0, obj.size, piece);
-    }));
+    std::string body = std::move(obj.body);
+    if (obj.content) {
+      ASSIGN_OR_RETURN(auto reader, store.OpenFile(*obj.content));
+      ASSIGN_OR_RETURN(body, reader->ReadToString(0, obj.size));
+    }
+    const int32_t b = plan.bases.base[i];
+    bool sent = false;
+    if (b >= 0) {
+      auto base = bodies.find(static_cast<size_t>(b));
+      if (base != bodies.end()) {
+        std::string delta = MakeDelta(base->second, body);
+        if (delta.size() < body.size() / 2) {
+          RETURN_IF_ERROR(pack.AddOfsDelta(offsets[b], delta));
+          sent = true;
+        }
+      }
+    }
+    if (!sent) RETURN_IF_ERROR(pack.Add(type, body));
+    cached += body.size();
+    bodies.emplace(i, std::move(body));
+    order.push_back(i);
+    while (cached > kBodyCacheBytes && !order.empty()) {
+      cached -= bodies[order.front()].size();
+      bodies.erase(order.front());
+      order.pop_front();
+    }
   }
   (void)limits;
-  return pack.Finish();
+  RETURN_IF_ERROR(pack.Finish());
+  if (!flush()) return CancelledError("the client went away");
+  return OkStatus();
 }
 
 }  // namespace
 
 Status CheckReachable(const RepoView& view, const GitOid& oid, const UploadLimits& limits) {
   return CheckAllReachable(view, {oid}, limits);
-}
-
-Result<Closure> ObjectsBetween(store::Store& store, const std::vector<GitOid>& tips, const std::vector<GitOid>& known,
-                               const UploadLimits& limits) {
-  Request r;
-  r.wants = tips;
-  ASSIGN_OR_RETURN(Plan plan, PlanPack(store, r, known, limits));
-  Closure out;
-  out.objects = std::move(plan.objects);
-  return out;
 }
 
 std::string AdvertiseV2() {
@@ -358,6 +452,8 @@ Status ServeV2(const RepoView& view, std::string_view body, const UploadLimits& 
       r.done = true;
     } else if (t == "no-progress") {
       r.no_progress = true;
+    } else if (t == "ofs-delta") {
+      r.ofs_delta = true;
     } else if (t == "peel") {
       r.peel = true;
     } else if (t == "symrefs") {
@@ -459,6 +555,7 @@ Status ServeV0(const RepoView& view, std::string_view body, const UploadLimits& 
       if (first) {
         std::string_view caps = t.substr(45);
         r.sideband = caps.find("side-band") != std::string_view::npos;
+        r.ofs_delta = caps.find("ofs-delta") != std::string_view::npos;
         first = false;
       }
       if (std::find(r.wants.end() - std::min<size_t>(r.wants.size(), 8), r.wants.end(), oid) == r.wants.end()) {

@@ -48,13 +48,4 @@ Status ServeV0(const RepoView& view, std::string_view body, const UploadLimits& 
 // objects: NotFound when unreachable or too far to tell).
 Status CheckReachable(const RepoView& view, const GitOid& oid, const UploadLimits& limits);
 
-// The objects reachable from the commits `tips` (trees and blobs included) that are not
-// reachable from the commits `known`: what a pack must carry for a client holding `known`.
-// ResourceExhausted past limits.max_objects; DataLoss when an object is missing from the store.
-struct Closure {
-  std::vector<std::pair<GitOid, store::GitObjectType>> objects;  // commits first, newest first
-};
-Result<Closure> ObjectsBetween(store::Store& store, const std::vector<GitOid>& tips, const std::vector<GitOid>& known,
-                               const UploadLimits& limits);
-
 }  // namespace hubnode::hub::git

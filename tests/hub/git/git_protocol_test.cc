@@ -102,6 +102,25 @@ TEST(Delta, RefusesHostileDeltas) {
   EXPECT_FALSE(ApplyDelta(base, Varint(3) + Varint(5) + "\x02xy", 1 << 20).ok());
 }
 
+TEST(Delta, MadeDeltasApply) {
+  std::string base(200000, 'a');
+  for (size_t i = 0; i < base.size(); i += 7) base[i] = static_cast<char>('a' + i % 26);
+  for (const auto& [b, t] : std::vector<std::pair<std::string, std::string>>{
+           {base, base + "appended line\n"},
+           {base, "new first line\n" + base},
+           {base, base.substr(0, 1000) + "middle" + base.substr(5000)},
+           {base, ""},
+           {"", "all new"},
+           {"same", "same"},
+           {base, std::string(300, 'z')}}) {
+    std::string d = MakeDelta(b, t);
+    auto out = ApplyDelta(b, d, 1 << 30);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    EXPECT_EQ(*out, t);
+  }
+  EXPECT_LT(MakeDelta(base, base + "x").size(), 32u);
+}
+
 class PackTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -156,6 +175,26 @@ TEST_F(PackTest, WrittenPacksReadBackWithGitIds) {
   ASSERT_TRUE(got.count(*hello));
   EXPECT_EQ(got[*hello], "hello\n");
   EXPECT_EQ(got[store::HashObject("blob", big)], big);
+}
+
+TEST_F(PackTest, OfsDeltasWrittenReadBack) {
+  std::string base(100000, 'b');
+  std::string target = base + "more\n";
+  std::string out;
+  PackWriter w(2, [&](std::string_view d) {
+    out.append(d);
+    return true;
+  });
+  const uint64_t base_at = w.next_offset();
+  ASSERT_TRUE(w.Add(GitObjectType::kBlob, base).ok());
+  ASSERT_TRUE(w.AddOfsDelta(base_at, MakeDelta(base, target)).ok());
+  ASSERT_TRUE(w.Finish().ok());
+  EXPECT_LT(out.size(), 2000u);
+  std::map<GitOid, std::string> got;
+  auto s = Read(out, &got);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->deltas, 1u);
+  EXPECT_EQ(got[store::HashObject("blob", target)], target);
 }
 
 TEST_F(PackTest, RefusesDamagedPacks) {
