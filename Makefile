@@ -26,6 +26,7 @@ bench: build
 	bench/store_bench.sh $(BUILD)/hub/hubnode
 	bench/download_bench.sh $(BUILD)/hub/hubnode
 	bench/runtime_bench.sh $(BUILD)
+	bench/git_bench.sh $(BUILD)/hub/hubnode
 	@echo "(the 200 x 1 GB parallel download test runs in 'make test': ctest -L heavy)"
 
 clean:

@@ -188,16 +188,20 @@ fetch_all() {
   t1=$(now)
   secs "$t0" "$t1"
 }
-# lfs_pull_time DIR: seconds of `git lfs pull` in a fresh pointers-only clone (the clone untimed).
+# lfs_pull_time DIR: seconds of `git lfs pull` in a fresh pointers-only clone (the clone untimed),
+# as its two halves: `git lfs fetch` (download into .git/lfs, verified) and `git lfs checkout`
+# (the files into the work tree); prints "FETCH CHECKOUT".
 lfs_pull_time() {
-  local t0 t1
+  local t0 t1 t2
   rm -rf "$1"
   GIT_LFS_SKIP_SMUDGE=1 timeout 600 git clone -q "$U/bench/m" "$1"
   sync
   t0=$(now)
-  (cd "$1" && timeout 900 git lfs pull)
+  (cd "$1" && timeout 900 git lfs fetch > /dev/null)
   t1=$(now)
-  secs "$t0" "$t1"
+  (cd "$1" && timeout 900 git lfs checkout > /dev/null)
+  t2=$(now)
+  echo "$(secs "$t0" "$t1") $(secs "$t1" "$t2")"
 }
 same_files() {  # same_files DIR: every LFS file of DIR equals the generated one
   local f
@@ -212,11 +216,14 @@ done
 fetch_all warm 1 > /dev/null
 rm -rf warm
 echo 5 > "/proc/$PID/clear_refs" 2>/dev/null || true   # VmHWM from here: part (b) alone
-P_PAR=() P_SEQ=() P_LFS=()
+P_PAR=() P_SEQ=() P_LFS=() P_FETCH=() P_CHECKOUT=()
 for r in $(seq "$RUNS"); do
   P_PAR+=("$(fetch_all d-par 1)")
   P_SEQ+=("$(fetch_all d-seq 0)")
-  [[ $ONLY_BASELINES == 1 ]] || P_LFS+=("$(lfs_pull_time d-lfs)")
+  if [[ $ONLY_BASELINES != 1 ]]; then
+    read -r f c < <(lfs_pull_time d-lfs)
+    P_FETCH+=("$f") P_CHECKOUT+=("$c") P_LFS+=("$(awk -v a="$f" -v b="$c" 'BEGIN { printf "%.3f", a + b }')")
+  fi
   if [[ $r == 1 ]]; then
     same_files d-par; same_files d-seq
     [[ $ONLY_BASELINES == 1 ]] || same_files d-lfs
@@ -246,8 +253,10 @@ echo "| (b) the same, curl, one file after another | $S | $(rate "$S") | $(ratio
 if [[ $ONLY_BASELINES == 1 ]]; then
   echo "| (b) git lfs pull (fresh pointers-only clone) | - | - | - | |"
 else
-  L=$(median "${P_LFS[@]}")
-  echo "| (b) git lfs pull (fresh pointers-only clone; download + checkout) | $L | $(rate "$L") | $(ratio "$L" "$PB") | VmHWM $(mb "$(hwm_kb "$PID")") MB over part (b) (curl runs included) |"
+  L=$(median "${P_LFS[@]}") LF=$(median "${P_FETCH[@]}") LC=$(median "${P_CHECKOUT[@]}")
+  echo "| (b) git lfs fetch (download into .git/lfs, each object verified by git-lfs) | $LF | $(rate "$LF") | $(ratio "$LF" "$PB") | |"
+  echo "| (b) git lfs checkout (the files into the work tree; no network) | $LC | $(rate "$LC") | $(ratio "$LC" "$PB") | |"
+  echo "| (b) git lfs pull = fetch + checkout (fresh pointers-only clone) | $L | $(rate "$L") | $(ratio "$L" "$PB") | VmHWM $(mb "$(hwm_kb "$PID")") MB over part (b) (curl runs included) |"
 fi
 echo
-echo "runs (s): http-backend ${T_GIT[*]}; hubnode ${T_NODE[*]:-"-"}; curl at once ${P_PAR[*]}; curl one by one ${P_SEQ[*]}; git lfs pull ${P_LFS[*]:-"-"}"
+echo "runs (s): http-backend ${T_GIT[*]}; hubnode ${T_NODE[*]:-"-"}; curl at once ${P_PAR[*]}; curl one by one ${P_SEQ[*]}; git lfs fetch ${P_FETCH[*]:-"-"}; checkout ${P_CHECKOUT[*]:-"-"}"

@@ -341,6 +341,9 @@ Status SendPack(store::Store& store, const Plan& plan, const UploadLimits& limit
           RETURN_IF_ERROR(pack.AddOfsDelta(offsets[b], delta));
           sent = true;
         }
+        // A blob is the base of one later blob at most (the next older version at its path).
+        cached -= base->second.size();
+        bodies.erase(base);
       }
     }
     if (!sent) RETURN_IF_ERROR(pack.Add(type, body));
@@ -348,8 +351,11 @@ Status SendPack(store::Store& store, const Plan& plan, const UploadLimits& limit
     bodies.emplace(i, std::move(body));
     order.push_back(i);
     while (cached > kBodyCacheBytes && !order.empty()) {
-      cached -= bodies[order.front()].size();
-      bodies.erase(order.front());
+      auto it = bodies.find(order.front());
+      if (it != bodies.end()) {
+        cached -= it->second.size();
+        bodies.erase(it);
+      }
       order.pop_front();
     }
   }
