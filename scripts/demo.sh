@@ -15,6 +15,9 @@ if [[ ! -f "$MODEL/config.json" ]]; then
   rm -rf "$MODEL"
   "$HUBNODE" testmodel --family olmoe --size small --seed 1 --out "$MODEL"
 fi
+# As every Hub repo has one: git clients then check the weights out through git-lfs (an import
+# keeps a directory exactly as it is, so the demo adds it to the directory).
+[[ -f "$MODEL/.gitattributes" ]] || printf '*.safetensors filter=lfs diff=lfs merge=lfs -text\n' > "$MODEL/.gitattributes"
 hub -q import "$MODEL" --repo demo/olmoe-small -m "Demo import"
 echo
 echo "== repos"; hub ls
