@@ -1,5 +1,6 @@
 // Git pack files (gitformat-pack): written as a stream for upload-pack, read from a spooled file
-// for receive-pack. Objects are sent whole (zlib, no deltas); received packs may use both delta
+// for receive-pack. Objects are sent whole or as OFS deltas the caller made (MakeDelta); received
+// packs may use both delta
 // kinds (OFS_DELTA, REF_DELTA), which are resolved against objects already stored, so memory holds
 // one object and its base at a time whatever the pack's size.
 #pragma once

@@ -469,8 +469,9 @@ Status ServeV2(const RepoView& view, std::string_view body, const UploadLimits& 
     } else if (t.starts_with("ref-prefix ")) {
       if (r.ref_prefixes.size() < 256) r.ref_prefixes.emplace_back(t.substr(11));
     }
-    // Other arguments (thin-pack, ofs-delta, include-tag, wait-for-done, server-option ...)
-    // change nothing here: packs carry no deltas and there are no annotated tags.
+    // Other arguments (thin-pack, include-tag, wait-for-done, server-option ...)
+    // change nothing here: deltas are against objects of the same pack and there are no
+    // annotated tags.
   }
 
   if (command == "ls-refs") {

@@ -463,7 +463,8 @@ check "other namespace's token creates in ns: 403" 403 "$(call -H "Authorization
 check "commit without a header: 400" 400 "$(printf '%s\n' "$(file_op ro.txt "$WORK/one.txt")" > "$WORK/bad4"; commit ns/lfs "$WORK/bad4")"
 check "lfsFile never uploaded: 4xx" 4 "$(ndjson "$WORK/bad5" '{"summary":"x"}' "$(lfs_op z.bin "$(printf '%064d' 7)" 10)"; commit ns/lfs "$WORK/bad5" | cut -c1)"
 check "LFS batch: bad oid 422" 422 "$(call "${LFSJ[@]}" -H "$AW" -d '{"operation":"upload","objects":[{"oid":"xyz","size":1}]}' "$U/ns/lfs.git/info/lfs/objects/batch")"
-check "LFS batch: download operation 400" 400 "$(call "${LFSJ[@]}" -H "$AW" -d '{"operation":"download","objects":[]}' "$U/ns/lfs.git/info/lfs/objects/batch")"
+check "LFS batch: an unknown operation 400" 400 "$(call "${LFSJ[@]}" -H "$AW" -d '{"operation":"verify","objects":[]}' "$U/ns/lfs.git/info/lfs/objects/batch")"
+check "LFS batch: download of an object the repo lacks: 404 in the answer" 404 "$(call "${LFSJ[@]}" -H "$AW" -d "{\"operation\":\"download\",\"objects\":[{\"oid\":\"$(printf '%064d' 7)\",\"size\":10}]}" "$U/ns/lfs.git/info/lfs/objects/batch" > /dev/null; $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["objects"][0]["error"]["code"])' "$R.body")"
 check "after the bad input: main unchanged" "$P1" "$(main_sha ns/lfs)"
 check "the server still answers" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$U/api/models/ns/lfs")"
 
