@@ -470,4 +470,21 @@ Result<PackSummary> ReadPackFile(const std::string& path, const PackLimits& limi
   return summary;
 }
 
+Result<PackSummary> UnpackToStore(store::Store& store, const std::string& path, const PackLimits& limits,
+                                  std::set<GitOid>* received) {
+  PackCallbacks cb;
+  cb.store_object = [&](const GitOid& oid, GitObjectType type, std::string_view body) -> Status {
+    received->insert(oid);
+    return store.PutGitObject(oid, type, body);
+  };
+  cb.load_base = [&](const GitOid& oid) -> Result<std::pair<GitObjectType, std::string>> {
+    ASSIGN_OR_RETURN(store::GitObject o, store.ReadGitObject(oid));
+    if (!o.content) return std::make_pair(o.type, std::move(o.body));
+    ASSIGN_OR_RETURN(auto reader, store.OpenFile(*o.content));
+    ASSIGN_OR_RETURN(std::string body, reader->ReadToString(0, o.size));
+    return std::make_pair(o.type, std::move(body));
+  };
+  return ReadPackFile(path, limits, cb);
+}
+
 }  // namespace hubnode::hub::git

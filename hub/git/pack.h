@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -79,6 +80,12 @@ Result<PackSummary> ReadPackFile(const std::string& path, const PackLimits& limi
 // base and the middle inserted. Cheap, and what a model repo's history mostly is (a config or
 // card edited in place, a log appended to).
 std::string MakeDelta(std::string_view base, std::string_view target);
+
+// ReadPackFile into a store: each object goes in through Store::PutGitObject (hash-checked,
+// trees and commits parsed), deltas read their bases back from it; the ids stored are added to
+// `received`.
+Result<PackSummary> UnpackToStore(store::Store& store, const std::string& path, const PackLimits& limits,
+                                  std::set<GitOid>* received);
 
 // Applies a git delta to `base`. InvalidArgument on a malformed delta or a size mismatch.
 Result<std::string> ApplyDelta(std::string_view base, std::string_view delta, uint64_t max_size);

@@ -57,6 +57,41 @@ Status ParseFilter(std::string_view spec, Request* r) {
   return InvalidArgumentError("filter '" + std::string(spec.substr(0, 64)) + "' is not supported (blob:none, blob:limit=N)");
 }
 
+// The lines v2 and v0 requests share: want, have, shallow, deepen, filter. True when `t` was one
+// of them (and is now in `r`); an error for a malformed one or past a limit.
+Result<bool> ParseNegotiationLine(std::string_view t, const UploadLimits& limits, Request* r) {
+  GitOid oid;
+  if (t.starts_with("want ")) {
+    RETURN_IF_ERROR(ParseOid(t.substr(5), &oid));
+    // Consecutive duplicates are common (HEAD and its branch); CheckWants takes a set anyway.
+    if (std::find(r->wants.end() - std::min<size_t>(r->wants.size(), 8), r->wants.end(), oid) == r->wants.end()) {
+      r->wants.push_back(oid);
+    }
+    if (r->wants.size() > limits.max_wants) return ResourceExhaustedError("too many wants");
+  } else if (t.starts_with("have ")) {
+    RETURN_IF_ERROR(ParseOid(t.substr(5), &oid));
+    if (r->haves.size() >= limits.max_haves) return ResourceExhaustedError("too many haves");
+    r->haves.push_back(oid);
+  } else if (t.starts_with("shallow ")) {
+    RETURN_IF_ERROR(ParseOid(t.substr(8), &oid));
+    if (r->client_shallow.size() >= limits.max_haves) return ResourceExhaustedError("too many shallow lines");
+    r->client_shallow.push_back(oid);
+  } else if (t.starts_with("deepen ")) {
+    std::string_view n = t.substr(7);
+    auto res = std::from_chars(n.data(), n.data() + n.size(), r->deepen);
+    if (res.ec != std::errc() || res.ptr != n.data() + n.size() || r->deepen == 0) {
+      return InvalidArgumentError("malformed deepen");
+    }
+  } else if (t.starts_with("deepen-since ") || t.starts_with("deepen-not ") || t == "deepen-relative") {
+    return InvalidArgumentError(std::string(t.substr(0, t.find(' '))) + " is not supported; use --depth");
+  } else if (t.starts_with("filter ")) {
+    RETURN_IF_ERROR(ParseFilter(t.substr(7), r));
+  } else {
+    return false;
+  }
+  return true;
+}
+
 std::string Err(std::string_view message) { return Pkt("ERR " + std::string(message) + "\n"); }
 
 // Walks commits (all parents) from `from`, calling visit; stops past `limit` visits.
@@ -429,31 +464,10 @@ Status ServeV2(const RepoView& view, std::string_view body, const UploadLimits& 
       }
       continue;
     }
-    GitOid oid;
-    if (t.starts_with("want ")) {
-      if (Status s = ParseOid(t.substr(5), &oid); !s.ok()) return fail(s);
-      if (std::find(r.wants.end() - std::min<size_t>(r.wants.size(), 8), r.wants.end(), oid) == r.wants.end()) {
-        r.wants.push_back(oid);
-      }
-      if (r.wants.size() > limits.max_wants) return fail(ResourceExhaustedError("too many wants"));
-    } else if (t.starts_with("have ")) {
-      if (Status s = ParseOid(t.substr(5), &oid); !s.ok()) return fail(s);
-      if (r.haves.size() >= limits.max_haves) return fail(ResourceExhaustedError("too many haves"));
-      r.haves.push_back(oid);
-    } else if (t.starts_with("shallow ")) {
-      if (Status s = ParseOid(t.substr(8), &oid); !s.ok()) return fail(s);
-      if (r.client_shallow.size() >= limits.max_haves) return fail(ResourceExhaustedError("too many shallow lines"));
-      r.client_shallow.push_back(oid);
-    } else if (t.starts_with("deepen ")) {
-      std::string_view n = t.substr(7);
-      auto res = std::from_chars(n.data(), n.data() + n.size(), r.deepen);
-      if (res.ec != std::errc() || res.ptr != n.data() + n.size() || r.deepen == 0) {
-        return fail(InvalidArgumentError("malformed deepen"));
-      }
-    } else if (t.starts_with("deepen-since ") || t.starts_with("deepen-not ") || t == "deepen-relative") {
-      return fail(InvalidArgumentError(std::string(t.substr(0, t.find(' '))) + " is not supported; use --depth"));
-    } else if (t.starts_with("filter ")) {
-      if (Status s = ParseFilter(t.substr(7), &r); !s.ok()) return fail(s);
+    if (auto parsed = ParseNegotiationLine(t, limits, &r); !parsed.ok()) {
+      return fail(parsed.status());
+    } else if (*parsed) {
+      continue;
     } else if (t == "done") {
       r.done = true;
     } else if (t == "no-progress") {
@@ -555,33 +569,18 @@ Status ServeV0(const RepoView& view, std::string_view body, const UploadLimits& 
     if (!*line) break;
     if ((*line)->kind != PktLine::Kind::kData) continue;
     std::string_view t = (*line)->text();
-    GitOid oid;
-    if (t.starts_with("want ")) {
-      if (t.size() < 45) return fail(InvalidArgumentError("malformed want"));
-      if (Status s = ParseOid(t.substr(5, 40), &oid); !s.ok()) return fail(s);
-      if (first) {
-        std::string_view caps = t.substr(45);
-        r.sideband = caps.find("side-band") != std::string_view::npos;
-        r.ofs_delta = caps.find("ofs-delta") != std::string_view::npos;
-        first = false;
-      }
-      if (std::find(r.wants.end() - std::min<size_t>(r.wants.size(), 8), r.wants.end(), oid) == r.wants.end()) {
-        r.wants.push_back(oid);
-      }
-      if (r.wants.size() > limits.max_wants) return fail(ResourceExhaustedError("too many wants"));
-    } else if (t.starts_with("have ")) {
-      if (Status s = ParseOid(t.substr(5), &oid); !s.ok()) return fail(s);
-      if (r.haves.size() >= limits.max_haves) return fail(ResourceExhaustedError("too many haves"));
-      r.haves.push_back(oid);
-    } else if (t.starts_with("shallow ")) {
-      if (Status s = ParseOid(t.substr(8), &oid); !s.ok()) return fail(s);
-      r.client_shallow.push_back(oid);
-    } else if (t.starts_with("deepen ")) {
-      std::string_view n = t.substr(7);
-      auto res = std::from_chars(n.data(), n.data() + n.size(), r.deepen);
-      if (res.ec != std::errc() || r.deepen == 0) return fail(InvalidArgumentError("malformed deepen"));
-    } else if (t.starts_with("filter ")) {
-      if (Status s = ParseFilter(t.substr(7), &r); !s.ok()) return fail(s);
+    if (t.starts_with("want ") && t.size() > 45 && first) {
+      // The first want carries the client's capabilities after the id.
+      std::string_view caps = t.substr(45);
+      r.sideband = caps.find("side-band") != std::string_view::npos;
+      r.ofs_delta = caps.find("ofs-delta") != std::string_view::npos;
+      t = t.substr(0, 45);
+    }
+    if (t.starts_with("want ")) first = false;
+    if (auto parsed = ParseNegotiationLine(t, limits, &r); !parsed.ok()) {
+      return fail(parsed.status());
+    } else if (*parsed) {
+      continue;
     } else if (t == "done") {
       r.done = true;
     }

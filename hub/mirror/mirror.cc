@@ -443,20 +443,8 @@ Status Mirror::StoreGitRevision(const Fill& fill, const std::string& staging, st
     git::PackLimits limits;
     limits.max_object_bytes = uint64_t{64} << 20;
     limits.max_total_bytes = uint64_t{2} << 30;
-    git::PackCallbacks cb;
     std::set<GitOid> in_pack;
-    cb.store_object = [&](const GitOid& oid, store::GitObjectType type, std::string_view body) -> Status {
-      in_pack.insert(oid);
-      return store_->PutGitObject(oid, type, body);
-    };
-    cb.load_base = [&](const GitOid& oid) -> Result<std::pair<store::GitObjectType, std::string>> {
-      ASSIGN_OR_RETURN(store::GitObject o, store_->ReadGitObject(oid));
-      if (!o.content) return std::make_pair(o.type, std::move(o.body));
-      ASSIGN_OR_RETURN(auto fr, store_->OpenFile(*o.content));
-      ASSIGN_OR_RETURN(std::string body, fr->ReadToString(0, o.size));
-      return std::make_pair(o.type, std::move(body));
-    };
-    ASSIGN_OR_RETURN(git::PackSummary summary, git::ReadPackFile(pack, limits, cb));
+    ASSIGN_OR_RETURN(git::PackSummary summary, git::UnpackToStore(*store_, pack, limits, &in_pack));
     auto history = git::WalkReceived(*store_, *want, in_pack, walk_limits.max_objects);
     if (!history.ok()) return DataLossError("the upstream's git objects: " + history.status().message());
     if (!git::CheckAllReachable(mine, history->external, walk_limits).ok()) {

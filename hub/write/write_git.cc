@@ -375,19 +375,7 @@ void WriteApi::Impl::GitReceivePack(const WRoute& r, const httplib::Request& req
     git::PackLimits limits;
     limits.max_object_bytes = options.max_push_object;
     limits.max_total_bytes = options.max_push_inflated;
-    git::PackCallbacks cb;
-    cb.store_object = [&](const GitOid& oid, store::GitObjectType type, std::string_view body) -> Status {
-      in_pack.insert(oid);
-      return store->PutGitObject(oid, type, body);
-    };
-    cb.load_base = [&](const GitOid& oid) -> Result<std::pair<store::GitObjectType, std::string>> {
-      ASSIGN_OR_RETURN(store::GitObject o, store->ReadGitObject(oid));
-      if (!o.content) return std::make_pair(o.type, std::move(o.body));
-      ASSIGN_OR_RETURN(auto fr, store->OpenFile(*o.content));
-      ASSIGN_OR_RETURN(std::string body, fr->ReadToString(0, o.size));
-      return std::make_pair(o.type, std::move(body));
-    };
-    auto summary = git::ReadPackFile(pack.path, limits, cb);
+    auto summary = git::UnpackToStore(*store, pack.path, limits, &in_pack);
     if (!summary.ok()) {
       unpack = std::string(summary.status().message().substr(0, 300));
       LOG(Info) << "push to " << repo->id.str() << " refused: " << summary.status().ToString();
