@@ -32,7 +32,7 @@ PORT=${DEMO_PORT:-8080}
 URL="http://127.0.0.1:$PORT"
 cat <<EOF2
 
-Starting the node on $URL (Ctrl-C stops it). With it running, try:
+Starting the node on $URL (Ctrl-C stops it). Open $URL in a browser, or try:
   curl -s $URL/api/models/demo/olmoe-small | head -c 400; echo
   curl -sI $URL/demo/olmoe-small/resolve/main/model-00001-of-00002.safetensors
   curl -s "$URL/api/models/demo/olmoe-small/tree/main?recursive=true"

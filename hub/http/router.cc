@@ -97,9 +97,11 @@ Route ParseRoute(std::string_view target) {
     // Repo id of one or two segments, then an optional marker.
     auto marker = [](std::string_view m) {
       return m == "revision" || m == "tree" || m == "paths-info" || m == "refs" || m == "commits" || m == "trust" ||
-             m == "chunk-map" || m == "lineage";
+             m == "chunk-map" || m == "lineage" || m == "card";
     };
-    size_t n = (s.size() == 3 || marker(s[3])) ? 1 : 2;
+    // A marker right after one segment ends a one-segment repo id, unless another marker follows
+    // it (then the first is the second segment of the name: `ns/card/revision/main`).
+    size_t n = (s.size() == 3 || (marker(s[3]) && !(s.size() > 4 && marker(s[4])))) ? 1 : 2;
     r.repo = JoinSegments(s, 2, 2 + n);
     size_t i = 2 + n;
     if (i >= s.size()) {
@@ -123,6 +125,10 @@ Route ParseRoute(std::string_view target) {
       r.kind = RouteKind::kLineage;
       return r;
     }
+    if (m == "card" && i + 1 == s.size()) {
+      r.kind = RouteKind::kCard;
+      return r;
+    }
     if (i + 1 >= s.size()) return Route{};
     SplitRev(s, i + 1, &r);
     if (m == "revision" && r.path.empty()) {
@@ -137,6 +143,8 @@ Route ParseRoute(std::string_view target) {
       r.kind = RouteKind::kTrust;
     } else if (m == "chunk-map" && r.path.empty()) {
       r.kind = RouteKind::kChunkMap;
+    } else if (m == "card" && r.path.empty()) {
+      r.kind = RouteKind::kCard;
     } else {
       return Route{};
     }
@@ -174,6 +182,7 @@ std::string_view RouteName(RouteKind kind) {
     case RouteKind::kTrust: return "trust";
     case RouteKind::kChunkMap: return "chunk_map";
     case RouteKind::kLineage: return "lineage";
+    case RouteKind::kCard: return "card";
     case RouteKind::kListRepos: return "list_repos";
     case RouteKind::kWhoami: return "whoami";
     case RouteKind::kHealth: return "health";

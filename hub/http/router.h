@@ -22,6 +22,7 @@ enum class RouteKind {
   kTrust,       // /api/models/{repo}/trust[/{rev}]
   kChunkMap,    // /api/models/{repo}/chunk-map[/{rev}]
   kLineage,     // /api/models/{repo}/lineage
+  kCard,        // /api/models/{repo}/card[/{rev}] (the card as safe HTML, for the web UI)
   kListRepos,   // /api/models
   kWhoami,      // /api/whoami-v2
   kHealth,      // /health

@@ -9,6 +9,7 @@
 #include "hub/peer/peer_api.h"
 #include "hub/read/handlers.h"
 #include "hub/serve/openai_api.h"
+#include "hub/web/web_service.h"
 #include "hub/write/write_api.h"
 
 namespace hubnode::hub {
@@ -157,6 +158,7 @@ class NodeImpl final : public Node {
     s.push_back(&metrics_service_);
     s.push_back(&openai_service_);
     s.push_back(&peer_service_);
+    s.push_back(&web_service_);
     s.push_back(&read_service_);
     return s;
   }
@@ -178,6 +180,7 @@ class NodeImpl final : public Node {
   MetricsService metrics_service_;
   PrefixService openai_service_;
   PrefixService peer_service_;
+  WebService web_service_;
   ReadService read_service_;
   std::unique_ptr<WriteService> write_service_;
   // Last: destroyed first, so that no response in flight reads a service or the raw cache after

@@ -82,6 +82,8 @@ class Handlers {
   void Whoami(const std::optional<Principal>& who, httplib::Response& res);
   void Trust(const Route& r, const std::optional<Principal>& who, const httplib::Request& req, httplib::Response& res);
   void ChunkMap(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
+  // GET /api/models/{repo}/card[/{rev}]: the README rendered to safe HTML (card_html.h).
+  void Card(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
   void LineageRoute(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
   // The trust report of a served revision, as `who` may see it (bases it may not read are absent).
   TrustReport TrustOf(const store::RepoInfo& repo, const GitOid& commit, const std::optional<Principal>& who);
@@ -133,6 +135,10 @@ class Handlers {
   };
   std::mutex verdict_mu_;
   std::map<std::string, CachedVerdict> verdicts_;  // key: repo, commit, view, trust store digest
+  // What a listing with full=true says of a repo's head (license, signature, family, size),
+  // cached 30 s under the same kind of key.
+  std::map<std::string, std::pair<json, std::chrono::steady_clock::time_point>> facts_;
+  json RepoFacts(const store::RepoInfo& repo, const GitOid& head, const std::optional<Principal>& who);
 };
 
 }  // namespace hubnode::hub

@@ -8,6 +8,7 @@
 #include "base/json_limits.h"
 #include "base/log.h"
 #include "hub/peer/chunk_maps.h"
+#include "hub/read/card_html.h"
 #include "hub/read/handlers.h"
 #include "hub/trust/card.h"
 #include "hub/trust/lineage.h"
@@ -480,15 +481,60 @@ void Handlers::Commits(const Route& r, const std::optional<Principal>& who, cons
   SendJson(res, out);
 }
 
+json Handlers::RepoFacts(const store::RepoInfo& repo, const GitOid& head, const std::optional<Principal>& who) {
+  std::string trust_text;
+  if (!options_.trust_path.empty()) trust_text = ReadFileToString(options_.trust_path, 16 << 20).value_or("");
+  const std::string view = !who ? "-" : who->ns.empty() ? "*" : who->ns;
+  const std::string key = repo.id.str() + "\n" + head.hex() + "\n" + view + "\n" + Sha256Of(trust_text).hex();
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(verdict_mu_);
+    auto it = facts_.find(key);
+    if (it != facts_.end() && now - it->second.second < std::chrono::seconds(30)) return it->second.first;
+  }
+  json f = json::object();
+  if (!head.IsZero()) {
+    TrustReport t = TrustOf(repo, head, who);
+    f["license"] = t.spdx;
+    f["licenseClass"] = t.license_class;
+    f["signatureStatus"] = t.signature;
+    f["trustVerdict"] = std::string(verify::VerdictName(t.verdict));
+    uint64_t size = 0;
+    if (auto files = store_->ListFiles(head); files.ok()) {
+      for (const auto& file : *files) size += file.size;
+    }
+    f["usedStorage"] = size;
+    f["modelType"] = nullptr;
+    if (auto cfg = ReadSmallFile(store_, head, "config.json"); cfg.ok()) {
+      json config = JsonDepthWithin(*cfg) ? json::parse(*cfg, nullptr, false) : json(json::value_t::discarded);
+      if (config.is_object() && config.contains("model_type") && config["model_type"].is_string()) {
+        f["modelType"] = config["model_type"];
+      }
+    }
+  }
+  std::lock_guard lock(verdict_mu_);
+  if (facts_.size() >= 4096) facts_.clear();
+  facts_[key] = {f, now};
+  return f;
+}
+
 void Handlers::ListRepos(const std::optional<Principal>& who, const httplib::Request& req, httplib::Response& res) {
   auto repos = store_->ListRepos();
   if (!repos.ok()) return SendStatus(res, repos.status());
   std::string search = req.get_param_value("search"), author = req.get_param_value("author");
   std::string sort = req.has_param("sort") ? req.get_param_value("sort") : "id";
+  // Filters on what a full listing says (the web UI's facets); any of them implies full.
+  const std::string want_class = req.get_param_value("license_class"), want_sig = req.get_param_value("signature"),
+                    want_family = req.get_param_value("family"), want_verdict = req.get_param_value("verdict");
+  const bool want_held = QueryFlag(req, "held", false);
+  const bool full = QueryFlag(req, "full", false) || !want_class.empty() || !want_sig.empty() || !want_family.empty() ||
+                    !want_verdict.empty() || want_held;
   struct Row {
     store::RepoInfo info;
     GitOid sha;
     int64_t modified;
+    json facts;
+    bool held = false;
   };
   std::vector<Row> rows;
   for (const auto& r : *repos) {
@@ -496,17 +542,38 @@ void Handlers::ListRepos(const std::optional<Principal>& who, const httplib::Req
     const std::string& id = r.id.str();
     if (!search.empty() && id.find(search) == std::string::npos) continue;
     if (!author.empty() && id.rfind(author + "/", 0) != 0) continue;
-    Row row{r, GitOid(), r.created};
+    Row row{r, GitOid(), r.created, json(), false};
     if (auto head = store_->Resolve(r.id, "HEAD"); head.ok()) {
       row.sha = *head;
       if (auto c = store_->GetCommit(*head); c.ok()) row.modified = c->committer.time;
     }
-    rows.push_back(row);
+    if (full) {
+      row.facts = RepoFacts(r, row.sha, who);
+      // Held for review: only the repo's writers learn that something is staged.
+      if (CanWrite(who, r.id)) {
+        if (auto refs = store_->ListRefs(r.id); refs.ok()) {
+          for (const auto& rf : *refs) row.held |= rf.name.starts_with("refs/held/");
+        }
+      }
+      auto str = [&](const char* k) {
+        return row.facts.contains(k) && row.facts[k].is_string() ? row.facts[k].get<std::string>() : std::string();
+      };
+      if (!want_class.empty() && str("licenseClass") != want_class) continue;
+      if (!want_sig.empty() && str("signatureStatus") != want_sig) continue;
+      if (!want_family.empty() && str("modelType") != want_family) continue;
+      if (!want_verdict.empty() && str("trustVerdict") != want_verdict) continue;
+      if (want_held && !row.held) continue;
+    }
+    rows.push_back(std::move(row));
   }
   bool desc = req.get_param_value("direction") == "-1" || (sort != "id" && !req.has_param("direction"));
   std::stable_sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
     if (sort == "lastModified") return desc ? a.modified > b.modified : a.modified < b.modified;
     if (sort == "createdAt") return desc ? a.info.created > b.info.created : a.info.created < b.info.created;
+    if (sort == "usedStorage" && full) {
+      uint64_t sa = a.facts.value("usedStorage", uint64_t{0}), sb = b.facts.value("usedStorage", uint64_t{0});
+      return desc ? sa > sb : sa < sb;
+    }
     return desc ? a.info.id.str() > b.info.id.str() : a.info.id.str() < b.info.id.str();
   });
   size_t limit = QueryNumber(req, "limit", kDefaultPage, kMaxPage);
@@ -516,13 +583,19 @@ void Handlers::ListRepos(const std::optional<Principal>& who, const httplib::Req
   for (size_t i = cursor; i < rows.size() && i < cursor + limit; ++i) {
     const Row& row = rows[i];
     const std::string& id = row.info.id.str();
-    out.push_back({{"_id", MongoLikeId(id)}, {"id", id}, {"modelId", id},
-                   {"author", id.find('/') == std::string::npos ? "" : id.substr(0, id.find('/'))},
-                   {"sha", row.sha.hex()}, {"lastModified", IsoTime(row.modified)},
-                   {"createdAt", IsoTime(row.info.created)},
-                   {"private", row.info.visibility == store::Visibility::kPrivate}, {"gated", Visibility(row.info)},
-                   {"downloads", 0}, {"likes", 0}, {"tags", json::array()}});
+    json j = {{"_id", MongoLikeId(id)}, {"id", id}, {"modelId", id},
+              {"author", id.find('/') == std::string::npos ? "" : id.substr(0, id.find('/'))},
+              {"sha", row.sha.hex()}, {"lastModified", IsoTime(row.modified)},
+              {"createdAt", IsoTime(row.info.created)},
+              {"private", row.info.visibility == store::Visibility::kPrivate}, {"gated", Visibility(row.info)},
+              {"downloads", 0}, {"likes", 0}, {"tags", json::array()}};
+    if (full) {
+      for (auto it = row.facts.begin(); it != row.facts.end(); ++it) j[it.key()] = it.value();
+      if (row.held) j["held"] = true;
+    }
+    out.push_back(std::move(j));
   }
+  res.set_header("X-Total-Count", std::to_string(rows.size()));
   if (cursor + limit < rows.size()) SetNextLink(req, BaseUrl(req, options_.public_url), cursor + limit, res);
   SendJson(res, out);
 }
@@ -609,6 +682,23 @@ void Handlers::Whoami(const std::optional<Principal>& who, httplib::Response& re
                      {"createdAt", IsoTime(who->created)}}}}}});
 }
 
+void Handlers::Card(const Route& r, const std::optional<Principal>& who, httplib::Response& res) {
+  // The card is metadata (as repo info's cardData): public and gated repos show it to everyone.
+  auto repo = OpenRepo(r, who, res);
+  if (!repo) return;
+  auto commit = ResolveRev(*repo, r.rev, who, res);
+  if (!commit) return;
+  if (auto denied = DeniedNow(*repo, *commit, who)) {
+    return SendError(res, 451, "PolicyRefused", "This node's policy does not allow serving this revision: " + *denied);
+  }
+  res.set_header("X-Repo-Commit", commit->hex());
+  auto readme = ReadSmallFile(store_, *commit, "README.md");
+  if (!readme.ok()) return SendJson(res, {{"sha", commit->hex()}, {"html", ""}, {"card", false}});
+  auto html = RenderCardHtml(*readme, "/" + repo->id.str() + "/resolve/" + commit->hex());
+  if (!html.ok()) return SendError(res, 422, "CardTooLarge", html.status().message());
+  SendJson(res, {{"sha", commit->hex()}, {"html", *html}, {"card", true}});
+}
+
 void Handlers::LineageRoute(const Route& r, const std::optional<Principal>& who, httplib::Response& res) {
   auto repo = OpenRepo(r, who, res);
   if (!repo) return;
@@ -663,12 +753,21 @@ json Handlers::Locality(const GitOid& commit) {
   if (experts.ok() && !experts->empty()) {
     size_t held_experts = 0;
     json missing = json::array();
+    // The expert map: [layer, expert (-1 = shared), bytes, held] for each expert, for the web UI.
+    constexpr size_t kMaxMapped = 16384;
+    json map = json::array();
     for (const auto& [key, parts] : *experts) {
       bool whole = true;
+      uint64_t bytes = 0;
       for (const auto& p : parts) {
+        bytes += p.length;
         for (const auto& [c, held] : chunks_of[p.path]) {
           if (!held && c.offset < p.offset + p.length && c.offset + c.size > p.offset) whole = false;
         }
+      }
+      if (map.size() < kMaxMapped) {
+        map.push_back({key.layer, key.expert == store::kSharedExpertIndex ? -1 : static_cast<int64_t>(key.expert), bytes,
+                       whole ? 1 : 0});
       }
       if (whole) {
         ++held_experts;
@@ -677,7 +776,7 @@ json Handlers::Locality(const GitOid& commit) {
                           (key.expert == store::kSharedExpertIndex ? std::string("shared") : std::to_string(key.expert)));
       }
     }
-    out["experts"] = {{"total", experts->size()}, {"local", held_experts}, {"missing", missing}};
+    out["experts"] = {{"total", experts->size()}, {"local", held_experts}, {"missing", missing}, {"map", map}};
   }
   return out;
 }
@@ -707,6 +806,7 @@ void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {
     case RouteKind::kTrust: return Trust(r, *who, req, res);
     case RouteKind::kChunkMap: return ChunkMap(r, *who, res);
     case RouteKind::kLineage: return LineageRoute(r, *who, res);
+    case RouteKind::kCard: return Card(r, *who, res);
     case RouteKind::kListRepos: return ListRepos(*who, req, res);
     case RouteKind::kWhoami: return Whoami(*who, res);
     case RouteKind::kHealth: return SendJson(res, json{{"status", "ok"}});

@@ -1,0 +1,410 @@
+// hubnode's web UI: one page, hand-written ES module, no framework. Every figure comes from the
+// node's public HTTP API (docs/http-api.md), called with the signed-in token (kept in this tab's
+// session storage) as Bearer — the same rules as any client. DOM is built with textContent;
+// the only HTML taken from the server is the model card, which the node renders safely
+// (hub/read/card_html.h) and the page's Content-Security-Policy fences again.
+
+const TOKEN_KEY = "hubnode.token";
+const main = document.getElementById("main");
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+async function api(path, { raw = false } = {}) {
+  const headers = {};
+  if (token()) headers["Authorization"] = "Bearer " + token();
+  const res = await fetch(path, { headers });
+  if (raw) return res;
+  let body = null;
+  try { body = await res.json(); } catch { body = null; }
+  if (!res.ok) {
+    const msg = res.headers.get("X-Error-Message") || (body && body.error) || res.statusText;
+    const err = new Error(msg);
+    err.status = res.status;
+    throw err;
+  }
+  return { body, headers: res.headers };
+}
+
+function bytes(n) {
+  if (n === undefined || n === null) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  let v = Number(n);
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  return (i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)) + " " + units[i];
+}
+
+function badge(text, kind, title) {
+  return el("span", { class: "badge b-" + (kind || "unknown"), title: title || undefined, text });
+}
+
+function licenseBadge(license, cls) {
+  return badge((license || "no license") + (cls ? " · " + cls : ""), cls || "unknown", "License and its class under this node's policy");
+}
+
+function signatureBadge(status) {
+  return badge("signature: " + (status || "unknown"), status || "unknown", "Model signature (OpenSSF model signing)");
+}
+
+function verdictBadge(v) {
+  return badge("policy: " + (v || "unknown"), v || "unknown", "This node's policy verdict");
+}
+
+function link(href, text, attrs = {}) {
+  return el("a", { href, "data-link": true, ...attrs }, text);
+}
+
+function repoPath(id) { return "/" + id.split("/").map(encodeURIComponent).join("/"); }
+
+function show(...nodes) {
+  main.replaceChildren(...nodes);
+}
+
+function failure(e) {
+  const msg = e.status === 401 || e.status === 404
+    ? "Not found (or not visible to you: sign in with a token that may read it)."
+    : e.message;
+  return el("p", { class: "error", role: "alert", text: msg });
+}
+
+// ---- sign-in -------------------------------------------------------------------------------------
+
+async function refreshWho() {
+  const who = document.getElementById("who");
+  const form = document.getElementById("signin");
+  if (!token()) {
+    who.hidden = true;
+    form.hidden = false;
+    return;
+  }
+  try {
+    const { body } = await api("/api/whoami-v2");
+    document.getElementById("who-name").textContent = "Signed in as " + (body.name || "token");
+    who.hidden = false;
+    form.hidden = true;
+  } catch {
+    sessionStorage.removeItem(TOKEN_KEY);
+    who.hidden = true;
+    form.hidden = false;
+    alertBox("That token was not accepted.");
+  }
+}
+
+function alertBox(text) {
+  main.prepend(el("p", { class: "error", role: "alert", text }));
+}
+
+document.getElementById("signin").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const input = document.getElementById("token");
+  const value = input.value.trim();
+  input.value = "";
+  if (!value) return;
+  sessionStorage.setItem(TOKEN_KEY, value);
+  await refreshWho();
+  route();
+});
+
+document.getElementById("signout").addEventListener("click", async () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  await refreshWho();
+  route();
+});
+
+// ---- models --------------------------------------------------------------------------------------
+
+const LICENSE_CLASSES = ["", "permissive", "weak-copyleft", "strong-copyleft", "use-restricted", "unknown"];
+const SIGNATURES = ["", "verified", "unsigned", "untrusted", "invalid"];
+const SORTS = [["lastModified", "Recently updated"], ["id", "Name"], ["usedStorage", "Size"], ["createdAt", "Recently created"]];
+
+function selectField(label, name, options, value) {
+  const id = "f-" + name;
+  const sel = el("select", { id, name });
+  for (const o of options) {
+    const [v, text] = Array.isArray(o) ? o : [o, o || "any"];
+    sel.append(el("option", { value: v, selected: v === value }, text));
+  }
+  return el("label", { for: id }, label, sel);
+}
+
+async function modelsPage(params) {
+  const q = params.get("search") || "";
+  const sort = params.get("sort") || "lastModified";
+  const cls = params.get("license_class") || "";
+  const sig = params.get("signature") || "";
+  const family = params.get("family") || "";
+  const held = params.get("held") === "1";
+  const cursor = Number(params.get("cursor") || 0);
+  const limit = 20;
+
+  const form = el("form", { class: "filters", role: "search", "aria-label": "Filter models" },
+    el("label", { for: "f-search" }, "Search", el("input", { id: "f-search", name: "search", type: "search", value: q, placeholder: "name" })),
+    selectField("Sort", "sort", SORTS, sort),
+    selectField("License class", "license_class", LICENSE_CLASSES, cls),
+    selectField("Signature", "signature", SIGNATURES, sig),
+    el("label", { for: "f-family" }, "Family", el("input", { id: "f-family", name: "family", value: family, placeholder: "e.g. olmoe" })),
+    el("label", { class: "check", for: "f-held" }, el("input", { id: "f-held", name: "held", type: "checkbox", value: "1", checked: held }), "Held for review"),
+    el("button", { type: "submit" }, "Apply"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) p.set(k, v);
+    navigate("/?" + p.toString());
+  });
+
+  const heading = el("h1", { text: "Models" });
+  show(heading, form, el("p", { text: "Loading…" }));
+  const p = new URLSearchParams({ full: "true", sort, limit: String(limit), cursor: String(cursor) });
+  if (q) p.set("search", q);
+  if (cls) p.set("license_class", cls);
+  if (sig) p.set("signature", sig);
+  if (family) p.set("family", family);
+  if (held) p.set("held", "1");
+  let result;
+  try {
+    result = await api("/api/models?" + p.toString());
+  } catch (e) {
+    return show(heading, form, failure(e));
+  }
+  const total = Number(result.headers.get("X-Total-Count") || result.body.length);
+  const list = el("ul", { class: "models", "aria-label": "Models" });
+  for (const m of result.body) {
+    list.append(el("li", {},
+      link(repoPath(m.id), m.id, { class: "name" }),
+      el("div", { class: "meta" },
+        licenseBadge(m.license, m.licenseClass),
+        signatureBadge(m.signatureStatus),
+        verdictBadge(m.trustVerdict),
+        m.private ? badge("private", "private") : null,
+        m.gated ? badge("gated", "gated") : null,
+        m.held ? badge("held for review", "held") : null,
+        m.modelType ? el("span", { text: m.modelType }) : null,
+        el("span", { text: bytes(m.usedStorage) }),
+        el("span", { text: "updated " + (m.lastModified || "").slice(0, 10) }))));
+  }
+  const pager = el("nav", { class: "pager", "aria-label": "Pages" });
+  const page = (c) => { const n = new URLSearchParams(params); n.set("cursor", String(c)); return "/?" + n.toString(); };
+  if (cursor > 0) pager.append(link(page(Math.max(0, cursor - limit)), "Previous"));
+  if (cursor + limit < total) pager.append(link(page(cursor + limit), "Next"));
+  const count = el("p", { class: "count", id: "count", text: total + (total === 1 ? " model" : " models") });
+  show(heading, form, count, total ? list : el("p", { text: "No model matches." }), pager);
+}
+
+// ---- a model -------------------------------------------------------------------------------------
+
+function snippets(id, base) {
+  const url = location.origin;
+  return [
+    ["huggingface_hub (Python)", `HF_ENDPOINT=${url} python3 -c 'from huggingface_hub import snapshot_download; print(snapshot_download("${id}"))'`],
+    ["@huggingface/hub (JavaScript)", `import { downloadFile } from "@huggingface/hub";\nconst blob = await downloadFile({ repo: "${id}", path: "config.json", hubUrl: "${url}" });`],
+    ["git + git-lfs", `git clone ${url}/${id}`],
+    ["OpenAI client", `curl ${url}/v1/chat/completions -H 'Content-Type: application/json' \\\n  -d '{"model": "${id}", "messages": [{"role": "user", "content": "Hello"}]}'`],
+    ["Publish a fine-tune", `# create your repo, then push over its initial commit with a write token:\ngit push --force http://me:$TOKEN@${location.host}/me/my-finetune HEAD:main`],
+  ].map(([title, code]) => el("div", {}, el("h3", { text: title }),
+    el("pre", { tabindex: 0, "aria-label": title + " snippet" }, el("code", { text: code }))));
+}
+
+function expertMap(locality) {
+  const ex = locality && locality.experts;
+  if (!ex || !ex.map || !ex.map.length) return el("p", { text: "Not a mixture-of-experts checkpoint (no expert index)." });
+  const layers = new Map();
+  let maxExpert = -1;
+  for (const [layer, expert, size, held] of ex.map) {
+    if (!layers.has(layer)) layers.set(layer, new Map());
+    layers.get(layer).set(expert, { size, held });
+    maxExpert = Math.max(maxExpert, expert);
+  }
+  const hasShared = ex.map.some(([, e]) => e === -1);
+  const cols = maxExpert + 1 + (hasShared ? 1 : 0);
+  const grid = el("div", { class: "experts", role: "img",
+    "aria-label": `Expert map: ${ex.local} of ${ex.total} experts held on this node` });
+  grid.style.gridTemplateColumns = `3em repeat(${cols}, 14px)`;
+  for (const layer of [...layers.keys()].sort((a, b) => a - b)) {
+    grid.append(el("span", { class: "lbl", text: "L" + layer }));
+    const row = layers.get(layer);
+    const order = [...(hasShared ? [-1] : []), ...Array.from({ length: maxExpert + 1 }, (_, i) => i)];
+    for (const e of order) {
+      const c = row.get(e);
+      const name = e === -1 ? "shared" : String(e);
+      grid.append(el("span", {
+        class: "cell " + (c ? (c.held ? "local" : "missing") : "missing"),
+        title: c ? `layer ${layer}, expert ${name}: ${bytes(c.size)}, ${c.held ? "held here" : "missing (fetched from a peer when read)"}` : "",
+        "data-expert": `${layer}:${name}`, "data-state": c ? (c.held ? "local" : "missing") : "absent",
+      }));
+    }
+  }
+  return el("div", {},
+    el("p", { id: "expert-summary", text: `${ex.local} of ${ex.total} experts held on this node` + (ex.total > ex.local ? "; the rest are fetched from peers when read." : ".") }),
+    el("div", { class: "legend" }, el("span", { class: "l-local", text: "held here" }), el("span", { class: "l-missing", text: "missing" })),
+    el("div", { class: "grid-wrap", tabindex: 0, "aria-label": "Expert map, scrollable" }, grid));
+}
+
+function lineageView(lin) {
+  if (!lin) return el("p", { text: "No lineage." });
+  const node = (m) => el("li", {},
+    m.onNode === false ? el("span", { text: m.id + " (not on this node)" }) : link(repoPath(m.id), m.id),
+    " ", m.onNode === false ? null : licenseBadge(m.license, m.licenseClass),
+    m.relation ? el("span", { class: "meta", text: " " + m.relation }) : null,
+    (m.bases && m.bases.length) ? el("ul", {}, m.bases.map(node)) : null);
+  const derived = (m) => el("li", {}, link(repoPath(m.id), m.id), " ", licenseBadge(m.license, m.licenseClass),
+    (m.derived && m.derived.length) ? el("ul", {}, m.derived.map(derived)) : null);
+  return el("div", { class: "lineage" },
+    el("h3", { text: "Based on" }), (lin.bases && lin.bases.length) ? el("ul", { id: "lineage-bases" }, lin.bases.map(node)) : el("p", { text: "No base model named in the card." }),
+    el("h3", { text: "Derived on this node" }), (lin.derived && lin.derived.length) ? el("ul", { id: "lineage-derived" }, lin.derived.map(derived)) : el("p", { text: "None." }));
+}
+
+async function modelPage(id, params) {
+  const rev = params.get("rev") || "main";
+  const encRev = encodeURIComponent(rev);
+  const heading = el("h1", { text: id });
+  show(heading, el("p", { text: "Loading…" }));
+  let info;
+  try {
+    info = (await api(`/api/models/${id}/revision/${encRev}`)).body;
+  } catch (e) {
+    return show(heading, failure(e));
+  }
+  const sha = info.sha;
+  const safe = async (p) => { try { return (await api(p)).body; } catch { return null; } };
+  const [card, refs, commits, tree, trust, lineage] = await Promise.all([
+    safe(`/api/models/${id}/card/${sha}`),
+    safe(`/api/models/${id}/refs?include_prs=1`),
+    safe(`/api/models/${id}/commits/${encRev}?limit=20`),
+    safe(`/api/models/${id}/tree/${sha}?recursive=true`),
+    safe(`/api/models/${id}/trust/${sha}`),
+    safe(`/api/models/${id}/lineage`),
+  ]);
+
+  // Refs switcher.
+  const refSel = el("select", { id: "ref", name: "rev" });
+  const addRefs = (label, list) => {
+    if (!list || !list.length) return;
+    const g = el("optgroup", { label });
+    for (const r of list) g.append(el("option", { value: r.name || r.ref, selected: (r.name || r.ref) === rev }, r.name || r.ref));
+    refSel.append(g);
+  };
+  if (refs) { addRefs("Branches", refs.branches); addRefs("Tags", refs.tags); addRefs("Pull requests", refs.pullRequests); }
+  refSel.addEventListener("change", () => navigate(repoPath(id) + "?rev=" + encodeURIComponent(refSel.value)));
+
+  const badges = el("div", { class: "meta" },
+    licenseBadge(trust && trust.license ? trust.license.spdx : (info.cardData && info.cardData.license), info.licenseClass),
+    signatureBadge(info.signatureStatus), verdictBadge(info.trustVerdict),
+    info.private ? badge("private", "private") : null, info.gated ? badge("gated", "gated") : null,
+    info.held ? badge("held for review: visible to writers only", "held") : null);
+
+  const facts = el("dl", { class: "facts" });
+  const fact = (k, v) => { if (v !== undefined && v !== null && v !== "") facts.append(el("dt", { text: k }), el("dd", {}, v)); };
+  fact("Revision", el("code", { text: sha }));
+  const cd = info.cardData || {};
+  fact("License (card)", cd.license ? String(cd.license) : "none");
+  if (trust && trust.license) {
+    fact("License class", trust.license.class);
+    fact("Evidence", (trust.license.reasons || []).join("; "));
+    if (trust.license.file) fact("License file", `${trust.license.file}${trust.license.textId ? " — matches " + trust.license.textId : ""}`);
+  }
+  if (cd.base_model) fact("Base model", Array.isArray(cd.base_model) ? cd.base_model.join(", ") : String(cd.base_model));
+  if (info.config) fact("Architecture", [info.config.model_type, ...(info.config.architectures || [])].filter(Boolean).join(" · "));
+  if (info.tags && info.tags.length) fact("Tags", info.tags.join(", "));
+  fact("Size", bytes(info.usedStorage));
+
+  const trustBox = el("dl", { class: "facts", id: "trust" });
+  if (trust) {
+    trustBox.append(el("dt", { text: "Verdict" }), el("dd", {}, verdictBadge(trust.verdict)));
+    trustBox.append(el("dt", { text: "Signature" }), el("dd", {}, signatureBadge(trust.signature && trust.signature.status),
+      trust.signature && trust.signature.detail ? " " + trust.signature.detail : ""));
+    if (trust.findings && trust.findings.length) trustBox.append(el("dt", { text: "Findings" }), el("dd", {}, el("ul", {}, trust.findings.map((f) => el("li", { text: f })))));
+    if (trust.refusals && trust.refusals.length) trustBox.append(el("dt", { text: "Refused because" }), el("dd", {}, el("ul", {}, trust.refusals.map((f) => el("li", { text: f })))));
+  }
+
+  const files = el("table", { id: "files" },
+    el("caption", { class: "count", text: `Files at ${sha.slice(0, 12)}` }),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Path" }), el("th", { scope: "col", class: "num", text: "Size" }),
+      el("th", { scope: "col", text: "Storage" }), el("th", { scope: "col", text: "Download" }))));
+  const tbody = el("tbody");
+  for (const f of (tree || []).filter((t) => t.type === "file")) {
+    const href = `${repoPath(id)}/resolve/${sha}/${f.path.split("/").map(encodeURIComponent).join("/")}`;
+    tbody.append(el("tr", {},
+      el("td", {}, el("code", { text: f.path })),
+      el("td", { class: "num", text: bytes(f.lfs ? f.lfs.size : f.size) }),
+      el("td", {}, f.lfs ? badge("LFS", "lfs", "Stored as Git LFS; sha256 " + f.lfs.oid) : "git", f.lfs ? el("code", { class: "oid", text: " " + f.lfs.oid.slice(0, 12) }) : null),
+      el("td", {}, el("a", { href, download: f.path.split("/").pop(), "aria-label": "Download " + f.path }, "download"))));
+  }
+  files.append(tbody);
+
+  const history = el("ol", { id: "history" });
+  for (const c of commits || []) {
+    history.append(el("li", {}, el("code", { text: c.id.slice(0, 12) }), " ", c.title, " ",
+      el("span", { class: "meta", text: (c.date || "").slice(0, 19).replace("T", " ") + (c.authors && c.authors[0] ? " · " + c.authors[0].user : "") })));
+  }
+
+  const cardBox = el("div", { class: "card", id: "card" });
+  if (card && card.html) cardBox.innerHTML = card.html;  // rendered safely by the node
+  else cardBox.textContent = "This model has no card.";
+
+  show(heading, badges,
+    el("div", { class: "refs" }, el("label", { for: "ref", text: "Revision" }), refSel),
+    el("h2", { text: "Model card" }), cardBox,
+    el("h2", { text: "Facts" }), facts,
+    el("h2", { text: "Trust" }), trustBox,
+    el("h2", { text: "Lineage" }), lineageView(lineage),
+    el("h2", { text: "Experts" }), expertMap(info.locality),
+    el("h2", { text: "Files" }), files,
+    el("h2", { text: "History" }), history,
+    el("h2", { text: "Use this model" }), ...snippets(id));
+}
+
+// ---- routing -------------------------------------------------------------------------------------
+
+function navigate(href) {
+  history.pushState(null, "", href);
+  route();
+}
+
+async function route() {
+  const url = new URL(location.href);
+  const path = decodeURIComponent(url.pathname);
+  try {
+    if (path === "/" || path === "/-/models") {
+      document.title = "Models · hubnode";
+      await modelsPage(url.searchParams);
+    } else if (!path.startsWith("/-/")) {
+      const id = path.replace(/^\/+|\/+$/g, "");
+      document.title = id + " · hubnode";
+      await modelPage(id, url.searchParams);
+    } else {
+      show(el("h1", { text: "Not found" }), el("p", {}, link("/", "All models")));
+    }
+  } catch (e) {
+    show(failure(e));
+  }
+  main.focus({ preventScroll: true });
+}
+
+document.addEventListener("click", (ev) => {
+  const a = ev.target.closest("a[data-link]");
+  if (!a || ev.ctrlKey || ev.metaKey || ev.shiftKey || a.origin !== location.origin) return;
+  ev.preventDefault();
+  navigate(a.getAttribute("href"));
+});
+window.addEventListener("popstate", route);
+
+await refreshWho();
+await route();
