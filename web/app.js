@@ -27,20 +27,21 @@ function el(tag, attrs = {}, ...children) {
 
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 
-async function api(path, { raw = false } = {}) {
+async function api(path, { raw = false, method = "GET", body } = {}) {
   const headers = {};
   if (token()) headers["Authorization"] = "Bearer " + token();
-  const res = await fetch(path, { headers });
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { headers, method, body: body === undefined ? undefined : JSON.stringify(body) });
   if (raw) return res;
-  let body = null;
-  try { body = await res.json(); } catch { body = null; }
+  let json = null;
+  try { json = await res.json(); } catch { json = null; }
   if (!res.ok) {
-    const msg = res.headers.get("X-Error-Message") || (body && body.error) || res.statusText;
+    const msg = res.headers.get("X-Error-Message") || (json && json.error) || res.statusText;
     const err = new Error(msg);
     err.status = res.status;
     throw err;
   }
-  return { body, headers: res.headers };
+  return { body: json, headers: res.headers };
 }
 
 function bytes(n) {
@@ -93,6 +94,7 @@ async function refreshWho() {
   if (!token()) {
     who.hidden = true;
     form.hidden = false;
+    document.getElementById("nav-node").hidden = true;
     return;
   }
   try {
@@ -100,6 +102,7 @@ async function refreshWho() {
     document.getElementById("who-name").textContent = "Signed in as " + (body.name || "token");
     who.hidden = false;
     form.hidden = true;
+    document.getElementById("nav-node").hidden = false;
   } catch {
     sessionStorage.removeItem(TOKEN_KEY);
     who.hidden = true;
@@ -371,6 +374,84 @@ async function modelPage(id, params) {
     el("h2", { text: "Use this model" }), ...snippets(id));
 }
 
+// ---- the node ------------------------------------------------------------------------------------
+
+async function nodePage() {
+  const heading = el("h1", { text: "This node" });
+  if (!token()) return show(heading, el("p", { text: "Sign in with a token to see the node's figures and the review queue." }));
+  show(heading, el("p", { text: "Loading…" }));
+  const parts = [heading];
+
+  // Who is signed in.
+  try {
+    const who = (await api("/api/whoami-v2")).body;
+    const t = who.auth && who.auth.accessToken ? who.auth.accessToken : {};
+    const facts = el("dl", { class: "facts", id: "whoami" });
+    facts.append(el("dt", { text: "Token" }), el("dd", { text: t.displayName || "" }),
+      el("dt", { text: "Scope" }), el("dd", { text: t.role || "" }),
+      el("dt", { text: "Namespace" }), el("dd", { text: who.name || "" }));
+    parts.push(el("h2", { text: "Your token" }), facts);
+  } catch (e) { parts.push(failure(e)); }
+
+  // The review queue: repos with a commit staged for review (their writers see them).
+  const queue = el("table", { id: "held" },
+    el("caption", { class: "count", text: "Commits held for review by this node's policy" }),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Repo" }), el("th", { scope: "col", text: "Branch" }),
+      el("th", { scope: "col", text: "Staged commit" }), el("th", { scope: "col", text: "Release" }))));
+  const qbody = el("tbody");
+  queue.append(qbody);
+  try {
+    const held = (await api("/api/models?held=1&full=true&limit=100")).body;
+    for (const m of held) {
+      const refs = (await api(`/api/models/${m.id}/refs`)).body;
+      for (const b of (refs.branches || []).filter((x) => x.held)) {
+        const btn = el("button", { type: "button", "aria-label": `Approve ${m.id}@${b.name}` }, "Approve");
+        btn.addEventListener("click", async () => {
+          btn.disabled = true;
+          try {
+            await api(`/api/models/${m.id}/approve/${encodeURIComponent(b.name)}`, { method: "POST", body: {} });
+            nodePage();
+          } catch (e) {
+            btn.disabled = false;
+            btn.after(el("span", { class: "error", role: "alert", text: " " + e.message }));
+          }
+        });
+        qbody.append(el("tr", {}, el("td", {}, link(repoPath(m.id), m.id)), el("td", { text: b.name }),
+          el("td", {}, el("code", { text: b.targetCommit.slice(0, 12) })), el("td", {}, btn)));
+      }
+    }
+  } catch (e) { parts.push(failure(e)); }
+  parts.push(el("h2", { text: "Review queue" }), qbody.children.length ? queue : el("p", { id: "held-empty", text: "Nothing is held for review." }));
+
+  // Store figures and peers: for node-wide tokens.
+  try {
+    const node = (await api("/api/node")).body;
+    const s = node.store;
+    const facts = el("dl", { class: "facts", id: "store" });
+    const f = (k, v) => facts.append(el("dt", { text: k }), el("dd", { text: v }));
+    f("Repos", s.repos); f("Commits", s.commits); f("Files", s.files);
+    f("Logical bytes (all heads)", bytes(s.logicalBytes)); f("Distinct file bytes", bytes(s.fileBytes));
+    f("Distinct chunk bytes", bytes(s.chunkRawBytes)); f("Stored (compressed)", bytes(s.chunkStoredBytes));
+    f("Dedup + compression", s.chunkStoredBytes ? (s.logicalBytes / s.chunkStoredBytes).toFixed(2) + "×" : "-");
+    f("Chunks by codec", Object.entries(s.chunksByCodec || {}).map(([k, v]) => `${k}: ${v}`).join(", "));
+    f("On disk", bytes(s.diskBytes));
+    parts.push(el("h2", { text: "Store" }), facts);
+    const peers = el("table", { id: "peers" }, el("caption", { class: "count", text: "Peers this node fetches chunks from" }),
+      el("thead", {}, el("tr", {}, ["Peer", "Chunks", "Bytes", "Throughput", "Failures", "Bad chunks", "State"].map((h) => el("th", { scope: "col", text: h })))));
+    const pb = el("tbody");
+    for (const p of node.peers) {
+      pb.append(el("tr", {}, el("td", { text: p.url }), el("td", { class: "num", text: p.chunks }), el("td", { class: "num", text: bytes(p.bytes) }),
+        el("td", { class: "num", text: bytes(p.bytesPerSecond) + "/s" }), el("td", { class: "num", text: p.failures }),
+        el("td", { class: "num", text: p.badChunks }), el("td", { text: p.demoted ? "demoted" : "in use" })));
+    }
+    peers.append(pb);
+    parts.push(el("h2", { text: "Peers" }), node.peers.length ? peers : el("p", { text: "No peers configured (serve --peer URL)." }));
+  } catch (e) {
+    parts.push(el("h2", { text: "Store" }), el("p", { text: e.status === 403 ? "The store's figures are for node-wide tokens." : e.message }));
+  }
+  show(...parts);
+}
+
 // ---- routing -------------------------------------------------------------------------------------
 
 function navigate(href) {
@@ -385,6 +466,9 @@ async function route() {
     if (path === "/" || path === "/-/models") {
       document.title = "Models · hubnode";
       await modelsPage(url.searchParams);
+    } else if (path === "/-/node") {
+      document.title = "Node · hubnode";
+      await nodePage();
     } else if (!path.startsWith("/-/")) {
       const id = path.replace(/^\/+|\/+$/g, "");
       document.title = id + " · hubnode";

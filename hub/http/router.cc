@@ -85,6 +85,7 @@ Route ParseRoute(std::string_view target) {
   if (path == "health") return only(RouteKind::kHealth);
   if (path == "metrics") return only(RouteKind::kMetrics);
   if (path == "api/whoami-v2") return only(RouteKind::kWhoami);
+  if (path == "api/node") return only(RouteKind::kNode);
   if (s.empty()) return r;
 
   if (s[0] == "api") {
@@ -185,6 +186,7 @@ std::string_view RouteName(RouteKind kind) {
     case RouteKind::kCard: return "card";
     case RouteKind::kListRepos: return "list_repos";
     case RouteKind::kWhoami: return "whoami";
+    case RouteKind::kNode: return "node";
     case RouteKind::kHealth: return "health";
     case RouteKind::kMetrics: return "metrics";
   }

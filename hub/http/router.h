@@ -25,6 +25,7 @@ enum class RouteKind {
   kCard,        // /api/models/{repo}/card[/{rev}] (the card as safe HTML, for the web UI)
   kListRepos,   // /api/models
   kWhoami,      // /api/whoami-v2
+  kNode,        // /api/node (store figures and peers, for node-wide tokens)
   kHealth,      // /health
   kMetrics,     // /metrics
 };

@@ -82,6 +82,10 @@ class Handlers {
   void Whoami(const std::optional<Principal>& who, httplib::Response& res);
   void Trust(const Route& r, const std::optional<Principal>& who, const httplib::Request& req, httplib::Response& res);
   void ChunkMap(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
+  // GET /api/node: the store's figures and the peers' counters, for node-wide tokens (operators).
+  void Node(const std::optional<Principal>& who, httplib::Response& res);
+  std::mutex node_mu_;
+  std::optional<std::pair<json, std::chrono::steady_clock::time_point>> node_stats_;
   // GET /api/models/{repo}/card[/{rev}]: the README rendered to safe HTML (card_html.h).
   void Card(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
   void LineageRoute(const Route& r, const std::optional<Principal>& who, httplib::Response& res);

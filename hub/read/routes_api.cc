@@ -682,6 +682,38 @@ void Handlers::Whoami(const std::optional<Principal>& who, httplib::Response& re
                      {"createdAt", IsoTime(who->created)}}}}}});
 }
 
+void Handlers::Node(const std::optional<Principal>& who, httplib::Response& res) {
+  if (!who) return SendError(res, 401, "Unauthorized", "a node-wide token is required (Authorization: Bearer hf_...)");
+  if (!who->ns.empty()) return SendError(res, 403, "Forbidden", "the node's figures are for node-wide tokens");
+  const auto now = std::chrono::steady_clock::now();
+  json stats;
+  {
+    std::lock_guard lock(node_mu_);
+    if (node_stats_ && now - node_stats_->second < std::chrono::seconds(30)) stats = node_stats_->first;
+  }
+  if (stats.is_null()) {
+    // A walk of every ref head: computed at most every 30 s whoever asks.
+    auto s = store_->GetStats();
+    if (!s.ok()) return SendStatus(res, s.status());
+    stats = {{"repos", s->repos}, {"refs", s->refs}, {"commits", s->commits}, {"trees", s->trees},
+             {"files", s->files}, {"chunks", s->chunks}, {"logicalBytes", s->logical_bytes},
+             {"fileBytes", s->file_bytes}, {"chunkRawBytes", s->chunk_raw_bytes},
+             {"chunkStoredBytes", s->chunk_stored_bytes}, {"chunksByCodec", s->chunks_by_codec},
+             {"diskBytes", s->disk_bytes}};
+    std::lock_guard lock(node_mu_);
+    node_stats_ = std::make_pair(stats, now);
+  }
+  json peers = json::array();
+  if (mirror_ != nullptr) {
+    for (const auto& p : mirror_->PeerStatistics()) {
+      peers.push_back({{"url", p.url}, {"chunks", p.chunks}, {"bytes", p.bytes}, {"failures", p.failures},
+                       {"badChunks", p.bad_chunks}, {"seconds", p.seconds}, {"demoted", p.demoted},
+                       {"bytesPerSecond", p.seconds > 0 ? static_cast<double>(p.bytes) / p.seconds : 0.0}});
+    }
+  }
+  SendJson(res, {{"store", stats}, {"peers", peers}, {"upstream", mirror_ != nullptr && !options_.offline}});
+}
+
 void Handlers::Card(const Route& r, const std::optional<Principal>& who, httplib::Response& res) {
   // The card is metadata (as repo info's cardData): public and gated repos show it to everyone.
   auto repo = OpenRepo(r, who, res);
@@ -809,6 +841,7 @@ void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {
     case RouteKind::kCard: return Card(r, *who, res);
     case RouteKind::kListRepos: return ListRepos(*who, req, res);
     case RouteKind::kWhoami: return Whoami(*who, res);
+    case RouteKind::kNode: return Node(*who, res);
     case RouteKind::kHealth: return SendJson(res, json{{"status", "ok"}});
     default: return SendError(res, 404, "NotFound", "no such route");
   }

@@ -60,6 +60,7 @@ CARD
 hub import "$WORK/evil" --repo evil/card -m "Hostile card" > /dev/null
 TW=$(hub token create --name alice --scope write --namespace alice)
 TD=$(hub token create --name demo --scope write --namespace demo)
+TA=$(hub token create --name admin --scope write)
 
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference > "$WORK/out" 2> "$WORK/err" &
 PID=$!
@@ -76,7 +77,7 @@ curl -s -m 10 -o /dev/null -H "Authorization: Bearer $TD" -H "Content-Type: appl
 
 mkdir -p "$SHOTS"
 rc=0
-NPM_DIR="$NPM_DIR" HUBNODE_URL="$U" CHROMIUM="$CHROMIUM" TOKEN_ALICE="$TW" TOKEN_DEMO="$TD" \
+NPM_DIR="$NPM_DIR" HUBNODE_URL="$U" CHROMIUM="$CHROMIUM" TOKEN_ALICE="$TW" TOKEN_DEMO="$TD" TOKEN_ADMIN="$TA" \
   FIXTURES="$WORK" SHOTS="$(realpath "$SHOTS")" AXE="$NPM_DIR/node_modules/axe-core/axe.min.js" \
   node "$HERE/ui.test.mjs" || rc=$?
 if [[ $rc != 0 ]]; then echo "--- server log"; tail -30 "$WORK/err"; fi

@@ -169,6 +169,34 @@ try {
     await page.$$eval("ul.models li a.name", (as) => as.map((a) => a.textContent)));
   await page.click("#signout");
 
+  // ---- the node page: a namespace's writer sees the queue, an admin approves ---------------------
+  await page.goto(U + "/-/node", { waitUntil: "networkidle0" });
+  check("anonymous: the node page asks to sign in", true, /Sign in with a token/.test(await text(page, "main")));
+  await page.type("#token", process.env.TOKEN_DEMO);
+  await page.click("#signin button");
+  await page.waitForSelector("#held tbody tr");
+  check("the namespace's writer sees demo/held in the review queue", ["demo/held"],
+    await page.$$eval("#held tbody tr td:first-child", (tds) => tds.map((t) => t.textContent)));
+  check("...but not the store's figures", true, /for node-wide tokens/.test(await text(page, "main")));
+  await page.click("#signout");
+  await page.goto(U + "/demo/held", { waitUntil: "networkidle0" });
+  await page.waitForSelector("#files");
+  const before = await text(page, "#card");
+  check("anonymous, before: the staged card is not shown", "This model has no card.", before);
+  await page.goto(U + "/-/node", { waitUntil: "networkidle0" });
+  await page.type("#token", process.env.TOKEN_ADMIN);
+  await page.click("#signin button");
+  await page.waitForSelector("#store");
+  check("the admin sees the store's figures", true, /Repos/.test(await text(page, "#store")));
+  await shot(page, "05-node");
+  await page.click('#held button[aria-label="Approve demo/held@main"]');
+  await page.waitForSelector("#held-empty");
+  check("approved: the queue is empty", "Nothing is held for review.", await text(page, "#held-empty"));
+  await page.click("#signout");
+  await page.goto(U + "/demo/held", { waitUntil: "networkidle0" });
+  await page.waitForSelector("#files");
+  check("anonymous, after: the approved card appears", true, (await text(page, "#card h1")) === "held");
+
   // ---- a hostile card renders inert -------------------------------------------------------------
   const evil = await newPage();
   foreign.length = 0;
