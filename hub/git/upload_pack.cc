@@ -317,7 +317,7 @@ Result<std::vector<GitOid>> CommonHaves(const RepoView& view, const std::vector<
   return out;
 }
 
-Status SendPack(store::Store& store, const Plan& plan, const UploadLimits& limits, bool sideband, const Sink& sink) {
+Status SendPack(store::Store& store, const Plan& plan, bool sideband, const Sink& sink) {
   // Pack bytes leave in pieces of about 64 KiB (one side-band packet each), not one write per
   // object header and deflate call.
   std::string pending;
@@ -394,17 +394,12 @@ Status SendPack(store::Store& store, const Plan& plan, const UploadLimits& limit
       order.pop_front();
     }
   }
-  (void)limits;
   RETURN_IF_ERROR(pack.Finish());
   if (!flush()) return CancelledError("the client went away");
   return OkStatus();
 }
 
 }  // namespace
-
-Status CheckReachable(const RepoView& view, const GitOid& oid, const UploadLimits& limits) {
-  return CheckAllReachable(view, {oid}, limits);
-}
 
 std::string AdvertiseV2() {
   std::string out = Pkt("version 2\n");
@@ -549,7 +544,7 @@ Status ServeV2(const RepoView& view, std::string_view body, const UploadLimits& 
   }
   out += Pkt("packfile\n");
   if (!sink(out)) return CancelledError("the client went away");
-  RETURN_IF_ERROR(SendPack(*view.store, *plan, limits, true, sink));
+  RETURN_IF_ERROR(SendPack(*view.store, *plan, true, sink));
   sink(Flush());
   return OkStatus();
 }
@@ -605,7 +600,7 @@ Status ServeV0(const RepoView& view, std::string_view body, const UploadLimits& 
     out += common->empty() ? Pkt("NAK\n") : Pkt("ACK " + common->back().hex() + "\n");
   }
   if (!sink(out)) return CancelledError("the client went away");
-  RETURN_IF_ERROR(SendPack(*view.store, *plan, limits, r.sideband, sink));
+  RETURN_IF_ERROR(SendPack(*view.store, *plan, r.sideband, sink));
   if (r.sideband) sink(Flush());
   return OkStatus();
 }

@@ -27,7 +27,6 @@ struct UploadLimits {
   uint64_t max_walk = 4'000'000;       // objects visited while planning or checking a want
   uint64_t max_haves = 100'000;        // have lines in one request
   uint64_t max_wants = 10'000;         // distinct want lines in one request
-  uint64_t max_object_bytes = uint64_t{64} << 20;  // a blob read into a pack in one piece
 };
 
 // The service advertisement of GET info/refs for protocol v2 ("version 2" and its capabilities).
@@ -44,8 +43,5 @@ Status ServeV2(const RepoView& view, std::string_view body, const UploadLimits& 
 // Answers one v0 upload-pack request (wants, haves, done) of a stateless HTTP exchange.
 Status ServeV0(const RepoView& view, std::string_view body, const UploadLimits& limits, const Sink& sink);
 
-// Whether `oid` (any object) is reachable from the view's refs (walks at most limits.max_walk
-// objects: NotFound when unreachable or too far to tell).
-Status CheckReachable(const RepoView& view, const GitOid& oid, const UploadLimits& limits);
 
 }  // namespace hubnode::hub::git
