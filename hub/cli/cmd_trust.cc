@@ -1,9 +1,10 @@
-// trust (publisher keys, signature requirements) and approve (release a held commit).
+// trust (publisher keys, signature requirements), approve and refuse (release or drop a held commit).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
 
 #include "base/file.h"
+#include "base/log.h"
 #include "hub/cli/commands.h"
 #include "hub/trust/trust_gate.h"
 #include "hub/client/push.h"
@@ -200,6 +201,38 @@ void AddTrustCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       auto released = ReleaseStaged(**st, rs->repo, rs->rev);
       if (!released.ok()) return Fail(released.status());
       std::printf("approved %s@%s: every reader sees it now\n", rs->repo.str().c_str(), released->hex().c_str());
+      return 0;
+    }});
+  }
+  {
+    auto* refuse = app.add_subcommand("refuse", "Drop what is staged for review on a branch (the branch stays as it is)");
+    auto spec = std::make_shared<std::string>();
+    auto node = std::make_shared<std::string>();
+    auto token = std::make_shared<std::string>();
+    refuse->add_option("target", *spec, "REPO@BRANCH, REPO@refs/held/BRANCH or REPO@COMMIT")->required();
+    refuse->add_option("--node", *node, "Ask a running node (its URL) instead of opening the store");
+    refuse->add_option("--token", *token, "With --node: a node-wide write token (default $HF_TOKEN)");
+    out->push_back({refuse, [spec, node, token, &flags]() -> int {
+      auto rs = ParseRepoSpec(*spec);
+      if (!rs.ok()) return Fail(rs.status());
+      if (!node->empty()) {
+        std::string t = !token->empty() ? *token : std::getenv("HF_TOKEN") ? std::getenv("HF_TOKEN") : "";
+        std::string branch = rs->rev.starts_with("refs/held/") ? rs->rev.substr(10) : rs->rev;
+        auto j = CallNode("POST", *node + "/api/models/" + rs->repo.str() + "/refuse/" + branch, t, json::object(),
+                          "refuse");
+        if (!j.ok()) return Fail(j.status());
+        std::printf("refused %s@%s: no reader will see it; gc reclaims its objects\n", rs->repo.str().c_str(),
+                    j->value("commitOid", std::string("?")).c_str());
+        return 0;
+      }
+      auto st = OpenStore(flags);
+      if (!st.ok()) return Fail(st.status());
+      auto refused = RefuseStaged(**st, rs->repo, rs->rev);
+      if (!refused.ok()) return Fail(refused.status());
+      LOG(Info) << "refused " << refused->hex() << " staged on " << rs->repo.str() << "@" << rs->rev
+                << " (refused by the operator, hubnode refuse)";
+      std::printf("refused %s@%s: no reader will see it; gc reclaims its objects\n", rs->repo.str().c_str(),
+                  refused->hex().c_str());
       return 0;
     }});
   }

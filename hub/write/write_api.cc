@@ -76,7 +76,7 @@ WRoute ParseWrite(const std::string& method, std::string_view target) {
   r.type = std::string(s[1].substr(0, s[1].size() - 1));
   auto marker = [](std::string_view m) {
     return m == "settings" || m == "preupload" || m == "commit" || m == "branch" || m == "tag" || m == "approve" ||
-           m == "discussions";
+           m == "refuse" || m == "discussions";
   };
   size_t i = (s.size() > 4 && marker(s[4])) ? 4 : marker(s[3]) ? 3 : 0;
   if (i == 0) return r;
@@ -89,6 +89,7 @@ WRoute ParseWrite(const std::string& method, std::string_view target) {
   if (m == "preupload") return is(Kind::kPreupload, "POST");
   if (m == "commit") return is(Kind::kCommit, "POST");
   if (m == "approve") return is(Kind::kApprove, "POST");
+  if (m == "refuse") return is(Kind::kRefuse, "POST");
   if (m == "branch") return method == "POST" || method == "DELETE" ? (r.kind = Kind::kBranch, r) : r;
   if (m == "tag") return method == "POST" || method == "DELETE" ? (r.kind = Kind::kTag, r) : r;
   return r;
@@ -298,13 +299,23 @@ void WriteApi::Impl::Create(const httplib::Request& req, httplib::Response& res,
   SendJson(res, {{"url", url}, {"name", id->str()}, {"id", id->str()}});
 }
 
+namespace {
+
+// Whether held ref `r` is what `branch_or_commit` names: its branch (BRANCH, refs/heads/BRANCH,
+// refs/held/BRANCH) or its staged commit's 40 hex digits.
+bool NamesStaged(const store::RefInfo& r, const std::string& branch_or_commit) {
+  const std::string spec = branch_or_commit.starts_with("refs/held/")    ? branch_or_commit.substr(10)
+                           : branch_or_commit.starts_with("refs/heads/") ? branch_or_commit.substr(11)
+                                                                         : branch_or_commit;
+  return r.name.starts_with("refs/held/") && (r.name.substr(10) == spec || r.commit.hex() == spec);
+}
+
+}  // namespace
+
 Result<GitOid> ReleaseStaged(store::Store& store, const store::RepoId& repo, const std::string& branch_or_commit) {
   ASSIGN_OR_RETURN(auto refs, store.ListRefs(repo));
-  std::string spec = branch_or_commit.starts_with("refs/held/") ? branch_or_commit.substr(10)
-                     : branch_or_commit.starts_with("refs/heads/") ? branch_or_commit.substr(11)
-                                                                    : branch_or_commit;
   for (const auto& r : refs) {
-    if (!r.name.starts_with("refs/held/") || (r.name.substr(10) != spec && r.commit.hex() != spec)) continue;
+    if (!NamesStaged(r, branch_or_commit)) continue;
     const std::string branch = "refs/heads/" + r.name.substr(10);
     auto cur = store.Resolve(repo, branch);
     if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
@@ -328,6 +339,21 @@ Result<GitOid> ReleaseStaged(store::Store& store, const store::RepoId& repo, con
     }
     RETURN_IF_ERROR(store.UpdateRef(repo, branch, cur.ok() ? *cur : GitOid(), r.commit));
     RETURN_IF_ERROR(store.UpdateRef(repo, r.name, r.commit, GitOid()));
+    return r.commit;
+  }
+  return NotFoundError("nothing is staged for review at " + repo.str() + "@" + branch_or_commit.substr(0, 200));
+}
+
+Result<GitOid> RefuseStaged(store::Store& store, const store::RepoId& repo, const std::string& branch_or_commit) {
+  ASSIGN_OR_RETURN(auto refs, store.ListRefs(repo));
+  for (const auto& r : refs) {
+    if (!NamesStaged(r, branch_or_commit)) continue;
+    // Compare-and-swap: a commit staged on top meanwhile is not dropped unseen.
+    Status s = store.UpdateRef(repo, r.name, r.commit, GitOid());
+    if (s.code() == StatusCode::kFailedPrecondition) {
+      return FailedPreconditionError("what is staged on " + r.name.substr(10) + " moved on since; look at it again");
+    }
+    RETURN_IF_ERROR(s);
     return r.commit;
   }
   return NotFoundError("nothing is staged for review at " + repo.str() + "@" + branch_or_commit.substr(0, 200));
@@ -674,6 +700,30 @@ void WriteApi::Impl::Approve(const WRoute& r, httplib::Response& res, const std:
   SendJson(res, {{"commitOid", released->hex()}, {"released", true}});
 }
 
+void WriteApi::Impl::Refuse(const WRoute& r, httplib::Response& res, const std::optional<Principal>& who) {
+  // The operator's other answer to a staged commit, with approve's rights.
+  if (!who) return SendError(res, 401, "Unauthorized", "a write token is required (Authorization: Bearer hf_...)");
+  if (who->scope != Scope::kWrite || !who->ns.empty()) {
+    return SendError(res, 403, "Forbidden", "refusing a staged commit needs a node-wide write token");
+  }
+  auto repo = WritableRepo(r, who, res);
+  if (!repo) return;
+  auto refused = [&] {
+    std::lock_guard<std::mutex> lock(branch_mu);
+    return RefuseStaged(*store, repo->id, r.rest);
+  }();
+  if (!refused.ok()) {
+    if (refused.status().code() == StatusCode::kFailedPrecondition) {
+      return SendError(res, 409, "Conflict", refused.status().message());
+    }
+    if (refused.status().code() == StatusCode::kNotFound) return SendError(res, 404, "NotHeld", refused.status().message());
+    return SendWriteError(res, refused.status(), 0, "");
+  }
+  LOG(Info) << "refused " << refused->hex() << " staged on " << repo->id.str() << "@" << r.rest.substr(0, 200)
+            << " (refused by " << who->token_name << "); its objects go at the next gc";
+  SendJson(res, {{"commitOid", refused->hex()}, {"refused", true}});
+}
+
 void WriteApi::Impl::DropHeld(const store::RepoId& repo, const std::string& branch) {
   std::lock_guard<std::mutex> lock(branch_mu);
   auto held = store->ResolveStaged(repo, "refs/held/" + branch);
@@ -741,6 +791,7 @@ void WriteApi::Handle(const httplib::Request& req, httplib::Response& res, const
     case Kind::kLfsComplete: return m.LfsComplete(r, req, res, reader);
     case Kind::kValidateYaml: return m.ValidateYaml(res, reader);
     case Kind::kApprove: return m.Approve(r, res, who);
+    case Kind::kRefuse: return m.Refuse(r, res, who);
     case Kind::kDiscussions: return m.Discussions(r, req, res, reader, who);
     case Kind::kGitInfoRefs: return m.GitInfoRefs(r, req, res, who);
     case Kind::kGitUploadPack: return m.GitUploadPack(r, req, res, reader, who);

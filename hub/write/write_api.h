@@ -59,6 +59,12 @@ struct WriteOptions {
 // released commit; NotFound when nothing is staged there.
 Result<GitOid> ReleaseStaged(store::Store& store, const store::RepoId& repo, const std::string& branch_or_commit);
 
+// The opposite of ReleaseStaged: deletes refs/held/<branch> (found by the same spellings), so the
+// staged commit is seen by nobody and its objects are reclaimed by the next gc; the released
+// branch does not move. Returns the dropped commit; NotFound when nothing is staged there;
+// FailedPrecondition when the staged head moved while it was being dropped.
+Result<GitOid> RefuseStaged(store::Store& store, const store::RepoId& repo, const std::string& branch_or_commit);
+
 // Loads DATA/upload.key, creating it (0600) on first use.
 Result<std::string> LoadOrCreateUrlKey(const std::string& data_dir);
 

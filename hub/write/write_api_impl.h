@@ -45,6 +45,7 @@ enum class Kind {
   kNone, kCreate, kDelete, kMove, kSettings, kPreupload, kCommit, kBranch, kTag, kLfsBatch, kLfsPut, kLfsComplete,
   kValidateYaml,
   kApprove,
+  kRefuse,         // POST /api/models/{repo}/refuse/{branch}
   kDiscussions,
   kGitInfoRefs,    // GET /{repo}[.git]/info/refs?service=...
   kGitUploadPack,  // POST /{repo}[.git]/git-upload-pack
@@ -166,6 +167,8 @@ struct WriteApi::Impl {
   std::optional<GitOid> Released(const store::RepoId& repo, const std::string& ref);
   // POST /api/models/{repo}/approve/{branch}: an operator releases what is staged there.
   void Approve(const wapi::WRoute& r, httplib::Response& res, const std::optional<Principal>& who);
+  // POST /api/models/{repo}/refuse/{branch}: an operator drops what is staged there.
+  void Refuse(const wapi::WRoute& r, httplib::Response& res, const std::optional<Principal>& who);
   // Forgets what is staged on a branch (deleted, or overwritten with a released commit).
   void DropHeld(const store::RepoId& repo, const std::string& branch);
   // Stores a small regular (non-LFS) file's bytes; the change that puts them at `path`.

@@ -2,10 +2,10 @@
 # Staged commits and discussions as an attacker sees them (issue 14), against a real `hubnode
 # serve` on 127.0.0.1: a commit needing review is staged for the repo's writers and stays out of
 # reach of everyone else (resolve by branch and by sha, tree, refs, commits, listings, the peer
-# catalog and chunk routes, a pull request opened while it is staged); the admin release route;
-# branches and tags from a staged head; who may open, comment, rename, close and merge; caps on
-# discussions; conflicts, nothing-to-merge and closed pull requests; `hubnode pr` and
-# `hubnode approve --node`. Prints "N passed, M failed".
+# catalog and chunk routes, a pull request opened while it is staged); the admin release and
+# refuse routes; branches and tags from a staged head; who may open, comment, rename, close and
+# merge; caps on discussions; conflicts, nothing-to-merge and closed pull requests; `hubnode pr`,
+# `hubnode approve --node` and `hubnode refuse` (--node and on the store). Prints "N passed, M failed".
 # Usage: staging.sh HUBNODE
 set -uo pipefail
 HUBNODE=$(realpath "$1")
@@ -94,6 +94,31 @@ check "released: anonymous reads the file" "held text" "$(curl -s "$U/alice/m/re
 check "hubnode approve --node releases dev" 0 "$("$HUBNODE" -q approve --node "$U" --token "$TA" alice/m@dev > /dev/null 2>&1; echo $?)"
 check "anonymous: dev released" "$STAGED" "$(call "$U/api/models/alice/m/revision/dev" > /dev/null; jb 'd["sha"]')"
 
+# Refuse: the admin route drops what is staged; the released branch stays where it is.
+mainref() { call "${AW[@]}" "$U/api/models/alice/m/refs" > /dev/null; jb '[(b["targetCommit"], b.get("held")) for b in d["branches"] if b["name"] == "main"][0]' | tr -d "(),'"; }
+heldlist() { call "${AA[@]}" "$U/api/models?held=1&search=alice/m" > /dev/null; jb 'any(m["id"] == "alice/m" and m.get("held") for m in d)'; }
+check "a second commit without a license is staged" 200 "$(commit alice/m "second secret" second.txt "dropped text")"
+DROP=$(jb 'd["commitOid"]')
+check "the writer's refs: main held at it" "$DROP True" "$(mainref)"
+check "listed as held (held=1)" True "$(heldlist)"
+check "refuse anonymously: 401" 401 "$(call -X POST "$U/api/models/alice/m/refuse/main")"
+check "refuse with a namespace write token: 403" 403 "$(call -X POST "${AW[@]}" "$U/api/models/alice/m/refuse/main")"
+check "refuse with a read token: 403" 403 "$(call -X POST "${AR[@]}" "$U/api/models/alice/m/refuse/main")"
+check "refuse where nothing is staged: 404 NotHeld" "404 NotHeld" "$(call -X POST "${AA[@]}" "$U/api/models/alice/m/refuse/dev") $(hdr X-Error-Code)"
+check "refuse by the staged commit's id" "200 $DROP True" "$(call -X POST "${AA[@]}" "$U/api/models/alice/m/refuse/$DROP") $(jb 'd["commitOid"], d["refused"]' | tr -d "(),'")"
+check "the writer's refs: main at the released sha, not held" "$STAGED None" "$(mainref)"
+check "no longer listed as held" False "$(heldlist)"
+check "the writer no longer reads the refused file" 404 "$(call "${AW[@]}" "$U/alice/m/resolve/main/second.txt")"
+check "anonymous: main unchanged" "$STAGED" "$(call "$U/api/models/alice/m" > /dev/null; jb 'd["sha"]')"
+check "refuse again: 404 NotHeld" "404 NotHeld" "$(call -X POST "${AA[@]}" "$U/api/models/alice/m/refuse/main") $(hdr X-Error-Code)"
+check "the log names who refused" 1 "$(grep -c "refused $DROP .*(refused by admin)" "$WORK/err")"
+check "stage a third commit" 200 "$(commit alice/m "third secret" third.txt "dropped too")"
+check "refuse refs/held/main" "200 True" "$(call -X POST "${AA[@]}" "$U/api/models/alice/m/refuse/refs/held/main") $(jb 'd["refused"]')"
+check "stage a fourth commit" 200 "$(commit alice/m "fourth secret" fourth.txt "dropped by the CLI")"
+check "hubnode refuse --node drops it" 0 "$("$HUBNODE" -q refuse --node "$U" --token "$TA" alice/m@main > /dev/null 2>&1; echo $?)"
+check "main: released sha, not held" "$STAGED None" "$(mainref)"
+check "hubnode refuse --node with nothing staged fails" 1 "$("$HUBNODE" -q refuse --node "$U" --token "$TA" alice/m@main > /dev/null 2>&1; echo $?)"
+
 # A denied commit is 451 with the rule and the message headers; nothing moves.
 NC='---
 license: cc-by-nc-4.0
@@ -177,5 +202,14 @@ check "hubnode pr merge by bob fails with the node's reason" 1 "$("$HUBNODE" -q 
 check "...which it prints" 1 "$(grep -c "only the repo's writers merge" "$WORK/pr.err")"
 
 check "server log has no errors" "" "$(grep -E ' (ERROR|FATAL) ' "$WORK/err" | head -3)"
+
+# hubnode refuse on the store (the server stopped): alice/pushed's staged head goes, and only it.
+MAIN=$(call "$U/api/models/alice/m" > /dev/null; jb 'd["sha"]')
+kill "$PID" && wait "$PID" 2>/dev/null
+PID=
+check "alice/pushed has a staged head" 1 "$(hub refs alice/pushed | grep -c ' refs/held/main$')"
+check "hubnode refuse (store) drops it" "0 0" "$(hub refuse alice/pushed@main > /dev/null 2>&1; echo $?) $(hub refs alice/pushed | grep -c ' refs/held/')"
+check "hubnode refuse (store) again fails" 1 "$(hub refuse alice/pushed@main > /dev/null 2>&1; echo $?)"
+check "alice/m's main untouched" "$MAIN" "$(hub refs alice/m | sed -n 's| refs/heads/main$||p')"
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
