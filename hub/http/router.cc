@@ -86,6 +86,7 @@ Route ParseRoute(std::string_view target) {
   if (path == "metrics") return only(RouteKind::kMetrics);
   if (path == "api/whoami-v2") return only(RouteKind::kWhoami);
   if (path == "api/node") return only(RouteKind::kNode);
+  if (path == "api/tokens") return only(RouteKind::kTokens);
   if (s.empty()) return r;
 
   if (s[0] == "api") {
@@ -187,6 +188,7 @@ std::string_view RouteName(RouteKind kind) {
     case RouteKind::kListRepos: return "list_repos";
     case RouteKind::kWhoami: return "whoami";
     case RouteKind::kNode: return "node";
+    case RouteKind::kTokens: return "tokens";
     case RouteKind::kHealth: return "health";
     case RouteKind::kMetrics: return "metrics";
   }

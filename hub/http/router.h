@@ -26,6 +26,7 @@ enum class RouteKind {
   kListRepos,   // /api/models
   kWhoami,      // /api/whoami-v2
   kNode,        // /api/node (store figures and peers, for node-wide tokens)
+  kTokens,      // /api/tokens (the tokens the caller may see: itself, its namespace's, or all)
   kHealth,      // /health
   kMetrics,     // /metrics
 };

@@ -84,6 +84,9 @@ class Handlers {
   void ChunkMap(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
   // GET /api/node: the store's figures and the peers' counters, for node-wide tokens (operators).
   void Node(const std::optional<Principal>& who, httplib::Response& res);
+  // GET /api/tokens: the tokens the caller may see (a read token itself, a namespace's write token
+  // its namespace's, a node-wide write token all), never a secret or digest.
+  void Tokens(const std::optional<Principal>& who, httplib::Response& res);
   std::mutex node_mu_;
   std::optional<std::pair<json, std::chrono::steady_clock::time_point>> node_stats_;
   // GET /api/models/{repo}/card[/{rev}]: the README rendered to safe HTML (card_html.h).

@@ -1,4 +1,4 @@
-// The JSON API: repo info, tree, paths-info, refs, commits, repo listing, whoami.
+// The JSON API: repo info, tree, paths-info, refs, commits, repo listing, whoami, the node, tokens.
 #include <algorithm>
 #include <charconv>
 #include <map>
@@ -714,6 +714,23 @@ void Handlers::Node(const std::optional<Principal>& who, httplib::Response& res)
   SendJson(res, {{"store", stats}, {"peers", peers}, {"upstream", mirror_ != nullptr && !options_.offline}});
 }
 
+void Handlers::Tokens(const std::optional<Principal>& who, httplib::Response& res) {
+  if (!who) return SendError(res, 401, "Unauthorized", "a token is required (Authorization: Bearer hf_...)");
+  auto tokens = tokens_->List();
+  if (!tokens.ok()) return SendStatus(res, tokens.status());
+  json out = json::array();
+  for (const TokenInfo& t : *tokens) {
+    const bool current = t.name == who->token_name;  // names are unique
+    // A read token manages nothing: it sees itself. A write token sees the tokens of the
+    // namespace it writes to; a node-wide one, every token.
+    const bool visible = who->scope != Scope::kWrite ? current : who->ns.empty() || t.ns == who->ns;
+    if (!visible) continue;
+    out.push_back({{"name", t.name}, {"role", std::string(ScopeName(t.scope))}, {"namespace", t.ns},
+                   {"createdAt", IsoTime(t.created)}, {"current", current}});
+  }
+  SendJson(res, out);
+}
+
 void Handlers::Card(const Route& r, const std::optional<Principal>& who, httplib::Response& res) {
   // The card is metadata (as repo info's cardData): public and gated repos show it to everyone.
   auto repo = OpenRepo(r, who, res);
@@ -842,6 +859,7 @@ void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {
     case RouteKind::kListRepos: return ListRepos(*who, req, res);
     case RouteKind::kWhoami: return Whoami(*who, res);
     case RouteKind::kNode: return Node(*who, res);
+    case RouteKind::kTokens: return Tokens(*who, res);
     case RouteKind::kHealth: return SendJson(res, json{{"status", "ok"}});
     default: return SendError(res, 404, "NotFound", "no such route");
   }

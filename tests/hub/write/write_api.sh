@@ -4,7 +4,7 @@
 # an unauthenticated PUT to the signed href, NDJSON commit, validate-yaml), multipart uploads,
 # signed-URL security, interrupted uploads, parentCommit and create_pr, fine-tune dedup measured
 # against the bytes that changed, lineage, the derivative license rule, private repos, bad input,
-# and branches, tags, moves and deletes. Prints "N passed, M failed".
+# branches, tags, moves and deletes, and GET /api/tokens for each kind of caller. Prints "N passed, M failed".
 # Usage: write_api.sh HUBNODE
 set -uo pipefail
 HUBNODE=$(realpath "$1")
@@ -553,6 +553,18 @@ check "deleted: resolve RepoNotFound" RepoNotFound "$(call "$U/ns/moved/resolve/
 check "delete again: 404" 404 "$(call -X DELETE -H "$AW" -H "$JSON" -d '{"name":"moved","organization":"ns"}' "$U/api/repos/delete")"
 check "the name can be created again, fresh" "200 ['.gitattributes']" "$(call -H "$AW" -H "$JSON" -d '{"name":"moved","organization":"ns"}' "$U/api/repos/create") $(call -H "$AW" "$U/api/models/ns/moved/revision/main" > /dev/null; jb '[s["rfilename"] for s in d["siblings"]]')"
 
+# ---- GET /api/tokens: the tokens each caller may see, never a secret ---------------------------
+TNR=$(hub token create --name ns-reader --scope read --namespace ns)
+toks() { jb 'sorted((t["name"], t["role"], t["namespace"], t["current"]) for t in d)' | tr -d "'"; }
+check "tokens, anonymous: 401 Unauthorized" "401 Unauthorized" "$(call "$U/api/tokens") $(hdr X-Error-Code)"
+check "tokens, a node-wide read token: itself only" "200 [(reader, read, , True)]" "$(call -H "Authorization: Bearer $TR" "$U/api/tokens") $(toks)"
+check "tokens, a namespace's read token: itself only" "[(ns-reader, read, ns, True)]" "$(call -H "Authorization: Bearer $TNR" "$U/api/tokens" > /dev/null; toks)"
+check "tokens, a namespace's write token: its namespace's" "[(ns-reader, read, ns, False), (writer, write, ns, True)]" "$(call -H "$AW" "$U/api/tokens" > /dev/null; toks)"
+check "tokens, a node-wide write token: every token" "[(admin, write, , True), (nc, write, nc, False), (ns-reader, read, ns, False), (other, write, other, False), (reader, read, , False), (writer, write, ns, False)]" "$(call -H "$AA" "$U/api/tokens" > /dev/null; toks)"
+check "tokens: exactly name, role, namespace, createdAt (ISO 8601), current" True "$(jb 'all(sorted(t) == ["createdAt", "current", "name", "namespace", "role"] and __import__("re").fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", t["createdAt"]) is not None for t in d) and len(d) == 6')"
+SECRETS="$TW $TO $TN $TR $TADMIN $TNR $($PY -c "import json,sys; print(' '.join(t['sha256'] for t in json.load(open(sys.argv[1]))['tokens']))" "$WORK/data/tokens.json")"
+check "tokens: no secret, digest or hf_ text in the body (12 strings)" "12 0" "$(echo $SECRETS | wc -w) $(for x in $SECRETS hf_; do grep -c -- "$x" "$R.body"; done | paste -sd+ | bc)"
+check "tokens: POST is 405" 405 "$(call -X POST -H "$AA" "$U/api/tokens")"
 stop
 check "hubnode lineage (CLI) names the base" True "$(hub lineage ns/ft | grep -q '^  base: ns/base ' && echo True)"
 check "hubnode lineage --json: the derived, private ones too" "['ns/ft', 'ns/priv']" "$(hub lineage ns/base --json | $PY -c "import json,sys; print(sorted(x['id'] for x in json.load(sys.stdin)['derived']))")"
