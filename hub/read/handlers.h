@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 
 #include "hub/http/auth.h"
 #include "hub/http/http_util.h"
@@ -84,6 +85,17 @@ class Handlers {
   void ChunkMap(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
   // GET /api/node: the store's figures and the peers' counters, for node-wide tokens (operators).
   void Node(const std::optional<Principal>& who, httplib::Response& res);
+  // commit_stats.cc: adds "hubnode": {changedFiles, changedBytes, newBytes, comparedWith} to the
+  // entries of the first 20 of `commits` (entries[i] is commits[i]'s): the files added or changed
+  // against the first parent, and the raw bytes of their distinct chunks that the comparison set
+  // (the parent's files; for a root commit, the files of the bases its card names that `who`
+  // may see; else nothing) lacks. A commit over 200,000 chunks, or unreadable, gets none.
+  void AddCommitStats(const store::RepoId& repo, std::span<const store::CommitInfo> commits,
+                      const std::optional<Principal>& who, json& entries);
+  // The default-branch heads of the base models named by the card at `commit` that `who` may
+  // see (private ones it may not read are left out, as by the lineage route).
+  std::vector<GitOid> VisibleBases(const store::RepoId& repo, const GitOid& commit,
+                                   const std::optional<Principal>& who);
   // GET /api/tokens: the tokens the caller may see (a read token itself, a namespace's write token
   // its namespace's, a node-wide write token all), never a secret or digest.
   void Tokens(const std::optional<Principal>& who, httplib::Response& res);

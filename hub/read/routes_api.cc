@@ -477,6 +477,9 @@ void Handlers::Commits(const Route& r, const std::optional<Principal>& who, cons
     out.push_back({{"id", c.id.hex()}, {"title", c.Title()}, {"message", c.message},
                    {"authors", json::array({json{{"user", c.author.name}}})}, {"date", IsoTime(c.committer.time)}});
   }
+  if (QueryFlag(req, "stats", false) && cursor < log->size()) {
+    AddCommitStats(repo->id, std::span<const store::CommitInfo>(*log).subspan(cursor), who, out);
+  }
   if (log->size() > cursor + limit) SetNextLink(req, BaseUrl(req, options_.public_url), cursor + limit, res);
   SendJson(res, out);
 }

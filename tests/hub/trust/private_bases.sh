@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A base model the caller may not read is absent for that caller (issue 13, item 4): the trust
 # report of a public fine-tune, the refusal of a commit and the lineage never reveal that a private
-# base exists or quote its license, while a reader of the base sees the derivative rule. Against a
-# real `hubnode serve` on 127.0.0.1. Prints "N passed, M failed".
+# base exists or quote its license, while a reader of the base sees the derivative rule. The
+# commits route's per-commit new bytes (stats=1): against the parent, against a base named by a
+# root commit's card, and never telling that a private base exists. Against a real `hubnode
+# serve` on 127.0.0.1. Prints "N passed, M failed".
 set -uo pipefail
 HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
@@ -23,6 +25,17 @@ printf -- '---\nlicense: apache-2.0\nbase_model: acme/base\n---\n# a fine-tune\n
 printf -- '---\nlicense: apache-2.0\nbase_model: acme/ghost\n---\n# a fine-tune\n' > "$WORK/ghost/README.md"
 cp /usr/share/common-licenses/Apache-2.0 "$WORK/ft/LICENSE"
 cp /usr/share/common-licenses/Apache-2.0 "$WORK/ghost/LICENSE"
+# For the commits route's new bytes: pub/base (public) and its fine-tune pub/ft (10% of the
+# tensors changed), each one imported commit; acme/ft, a public fine-tune of the private
+# acme/base, and acme/ftx, the same files naming a base that does not exist (a name as long).
+hub testmodel --family olmoe --size tiny --seed 8 --out "$WORK/pbase" > /dev/null
+hub testmodel --finetune-of "$WORK/pbase" --base-model pub/base --change fraction:0.1 --out "$WORK/pft" > /dev/null
+hub testmodel --finetune-of "$WORK/base" --base-model acme/base --change fraction:0.1 --out "$WORK/aft" > /dev/null
+cp -r "$WORK/aft" "$WORK/aftx" && sed -i 's|^base_model: acme/base$|base_model: acme/bxse|' "$WORK/aftx/README.md"
+hub import "$WORK/pbase" --repo pub/base > /dev/null
+hub import "$WORK/pft" --repo pub/ft > /dev/null
+hub import "$WORK/aft" --repo acme/ft > /dev/null
+hub import "$WORK/aftx" --repo acme/ftx > /dev/null
 ACME=$(hub token create --name acme --scope read --namespace acme)
 OTHERW=$(hub token create --name other-writer --scope write --namespace other)
 ADMIN=$(hub token create --name admin --scope write)
@@ -50,6 +63,49 @@ mkdir -p "$WORK/ft2" && cp "$WORK/ft/README.md" "$WORK/ft/LICENSE" "$WORK/ft2/"
 "$HUBNODE" -q push "$WORK/ft2" other/ft2 --to "$U" --token "$ADMIN" > "$WORK/push_ft2" 2>&1
 check "a writer who can read the base: refused" 1 "$?"
 check "the refusal names the derivative rule" True "$(grep -q 'derivative rule' "$WORK/push_ft2" && echo True)"
+
+# ---- commits?stats=1: what each commit added -----------------------------------------------
+# hn REPO [CURL-ARGS...]: each commit's "hubnode" figure on the first page of stats=1 as
+# "files bytes new comparedWith", one line per commit ("-" when it has none).
+hn() {
+  curl -s "${@:2}" "$U/api/models/$1/commits/main?stats=1" | jq_ '"\n".join(
+    " ".join(str(h[k]) for k in ("changedFiles", "changedBytes", "newBytes", "comparedWith")) if h else "-"
+    for h in (c.get("hubnode") for c in d))'
+}
+commit() {  # commit REPO PATH FILE: one inline file, as the admin; prints the status
+  printf '{"key":"header","value":{"summary":"add %s"}}\n{"key":"file","value":{"path":"%s","content":"%s","encoding":"base64"}}\n' \
+    "$2" "$2" "$(base64 -w0 "$3")" > "$WORK/c.ndjson"
+  curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN" -H "Content-Type: application/x-ndjson" \
+    --data-binary @"$WORK/c.ndjson" "$U/api/models/$1/commit/main"
+}
+BASEBYTES=$(cat "$WORK/pbase"/* | wc -c)
+BASEFILES=$(ls "$WORK/pbase" | wc -l)
+printf 'hello stats' > "$WORK/notes.txt"
+check "pub/base: commit one small file" 200 "$(commit pub/base notes.txt "$WORK/notes.txt")"
+check "its figure: 1 file of 11 bytes, all new, against the parent" "1 11 11 parent" "$(hn pub/base | sed -n 1p)"
+check "the import's: every file, against nothing" "$BASEFILES $BASEBYTES nothing" "$(hn pub/base | sed -n 2p | awk '{print $1, $2, $4}')"
+check "the import's new bytes: over half its bytes, at most all (a chunk counts once)" True \
+  "$(hn pub/base | sed -n 2p | awk '{print ($3 > $2 / 2 && $3 <= $2) ? "True" : "False"}')"
+check "the new bytes of the small commit are far under the repo's" True "$(hn pub/base | awk 'NR == 1 {n = $3} NR == 2 {t = $2} END {print (n * 1000 < t) ? "True" : "False"}')"
+check "a commit of content the parent holds (config.json copied): nothing new" "1 $(wc -c < "$WORK/pbase/config.json") 0 parent" \
+  "$(commit pub/base copy.json "$WORK/pbase/config.json" > /dev/null; hn pub/base | sed -n 1p)"
+check "without stats=1: no hubnode field" False "$(curl -s "$U/api/models/pub/base/commits/main" | jq_ 'any("hubnode" in c for c in d)')"
+PFT=$(hn pub/ft)
+check "pub/ft (a root commit naming pub/base): every file changed, against the base" "$(ls "$WORK/pft" | wc -l) $(cat "$WORK/pft"/* | wc -c) base" \
+  "$(echo "$PFT" | awk '{print $1, $2, $4}')"
+check "pub/ft: some new bytes, under a quarter of its bytes" True "$(echo "$PFT" | awk '{print ($3 > 0 && $3 * 4 < $2) ? "True" : "False"}')"
+# A private base counts only for callers who may read it: for the others the figure is exactly
+# that of the same fine-tune naming a base that does not exist.
+AFTX=$(hn acme/ftx)
+check "acme/ftx (its base does not exist): against nothing" nothing "$(echo "$AFTX" | awk '{print $4}')"
+check "anonymous: acme/ft as if its private base did not exist" "$AFTX" "$(hn acme/ft)"
+check "another namespace's token: the same" "$AFTX" "$(hn acme/ft -H "Authorization: Bearer $OTHERW")"
+check "the base's reader: against the base, under a quarter new" True \
+  "$(hn acme/ft -H "Authorization: Bearer $ACME" | awk '{print ($4 == "base" && $3 > 0 && $3 * 4 < $2) ? "True" : "False"}')"
+# Only the first 20 commits of a page are measured.
+for i in $(seq 20); do printf '%s' "$i" > "$WORK/n.txt"; commit pub/base "n$i.txt" "$WORK/n.txt" > /dev/null; done
+check "23 commits: the first 20 measured" "23 20" "$(hn pub/base | awk '{n++} $1 != "-" {m++} END {print n, m}')"
+check "...of each page (cursor=20&limit=3: all 3)" 3 "$(curl -s "$U/api/models/pub/base/commits/main?stats=1&cursor=20&limit=3" | jq_ 'sum("hubnode" in c for c in d)')"
 
 kill "$PID"; wait "$PID" 2>/dev/null; PID=
 echo "$pass passed, $fail failed"
