@@ -1,5 +1,6 @@
 #include "hub/serve/openai_api.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -294,6 +295,9 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
     channel->cv.notify_one();
     return true;
   };
+  // The engine's expert counters as this request enters: streamed chunks report what was loaded
+  // since (engine-wide: concurrent requests on the same model count too).
+  const runtime::EngineStats at_submit = engine.stats();
   if (Status s = engine.Submit(std::move(gen)); !s.ok()) {
     return SendOpenAiStatus(res, s);
   }
@@ -342,9 +346,17 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
         const std::string line = "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
         return sink.write(line.data(), line.size());
       };
+      // A non-standard field (OpenAI clients ignore unknown ones): the experts the engine loaded
+      // from the store, and the seconds that took, since this request was submitted.
+      auto expert_loads = [&] {
+        const runtime::EngineStats now = engine_ref->stats();
+        const uint64_t loads = now.expert_misses >= at_submit.expert_misses ? now.expert_misses - at_submit.expert_misses : 0;
+        const double seconds = std::max(0.0, now.expert_load_seconds - at_submit.expert_load_seconds);
+        return json{{"expertLoads", loads}, {"expertLoadSeconds", seconds}};
+      };
       auto chunk = [&](json choice) {
         return json{{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-                    {"model", model_name}, {"choices", json::array({std::move(choice)})}};
+                    {"model", model_name}, {"choices", json::array({std::move(choice)})}, {"hubnode", expert_loads()}};
       };
       auto cancel = [&] {
         std::lock_guard lock(channel->mu);
@@ -397,7 +409,8 @@ void OpenAiApi::Generate(const httplib::Request& req, httplib::Response& res, co
         if (ev->finish != FinishReason::kNone) {
           if (p.include_usage) {
             send(json{{"id", id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
-                      {"model", model_name}, {"choices", json::array()}, {"usage", usage(*ev)}});
+                      {"model", model_name}, {"choices", json::array()}, {"usage", usage(*ev)},
+                      {"hubnode", expert_loads()}});
           }
           const std::string done = "data: [DONE]\n\n";
           sink.write(done.data(), done.size());

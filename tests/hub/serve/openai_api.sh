@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The OpenAI-compatible API end to end with curl against a real `hubnode serve` on 127.0.0.1:
-# /v1/models, chat and text completions streamed and not, token-id prompts, logprobs, stop
+# /v1/models, chat and text completions streamed and not (streamed chunks with the expert loads
+# since the request), token-id prompts, logprobs, stop
 # strings, seeds, concurrent requests, cancellation when the client leaves, the policy gate and
 # private repos, and clear 4xx errors. Prints "N passed, M failed".
 set -uo pipefail
@@ -62,6 +63,18 @@ print(text)')
 check "stream text = non-stream text" "$(jq_ 'd["choices"][0]["message"]["content"]' < "$WORK/chat1")" "$STREAMED"
 check "stream chunk object" chat.completion.chunk "$(grep '^data: {' "$WORK/stream" | head -1 | sed 's/^data: //' | jq_ 'd["object"]')"
 check "stream usage chunk" True "$(grep '^data: {' "$WORK/stream" | tail -1 | sed 's/^data: //' | jq_ 'd["choices"] == [] and d["usage"]["completion_tokens"] >= 1')"
+# Streamed chunks carry the experts loaded since the request was submitted (a hubnode field);
+# the non-streamed answer does not.
+# loads FILE: "True" when every data chunk of FILE has hubnode.expertLoads, a non-negative integer,
+# and expertLoadSeconds, a non-negative number; then the expertLoads of each chunk.
+loads() { grep '^data: {' "$1" | sed 's/^data: //' | /usr/bin/python3 -c '
+import json, sys
+hs = [json.loads(line).get("hubnode") for line in sys.stdin]
+ok = bool(hs) and all(isinstance(h, dict) and type(h.get("expertLoads")) is int and h["expertLoads"] >= 0
+                      and type(h.get("expertLoadSeconds")) in (int, float) and h["expertLoadSeconds"] >= 0 for h in hs)
+print(ok, *[h["expertLoads"] for h in hs] if ok else [])'; }
+check "every streamed chat chunk: hubnode.expertLoads a non-negative integer" True "$(loads "$WORK/stream" | cut -d' ' -f1)"
+check "the non-streamed answer has no hubnode field" False "$(jq_ '"hubnode" in d' < "$WORK/chat1")"
 
 # Completions with a token-id prompt, ignore_eos and max_tokens: exactly max_tokens tokens.
 check "completions status" 200 "$(post "$U/v1/completions" -d '{"model":"org/moe","prompt":[5,6,7,8],"max_tokens":9,"ignore_eos":true,"temperature":0.8,"seed":11}')"
@@ -116,6 +129,7 @@ for line in sys.stdin:
         ok = ok and lp["text_offset"][0] == len(text)
     text += c["text"]
 print(ok and n == 10)')"
+check "every streamed completions chunk: hubnode.expertLoads too" True "$(loads "$WORK/lpstream" | cut -d' ' -f1)"
 # echo with logprobs: the prompt first, its tokens and log-probs (the first null), then the completion.
 post "$U/v1/completions" -d '{"model":"org/moe","prompt":"The weights of","max_tokens":3,"logprobs":2,"echo":true,"ignore_eos":true,"temperature":0}' > /dev/null
 check "echo + logprobs: prompt and completion tokens, the first log-prob null" True "$(jq_ '
@@ -169,6 +183,14 @@ check "generation stopped early" True "$(/usr/bin/python3 -c "print(0 < ${AFTER:
 check "unknown model" 404 "$(post "$U/v1/chat/completions" -d '{"model":"org/nope","messages":[{"role":"user","content":"x"}]}')"
 check "unknown model code" model_not_found "$(jq_ 'd["error"]["code"]' < "$WORK/body")"
 check "private model without token" 404 "$(post "$U/v1/completions" -d '{"model":"org/secret","prompt":"x"}')"
+# The first request on a model loads its experts: its streamed chunks count them, never going
+# down, and the last says as many as the engine's misses (it is the only request there).
+curl -sN -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" "$U/v1/completions" \
+  -d '{"model":"org/secret","prompt":"Cold experts","max_tokens":6,"ignore_eos":true,"temperature":0,"stream":true}' > "$WORK/cold"
+COLD=$(loads "$WORK/cold")
+MISSES=$(curl -s -H "Authorization: Bearer $TOKEN" "$U/metrics" | sed -n 's/^hubnode_runtime_expert_misses_total{model="org\/secret"} \([0-9]*\).*/\1/p')
+check "a cold model's stream: loads counted, never going down, the last = the engine's misses (> 0)" "True $MISSES True" \
+  "$(echo "$COLD" | /usr/bin/python3 -c 'import sys; v = sys.stdin.read().split(); n = [int(x) for x in v[1:]]; print(v[0], n[-1], n == sorted(n) and n[-1] > 0)')"
 check "private model with token" 200 "$(post -H "Authorization: Bearer $TOKEN" "$U/v1/completions" -d '{"model":"org/secret","prompt":"x","max_tokens":2}')"
 # Metrics name a loaded private model only to a scraper whose token may read it (issue 13, item 3).
 check "anonymous metrics do not name a private model" 0 "$(curl -s "$U/metrics" | grep -c 'org/secret')"
