@@ -1,96 +1,23 @@
-// hubnode's web UI: one page, hand-written ES module, no framework. Every figure comes from the
-// node's public HTTP API (docs/http-api.md), called with the signed-in token (kept in this tab's
-// session storage) as Bearer — the same rules as any client. DOM is built with textContent;
-// the only HTML taken from the server is the model card, which the node renders safely
-// (hub/read/card_html.h) and the page's Content-Security-Policy fences again.
+// hubnode's web UI: hand-written ES modules, no framework. Every figure comes from the node's
+// public HTTP API (docs/http-api.md), called with the signed-in token (kept in this tab's session
+// storage) as Bearer — the same rules as any client. DOM is built with textContent; the only HTML
+// taken from the server is the model card, which the node renders safely (hub/read/card_html.h)
+// and the page's Content-Security-Policy fences again. This module: sign-in, routing, the models
+// list, a model's page and the node page; discussions.js and playground.js the rest.
 
-const TOKEN_KEY = "hubnode.token";
-const main = document.getElementById("main");
-
-// ---- helpers -------------------------------------------------------------------------------------
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") e.className = v;
-    else if (k === "text") e.textContent = v;
-    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
-
-async function api(path, { raw = false, method = "GET", body } = {}) {
-  const headers = {};
-  if (token()) headers["Authorization"] = "Bearer " + token();
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { headers, method, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (raw) return res;
-  let json = null;
-  try { json = await res.json(); } catch { json = null; }
-  if (!res.ok) {
-    const msg = res.headers.get("X-Error-Message") || (json && json.error) || res.statusText;
-    const err = new Error(msg);
-    err.status = res.status;
-    throw err;
-  }
-  return { body: json, headers: res.headers };
-}
-
-function bytes(n) {
-  if (n === undefined || n === null) return "";
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  let v = Number(n);
-  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
-  return (i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)) + " " + units[i];
-}
-
-function badge(text, kind, title) {
-  return el("span", { class: "badge b-" + (kind || "unknown"), title: title || undefined, text });
-}
-
-function licenseBadge(license, cls) {
-  return badge((license || "no license") + (cls ? " · " + cls : ""), cls || "unknown", "License and its class under this node's policy");
-}
-
-function signatureBadge(status) {
-  return badge("signature: " + (status || "unknown"), status || "unknown", "Model signature (OpenSSF model signing)");
-}
-
-function verdictBadge(v) {
-  return badge("policy: " + (v || "unknown"), v || "unknown", "This node's policy verdict");
-}
-
-function link(href, text, attrs = {}) {
-  return el("a", { href, "data-link": true, ...attrs }, text);
-}
-
-function repoPath(id) { return "/" + id.split("/").map(encodeURIComponent).join("/"); }
-
-function show(...nodes) {
-  main.replaceChildren(...nodes);
-}
-
-function failure(e) {
-  const msg = e.status === 401 || e.status === 404
-    ? "Not found (or not visible to you: sign in with a token that may read it)."
-    : e.message;
-  return el("p", { class: "error", role: "alert", text: msg });
-}
+import {
+  TOKEN_KEY, alertBox, api, badge, bytes, el, failure, licenseBadge, link, main, navigate, repoPath,
+  setRouter, setSession, show, signatureBadge, token, verdictBadge, when,
+} from "./ui.js";
+import { discussionPage, discussionsPage } from "./discussions.js";
+import { playgroundPage } from "./playground.js";
 
 // ---- sign-in -------------------------------------------------------------------------------------
 
 async function refreshWho() {
   const who = document.getElementById("who");
   const form = document.getElementById("signin");
+  setSession(null);
   if (!token()) {
     who.hidden = true;
     form.hidden = false;
@@ -99,6 +26,13 @@ async function refreshWho() {
   }
   try {
     const { body } = await api("/api/whoami-v2");
+    const t = (body.auth && body.auth.accessToken) || {};
+    let ns = null;
+    try {
+      const mine = (await api("/api/tokens")).body.find((x) => x.current);
+      if (mine) ns = mine.namespace;
+    } catch { /* an older node: the controls are shown and the node decides */ }
+    setSession({ name: body.name, role: t.role, namespace: ns === null ? body.name : ns });
     document.getElementById("who-name").textContent = "Signed in as " + (body.name || "token");
     who.hidden = false;
     form.hidden = true;
@@ -109,10 +43,6 @@ async function refreshWho() {
     form.hidden = false;
     alertBox("That token was not accepted.");
   }
-}
-
-function alertBox(text) {
-  main.prepend(el("p", { class: "error", role: "alert", text }));
 }
 
 document.getElementById("signin").addEventListener("submit", async (ev) => {
@@ -220,7 +150,12 @@ function snippets(id, base) {
     ["@huggingface/hub (JavaScript)", `import { downloadFile } from "@huggingface/hub";\nconst blob = await downloadFile({ repo: "${id}", path: "config.json", hubUrl: "${url}" });`],
     ["git + git-lfs", `git clone ${url}/${id}`],
     ["OpenAI client", `curl ${url}/v1/chat/completions -H 'Content-Type: application/json' \\\n  -d '{"model": "${id}", "messages": [{"role": "user", "content": "Hello"}]}'`],
-    ["Publish a fine-tune", `# create your repo, then push over its initial commit with a write token:\ngit push --force http://me:$TOKEN@${location.host}/me/my-finetune HEAD:main`],
+    ["Publish a fine-tune of it", `# a folder with your weights and a README.md whose front matter says base_model: ${id}
+# (the lineage links it to this model; only the tensors you changed are stored again)
+export HF_ENDPOINT=${url} HF_TOKEN=hf_...   # a write token of your namespace
+python3 -c 'from huggingface_hub import HfApi; api = HfApi()
+api.create_repo("me/my-finetune", exist_ok=True)
+print(api.upload_folder(repo_id="me/my-finetune", folder_path="./my-finetune"))'`],
   ].map(([title, code]) => el("div", {}, el("h3", { text: title }),
     el("pre", { tabindex: 0, "aria-label": title + " snippet" }, el("code", { text: code }))));
 }
@@ -274,6 +209,44 @@ function lineageView(lin) {
     el("h3", { text: "Derived on this node" }), (lin.derived && lin.derived.length) ? el("ul", { id: "lineage-derived" }, lin.derived.map(derived)) : el("p", { text: "None." }));
 }
 
+// The tensor index of a safetensors file, read as huggingface_hub's get_safetensors_metadata does:
+// two range requests on the file's resolve URL (8-byte header length, then the JSON header).
+async function tensorIndex(href) {
+  const headers = token() ? { Authorization: "Bearer " + token() } : {};
+  const head = await fetch(href, { headers: { ...headers, Range: "bytes=0-7" } });
+  if (head.status !== 206) throw new Error(`range request answered ${head.status}`);
+  const n = Number(new DataView(await head.arrayBuffer()).getBigUint64(0, true));
+  if (n < 2 || n > 100_000_000) throw new Error("not a safetensors header (" + n + " bytes)");
+  const res = await fetch(href, { headers: { ...headers, Range: `bytes=8-${8 + n - 1}` } });
+  if (res.status !== 206) throw new Error(`range request answered ${res.status}`);
+  return JSON.parse(new TextDecoder().decode(await res.arrayBuffer()));
+}
+
+function tensorButton(href, path) {
+  const b = el("button", { type: "button", class: "secondary small", "aria-label": "Tensors of " + path }, "tensors");
+  b.addEventListener("click", async () => {
+    const box = document.getElementById("tensors");
+    box.replaceChildren(el("p", { text: "Reading the header of " + path + "…" }));
+    let header;
+    try { header = await tensorIndex(href); } catch (e) { return box.replaceChildren(failure(e)); }
+    const names = Object.keys(header).filter((k) => k !== "__metadata__");
+    const table = el("table", { id: "tensor-table" },
+      el("caption", { class: "count", text: `${names.length} tensors in ${path}` + (names.length > 1000 ? " (first 1,000 shown)" : "") }),
+      el("thead", {}, el("tr", {}, ["Tensor", "Type", "Shape", "Bytes"].map((h, i) => el("th", { scope: "col", class: i === 3 ? "num" : null, text: h })))));
+    const body = el("tbody");
+    for (const name of names.slice(0, 1000)) {
+      const t = header[name] || {};
+      const [a, z] = t.data_offsets || [0, 0];
+      body.append(el("tr", {}, el("td", {}, el("code", { text: name })), el("td", { text: t.dtype || "" }),
+        el("td", { text: "[" + (t.shape || []).join(", ") + "]" }), el("td", { class: "num", text: bytes(z - a) })));
+    }
+    table.append(body);
+    box.replaceChildren(el("h3", { text: "Tensor index: " + path }), table);
+    box.scrollIntoView({ block: "nearest" });
+  });
+  return b;
+}
+
 async function modelPage(id, params) {
   const rev = params.get("rev") || "main";
   const encRev = encodeURIComponent(rev);
@@ -290,7 +263,7 @@ async function modelPage(id, params) {
   const [card, refs, commits, tree, trust, lineage] = await Promise.all([
     safe(`/api/models/${id}/card/${sha}`),
     safe(`/api/models/${id}/refs?include_prs=1`),
-    safe(`/api/models/${id}/commits/${encRev}?limit=20`),
+    safe(`/api/models/${id}/commits/${encRev}?limit=20&stats=1`),
     safe(`/api/models/${id}/tree/${sha}?recursive=true`),
     safe(`/api/models/${id}/trust/${sha}`),
     safe(`/api/models/${id}/lineage`),
@@ -348,14 +321,20 @@ async function modelPage(id, params) {
       el("td", {}, el("code", { text: f.path })),
       el("td", { class: "num", text: bytes(f.lfs ? f.lfs.size : f.size) }),
       el("td", {}, f.lfs ? badge("LFS", "lfs", "Stored as Git LFS; sha256 " + f.lfs.oid) : "git", f.lfs ? el("code", { class: "oid", text: " " + f.lfs.oid.slice(0, 12) }) : null),
-      el("td", {}, el("a", { href, download: f.path.split("/").pop(), "aria-label": "Download " + f.path }, "download"))));
+      el("td", {}, el("a", { href, download: f.path.split("/").pop(), "aria-label": "Download " + f.path }, "download"),
+        f.path.endsWith(".safetensors") ? tensorButton(href, f.path) : null)));
   }
   files.append(tbody);
+  const tensorBox = el("div", { id: "tensors" });
 
   const history = el("ol", { id: "history" });
   for (const c of commits || []) {
+    const st = c.hubnode;
+    const vs = st ? { parent: "vs its parent", base: "vs the base model", nothing: "nothing held before" }[st.comparedWith] || "" : "";
     history.append(el("li", {}, el("code", { text: c.id.slice(0, 12) }), " ", c.title, " ",
-      el("span", { class: "meta", text: (c.date || "").slice(0, 19).replace("T", " ") + (c.authors && c.authors[0] ? " · " + c.authors[0].user : "") })));
+      el("span", { class: "meta", text: when(c.date) + (c.authors && c.authors[0] ? " · " + c.authors[0].user : "") }),
+      st ? el("span", { class: "meta newbytes", title: "Bytes this commit added to the store, against the bytes of the files it added or changed",
+        text: ` · ${st.changedFiles} file${st.changedFiles === 1 ? "" : "s"} changed, ${bytes(st.changedBytes)}; new: ${bytes(st.newBytes)} (${vs})` }) : null));
   }
 
   const cardBox = el("div", { class: "card", id: "card" });
@@ -363,13 +342,15 @@ async function modelPage(id, params) {
   else cardBox.textContent = "This model has no card.";
 
   show(heading, badges,
-    el("div", { class: "refs" }, el("label", { for: "ref", text: "Revision" }), refSel),
+    el("div", { class: "refs" }, el("label", { for: "ref", text: "Revision" }), refSel,
+      link(repoPath(id) + "/discussions", "Discussions and pull requests"),
+      info.config ? link("/-/playground?model=" + encodeURIComponent(id), "Chat with this model") : null),
     el("h2", { text: "Model card" }), cardBox,
     el("h2", { text: "Facts" }), facts,
     el("h2", { text: "Trust" }), trustBox,
     el("h2", { text: "Lineage" }), lineageView(lineage),
     el("h2", { text: "Experts" }), expertMap(info.locality),
-    el("h2", { text: "Files" }), files,
+    el("h2", { text: "Files" }), files, tensorBox,
     el("h2", { text: "History" }), history,
     el("h2", { text: "Use this model" }), ...snippets(id));
 }
@@ -392,12 +373,26 @@ async function nodePage() {
       el("dt", { text: "Namespace" }), el("dd", { text: who.name || "" }));
     parts.push(el("h2", { text: "Your token" }), facts);
   } catch (e) { parts.push(failure(e)); }
+  try {
+    const list = (await api("/api/tokens")).body;
+    const table = el("table", { id: "tokens" },
+      el("caption", { class: "count", text: "Tokens you can see (secrets are shown once, at creation, and never kept)" }),
+      el("thead", {}, el("tr", {}, ["Name", "Scope", "Namespace", "Created"].map((h) => el("th", { scope: "col", text: h })))));
+    const tb = el("tbody");
+    for (const t of list) {
+      tb.append(el("tr", { class: t.current ? "current" : null }, el("td", {}, t.name, t.current ? badge("this one", "unknown") : null),
+        el("td", { text: t.role }), el("td", { text: t.namespace || "every namespace" }), el("td", { text: when(t.createdAt) })));
+    }
+    table.append(tb);
+    parts.push(el("h2", { text: "Tokens" }), table,
+      el("p", { class: "meta", text: "Create or revoke tokens on the node's host: hubnode token create --name NAME --scope read|write [--namespace NS]; hubnode token revoke NAME." }));
+  } catch (e) { parts.push(el("h2", { text: "Tokens" }), failure(e)); }
 
   // The review queue: repos with a commit staged for review (their writers see them).
   const queue = el("table", { id: "held" },
     el("caption", { class: "count", text: "Commits held for review by this node's policy" }),
     el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Repo" }), el("th", { scope: "col", text: "Branch" }),
-      el("th", { scope: "col", text: "Staged commit" }), el("th", { scope: "col", text: "Release" }))));
+      el("th", { scope: "col", text: "Staged commit" }), el("th", { scope: "col", text: "Decision" }))));
   const qbody = el("tbody");
   queue.append(qbody);
   try {
@@ -405,19 +400,23 @@ async function nodePage() {
     for (const m of held) {
       const refs = (await api(`/api/models/${m.id}/refs`)).body;
       for (const b of (refs.branches || []).filter((x) => x.held)) {
-        const btn = el("button", { type: "button", "aria-label": `Approve ${m.id}@${b.name}` }, "Approve");
-        btn.addEventListener("click", async () => {
-          btn.disabled = true;
-          try {
-            await api(`/api/models/${m.id}/approve/${encodeURIComponent(b.name)}`, { method: "POST", body: {} });
-            nodePage();
-          } catch (e) {
-            btn.disabled = false;
-            btn.after(el("span", { class: "error", role: "alert", text: " " + e.message }));
-          }
-        });
+        const act = (verb, label) => {
+          const btn = el("button", { type: "button", class: verb === "refuse" ? "secondary" : null,
+            "aria-label": `${label} ${m.id}@${b.name}` }, label);
+          btn.addEventListener("click", async () => {
+            btn.disabled = true;
+            try {
+              await api(`/api/models/${m.id}/${verb}/${encodeURIComponent(b.name)}`, { method: "POST", body: {} });
+              nodePage();
+            } catch (e) {
+              btn.disabled = false;
+              btn.after(el("span", { class: "error", role: "alert", text: " " + e.message }));
+            }
+          });
+          return btn;
+        };
         qbody.append(el("tr", {}, el("td", {}, link(repoPath(m.id), m.id)), el("td", { text: b.name }),
-          el("td", {}, el("code", { text: b.targetCommit.slice(0, 12) })), el("td", {}, btn)));
+          el("td", {}, el("code", { text: b.targetCommit.slice(0, 12) })), el("td", { class: "actions" }, act("approve", "Approve"), act("refuse", "Refuse"))));
       }
     }
   } catch (e) { parts.push(failure(e)); }
@@ -454,14 +453,10 @@ async function nodePage() {
 
 // ---- routing -------------------------------------------------------------------------------------
 
-function navigate(href) {
-  history.pushState(null, "", href);
-  route();
-}
-
 async function route() {
   const url = new URL(location.href);
   const path = decodeURIComponent(url.pathname);
+  let m;
   try {
     if (path === "/" || path === "/-/models") {
       document.title = "Models · hubnode";
@@ -469,6 +464,15 @@ async function route() {
     } else if (path === "/-/node") {
       document.title = "Node · hubnode";
       await nodePage();
+    } else if (path === "/-/playground") {
+      document.title = "Playground · hubnode";
+      await playgroundPage(url.searchParams);
+    } else if ((m = path.match(/^\/([^/]+(?:\/[^/]+)?)\/discussions\/(\d+)\/?$/))) {
+      document.title = `${m[1]} #${m[2]} · hubnode`;
+      await discussionPage(m[1], Number(m[2]));
+    } else if ((m = path.match(/^\/([^/]+(?:\/[^/]+)?)\/discussions\/?$/))) {
+      document.title = m[1] + " discussions · hubnode";
+      await discussionsPage(m[1], url.searchParams);
     } else if (!path.startsWith("/-/")) {
       const id = path.replace(/^\/+|\/+$/g, "");
       document.title = id + " · hubnode";
@@ -481,6 +485,7 @@ async function route() {
   }
   main.focus({ preventScroll: true });
 }
+setRouter(route);
 
 document.addEventListener("click", (ev) => {
   const a = ev.target.closest("a[data-link]");

@@ -1,7 +1,7 @@
 // What each commit added, for the commits route with stats=1 (docs/http-api.md "JSON API"): the
 // files it added or changed against its first parent, and the raw bytes of their chunks that the
-// comparison set (the parent's files, or for a root commit the files of the base models its card
-// names) does not hold — what the commit cost the store, as a fine-tune's dedup against its base
+// comparison set (the parent's files and the files of the base models its card names) does not
+// hold — what the commit cost the store, as a fine-tune's dedup against its base
 // shows it.
 #include <set>
 #include <unordered_set>
@@ -87,27 +87,27 @@ void Handlers::AddCommitStats(const store::RepoId& repo, std::span<const store::
     const store::CommitInfo& c = commits[i];
     auto files = store_->ListFiles(c.id);
     if (!files.ok()) continue;
-    // The comparison set: the first parent's files; for a root commit, its bases' files.
+    // The comparison set: the first parent's files and the files of the bases its card names
+    // (a fine-tune uploaded onto a repo's first commit is measured against its base too).
     std::vector<store::FileEntry> compare;
     std::string compared_with = "nothing";
+    size_t parent_files = 0;
     if (!c.parents.empty()) {
       auto parent = store_->ListFiles(c.parents[0]);
       if (!parent.ok()) continue;
       compare = std::move(*parent);
+      parent_files = compare.size();
       compared_with = "parent";
-    } else {
-      for (const GitOid& base : VisibleBases(repo, c.id, who)) {
-        auto base_files = store_->ListFiles(base);
-        if (!base_files.ok()) continue;
-        compare.insert(compare.end(), base_files->begin(), base_files->end());
-        compared_with = "base";
-      }
+    }
+    for (const GitOid& base : VisibleBases(repo, c.id, who)) {
+      auto base_files = store_->ListFiles(base);
+      if (!base_files.ok()) continue;
+      compare.insert(compare.end(), base_files->begin(), base_files->end());
+      compared_with = c.parents.empty() ? "base" : "parent+base";
     }
     // Changed: added, or at a path whose content differs from the parent's.
     std::map<std::string_view, Sha256Digest> before;
-    if (compared_with == "parent") {
-      for (const auto& f : compare) before.emplace(f.path, f.sha256);
-    }
+    for (size_t k = 0; k < parent_files; ++k) before.emplace(compare[k].path, compare[k].sha256);
     size_t budget = kMaxStatChunks;
     bool over = false;
     std::unordered_set<ChunkId, ChunkIdHash> held;

@@ -1,6 +1,7 @@
 #include "hub/web/web_service.h"
 
 #include <string_view>
+#include <vector>
 
 #include "base/hash.h"
 #include "hub/web/assets.h"
@@ -35,11 +36,23 @@ bool WebService::Handles(const httplib::Request& req) const {
   if (path == "/" || path.starts_with("/static/") || path.starts_with("/-/")) return true;
   // A repo's page: /{name} or /{ns}/{name}, for a browser (the API answers JSON there otherwise).
   if (req.get_header_value("Accept").find("text/html") == std::string::npos) return false;
+  // Also its discussions: /{repo}/discussions and /{repo}/discussions/{num}, as on the Hub.
   std::string_view rest = path.substr(1);
   if (rest.empty() || rest.back() == '/') return false;
-  size_t slash = rest.find('/');
-  if (ApiSegment(rest.substr(0, slash))) return false;
-  return slash == std::string_view::npos || rest.find('/', slash + 1) == std::string_view::npos;
+  std::vector<std::string_view> segs;
+  for (size_t at = 0; segs.size() <= 4;) {
+    size_t slash = rest.find('/', at);
+    segs.push_back(rest.substr(at, slash == std::string_view::npos ? std::string_view::npos : slash - at));
+    if (slash == std::string_view::npos) break;
+    at = slash + 1;
+  }
+  if (segs.size() > 4 || ApiSegment(segs[0])) return false;
+  auto digits = [](std::string_view s) {
+    return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  if (segs.size() >= 2 && segs.back() == "discussions") segs.pop_back();
+  else if (segs.size() >= 3 && digits(segs.back()) && segs[segs.size() - 2] == "discussions") segs.resize(segs.size() - 2);
+  return segs.size() <= 2;
 }
 
 void WebService::Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader*) {

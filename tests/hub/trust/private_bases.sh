@@ -90,10 +90,15 @@ check "the new bytes of the small commit are far under the repo's" True "$(hn pu
 check "a commit of content the parent holds (config.json copied): nothing new" "1 $(wc -c < "$WORK/pbase/config.json") 0 parent" \
   "$(commit pub/base copy.json "$WORK/pbase/config.json" > /dev/null; hn pub/base | sed -n 1p)"
 check "without stats=1: no hubnode field" False "$(curl -s "$U/api/models/pub/base/commits/main" | jq_ 'any("hubnode" in c for c in d)')"
-PFT=$(hn pub/ft)
+PFT=$(hn pub/ft | tail -1)
 check "pub/ft (a root commit naming pub/base): every file changed, against the base" "$(ls "$WORK/pft" | wc -l) $(cat "$WORK/pft"/* | wc -c) base" \
   "$(echo "$PFT" | awk '{print $1, $2, $4}')"
 check "pub/ft: some new bytes, under a quarter of its bytes" True "$(echo "$PFT" | awk '{print ($3 > 0 && $3 * 4 < $2) ? "True" : "False"}')"
+printf 'fine-tune notes' > "$WORK/ftnotes.txt"
+check "a later commit on pub/ft: against its parent and its base" "1 15 15 parent+base" \
+  "$(commit pub/ft notes.txt "$WORK/ftnotes.txt" > /dev/null; hn pub/ft | sed -n 1p)"
+check "...where content its base holds costs nothing (pub/base's notes.txt)" "1 11 0 parent+base" \
+  "$(commit pub/ft notes.txt "$WORK/notes.txt" > /dev/null; hn pub/ft | sed -n 1p)"
 # A private base counts only for callers who may read it: for the others the figure is exactly
 # that of the same fine-tune naming a base that does not exist.
 AFTX=$(hn acme/ftx)
