@@ -99,7 +99,7 @@ Route ParseRoute(std::string_view target) {
     // Repo id of one or two segments, then an optional marker.
     auto marker = [](std::string_view m) {
       return m == "revision" || m == "tree" || m == "paths-info" || m == "refs" || m == "commits" || m == "trust" ||
-             m == "chunk-map" || m == "lineage" || m == "card";
+             m == "chunk-map" || m == "lineage" || m == "card" || m == "peers";
     };
     // A marker right after one segment ends a one-segment repo id, unless another marker follows
     // it (then the first is the second segment of the name: `ns/card/revision/main`).
@@ -131,6 +131,10 @@ Route ParseRoute(std::string_view target) {
       r.kind = RouteKind::kCard;
       return r;
     }
+    if (m == "peers" && i + 1 == s.size()) {
+      r.kind = RouteKind::kPeers;
+      return r;
+    }
     if (i + 1 >= s.size()) return Route{};
     SplitRev(s, i + 1, &r);
     if (m == "revision" && r.path.empty()) {
@@ -147,6 +151,8 @@ Route ParseRoute(std::string_view target) {
       r.kind = RouteKind::kChunkMap;
     } else if (m == "card" && r.path.empty()) {
       r.kind = RouteKind::kCard;
+    } else if (m == "peers" && r.path.empty()) {
+      r.kind = RouteKind::kPeers;
     } else {
       return Route{};
     }
@@ -185,6 +191,7 @@ std::string_view RouteName(RouteKind kind) {
     case RouteKind::kChunkMap: return "chunk_map";
     case RouteKind::kLineage: return "lineage";
     case RouteKind::kCard: return "card";
+    case RouteKind::kPeers: return "peers";
     case RouteKind::kListRepos: return "list_repos";
     case RouteKind::kWhoami: return "whoami";
     case RouteKind::kNode: return "node";

@@ -23,6 +23,7 @@ enum class RouteKind {
   kChunkMap,    // /api/models/{repo}/chunk-map[/{rev}]
   kLineage,     // /api/models/{repo}/lineage
   kCard,        // /api/models/{repo}/card[/{rev}] (the card as safe HTML, for the web UI)
+  kPeers,       // /api/models/{repo}/peers[/{rev}] (what the node's peers hold of a revision)
   kListRepos,   // /api/models
   kWhoami,      // /api/whoami-v2
   kNode,        // /api/node (store figures and peers, for node-wide tokens)

@@ -103,6 +103,7 @@ ReadOptions ReadOptionsOf(const NodeOptions& o) {
   r.trust_path = o.trust_path;
   r.common_licenses = o.common_licenses;
   r.node_key = o.node_key;
+  r.peers = o.peers;
   return r;
 }
 

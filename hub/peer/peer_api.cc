@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "base/hex.h"
 #include "base/json_limits.h"
 #include "hub/http/http_util.h"
 #include "hub/peer/peer_auth.h"
@@ -81,32 +82,38 @@ Result<std::shared_ptr<const std::vector<ChunkId>>> PeerApi::ChunksOf(const GitO
   return std::shared_ptr<const std::vector<ChunkId>>(std::move(ids));
 }
 
+std::optional<bool> PeerApi::TrustedNode(const httplib::Request& req, bool unsigned_allowed, httplib::Response& res) {
+  if (!req.has_header(std::string(kPeerKeyHeader).c_str())) return false;
+  auto trust = trust_path_.empty() ? Result<verify::TrustStore>(verify::TrustStore{}) : TrustFile(trust_path_).Load();
+  if (!trust.ok()) {
+    SendStatus(res, trust.status());
+    return std::nullopt;
+  }
+  SignedPeerRequest signed_req;
+  signed_req.key_hint = req.get_header_value(std::string(kPeerKeyHeader).c_str());
+  signed_req.time = req.get_header_value(std::string(kPeerTimeHeader).c_str());
+  signed_req.signature = req.get_header_value(std::string(kPeerSignatureHeader).c_str());
+  signed_req.host = req.get_header_value("Host");
+  signed_req.method = req.method;
+  signed_req.target = req.target;
+  signed_req.body = req.body;
+  auto node = VerifyPeerRequest(signed_req, *trust, static_cast<int64_t>(std::time(nullptr)));
+  if (node.ok()) return true;
+  // An untrusted key is no credential: the request is judged as an unsigned one.
+  if (node.status().code() != StatusCode::kNotFound || !unsigned_allowed) {
+    SendError(res, 401, "Unauthorized", node.status().message());
+    return std::nullopt;
+  }
+  return false;
+}
+
 std::optional<std::function<bool(const ChunkId&)>> PeerApi::ChunkAccess(const httplib::Request& req,
                                                                         const std::string& repo, const std::string& rev,
                                                                         httplib::Response& res,
                                                                         const std::optional<Principal>& who) {
-  if (req.has_header(std::string(kPeerKeyHeader).c_str())) {
-    auto trust = trust_path_.empty() ? Result<verify::TrustStore>(verify::TrustStore{}) : TrustFile(trust_path_).Load();
-    if (!trust.ok()) {
-      SendStatus(res, trust.status());
-      return std::nullopt;
-    }
-    SignedPeerRequest signed_req;
-    signed_req.key_hint = req.get_header_value(std::string(kPeerKeyHeader).c_str());
-    signed_req.time = req.get_header_value(std::string(kPeerTimeHeader).c_str());
-    signed_req.signature = req.get_header_value(std::string(kPeerSignatureHeader).c_str());
-    signed_req.host = req.get_header_value("Host");
-    signed_req.method = req.method;
-    signed_req.target = req.target;
-    signed_req.body = req.body;
-    auto node = VerifyPeerRequest(signed_req, *trust, static_cast<int64_t>(std::time(nullptr)));
-    if (node.ok()) return [](const ChunkId&) { return true; };
-    // An untrusted key is no credential: the request is judged as an unsigned one.
-    if (node.status().code() != StatusCode::kNotFound || repo.empty()) {
-      SendError(res, 401, "Unauthorized", node.status().message());
-      return std::nullopt;
-    }
-  }
+  auto trusted = TrustedNode(req, !repo.empty(), res);
+  if (!trusted) return std::nullopt;
+  if (*trusted) return [](const ChunkId&) { return true; };
   if (repo.empty()) {
     SendError(res, 400, "BadRequest",
               "name the revision that holds the chunk (?repo=ns/name&rev=commit), or sign the request with a node key "
@@ -188,18 +195,20 @@ void PeerApi::Chunks(const httplib::Request& req, httplib::Response& res, const 
 
 std::optional<std::pair<store::RepoId, GitOid>> PeerApi::Open(std::string_view repo, const std::string& rev,
                                                               httplib::Response& res,
-                                                              const std::optional<Principal>& who) {
+                                                              const std::optional<Principal>& who, bool trusted) {
   auto id = store::RepoId::Parse(repo);
   if (!id.ok()) {
     SendError(res, 400, "BadRequest", id.status().message());
     return std::nullopt;
   }
   auto info = st_->GetRepo(*id);
-  if (info.ok() && info->visibility == store::Visibility::kGated && !CanRead(who, *info)) {
+  if (info.ok() && trusted) {
+    // A node this node trusts may have any chunk, so it may know which ones this node holds.
+  } else if (info.ok() && info->visibility == store::Visibility::kGated && !CanRead(who, *info)) {
     SendError(res, 403, "GatedRepo", "Access to model " + info->id.str() + " is restricted.");
     return std::nullopt;
   }
-  if (!info.ok() || !CanRead(who, *info)) {
+  if (!info.ok() || (!trusted && !CanRead(who, *info))) {
     SendError(res, 401, "RepoNotFound", "Repository not found");
     return std::nullopt;
   }
@@ -211,9 +220,45 @@ std::optional<std::pair<store::RepoId, GitOid>> PeerApi::Open(std::string_view r
   return std::make_pair(*id, *commit);
 }
 
+std::optional<GitOid> PeerApi::MirrorOf(const store::RepoId& repo, const std::string& upstream) {
+  constexpr size_t kMaxRefs = 64;
+  auto refs = st_->ListRefs(repo);
+  if (!refs.ok()) return std::nullopt;
+  const std::string trailer = "\nMirrored-From: ";
+  const std::string suffix = "/" + repo.str() + "@" + upstream;
+  size_t seen = 0;
+  for (const store::RefInfo& ref : *refs) {
+    if (!ref.name.starts_with("refs/heads/") && !ref.name.starts_with("refs/tags/")) continue;
+    if (++seen > kMaxRefs) break;
+    auto c = st_->GetCommit(ref.commit);
+    if (!c.ok()) continue;
+    for (size_t at = c->message.find(trailer); at != std::string::npos; at = c->message.find(trailer, at + 1)) {
+      const size_t end = std::min(c->message.find('\n', at + 1), c->message.size());
+      std::string_view line(c->message.data() + at + 1, end - at - 1);
+      while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.ends_with(suffix)) return ref.commit;
+    }
+  }
+  return std::nullopt;
+}
+
 void PeerApi::Have(const httplib::Request& req, std::string_view repo, httplib::Response& res,
                    const std::optional<Principal>& who) {
-  auto opened = Open(repo, req.has_param("rev") ? req.get_param_value("rev") : "HEAD", res, who);
+  auto trusted = TrustedNode(req, /*unsigned_allowed=*/true, res);
+  if (!trusted) return;
+  const std::string rev = req.has_param("rev") ? req.get_param_value("rev") : "HEAD";
+  // An upstream commit id this node mirrors under a commit of its own (a partial pull's, which
+  // has no refs/mirror alias) is found by the commit's Mirrored-From trailer: looked for only in
+  // a repo the caller may read (Open answers the others, without a walk that timing could show).
+  std::string resolve = rev;
+  if (rev.size() == 40 && IsLowerHex(rev)) {
+    auto id = store::RepoId::Parse(repo);
+    auto info = id.ok() ? st_->GetRepo(*id) : Result<store::RepoInfo>(id.status());
+    if (info.ok() && (*trusted || CanRead(who, *info)) && !st_->Resolve(*id, rev).ok()) {
+      if (auto mirror = MirrorOf(*id, rev)) resolve = mirror->hex();
+    }
+  }
+  auto opened = Open(repo, resolve, res, who, *trusted);
   if (!opened) return;
   auto files = st_->ListFiles(opened->second);
   if (!files.ok()) return SendStatus(res, files.status());
@@ -231,8 +276,11 @@ void PeerApi::Have(const httplib::Request& req, std::string_view repo, httplib::
     out_files.push_back({{"path", f.path}, {"chunks", ids.size()}, {"have", Base64Bits(*has)}});
   }
   res.set_header("X-Repo-Commit", opened->second.hex());
-  SendJson(res, {{"repo", opened->first.str()}, {"commit", opened->second.hex()}, {"chunks", total},
-                 {"held", held}, {"files", out_files}});
+  json out = {{"repo", opened->first.str()}, {"commit", opened->second.hex()}, {"chunks", total},
+              {"held", held}, {"files", out_files}, {"nodeTrusted", *trusted}};
+  // An upstream commit id this node mirrors under its own commit (refs/mirror/<id>).
+  if (rev.size() == 40 && IsLowerHex(rev) && rev != opened->second.hex()) out["mirrors"] = rev;
+  SendJson(res, out);
 }
 
 void PeerApi::Catalog(httplib::Response& res, const std::optional<Principal>& who) {

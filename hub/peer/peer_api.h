@@ -7,7 +7,7 @@
 // (`?repo=ns/name&rev=commit`, or "repo"/"rev" in a batch) and the caller must be allowed to read
 // that repo (a gated repo needs a token); a chunk the revision does not reference is answered as
 // absent. A request signed with a node key the trust store trusts (hub/peer/peer_auth.h) may
-// fetch any chunk.
+// fetch any chunk, and ask which chunks of any repo this node holds (have/).
 //
 // Thread safety: Handle() is called concurrently from the server's workers.
 #pragma once
@@ -48,8 +48,15 @@ class PeerApi {
   std::optional<std::function<bool(const ChunkId&)>> ChunkAccess(const httplib::Request& req, const std::string& repo,
                                                                  const std::string& rev, httplib::Response& res,
                                                                  const std::optional<Principal>& who);
+  // Whether the request is signed by a node key the trust store trusts: false when unsigned, or
+  // (if `unsigned_allowed`) signed by a key it does not trust; nullopt when the error was sent
+  // (a bad or stale signature, or an untrusted key where an unsigned request would not do).
+  std::optional<bool> TrustedNode(const httplib::Request& req, bool unsigned_allowed, httplib::Response& res);
   // The chunk ids a commit's files reference, sorted (a few commits are cached).
   Result<std::shared_ptr<const std::vector<ChunkId>>> ChunksOf(const GitOid& commit);
+  // The commit (a branch or tag head of `repo`) whose Mirrored-From trailer names `upstream`,
+  // the upstream's commit id of the same files.
+  std::optional<GitOid> MirrorOf(const store::RepoId& repo, const std::string& upstream);
   void Have(const httplib::Request& req, std::string_view repo, httplib::Response& res,
             const std::optional<Principal>& who);
   void Catalog(httplib::Response& res, const std::optional<Principal>& who);
@@ -57,9 +64,11 @@ class PeerApi {
                const std::optional<Principal>& who);
   void Experts(const httplib::Request& req, std::string_view repo, httplib::Response& res,
                const std::optional<Principal>& who);
-  // The repo and commit of a peer request if the caller may read it; else the error is sent.
+  // The repo and commit of a peer request if the caller may read it (a trusted node may read
+  // every repo); else the error is sent.
   std::optional<std::pair<store::RepoId, GitOid>> Open(std::string_view repo, const std::string& rev,
-                                                       httplib::Response& res, const std::optional<Principal>& who);
+                                                       httplib::Response& res, const std::optional<Principal>& who,
+                                                       bool trusted = false);
 
   store::Store* st_;
   const verify::PrivateKey* node_key_;

@@ -18,6 +18,7 @@
 #include "hub/http/metrics.h"
 #include "hub/http/router.h"
 #include "hub/mirror/mirror.h"
+#include "hub/peer/peer_have.h"
 #include "hub/read/raw_cache.h"
 #include "hub/trust/trust_gate.h"
 #include "store/store.h"
@@ -42,6 +43,9 @@ struct ReadOptions {
   // This node's identity key, which signs the chunk maps it serves; none = no chunk maps.
   // Default: none.
   const verify::PrivateKey* node_key = nullptr;
+  // The peers this node was started with (serve --peer): GET /api/models/{repo}/peers asks them
+  // which chunks they hold (signed with node_key). Default: none.
+  std::vector<std::string> peers;
 };
 
 class Handlers {
@@ -53,7 +57,8 @@ class Handlers {
         tokens_(tokens),
         metrics_(metrics),
         mirror_(mirror),
-        matcher_(verify::LicenseMatcher::FromDirectory(options_.common_licenses)) {}
+        matcher_(verify::LicenseMatcher::FromDirectory(options_.common_licenses)),
+        peer_holdings_(MakePeerHoldings(options_)) {}
 
   void Handle(const httplib::Request& req, httplib::Response& res);
   // Why repo@commit may not be served to `who` now: the policy's current verdict is deny (under
@@ -119,6 +124,10 @@ class Handlers {
   std::optional<uint64_t> FirstMissingChunk(const store::FileEntry& f, uint64_t offset, uint64_t length);
   // What of a revision this node holds: per file and per expert (the partial-model view).
   json Locality(const GitOid& commit);
+  // routes_peers.cc: GET /api/models/{repo}/peers[/{rev}]: what of the revision each peer holds,
+  // and each expert as held here, on a peer, or missing.
+  void Peers(const Route& r, const std::optional<Principal>& who, httplib::Response& res);
+  static std::unique_ptr<PeerHoldings> MakePeerHoldings(const ReadOptions& options);
   // File entry JSON as tree and paths-info return it.
   json FileJson(const store::FileEntry& f);
   // Each path's `lastCommit` at `commit` (null when the history cannot be read).
@@ -145,6 +154,7 @@ class Handlers {
   Metrics* metrics_;
   Mirror* mirror_;
   verify::LicenseMatcher matcher_;
+  std::unique_ptr<PeerHoldings> peer_holdings_;  // null without peers
   RawCache* raw_cache_ = nullptr;
   std::mutex refresh_mu_;
   std::map<std::string, std::chrono::steady_clock::time_point> refreshed_;  // repo\nbranch -> last check

@@ -859,6 +859,7 @@ void Handlers::Handle(const httplib::Request& req, httplib::Response& res) {
     case RouteKind::kChunkMap: return ChunkMap(r, *who, res);
     case RouteKind::kLineage: return LineageRoute(r, *who, res);
     case RouteKind::kCard: return Card(r, *who, res);
+    case RouteKind::kPeers: return Peers(r, *who, res);
     case RouteKind::kListRepos: return ListRepos(*who, req, res);
     case RouteKind::kWhoami: return Whoami(*who, res);
     case RouteKind::kNode: return Node(*who, res);
