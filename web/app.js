@@ -160,8 +160,12 @@ print(api.upload_folder(repo_id="me/my-finetune", folder_path="./my-finetune"))'
     el("pre", { tabindex: 0, "aria-label": title + " snippet" }, el("code", { text: code }))));
 }
 
-function expertMap(locality) {
+// The expert map: layers x experts, each local, on a peer (every chunk this node lacks is held by
+// the peers that serve it: GET /api/models/{repo}/peers) or missing.
+function expertMap(locality, peers) {
   const ex = locality && locality.experts;
+  const onPeer = new Set();
+  if (peers && peers.experts) for (const [l, e, st] of peers.experts) if (st === "peer") onPeer.add(`${l}:${e}`);
   if (!ex || !ex.map || !ex.map.length) return el("p", { text: "Not a mixture-of-experts checkpoint (no expert index)." });
   const layers = new Map();
   let maxExpert = -1;
@@ -182,17 +186,35 @@ function expertMap(locality) {
     for (const e of order) {
       const c = row.get(e);
       const name = e === -1 ? "shared" : String(e);
+      const state = !c ? "absent" : c.held ? "local" : onPeer.has(`${layer}:${e}`) ? "peer" : "missing";
+      const says = { local: "held here", peer: "on a peer (fetched when read)", missing: "missing (no peer reached holds it)" }[state];
       grid.append(el("span", {
-        class: "cell " + (c ? (c.held ? "local" : "missing") : "missing"),
-        title: c ? `layer ${layer}, expert ${name}: ${bytes(c.size)}, ${c.held ? "held here" : "missing (fetched from a peer when read)"}` : "",
-        "data-expert": `${layer}:${name}`, "data-state": c ? (c.held ? "local" : "missing") : "absent",
+        class: "cell " + (state === "absent" ? "missing" : state),
+        title: c ? `layer ${layer}, expert ${name}: ${bytes(c.size)}, ${says}` : "",
+        "data-expert": `${layer}:${name}`, "data-state": state,
       }));
     }
   }
+  const counts = peers && peers.expertCounts;
+  let summary = `${ex.local} of ${ex.total} experts held on this node`;
+  if (ex.total > ex.local) {
+    summary += counts ? `; ${counts.peer} on a peer, ${counts.missing} missing.` : "; the rest are fetched from peers when read.";
+  } else summary += ".";
+  const holders = [];
+  for (const p of (peers && peers.peers) || []) {
+    holders.push(el("tr", {}, el("td", { text: p.url }),
+      el("td", { text: !p.reachable ? "unreachable" : p.error ? "error: " + p.error : !p.commit ? "does not hold this revision" : p.trusted === false ? "does not trust this node" : "serves this node" }),
+      el("td", { class: "num", text: p.reachable && p.commit ? bytes(p.heldBytes) : "" }),
+      el("td", { class: "num", text: p.reachable && p.commit ? bytes(p.fillBytes) : "" })));
+  }
   return el("div", {},
-    el("p", { id: "expert-summary", text: `${ex.local} of ${ex.total} experts held on this node` + (ex.total > ex.local ? "; the rest are fetched from peers when read." : ".") }),
-    el("div", { class: "legend" }, el("span", { class: "l-local", text: "held here" }), el("span", { class: "l-missing", text: "missing" })),
-    el("div", { class: "grid-wrap", tabindex: 0, "aria-label": "Expert map, scrollable" }, grid));
+    el("p", { id: "expert-summary", text: summary }),
+    el("div", { class: "legend" }, el("span", { class: "l-local", text: "held here" }), el("span", { class: "l-peer", text: "on a peer" }),
+      el("span", { class: "l-missing", text: "missing" })),
+    el("div", { class: "grid-wrap", tabindex: 0, "aria-label": "Expert map, scrollable" }, grid),
+    holders.length ? el("table", { id: "peer-holdings" }, el("caption", { class: "count", text: "What this node's peers hold of this revision" }),
+      el("thead", {}, el("tr", {}, ["Peer", "State", "Holds", "Of what this node lacks"].map((h, i) => el("th", { scope: "col", class: i > 1 ? "num" : null, text: h })))),
+      el("tbody", {}, holders)) : null);
 }
 
 function lineageView(lin) {
@@ -337,6 +359,13 @@ async function modelPage(id, params) {
         text: ` · ${st.changedFiles} file${st.changedFiles === 1 ? "" : "s"} changed, ${bytes(st.changedBytes)}; new: ${bytes(st.newBytes)} (${vs})` }) : null));
   }
 
+  // Where the missing experts are: asked of the peers only for a partly held revision.
+  const expertBox = el("div", { id: "experts" }, expertMap(info.locality, null));
+  const ex = info.locality && info.locality.experts;
+  if (ex && ex.total > ex.local) {
+    safe(`/api/models/${id}/peers/${sha}`).then((peers) => { if (peers) expertBox.replaceChildren(expertMap(info.locality, peers)); });
+  }
+
   const cardBox = el("div", { class: "card", id: "card" });
   if (card && card.html) cardBox.innerHTML = card.html;  // rendered safely by the node
   else cardBox.textContent = "This model has no card.";
@@ -349,7 +378,7 @@ async function modelPage(id, params) {
     el("h2", { text: "Facts" }), facts,
     el("h2", { text: "Trust" }), trustBox,
     el("h2", { text: "Lineage" }), lineageView(lineage),
-    el("h2", { text: "Experts" }), expertMap(info.locality),
+    el("h2", { text: "Experts" }), expertBox,
     el("h2", { text: "Files" }), files, tensorBox,
     el("h2", { text: "History" }), history,
     el("h2", { text: "Use this model" }), ...snippets(id));

@@ -63,6 +63,8 @@ hub import "$WORK/evil" --repo evil/card -m "Hostile card" > /dev/null
 # The origin node of org/moe; this node trusts its key and pulls one expert of the model.
 "$HUBNODE" testmodel --family olmoe --size tiny --seed 5 --out "$WORK/moe" > /dev/null
 "$HUBNODE" --data "$WORK/origin" -q import "$WORK/moe" --repo org/moe -m "An MoE on the origin" > /dev/null
+"$HUBNODE" testmodel --family olmoe --size tiny --seed 6 --out "$WORK/moe2" > /dev/null
+"$HUBNODE" --data "$WORK/origin" -q import "$WORK/moe2" --repo org/moe2 -m "Another, which nobody reads" > /dev/null
 "$HUBNODE" --data "$WORK/origin" -q node-key > "$WORK/origin.pub"
 # Peers serve chunks without a revision only to nodes they trust: the origin trusts this one.
 hub node-key > "$WORK/node.pub"
@@ -74,6 +76,7 @@ O=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/oout")
 [[ -n "$O" ]] || { cat "$WORK/oerr"; exit 1; }
 hub trust add-node-key --key "$WORK/origin.pub" --name origin > /dev/null
 hub pull org/moe --from "$O" --experts 0:1 > /dev/null
+hub pull org/moe2 --from "$O" --experts 0:1 > /dev/null
 # What a user publishes by following the model page's snippet: a fine-tune of demo/base.
 "$HUBNODE" testmodel --finetune-of "$WORK/base" --base-model demo/base --change experts:0:1 --out "$WORK/my-finetune" > /dev/null
 TM=$(hub token create --name me --scope write --namespace me)
@@ -108,7 +111,7 @@ curl -s -m 10 -o /dev/null -H "Authorization: Bearer $TW" -H "Content-Type: appl
 mkdir -p "$SHOTS"
 rc=0
 NPM_DIR="$NPM_DIR" HUBNODE_URL="$U" CHROMIUM="$CHROMIUM" TOKEN_ALICE="$TW" TOKEN_DEMO="$TD" TOKEN_ADMIN="$TA" \
-  TOKEN_ME="$TM" CLIENTS="$(realpath -m "$HERE/../../../shared/clients")" FIXTURES="$WORK" SHOTS="$(realpath "$SHOTS")" AXE="$NPM_DIR/node_modules/axe-core/axe.min.js" \
+  ORIGIN_PID="$OPID" TOKEN_ME="$TM" CLIENTS="$(realpath -m "$HERE/../../../shared/clients")" FIXTURES="$WORK" SHOTS="$(realpath "$SHOTS")" AXE="$NPM_DIR/node_modules/axe-core/axe.min.js" \
   node "$HERE/ui.test.mjs" || rc=$?
 if [[ $rc != 0 ]]; then echo "--- server log"; tail -30 "$WORK/err"; fi
 exit $rc

@@ -58,6 +58,8 @@ async function bench() {
   for (const [name, url, ready, api] of [
     ["models list", "/", "ul.models li", "/api/models?full=true&sort=lastModified&limit=20"],
     ["model page", "/demo/ft", "#files tbody tr", "/api/models/demo/ft/revision/main"],
+    ["pull request", "/demo/ft/discussions/1", "#events li", "/api/models/demo/ft/discussions/1?diff=1"],
+    ["playground", "/-/playground", "#pg-form", "/v1/models"],
   ]) {
     const fcp = [], done = [], base = [];
     let weight = 0, requests = 0;
@@ -84,10 +86,11 @@ async function bench() {
   for (const r of rows) {
     console.log(`| ${r.name} | ${r.fcp.toFixed(0)} | ${r.done} | ${(r.done / r.base).toFixed(1)} | ${r.base.toFixed(1)} | ${r.weight} (${r.requests}) |`);
   }
-  const assets = ["/", "/static/app.js", "/static/app.css", "/static/favicon.svg"];
+  const assets = ["/", "/static/app.js", "/static/ui.js", "/static/discussions.js", "/static/playground.js",
+    "/static/app.css", "/static/favicon.svg"];
   let shell = 0;
   for (const a of assets) shell += (await (await fetch(U + a)).arrayBuffer()).byteLength;
-  console.log(`\nthe page itself (index.html + app.js + app.css + favicon): ${shell} bytes, uncompressed; ${runs} runs, medians`);
+  console.log(`\nthe page itself (index.html, four modules, app.css, favicon): ${shell} bytes, uncompressed; ${runs} runs, medians`);
 }
 
 try {
@@ -99,14 +102,14 @@ try {
   await page.waitForSelector("ul.models li");
   const firstRenderMs = Date.now() - t0;
   const names = await page.$$eval("ul.models li a.name", (as) => as.map((a) => a.textContent).sort());
-  check("the list shows the public models", ["demo/base", "demo/ft", "demo/held", "demo/held2", "evil/card", "org/moe"], names);
+  check("the list shows the public models", ["demo/base", "demo/ft", "demo/held", "demo/held2", "evil/card", "org/moe", "org/moe2"], names);
   const baseRow = await page.$$eval("ul.models li", (lis) => {
     const li = lis.find((l) => l.querySelector("a.name").textContent === "demo/base");
     return li ? [...li.querySelectorAll(".badge")].map((b) => b.textContent) : [];
   });
   check("demo/base has its license badge", true, baseRow.some((b) => /apache-2\.0 · permissive/i.test(b)));
   check("...and its signature badge", true, baseRow.includes("signature: unsigned"));
-  check("the count", "6 models", await text(page, "#count"));
+  check("the count", "7 models", await text(page, "#count"));
   await shot(page, "01-models");
 
   // Filters: a license class and the search box, keyboard only.
@@ -221,11 +224,12 @@ try {
 
   // ---- a partly held model: the expert map, the tensor index -----------------------------------
   await page.goto(U + "/org/moe", { waitUntil: "networkidle0" });
-  await page.waitForSelector(".experts .cell");
+  await page.waitForSelector('.experts .cell[data-state="peer"]');
   const states = await page.$$eval(".experts .cell", (cs) => cs.map((c) => [c.dataset.expert, c.dataset.state]));
   check("the expert map: the pulled expert is local", "local", (states.find(([e]) => e === "0:1") || [])[1]);
-  check("...the others are missing", true, states.filter(([, st]) => st === "missing").length === states.length - 1 && states.length > 2);
-  check("...and the summary says so", true, /^1 of \d+ experts held on this node; the rest are fetched from peers/.test(await text(page, "#expert-summary")));
+  check("...the others are on the peer", true, states.filter(([, st]) => st === "peer").length === states.length - 1 && states.length > 2);
+  check("...and the summary says so", true, /^1 of (\d+) experts held on this node; \d+ on a peer, 0 missing\.$/.test(await text(page, "#expert-summary")));
+  check("...and names the peer that serves them", true, /serves this node/.test(await text(page, "#peer-holdings tbody tr")));
   await shot(page, "06-partial-model");
   const shard = await page.$$eval("#files tbody tr td:first-child", (tds) => tds.map((t) => t.textContent).find((f) => f.endsWith(".safetensors")));
   await page.click(`#files button[aria-label="Tensors of ${shard}"]`);
@@ -381,6 +385,19 @@ try {
   const csp = (await (await fetch(U + "/evil/card", { headers: { Accept: "text/html" } })).headers.get("content-security-policy")) || "";
   check("the page carries a strict Content-Security-Policy", true, csp.includes("script-src 'self'") && csp.includes("img-src 'self'"));
   await shot(evil, "04-hostile-card");
+
+  // ---- the peer goes away: its experts are missing ---------------------------------------------
+  // (org/moe2: pulled with one expert like org/moe, which the chat above has since filled in)
+  await page.goto(U + "/org/moe2", { waitUntil: "networkidle0" });
+  await page.waitForSelector('.experts .cell[data-state="peer"]');
+  process.kill(Number(process.env.ORIGIN_PID), "SIGKILL");
+  await new Promise((r) => setTimeout(r, 10500));  // the node keeps a peer's answer 10 s
+  await page.goto(U + "/org/moe2", { waitUntil: "networkidle0" });
+  await page.waitForSelector('.experts .cell[data-state="missing"]', { timeout: 15000 });
+  const states2 = await page.$$eval(".experts .cell", (cs) => cs.map((c) => c.dataset.state));
+  check("with the peer gone, the rest are missing", [1, states2.length - 1],
+    [states2.filter((s) => s === "local").length, states2.filter((s) => s === "missing").length]);
+  check("...and the peer is unreachable", true, /unreachable/.test(await text(page, "#peer-holdings tbody tr")));
 
   // ---- accessibility: axe-core on each page -----------------------------------------------------
   const axeSource = readFileSync(process.env.AXE, "utf8");
