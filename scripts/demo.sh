@@ -19,6 +19,17 @@ fi
 # keeps a directory exactly as it is, so the demo adds it to the directory).
 [[ -f "$MODEL/.gitattributes" ]] || printf '*.safetensors filter=lfs diff=lfs merge=lfs -text\n' > "$MODEL/.gitattributes"
 hub -q import "$MODEL" --repo demo/olmoe-small -m "Demo import"
+# The trained demo model (models/kjv-moe, tools/train): signed with a demo publisher key that
+# this node trusts for the demo namespace, so its page shows a verified signature.
+TRAINED="$(dirname "$0")/../models/kjv-moe"
+if [[ -f "$TRAINED/model.safetensors" ]]; then
+  rm -rf "$DEMO/models/kjv-moe"
+  cp -r "$TRAINED" "$DEMO/models/kjv-moe"
+  [[ -f "$DEMO/demo-publisher.key" ]] || "$HUBNODE" -q keygen --out "$DEMO/demo-publisher.key" > /dev/null
+  "$HUBNODE" -q sign "$DEMO/models/kjv-moe" --key "$DEMO/demo-publisher.key" > /dev/null
+  hub -q trust add-key demo --key "$DEMO/demo-publisher.key.pub" --name demo-publisher > /dev/null 2>&1 || true
+  hub -q import "$DEMO/models/kjv-moe" --repo demo/kjv-moe -m "The trained demo model" > /dev/null
+fi
 echo
 echo "== repos"; hub ls
 echo; echo "== files of demo/olmoe-small@main"; hub ls demo/olmoe-small@main
@@ -41,11 +52,12 @@ Starting the node on $URL (Ctrl-C stops it). Open $URL in a browser, or try:
   node --input-type=module -e 'import {modelInfo} from "@huggingface/hub";
     console.log(await modelInfo({name: "demo/olmoe-small", hubUrl: "$URL"}))'
   curl -s $URL/v1/chat/completions -H 'Content-Type: application/json' \
-    -d '{"model": "demo/olmoe-small", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 32}'
+    -d '{"model": "demo/kjv-moe", "messages": [{"role": "user", "content": "And the LORD said unto Moses"}], "max_tokens": 40, "temperature": 0}'
+  (or the playground: $URL/-/playground?model=demo/kjv-moe — a small MoE trained on the King James Bible)
   curl -sN $URL/v1/completions -H 'Content-Type: application/json' \
     -d '{"model": "demo/olmoe-small", "prompt": "Once upon", "max_tokens": 32, "stream": true}'
   curl -s $URL/metrics | head
-(The model has random weights: the text is gibberish, but every token is computed.)
+(demo/olmoe-small has random weights: its text is gibberish, but every token is computed.)
 Publish a fine-tune (10% of its tensors changed) with the write token of namespace me; only the
 changed tensors are stored again, and the lineage links it to its base:
   rm -rf $DEMO/models/ft; $HUBNODE testmodel --finetune-of $MODEL --base-model demo/olmoe-small --change fraction:0.1 --out $DEMO/models/ft

@@ -110,7 +110,8 @@ Result<Summary> Generate(const Options& options, const std::string& out_dir) {
     }
   }
 
-  const TokenizerFiles tok = BuildTokenizer(spec.family, spec.merges);
+  if (options.corpus.size() > (size_t{64} << 20)) return InvalidArgumentError("the corpus is over 64 MiB");
+  const TokenizerFiles tok = BuildTokenizer(spec.family, spec.merges, options.corpus);
   const int vocab_size = (tok.token_count + 63) / 64 * 64;
   const std::vector<TensorSpec> specs = ListTensors(spec, vocab_size);
   if (static_cast<size_t>(spec.shards) > specs.size()) {

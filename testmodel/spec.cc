@@ -142,7 +142,8 @@ Result<ModelSpec> ResolveSpec(const Options& o) {
   s.family = f;
   s.dtype = o.dtype;
   s.size = std::string(preset->name);
-  s.merges = preset->merges;
+  s.merges = o.merges.value_or(preset->merges);
+  RETURN_IF_ERROR(CheckRange("merges", s.merges, 1, 65000));
   s.hidden = o.hidden.value_or(preset->hidden);
   s.layers = o.layers.value_or(preset->layers);
   s.heads = o.heads.value_or(preset->heads);

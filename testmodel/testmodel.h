@@ -83,6 +83,12 @@ struct Options {
   // Each must be in [0, layers). Default: none.
   std::vector<int> mlp_only_layers;
 
+  // Text the tokenizer's BPE merges are learned from instead of the built-in corpus (e.g. the
+  // corpus a model is then trained on, tools/train). At most 64 MiB. Default: empty (built-in).
+  std::string corpus;
+  // BPE merges learned, 1..65000. Default: from the preset (tiny 200 ... bench 2000).
+  std::optional<int> merges;
+
   // Weight dtype (torch_dtype). Default: bf16.
   DType dtype = DType::kBF16;
   // Drives every random choice (weights only; the tokenizer is the same for every seed).

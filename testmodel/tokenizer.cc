@@ -268,8 +268,8 @@ Bpe TrainBpe(std::string_view corpus, int max_merges) {
   return bpe;
 }
 
-TokenizerFiles BuildTokenizer(Family family, int merges) {
-  const Bpe bpe = TrainBpe(BuiltinCorpus(), merges);
+TokenizerFiles BuildTokenizer(Family family, int merges, std::string_view corpus) {
+  const Bpe bpe = TrainBpe(corpus.empty() ? BuiltinCorpus() : corpus, merges);
   const FamilyTokens ft = TokensFor(family);
   std::vector<std::string> added = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
   added.insert(added.end(), ft.added.begin(), ft.added.end());

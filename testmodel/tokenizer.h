@@ -48,7 +48,7 @@ struct TokenizerFiles {
   TokenIds ids;
 };
 
-// The family's tokenizer with `merges` merges learned from BuiltinCorpus().
-TokenizerFiles BuildTokenizer(Family family, int merges);
+// The family's tokenizer with `merges` merges learned from `corpus` (empty: BuiltinCorpus()).
+TokenizerFiles BuildTokenizer(Family family, int merges, std::string_view corpus = {});
 
 }  // namespace hubnode::testmodel

@@ -2,12 +2,14 @@
 // runtime flags shared with `serve`.
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "base/file.h"
 #include "hub/cli/commands.h"
 #include "hub/cli/runtime_flags.h"
 #include "hub/peer/chunk_maps.h"
@@ -72,6 +74,8 @@ struct RunArgs {
   uint64_t seed = 0;
   std::vector<std::string> stop;
   int dump_logits = -1;
+  std::string eval_file, tokenize_file, out_file;
+  int eval_window = 256, eval_windows = 0;
   int repeat = 1;
   std::vector<std::string> peers;
   std::shared_ptr<RemoteSourceStats> remote_stats = std::make_shared<RemoteSourceStats>();
@@ -185,6 +189,70 @@ Result<std::string> Stream(runtime::Engine& e, std::vector<int32_t> prompt, cons
   return text;
 }
 
+// --tokenize FILE --out IDS: the file's text as the model's tokenizer reads it (no special
+// tokens added), written as little-endian uint32 ids: what tools/train trains on.
+int Tokenize(runtime::Engine& e, const RunArgs& a) {
+  if (a.out_file.empty()) return Fail(InvalidArgumentError("--tokenize needs --out FILE"));
+  auto text = ReadFileToString(a.tokenize_file, uint64_t{256} << 20);
+  if (!text.ok()) return Fail(text.status());
+  const std::vector<int32_t> ids = e.Tokenize(*text, false);
+  std::string bytes;
+  bytes.reserve(ids.size() * 4);
+  for (int32_t id : ids) {
+    const auto u = static_cast<uint32_t>(id);
+    for (int k = 0; k < 4; ++k) bytes.push_back(static_cast<char>((u >> (8 * k)) & 0xFF));
+  }
+  if (Status s = WriteFileAtomic(a.out_file, bytes); !s.ok()) return Fail(s);
+  std::printf("%zu tokens from %zu bytes\n", ids.size(), text->size());
+  return 0;
+}
+
+// --eval IDS: the model's mean next-token loss (natural log) over the file's uint32 ids, cut
+// into windows of --eval-window tokens, each read from its start (no context carried over): the
+// held-out figure tools/train computes the same way, to check the runtime against the trainer.
+int Eval(runtime::Engine& e, const RunArgs& a) {
+  if (a.eval_window < 2 || a.eval_window > e.info().max_context) {
+    return Fail(InvalidArgumentError("--eval-window must be 2.." + std::to_string(e.info().max_context)));
+  }
+  auto raw = ReadFileToString(a.eval_file, uint64_t{1} << 30);
+  if (!raw.ok()) return Fail(raw.status());
+  if (raw->size() % 4 != 0) return Fail(InvalidArgumentError(a.eval_file + " is not a file of uint32 ids"));
+  std::vector<int32_t> ids(raw->size() / 4);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    uint32_t u = 0;
+    for (int k = 0; k < 4; ++k) u |= static_cast<uint32_t>(static_cast<uint8_t>((*raw)[4 * i + k])) << (8 * k);
+    if (u >= static_cast<uint32_t>(e.info().vocab)) {
+      return Fail(InvalidArgumentError("id " + std::to_string(u) + " at " + std::to_string(i) + " is outside the vocabulary"));
+    }
+    ids[i] = static_cast<int32_t>(u);
+  }
+  const size_t w = static_cast<size_t>(a.eval_window);
+  size_t windows = ids.size() / w;
+  if (a.eval_windows > 0) windows = std::min(windows, static_cast<size_t>(a.eval_windows));
+  if (windows == 0) return Fail(InvalidArgumentError("fewer ids than one window"));
+  double total = 0;
+  uint64_t counted = 0;
+  for (size_t k = 0; k < windows; ++k) {
+    std::vector<int32_t> window(ids.begin() + k * w, ids.begin() + (k + 1) * w);
+    auto trace = e.TraceLogits(window, 0);
+    if (!trace.ok()) return Fail(trace.status());
+    for (size_t i = 0; i + 1 < w; ++i) {
+      const std::vector<float>& l = trace->prefill[i];
+      double mx = l[0];
+      for (float v : l) mx = std::max(mx, static_cast<double>(v));
+      double sum = 0;
+      for (float v : l) sum += std::exp(static_cast<double>(v) - mx);
+      total += mx + std::log(sum) - l[window[i + 1]];
+      ++counted;
+    }
+  }
+  const double loss = total / static_cast<double>(counted);
+  nlohmann::json out = {{"windows", windows}, {"window", w}, {"predicted_tokens", counted}, {"loss", loss},
+                        {"perplexity", std::exp(loss)}};
+  std::cout << out.dump() << "\n";
+  return 0;
+}
+
 int Run(const GlobalFlags& flags, const RunArgs& a) {
   Result<std::unique_ptr<store::Store>> st = std::unique_ptr<store::Store>();
   // With peers, a model this node holds (perhaps in part) runs from the store, its missing
@@ -212,6 +280,8 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
   auto engine = local ? Open(st->get(), flags, a) : OpenRemote(flags, a);
   if (!engine.ok()) return Fail(engine.status());
   runtime::Engine& e = **engine;
+  if (!a.tokenize_file.empty()) return Tokenize(e, a);
+  if (!a.eval_file.empty()) return Eval(e, a);
   std::vector<int32_t> prompt;
   if (!a.tokens.empty()) {
     bool ok = false;
@@ -320,6 +390,12 @@ void AddRunCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command
                     "demand, checked against a trusted chunk map)");
     sub->add_option("--dump-logits", a->dump_logits,
                     "Print the prompt's logits and N greedy steps' logits as JSON instead of generating");
+    sub->add_option("--eval", a->eval_file,
+                    "Print the mean next-token loss over a file of uint32 token ids (held-out text) as JSON");
+    sub->add_option("--eval-window", a->eval_window, "With --eval: tokens per window (default 256)");
+    sub->add_option("--eval-windows", a->eval_windows, "With --eval: windows read at most (default: all)");
+    sub->add_option("--tokenize", a->tokenize_file, "Write a text file's token ids (uint32 LE) to --out instead of generating");
+    sub->add_option("--out", a->out_file, "With --tokenize: the ids file to write");
     out->push_back({sub, [&flags, a] { return Run(flags, *a); }});
   }
   {

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "base/file.h"
 #include "hub/cli/commands.h"
 #include "testmodel/testmodel.h"
 
@@ -53,7 +54,8 @@ void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Co
     std::string out, family = "olmoe", size = "tiny", dtype = "bf16", license = "apache-2.0";
     uint64_t seed = 1;
     std::vector<std::string> tags;
-    std::optional<int> hidden, layers, experts, top_k, intermediate, moe_intermediate, heads, kv_heads, shards;
+    std::optional<int> hidden, layers, experts, top_k, intermediate, moe_intermediate, heads, kv_heads, shards, merges;
+    std::string corpus;
     std::string finetune_of, base_model, change = "attention";
     std::optional<std::string> new_license;
   };
@@ -74,6 +76,8 @@ void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Co
   sub->add_option("--heads", a->heads, "Attention heads");
   sub->add_option("--kv-heads", a->kv_heads, "Key/value heads");
   sub->add_option("--shards", a->shards, "safetensors shards");
+  sub->add_option("--corpus", a->corpus, "Learn the tokenizer's BPE merges from this text file (default: built-in text)");
+  sub->add_option("--merges", a->merges, "BPE merges to learn (default: the preset's)");
   sub->add_option("--finetune-of", a->finetune_of, "Make a fine-tune of this generated checkpoint");
   sub->add_option("--base-model", a->base_model, "base_model id written into the fine-tune's card");
   sub->add_option("--change", a->change, "Fine-tune: attention, fraction:F or experts:L:E,...");
@@ -114,6 +118,12 @@ void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Co
     o.heads = a->heads;
     o.kv_heads = a->kv_heads;
     o.shards = a->shards;
+    o.merges = a->merges;
+    if (!a->corpus.empty()) {
+      auto text = ReadFileToString(a->corpus, uint64_t{64} << 20);
+      if (!text.ok()) return Fail(text.status());
+      o.corpus = std::move(*text);
+    }
     auto r = testmodel::Generate(o, a->out);
     if (!r.ok()) return Fail(r.status());
     if (!flags.quiet) {
