@@ -58,6 +58,8 @@ class Upstream {
  public:
   explicit Upstream(UpstreamOptions options);
   const std::string& url() const { return options_.url; }
+  // The token sent upstream (empty for none); for a second client of the same upstream.
+  const std::string& token() const { return options_.token; }
 
   // The commit a revision of a repo resolves to upstream (repo info's `sha`), and its visibility.
   Result<UpstreamRevision> ResolveRevision(const std::string& repo, const std::string& rev);

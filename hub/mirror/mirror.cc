@@ -513,6 +513,9 @@ std::optional<verify::ChunkMap> Mirror::TrustedMap(const store::RepoId& repo, co
   for (const std::string& url : sources) {
     UpstreamOptions uo;
     uo.url = url;
+    // The upstream's own token goes to the upstream only (a private repo's map needs it); peers
+    // never see it.
+    if (url == upstream_->url()) uo.token = upstream_->token();
     Upstream endpoint(uo);
     auto bundle = endpoint.GetChunkMap(repo.str(), sha);
     if (!bundle.ok()) continue;

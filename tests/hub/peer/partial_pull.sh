@@ -29,6 +29,7 @@ jq_py() { $PY -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 node a testmodel --family olmoe --size small --seed 21 --out "$WORK/model" > /dev/null
 node a import "$WORK/model" --repo org/moe > /dev/null
+node a import "$WORK/model" --repo acme/priv --private > /dev/null
 node a node-key > "$WORK/a.pub"
 check "node-key ends its output with a newline" "" "$(tail -c1 "$WORK/a.pub")"
 SHARD=$(cd "$WORK/model" && ls *.safetensors | head -1)
@@ -86,6 +87,14 @@ node a trust add-node-key --key "$WORK/r.pub" --name runner-r > /dev/null
 GOT=$(node r run org/moe --tokens 1,2,3,4 --max-tokens 12 --temperature 0 --ignore-eos --peer "$A" --stats 2> "$WORK/r.err" | md5sum)
 check "0% experts local: same tokens as the full copy" "$WANT" "$GOT"
 check "experts fetched from the peer" True "$(grep -Eq 'from peers into the store: [1-9][0-9]* chunks' "$WORK/r.err" && echo True)"
+
+# A private repo pulls in part with a reader's token (the chunk map is asked for with it too).
+APRIV=$(node a token create --name priv-reader --scope read --namespace acme)
+node p trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
+check "private repo, no token: refused" 1 "$(node p pull acme/priv --from "$A" --experts none > /dev/null 2>&1; echo $?)"
+node p pull acme/priv --from "$A" --token "$APRIV" --experts 0:1 > /dev/null 2> "$WORK/p.err"
+check "private repo, a reader's token: partial pull" 0 "$?"
+check "...storing under half of the weights" True "$($PY -c "print($(stat_raw p) < $TOTAL / 2)")"
 
 # A down: a download needing missing chunks is a clean 503 with Retry-After; nothing changes.
 node d trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
