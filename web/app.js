@@ -217,17 +217,28 @@ function expertMap(locality, peers) {
       el("tbody", {}, holders)) : null);
 }
 
-function lineageView(lin) {
+// Lineage as a tree both ways; each edge from this model to a base says what the license policy's
+// derivative rules found (the trust report's `derivative`), or that none applies.
+function lineageView(lin, trust) {
   if (!lin) return el("p", { text: "No lineage." });
-  const node = (m) => el("li", {},
+  const rules = (trust && trust.derivative) || [];
+  const edge = (m) => {
+    const mine = rules.filter((r) => r.startsWith(`base ${m.id}:`) || r.startsWith(`base model ${m.id} `));
+    if (mine.length) return el("div", { class: "edge meta", "data-edge": m.id, text: "license edge: " + mine.join("; ") });
+    if (!trust || m.onNode === false) return null;
+    return el("div", { class: "edge meta", "data-edge": m.id,
+      text: `license edge: compatible — ${lin.license || "this license"} over ${m.license || "its license"}, no derivative rule applies` });
+  };
+  const node = (m, depth = 0) => el("li", {},
     m.onNode === false ? el("span", { text: m.id + " (not on this node)" }) : link(repoPath(m.id), m.id),
     " ", m.onNode === false ? null : licenseBadge(m.license, m.licenseClass),
     m.relation ? el("span", { class: "meta", text: " " + m.relation }) : null,
-    (m.bases && m.bases.length) ? el("ul", {}, m.bases.map(node)) : null);
+    depth === 0 ? edge(m) : null,
+    (m.bases && m.bases.length) ? el("ul", {}, m.bases.map((b) => node(b, depth + 1))) : null);
   const derived = (m) => el("li", {}, link(repoPath(m.id), m.id), " ", licenseBadge(m.license, m.licenseClass),
     (m.derived && m.derived.length) ? el("ul", {}, m.derived.map(derived)) : null);
   return el("div", { class: "lineage" },
-    el("h3", { text: "Based on" }), (lin.bases && lin.bases.length) ? el("ul", { id: "lineage-bases" }, lin.bases.map(node)) : el("p", { text: "No base model named in the card." }),
+    el("h3", { text: "Based on" }), (lin.bases && lin.bases.length) ? el("ul", { id: "lineage-bases" }, lin.bases.map((b) => node(b))) : el("p", { text: "No base model named in the card." }),
     el("h3", { text: "Derived on this node" }), (lin.derived && lin.derived.length) ? el("ul", { id: "lineage-derived" }, lin.derived.map(derived)) : el("p", { text: "None." }));
 }
 
@@ -377,7 +388,7 @@ async function modelPage(id, params) {
     el("h2", { text: "Model card" }), cardBox,
     el("h2", { text: "Facts" }), facts,
     el("h2", { text: "Trust" }), trustBox,
-    el("h2", { text: "Lineage" }), lineageView(lineage),
+    el("h2", { text: "Lineage" }), lineageView(lineage, trust),
     el("h2", { text: "Experts" }), expertBox,
     el("h2", { text: "Files" }), files, tensorBox,
     el("h2", { text: "History" }), history,

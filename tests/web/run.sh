@@ -25,7 +25,15 @@ fi
 WORK=$(mktemp -d)
 PID=
 OPID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; [[ -n "$OPID" ]] && kill -9 "$OPID" 2>/dev/null; rm -rf "$WORK"' EXIT
+# (the test itself kills the origin: the cleanup keeps the script's status whatever kill says)
+cleanup() {
+  local status=$?
+  [[ -z "$PID" ]] || kill -9 "$PID" 2> /dev/null || true
+  [[ -z "$OPID" ]] || kill -9 "$OPID" 2> /dev/null || true
+  rm -rf "$WORK"
+  exit $status
+}
+trap cleanup EXIT
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 
 # The models: an OLMoE-shaped base, a fine-tune naming it as its base, a private one.
@@ -71,7 +79,7 @@ hub node-key > "$WORK/node.pub"
 "$HUBNODE" --data "$WORK/origin" -q trust add-node-key --key "$WORK/node.pub" --name ui-node > /dev/null
 "$HUBNODE" --data "$WORK/origin" serve --listen 127.0.0.1:0 --no-inference > "$WORK/oout" 2> "$WORK/oerr" &
 OPID=$!
-for _ in $(seq 200); do grep -qs serving "$WORK/oout" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -qs serving "$WORK/oout" && break; sleep 0.05; done
 O=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/oout")
 [[ -n "$O" ]] || { cat "$WORK/oerr"; exit 1; }
 hub trust add-node-key --key "$WORK/origin.pub" --name origin > /dev/null
@@ -86,7 +94,7 @@ TA=$(hub token create --name admin --scope write)
 
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --peer "$O" > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 200); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 [[ -n "$U" ]] || { cat "$WORK/err"; exit 1; }
 # A commit held for review on demo/held (a card without a license).

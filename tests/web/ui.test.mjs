@@ -128,7 +128,8 @@ try {
   const files = await page.$$eval("#files tbody tr td:first-child", (tds) => tds.map((t) => t.textContent));
   check("the files table lists the shards", true, files.some((f) => f.endsWith(".safetensors")) && files.includes("config.json"));
   check("LFS files carry the LFS badge", true, (await page.$$eval("#files .b-lfs", (b) => b.length)) > 0);
-  check("the lineage edge to the base", ["demo/base"], await page.$$eval("#lineage-bases a", (as) => as.map((a) => a.textContent)));
+  check("the lineage edge to the base", ["demo/base"], await page.$$eval("#lineage-bases > li > a", (as) => as.map((a) => a.textContent)));
+  check("...with its license compatibility", true, /compatible — Apache-2\.0 over Apache-2\.0/.test(await text(page, '#lineage-bases .edge[data-edge="demo/base"]')));
   const cells = await page.$$eval(".experts .cell", (cs) => cs.map((c) => c.dataset.state));
   check("the expert map: every expert held", true, cells.length > 0 && cells.every((s) => s === "local"));
   check("...and its summary", true, /(\d+) of \1 experts held/.test(await text(page, "#expert-summary")));

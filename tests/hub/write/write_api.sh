@@ -62,7 +62,9 @@ fi
 start() {
   "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference "${MP[@]}" > "$WORK/out" 2>> "$WORK/err" &
   PID=$!
-  for _ in $(seq 200); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
+  # (up to 30 s: a store opening under a loaded CI's other tests can take more than the usual
+  # fraction of a second)
+  for _ in $(seq 600); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
   U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null; PID=; }
