@@ -1,6 +1,7 @@
 #include "hub/peer/peer_auth.h"
 
 #include <charconv>
+#include <ctime>
 
 #include "base/hash.h"
 
@@ -67,6 +68,13 @@ Result<std::string> VerifyPeerRequest(const SignedPeerRequest& r, const verify::
     return UnauthenticatedError("peer request: the signature does not verify");
   }
   return key->name;
+}
+
+std::vector<std::string> PeerGetHeadersNow(const verify::PrivateKey* key, std::string_view base_url,
+                                           std::string_view target) {
+  if (key == nullptr) return {};
+  auto h = SignPeerRequest(*key, base_url, "GET", target, "", static_cast<int64_t>(std::time(nullptr)));
+  return h.ok() ? std::move(*h) : std::vector<std::string>{};
 }
 
 }  // namespace hubnode::hub

@@ -35,6 +35,11 @@ Result<std::vector<std::string>> SignPeerRequest(const verify::PrivateKey& key, 
                                                  std::string_view method, std::string_view target,
                                                  std::string_view body, int64_t now);
 
+// The signing headers of a GET of `target` now, for a client that sends them when it can: empty
+// when `key` is null or signing fails (the peer then answers as to an unsigned reader).
+std::vector<std::string> PeerGetHeadersNow(const verify::PrivateKey* key, std::string_view base_url,
+                                           std::string_view target);
+
 struct SignedPeerRequest {
   std::string key_hint, time, signature;  // the three header values
   std::string host;                        // the request's Host header

@@ -170,12 +170,8 @@ Status ChunkFetcher::Fetch(const std::vector<ChunkId>& ids, const std::function<
         const std::string url = peers_[p].stats.url + target;
         curl_slist* headers = nullptr;
         if (!options_.token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + options_.token).c_str());
-        if (options_.node_key) {
-          auto signed_headers = SignPeerRequest(*options_.node_key, peers_[p].stats.url, "GET", target, "",
-                                                static_cast<int64_t>(std::time(nullptr)));
-          if (signed_headers.ok()) {
-            for (const std::string& h : *signed_headers) headers = curl_slist_append(headers, h.c_str());
-          }
+        for (const std::string& h : PeerGetHeadersNow(options_.node_key ? &*options_.node_key : nullptr, peers_[p].stats.url, target)) {
+          headers = curl_slist_append(headers, h.c_str());
         }
         t->headers.reset(headers);
         CURL* e = t->easy.get();

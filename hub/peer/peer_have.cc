@@ -174,12 +174,8 @@ std::vector<PeerHolding> PeerHoldings::Query(const HaveQuery& q) {
     const std::string target = "/api/peer/v1/have/" + q.repo + "?rev=" + q.revs[r];
     const std::string url = urls_[p] + target;
     curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
-    if (options_.node_key != nullptr) {
-      auto signed_headers =
-          SignPeerRequest(*options_.node_key, urls_[p], "GET", target, "", static_cast<int64_t>(std::time(nullptr)));
-      if (signed_headers.ok()) {
-        for (const std::string& h : *signed_headers) headers = curl_slist_append(headers, h.c_str());
-      }
+    for (const std::string& h : PeerGetHeadersNow(options_.node_key, urls_[p], target)) {
+      headers = curl_slist_append(headers, h.c_str());
     }
     t->headers.reset(headers);
     CURL* e = t->easy.get();
