@@ -138,8 +138,12 @@ class Backend {
 };
 
 // The CPU backend with `threads` compute threads (0 = hardware concurrency); kernels chosen at
-// run time: AVX-512, AVX2+FMA+F16C, or portable scalar code.
-std::unique_ptr<Backend> MakeCpuBackend(int threads);
+// run time: AVX-512, AVX2+FMA+F16C, or portable scalar code; bf16 products on AMX per `precision`.
+std::unique_ptr<Backend> MakeCpuBackend(int threads, MatMulPrecision precision = MatMulPrecision::kAuto);
+
+// The precision a CPU backend made with `requested` runs bf16 products in on this CPU (kFp32,
+// kBf16x2 or kBf16: never kAuto).
+MatMulPrecision CpuMatMulPrecision(MatMulPrecision requested);
 
 // Which kernel set the CPU backend would use ("avx512", "avx2", "scalar"); HUBNODE_CPU_KERNELS
 // (one of those names) forces a lower one, for tests and benchmarks.

@@ -89,7 +89,7 @@ class EngineImpl final : public Engine {
       template_ = std::make_unique<jinja::Template>(std::move(*tmpl));
     }
     ASSIGN_OR_RETURN(std::vector<TensorDesc> tensors, source_->ListTensors());
-    backend_ = MakeCpuBackend(options_.threads);
+    backend_ = MakeCpuBackend(options_.threads, options_.matmul_precision);
     ASSIGN_OR_RETURN(weights_, ModelWeights::Load(*source_, *backend_, config_, tensors));
     if (config_.experts > 0) {
       experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, options_.expert_budget_bytes);

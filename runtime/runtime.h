@@ -27,6 +27,21 @@
 namespace hubnode::runtime {
 
 enum class DType { kF32, kF16, kBF16 };
+
+// How products of bf16 weights treat the fp32 activations (docs/runtime.md "Matrix precision").
+//   kFp32:   fp32 arithmetic (the weight converted to fp32); the reference.
+//   kBf16x2: each activation split into two bf16 (hi + lo: ~16 significant bits), bf16 products
+//            accumulated in fp32 (AMX); relative error ~1e-5 of a product's terms.
+//   kBf16:   activations rounded to bf16 (8 significant bits), as llama.cpp's bf16 path; faster,
+//            ~3e-3 relative error per term: a stated option, never chosen by kAuto.
+//   kAuto:   kBf16x2 where the CPU has AMX-BF16, else kFp32.
+// A precision the CPU cannot run (no AMX) falls back to kFp32. fp16 and fp32 weights are always
+// computed in fp32.
+enum class MatMulPrecision { kAuto, kFp32, kBf16x2, kBf16 };
+// "auto", "fp32", "bf16x2", "bf16"; false for anything else.
+bool ParseMatMulPrecision(std::string_view text, MatMulPrecision* out);
+std::string_view MatMulPrecisionName(MatMulPrecision p);
+
 size_t DTypeSize(DType dtype);
 
 struct TensorDesc {
@@ -70,6 +85,8 @@ struct EngineOptions {
   // Tokens of prompt processed per step for one request (prefill is batched in chunks of this).
   // Default: 256.
   int prefill_chunk = 256;
+  // How products of bf16 weights treat activations (backend.h MatMulPrecision). Default: auto.
+  MatMulPrecision matmul_precision = MatMulPrecision::kAuto;
 };
 
 struct SamplingParams {

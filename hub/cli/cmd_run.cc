@@ -26,6 +26,9 @@ void AddRuntimeFlags(CLI::App* sub, RuntimeFlags* f) {
   sub->add_option("--max-batch", f->max_batch, "Requests decoded together (default 8)");
   sub->add_option("--max-context", f->max_context, "Longest prompt + completion (default: the model's, at most 4096)");
   sub->add_flag("--no-prefetch", f->no_prefetch, "Do not prefetch the next layer's experts");
+  sub->add_option("--matmul-precision", f->matmul_precision,
+                  "bf16 weight products: auto (bf16x2 on AMX CPUs, else fp32), fp32, bf16x2, or bf16 (activations "
+                  "rounded to bf16: faster, less accurate; docs/runtime.md)");
 }
 
 Result<ModelHostOptions> ModelHostOptionsFrom(const RuntimeFlags& f) {
@@ -38,6 +41,9 @@ Result<ModelHostOptions> ModelHostOptionsFrom(const RuntimeFlags& f) {
   o.engine.max_batch = f.max_batch;
   o.engine.max_context = f.max_context;
   o.engine.prefetch = !f.no_prefetch;
+  if (!runtime::ParseMatMulPrecision(f.matmul_precision, &o.engine.matmul_precision)) {
+    return InvalidArgumentError("--matmul-precision must be auto, fp32, bf16x2 or bf16");
+  }
   o.max_models = f.max_models;
   if (!f.expert_budget.empty()) {
     const std::string& b = f.expert_budget;

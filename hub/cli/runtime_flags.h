@@ -19,6 +19,7 @@ struct RuntimeFlags {
   int max_batch = 8;
   int max_context = 0;
   bool no_prefetch = false;
+  std::string matmul_precision = "auto";
 };
 
 void AddRuntimeFlags(CLI::App* sub, RuntimeFlags* flags);

@@ -4,10 +4,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "runtime/backend.h"
+#include "runtime/cpu/amx.h"
 #include "runtime/cpu/cpu_kernels.h"
 #include "runtime/cpu/parallel.h"
 
@@ -32,10 +34,14 @@ const void* Offset(const void* base, DType dt, int64_t elements) {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(threads), k_(kernels::Select()) {}
+  CpuBackend(int threads, MatMulPrecision precision)
+      : pool_(threads), k_(kernels::Select()), precision_(CpuMatMulPrecision(precision)) {
+    device_ = std::string(k_.name);
+    if (precision_ != MatMulPrecision::kFp32) device_ += "+amx-" + std::string(MatMulPrecisionName(precision_));
+  }
 
   std::string_view name() const override { return "cpu"; }
-  std::string_view device() const override { return k_.name; }
+  std::string_view device() const override { return device_; }
   bool Supports(Op, DType) const override { return true; }
 
   Result<std::unique_ptr<Buffer>> Alloc(size_t bytes) override {
@@ -52,14 +58,51 @@ class CpuBackend final : public Backend {
   void Download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
 
   void MatMul(std::span<const MatMulArgs> products) override {
-    // One task per (product, block of kBlockRows weight rows); prefix sums map task -> product.
-    std::vector<int64_t> first(products.size() + 1, 0);
-    for (size_t p = 0; p < products.size(); ++p) {
-      first[p + 1] = first[p] + (products[p].w.rows + kernels::kBlockRows - 1) / kernels::kBlockRows;
+    // One task per (product, block of weight rows); prefix sums map task -> product. Products of
+    // bf16 weights on AMX take blocks of 32 rows and share one packing of each distinct input.
+    const size_t np = products.size();
+    std::vector<int64_t> first(np + 1, 0);
+    std::vector<int> pack_of(np, -1);
+    std::vector<size_t> pack_source;
+    for (size_t p = 0; p < np; ++p) {
+      const MatMulArgs& a = products[p];
+      int64_t block = kernels::kBlockRows;
+      if (precision_ != MatMulPrecision::kFp32 && a.w.dtype == DType::kBF16 && a.n > 0) {
+        block = kAmxRows;
+        for (size_t q = 0; q < pack_source.size() && pack_of[p] < 0; ++q) {
+          const MatMulArgs& b = products[pack_source[q]];
+          if (b.x == a.x && b.n == a.n && b.x_stride == a.x_stride && b.w.cols == a.w.cols) pack_of[p] = static_cast<int>(q);
+        }
+        if (pack_of[p] < 0) {
+          pack_of[p] = static_cast<int>(pack_source.size());
+          pack_source.push_back(p);
+        }
+      }
+      first[p + 1] = first[p] + (a.w.rows + block - 1) / block;
+    }
+    if (!pack_source.empty()) {
+      if (packs_.size() < pack_source.size()) packs_.resize(pack_source.size());
+      const bool split = precision_ == MatMulPrecision::kBf16x2;
+      auto pack = [&](int64_t q) {
+        const MatMulArgs& a = products[pack_source[q]];
+        amx::Pack(a.x, a.n, a.x_stride, a.w.cols, split, packs_[q]);
+      };
+      // A fork-join costs more than packing a few rows (decode): pack those on this thread.
+      int64_t elements = 0;
+      for (size_t q : pack_source) elements += products[q].n * products[q].w.cols;
+      if (elements < (int64_t{1} << 16)) {
+        for (size_t q = 0; q < pack_source.size(); ++q) pack(static_cast<int64_t>(q));
+      } else {
+        pool_.Run(static_cast<int64_t>(pack_source.size()), pack);
+      }
     }
     pool_.Run(first.back(), [&](int64_t task) {
       const size_t p = std::upper_bound(first.begin(), first.end(), task) - first.begin() - 1;
-      RowBlock(products[p], (task - first[p]) * kernels::kBlockRows);
+      if (pack_of[p] >= 0) {
+        AmxBlock(products[p], packs_[pack_of[p]], (task - first[p]) * kAmxRows);
+      } else {
+        RowBlock(products[p], (task - first[p]) * kernels::kBlockRows);
+      }
     });
   }
 
@@ -208,15 +251,61 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void AmxBlock(const MatMulArgs& a, const amx::PackedX& x, int64_t row0) {
+    const int rows = static_cast<int>(std::min<int64_t>(kAmxRows, a.w.rows - row0));
+    amx::Product(x, static_cast<const uint16_t*>(a.w.data) + row0 * a.w.cols, a.w.cols, rows, a.y + row0, a.y_stride,
+                 a.bias ? a.bias + row0 : nullptr, a.accumulate);
+  }
+
+  static constexpr int64_t kAmxRows = 32;
+
   WorkerPool pool_;
   const kernels::KernelSet& k_;
+  const MatMulPrecision precision_;
+  std::string device_;
+  std::vector<amx::PackedX> packs_;  // reused across calls (the scheduler thread's)
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> MakeCpuBackend(int threads) {
+std::unique_ptr<Backend> MakeCpuBackend(int threads, MatMulPrecision precision) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  return std::make_unique<CpuBackend>(threads);
+  return std::make_unique<CpuBackend>(threads, precision);
+}
+
+MatMulPrecision CpuMatMulPrecision(MatMulPrecision requested) {
+  // HUBNODE_CPU_KERNELS forces a lower kernel set for tests: below AVX-512 there is no AMX either.
+  const bool amx = amx::Available() && kernels::Select().name == "avx512";
+  switch (requested) {
+    case MatMulPrecision::kAuto:
+    case MatMulPrecision::kBf16x2:
+      return amx ? MatMulPrecision::kBf16x2 : MatMulPrecision::kFp32;
+    case MatMulPrecision::kBf16:
+      return amx ? MatMulPrecision::kBf16 : MatMulPrecision::kFp32;
+    case MatMulPrecision::kFp32:
+      break;
+  }
+  return MatMulPrecision::kFp32;
+}
+
+bool ParseMatMulPrecision(std::string_view text, MatMulPrecision* out) {
+  for (MatMulPrecision p : {MatMulPrecision::kAuto, MatMulPrecision::kFp32, MatMulPrecision::kBf16x2, MatMulPrecision::kBf16}) {
+    if (text == MatMulPrecisionName(p)) {
+      *out = p;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view MatMulPrecisionName(MatMulPrecision p) {
+  switch (p) {
+    case MatMulPrecision::kAuto: return "auto";
+    case MatMulPrecision::kFp32: return "fp32";
+    case MatMulPrecision::kBf16x2: return "bf16x2";
+    case MatMulPrecision::kBf16: return "bf16";
+  }
+  return "fp32";
 }
 
 std::string_view CpuKernelSet() { return kernels::Select().name; }

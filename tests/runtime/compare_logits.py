@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Compares hubnode's logits trace with the NumPy reference's.
 
-Usage: compare_logits.py REFERENCE.json HUBNODE.json [--tol 1e-4]
+Usage: compare_logits.py REFERENCE.json HUBNODE.json [--tol 1e-4] [--tokens-may-differ]
 Each row's error is max|a - b| / max|b| (b = reference). Fails (exit 1) when any row exceeds the
-tolerance or the greedy token sequences differ; prints the worst rows either way.
+tolerance or the greedy token sequences differ (unless --tokens-may-differ: then reported); prints
+the worst rows either way.
 """
 import json
 import sys
@@ -14,6 +15,9 @@ import numpy as np
 def main():
     args = sys.argv[1:]
     tol = 1e-4
+    tokens_may_differ = "--tokens-may-differ" in args
+    if tokens_may_differ:
+        args.remove("--tokens-may-differ")
     if "--tol" in args:
         i = args.index("--tol")
         tol = float(args[i + 1])
@@ -39,9 +43,14 @@ def main():
             return 1
     tref = [d["token"] for d in ref["decode"]]
     tgot = [d["token"] for d in got["decode"]]
-    if tref != tgot:
+    same = sum(a == b for a, b in zip(tref, tgot))
+    if tref != tgot and not tokens_may_differ:
         print(f"greedy tokens differ:\n  reference {tref}\n  hubnode   {tgot}")
         return 1
+    if tref != tgot:
+        print(f"ok: {len(rows_ref)} rows, worst relative error {worst:.2e}, greedy tokens: {same} of {len(tref)} "
+              "identical (the first difference changes the rest)")
+        return 0
     print(f"ok: {len(rows_ref)} rows, worst relative error {worst:.2e}, {len(tref)} greedy tokens identical")
     return 0
 

@@ -3,7 +3,9 @@
 // test-backend-ops). A device backend joins this test when one is built.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -271,6 +273,91 @@ TEST(BackendOpsF32, ResultsDoNotDependOnThreadCount) {
   m.y = y4.data();
   MakeCpuBackend(4)->MatMul({&m, 1});
   EXPECT_EQ(y1, y4);
+}
+
+// The bf16 precisions run on AMX only; elsewhere they fall back to fp32 and are skipped here.
+std::vector<MatMulPrecision> PrecisionsHere() {
+  std::vector<MatMulPrecision> out = {MatMulPrecision::kFp32};
+  for (MatMulPrecision p : {MatMulPrecision::kBf16x2, MatMulPrecision::kBf16}) {
+    if (CpuMatMulPrecision(p) == p) {
+      out.push_back(p);
+    } else {
+      std::printf("note: %s needs AMX-BF16, which this CPU lacks: not tested here\n", MatMulPrecisionName(p).data());
+    }
+  }
+  return out;
+}
+
+TEST(MatMulPrecision, EachMatchesDoublePrecisionWithinItsStatedError) {
+  // Error relative to Σ|x·w| of the row: fp32 and bf16x2 ~1e-6 (bf16x2's activations carry ~16
+  // significant bits); bf16 rounds activations to 8 bits: ~1e-3, bounded by 2^-8.
+  std::mt19937 rng(11);
+  for (MatMulPrecision prec : PrecisionsHere()) {
+    const double tol = prec == MatMulPrecision::kBf16 ? 4e-3 : prec == MatMulPrecision::kBf16x2 ? 4e-5 : 1e-5;
+    auto b = MakeCpuBackend(2, prec);
+    double worst = 0;
+    for (int64_t rows : {1, 7, 16, 17, 33, 100}) {
+      for (int64_t cols : {1, 7, 31, 32, 33, 200, 4099}) {
+        for (int64_t n : {1, 2, 3, 16, 17, 40}) {
+          Weight w = MakeWeight(rng, DType::kBF16, rows, cols);
+          std::vector<float> x = Random(rng, n * cols), y(n * rows, -1);
+          const MatMulArgs m{x.data(), n, cols, w.view, nullptr, y.data(), rows, false};
+          b->MatMul({&m, 1});
+          for (int64_t i = 0; i < n; ++i) {
+            for (int64_t r = 0; r < rows; ++r) {
+              double want = 0, scale = 0;
+              for (int64_t c = 0; c < cols; ++c) {
+                const double t = double(x[i * cols + c]) * w.values[r * cols + c];
+                want += t;
+                scale += std::abs(t);
+              }
+              const double err = std::abs(y[i * rows + r] - want) / (scale + 1e-30);
+              worst = std::max(worst, err);
+              ASSERT_LE(err, tol) << MatMulPrecisionName(prec) << " rows=" << rows << " cols=" << cols << " n=" << n
+                                  << " at " << i << "," << r;
+            }
+          }
+        }
+      }
+    }
+    std::printf("%s: worst error relative to sum |x*w|: %.3g\n", MatMulPrecisionName(prec).data(), worst);
+  }
+}
+
+TEST(MatMulPrecision, BatchedRowsEqualRowsAloneBitForBit) {
+  // A token's result must not depend on the batch it rides in (batched = alone, prefill = decode).
+  std::mt19937 rng(12);
+  for (MatMulPrecision prec : PrecisionsHere()) {
+    auto b = MakeCpuBackend(3, prec);
+    Weight w = MakeWeight(rng, DType::kBF16, 70, 300);
+    Weight w2 = MakeWeight(rng, DType::kBF16, 33, 300);
+    std::vector<float> x = Random(rng, 37 * 300), bias = Random(rng, 70);
+    std::vector<float> all(37 * 70), all2 = Random(rng, 37 * 33), alone(70), alone2(33);
+    const std::vector<float> start2 = all2;
+    const MatMulArgs batched[] = {{x.data(), 37, 300, w.view, bias.data(), all.data(), 70, false},
+                                  {x.data(), 37, 300, w2.view, nullptr, all2.data(), 33, true}};
+    b->MatMul(batched);
+    for (int64_t i = 0; i < 37; ++i) {
+      std::copy(start2.begin() + i * 33, start2.begin() + (i + 1) * 33, alone2.begin());
+      const MatMulArgs one[] = {{x.data() + i * 300, 1, 300, w.view, bias.data(), alone.data(), 70, false},
+                                {x.data() + i * 300, 1, 300, w2.view, nullptr, alone2.data(), 33, true}};
+      b->MatMul(one);
+      for (int r = 0; r < 70; ++r) ASSERT_EQ(all[i * 70 + r], alone[r]) << MatMulPrecisionName(prec) << " row " << i;
+      for (int r = 0; r < 33; ++r) ASSERT_EQ(all2[i * 33 + r], alone2[r]) << MatMulPrecisionName(prec) << " row " << i;
+    }
+  }
+}
+
+TEST(MatMulPrecision, NamesParseAndAutoIsNeverBf16) {
+  MatMulPrecision p;
+  for (const char* name : {"auto", "fp32", "bf16x2", "bf16"}) {
+    ASSERT_TRUE(ParseMatMulPrecision(name, &p)) << name;
+    EXPECT_EQ(MatMulPrecisionName(p), name);
+  }
+  EXPECT_FALSE(ParseMatMulPrecision("int8", &p));
+  EXPECT_FALSE(ParseMatMulPrecision("", &p));
+  EXPECT_NE(CpuMatMulPrecision(MatMulPrecision::kAuto), MatMulPrecision::kBf16);
+  EXPECT_EQ(CpuMatMulPrecision(MatMulPrecision::kFp32), MatMulPrecision::kFp32);
 }
 
 }  // namespace
