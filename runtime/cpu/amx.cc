@@ -59,10 +59,11 @@ HUBNODE_AMX void Configure(int cols) {
 // One block of up to 32 weight rows (a0: rows 0-15, a1: rows 16-31, `a_stride` bytes apart)
 // against m tiles [mt, mt + 1 or 2); results to c[4][16][16] (tile t at c + t * 256, rows 64
 // bytes apart). kTwoR: a1 is used; kTwoM: m tile mt + 1 is used.
+// Steps [0, main_steps) read A in place (a0, `a_stride` bytes per row); a last step past them
+// reads `tail` (32 rows x 64 bytes: the k elements past the last whole step, zero padded).
 template <bool kTwoR, bool kTwoM, bool kSplit>
-HUBNODE_AMX void Block(const PackedX& x, const uint8_t* a0, int64_t a_stride, int64_t mt, float* c,
-                       const char* ahead, int64_t ahead_bytes) {
-  const uint8_t* a1 = a0 + 16 * a_stride;
+HUBNODE_AMX void Block(const PackedX& x, const uint8_t* a0, int64_t a_stride, int64_t main_steps, const uint8_t* tail,
+                       int64_t mt, float* c, const char* ahead, int64_t ahead_bytes) {
   const int64_t tile = 16 * static_cast<int64_t>(x.cols);  // pairs per B tile
   const uint32_t* bh0 = x.hi.data() + mt * x.k_steps * tile;
   const uint32_t* bh1 = bh0 + x.k_steps * tile;
@@ -81,8 +82,10 @@ HUBNODE_AMX void Block(const PackedX& x, const uint8_t* a0, int64_t a_stride, in
     for (int64_t p = 0; p < per_step && prefetched < ahead_bytes; p += 64, prefetched += 64) {
       _mm_prefetch(ahead + prefetched, _MM_HINT_T0);
     }
-    _tile_loadd(4, a0 + ks * 64, a_stride);
-    if constexpr (kTwoR) _tile_loadd(5, a1 + ks * 64, a_stride);
+    const uint8_t* pa = ks < main_steps ? a0 + ks * 64 : tail;
+    const int64_t sa = ks < main_steps ? a_stride : 64;
+    _tile_loadd(4, pa, sa);
+    if constexpr (kTwoR) _tile_loadd(5, pa + 16 * sa, sa);
     _tile_loadd(6, bh0 + ks * tile, b_stride);
     if constexpr (kTwoM) _tile_loadd(7, bh1 + ks * tile, b_stride);
     _tile_dpbf16ps(0, 4, 6);
@@ -104,7 +107,8 @@ HUBNODE_AMX void Block(const PackedX& x, const uint8_t* a0, int64_t a_stride, in
   if constexpr (kTwoR && kTwoM) _tile_stored(3, c + 768, 64);
 }
 
-using BlockFn = void (*)(const PackedX&, const uint8_t*, int64_t, int64_t, float*, const char*, int64_t);
+using BlockFn = void (*)(const PackedX&, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, float*, const char*,
+                        int64_t);
 
 template <bool kSplit>
 BlockFn Choose(bool two_r, bool two_m) {
@@ -215,17 +219,26 @@ HUBNODE_AMX void Product(const PackedX& x, const uint16_t* w, int64_t w_stride, 
   Configure(x.cols);
   const int64_t kpad = x.k_steps * 32;
   const uint8_t* a = reinterpret_cast<const uint8_t*>(w);
-  int64_t a_stride = w_stride * 2;
-  // A tile reads 16 rows x 64 bytes: rows past `rows` or elements past k would be read beyond
-  // the block (past the tensor's end for its last rows, and NaN x 0 is NaN): copy such a block
-  // into zero-padded scratch.
+  int64_t a_stride = w_stride * 2, main_steps = x.k / 32;
+  // A tile reads 16 rows x 64 bytes. Rows past `rows` would be read beyond the block (past the
+  // tensor's end for its last rows): such a block (a tensor's last, rarely) is copied whole into
+  // zero-padded scratch. Elements past k would be read from the next row (and NaN x 0 is NaN):
+  // the last partial step is copied into a zero-padded 32 x 32 tail.
   const bool two_r = rows > 16;
-  if (x.k % 32 != 0 || rows % 16 != 0) {
-    thread_local std::vector<uint16_t> padded;
+  thread_local std::vector<uint16_t> padded;
+  alignas(64) uint16_t tail[32 * 32];
+  const uint8_t* tail_ptr = nullptr;
+  if (rows % 16 != 0) {
     padded.assign(static_cast<size_t>(two_r ? 32 : 16) * kpad, 0);
     for (int r = 0; r < rows; ++r) std::memcpy(padded.data() + r * kpad, w + r * w_stride, x.k * 2);
     a = reinterpret_cast<const uint8_t*>(padded.data());
     a_stride = kpad * 2;
+    main_steps = x.k_steps;
+  } else if (main_steps < x.k_steps) {
+    const int64_t done = main_steps * 32, left = x.k - done;
+    std::memset(tail, 0, sizeof tail);
+    for (int r = 0; r < rows; ++r) std::memcpy(tail + r * 32, w + r * w_stride + done, left * 2);
+    tail_ptr = reinterpret_cast<const uint8_t*>(tail);
   }
   // Next block of this tensor's rows (the task that usually follows on this thread).
   const char* ahead = reinterpret_cast<const char*>(w + rows * w_stride);
@@ -236,7 +249,7 @@ HUBNODE_AMX void Product(const PackedX& x, const uint16_t* w, int64_t w_stride, 
   for (int64_t mt = 0; mt < x.m_tiles; mt += 2) {
     const bool two_m = mt + 1 < x.m_tiles;
     const BlockFn fn = x.split ? Choose<true>(two_r, two_m) : Choose<false>(two_r, two_m);
-    fn(x, a, a_stride, mt, c, mt == 0 ? ahead : nullptr, ahead_bytes);
+    fn(x, a, a_stride, main_steps, tail_ptr, mt, c, mt == 0 ? ahead : nullptr, ahead_bytes);
     // Tile t holds c[r][m] (weight row r, token m): gather column m for token m's row of y.
     for (int t = 0; t < 4; ++t) {
       const int64_t m0 = (mt + (t & 1)) * 16;

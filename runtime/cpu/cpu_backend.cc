@@ -107,12 +107,19 @@ class CpuBackend final : public Backend {
   }
 
   void RmsNorm(const RmsNormArgs& a) override {
+    // The weight in f32 once per call (exact), not one conversion per element.
+    const float* w = static_cast<const float*>(a.weight.data);
+    if (a.weight.dtype != DType::kF32) {
+      norm_weight_.resize(a.d);
+      k_.to_f32(a.weight.data, a.weight.dtype, a.d, norm_weight_.data());
+      w = norm_weight_.data();
+    }
     ForRows(a.n, [&](int64_t i) {
       const float* x = a.x + i * a.d;
       float* y = a.y + i * a.d;
       const float ms = k_.dot_f32(x, x, a.d) / static_cast<float>(a.d);
       const float inv = 1.0f / std::sqrt(ms + a.eps);
-      for (int64_t j = 0; j < a.d; ++j) y[j] = x[j] * inv * Weight(a.weight, j);
+      for (int64_t j = 0; j < a.d; ++j) y[j] = x[j] * inv * w[j];
     });
   }
 
@@ -185,8 +192,30 @@ class CpuBackend final : public Backend {
         k_.axpy(s, x, y, a.d);
       }
     };
-    if (a.rows) {  // repeated target rows: in order, on this thread
-      for (int64_t i = 0; i < a.n; ++i) one(i);
+    if (a.rows) {
+      // Repeated target rows (a token's k experts add into its one row): every element takes its
+      // adds in order of i, and threads split the columns (slices of 256: a multiple of every
+      // kernel set's vector width, so the bits are those of whole rows).
+      constexpr int64_t kSlice = 256;
+      const int64_t slices = (a.d + kSlice - 1) / kSlice;
+      auto slice = [&](int64_t sl) {
+        const int64_t j0 = sl * kSlice, len = std::min(kSlice, a.d - j0);
+        for (int64_t i = 0; i < a.n; ++i) {
+          const float s = a.scale ? a.scale[i] : 1.0f;
+          float* y = a.y + a.rows[i] * a.y_stride + j0;
+          const float* x = a.x + i * a.x_stride + j0;
+          if (a.assign) {
+            for (int64_t j = 0; j < len; ++j) y[j] = s * x[j];
+          } else {
+            k_.axpy(s, x, y, len);
+          }
+        }
+      };
+      if (slices < 2 || a.n * a.d < (int64_t{1} << 15)) {
+        for (int64_t sl = 0; sl < slices; ++sl) slice(sl);
+      } else {
+        pool_.Run(slices, slice);
+      }
     } else {
       ForRows(a.n, one);
     }
@@ -200,12 +229,6 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  static float Weight(const WeightView& w, int64_t j) {
-    float v;
-    kernels::Scalar().to_f32(Offset(w.data, w.dtype, j), w.dtype, 1, &v);
-    return v;
-  }
-
   // Row-wise ops: parallel only when there are enough rows to pay for the fork.
   template <typename Fn>
   void ForRows(int64_t n, Fn&& fn) {
@@ -264,6 +287,7 @@ class CpuBackend final : public Backend {
   const MatMulPrecision precision_;
   std::string device_;
   std::vector<amx::PackedX> packs_;  // reused across calls (the scheduler thread's)
+  std::vector<float> norm_weight_;
 };
 
 }  // namespace

@@ -275,6 +275,25 @@ TEST(BackendOpsF32, ResultsDoNotDependOnThreadCount) {
   EXPECT_EQ(y1, y4);
 }
 
+TEST(BackendOpsF32, AddScaledIntoRepeatedRowsSplitsColumnsNotOrder) {
+  // A token's experts add into its row in order of i; with many rows the threads split the
+  // columns, so the bits do not depend on the thread count.
+  std::mt19937 rng(13);
+  const int64_t n = 40, d = 1000, targets = 5;
+  std::vector<float> x = Random(rng, n * d), scale = Random(rng, n), start = Random(rng, targets * d);
+  std::vector<int32_t> rows(n);
+  for (int64_t i = 0; i < n; ++i) rows[i] = static_cast<int32_t>((i * 7) % targets);
+  std::vector<float> y1 = start, y3 = start;
+  MakeCpuBackend(1)->AddScaled({y1.data(), x.data(), scale.data(), rows.data(), n, d, d, d, false});
+  MakeCpuBackend(3)->AddScaled({y3.data(), x.data(), scale.data(), rows.data(), n, d, d, d, false});
+  EXPECT_EQ(y1, y3);
+  std::vector<double> want(start.begin(), start.end());
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < d; ++j) want[rows[i] * d + j] += double(scale[i]) * x[i * d + j];
+  }
+  ExpectClose(y3, want, 1e-5);
+}
+
 // The bf16 precisions run on AMX only; elsewhere they fall back to fp32 and are skipped here.
 std::vector<MatMulPrecision> PrecisionsHere() {
   std::vector<MatMulPrecision> out = {MatMulPrecision::kFp32};
