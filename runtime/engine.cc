@@ -95,7 +95,7 @@ class EngineImpl final : public Engine {
       experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, options_.expert_budget_bytes);
       ASSIGN_OR_RETURN(info_.expert_bytes, experts_->Validate());
     }
-    model_ = std::make_unique<Model>(config_, *backend_, *weights_, experts_.get(), options_.prefetch);
+    model_ = std::make_unique<Model>(config_, *backend_, *weights_, experts_.get(), options_.prefetch, options_.on_routing);
     info_.architecture = config_.model_type;
     info_.layers = config_.layers;
     info_.hidden = config_.hidden;
@@ -207,7 +207,15 @@ class EngineImpl final : public Engine {
       s.expert_load_seconds = e.load_seconds;
       s.expert_resident_bytes = e.resident_bytes;
       s.expert_budget_bytes = experts_->budget();
+      s.expert_prefetch_requests = e.prefetch_requests;
+      s.expert_prefetch_present = e.prefetch_present;
+      s.expert_prefetch_hits = e.prefetch_hits;
+      s.expert_prefetch_dropped = e.prefetches_dropped;
     }
+    const PredictionStats p = model_->prediction_stats();
+    s.predicted_experts = p.predicted;
+    s.predicted_layer_routed = p.routed;
+    s.predicted_correct = p.correct;
     return s;
   }
 

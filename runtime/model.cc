@@ -37,10 +37,16 @@ std::vector<std::pair<int, float>> Route(std::span<const float> logits, int top_
 }
 
 Model::Model(const ModelConfig& config, Backend& backend, ModelWeights& weights, ExpertCache* experts,
-             bool prefetch)
-    : c_(config), b_(backend), w_(weights), experts_(experts), prefetch_(prefetch) {
+             bool prefetch, std::function<void(const RoutingEvent&)> on_routing)
+    : c_(config), b_(backend), w_(weights), experts_(experts), prefetch_(prefetch), on_routing_(std::move(on_routing)),
+      predicted_for_(c_.layers, 0), predicted_set_(c_.layers), predicted_tokens_(c_.layers) {
   const std::vector<double> inv = RopeInvFreq(c_, c_.max_position);
   inv_freq_.assign(inv.begin(), inv.end());
+}
+
+PredictionStats Model::prediction_stats() const {
+  return {predicted_.load(std::memory_order_relaxed), predicted_routed_.load(std::memory_order_relaxed),
+          predicted_correct_.load(std::memory_order_relaxed)};
 }
 
 float* Model::Scratch(int slot, int64_t floats) {
@@ -95,6 +101,7 @@ Result<std::vector<float>> Model::Forward(std::span<const SeqInput> batch) {
     }
   }
   b_.Embed({w_.embed, ids.data(), n, x});
+  std::fill(predicted_for_.begin(), predicted_for_.end(), 0);  // nothing carried over from a failed pass
   const float attn_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
   const float rope_scale = c_.rope.type == RopeType::kYarn ? static_cast<float>(c_.rope.attention_factor) : 1.0f;
   for (int l = 0; l < c_.layers; ++l) {
@@ -134,8 +141,8 @@ Result<std::vector<float>> Model::Forward(std::span<const SeqInput> batch) {
     b_.MatMul({&o, 1});
     b_.RmsNorm({x, hn, n, H, L.ffn_norm, eps});
     if (L.moe) {
-      if (prefetch_ && experts_ && l + 1 < c_.layers && w_.layers[l + 1].moe) Prefetch(l + 1, n, hn);
-      RETURN_IF_ERROR(Moe(l, n, hn, x));
+      if ((prefetch_ || on_routing_) && experts_ && l + 1 < c_.layers && w_.layers[l + 1].moe) Predict(l + 1, n, hn);
+      RETURN_IF_ERROR(Moe(l, n, hn, x, positions));
     } else {
       const int64_t I = L.gate.rows;
       float* g = Scratch(kGate, n * I);
@@ -160,7 +167,7 @@ Result<std::vector<float>> Model::Forward(std::span<const SeqInput> batch) {
   return out;
 }
 
-void Model::Prefetch(int next, int64_t n, const float* hn) {
+void Model::Predict(int next, int64_t n, const float* hn) {
   // The next layer's router applied to this layer's normalised hidden state predicts its
   // experts well (the residual stream changes little between layers).
   float* r = Scratch(kPrefetch, n * c_.experts);
@@ -169,16 +176,21 @@ void Model::Prefetch(int next, int64_t n, const float* hn) {
   b_.MatMul({&route, 1});
   std::vector<float> host(n * c_.experts);
   b_.Download(host.data(), r, host.size() * sizeof(float));
-  std::vector<int> want;
+  std::vector<int>& want = predicted_set_[next];
+  std::vector<int32_t>& per_token = predicted_tokens_[next];
+  want.clear();
+  per_token.clear();
   for (int64_t i = 0; i < n; ++i) {
     for (const auto& [e, w] : Route({host.data() + i * c_.experts, size_t(c_.experts)}, c_.top_k, false)) {
       if (std::find(want.begin(), want.end(), e) == want.end()) want.push_back(e);
+      if (on_routing_) per_token.push_back(e);
     }
   }
-  experts_->Prefetch(next, want);
+  predicted_for_[next] = 1;
+  if (prefetch_) experts_->Prefetch(next, want);
 }
 
-Status Model::Moe(int l, int64_t n, float* hn, float* x) {
+Status Model::Moe(int l, int64_t n, float* hn, float* x, std::span<const int32_t> positions) {
   const LayerWeights& L = w_.layers[l];
   const int64_t H = c_.hidden, E = c_.experts;
   float* r = Scratch(kRouter, n * E);
@@ -189,9 +201,11 @@ Status Model::Moe(int l, int64_t n, float* hn, float* x) {
   b_.Download(logits.data(), r, logits.size() * sizeof(float));
   // Group the (token, weight) assignments by expert.
   std::vector<std::vector<std::pair<int32_t, float>>> by_expert(E);
+  std::vector<int32_t> routed;  // each token's experts, for on_routing_
   for (int64_t i = 0; i < n; ++i) {
     for (const auto& [e, w] : Route({logits.data() + i * E, size_t(E)}, c_.top_k, c_.norm_topk_prob)) {
       by_expert[e].emplace_back(static_cast<int32_t>(i), w);
+      if (on_routing_) routed.push_back(e);
     }
   }
   std::vector<int> used;
@@ -208,6 +222,20 @@ Status Model::Moe(int l, int64_t n, float* hn, float* x) {
     }
   }
   offsets.push_back(tokens.size());
+  if (predicted_for_[l]) {  // how well the layer before predicted this one (`used` is sorted)
+    const std::vector<int>& want = predicted_set_[l];
+    uint64_t correct = 0;
+    for (int e : want) correct += std::binary_search(used.begin(), used.end(), e);
+    predicted_.fetch_add(want.size(), std::memory_order_relaxed);
+    predicted_routed_.fetch_add(used.size(), std::memory_order_relaxed);
+    predicted_correct_.fetch_add(correct, std::memory_order_relaxed);
+    predicted_for_[l] = 0;
+  }
+  if (on_routing_) {
+    const bool next = l + 1 < c_.layers && predicted_for_[l + 1];
+    on_routing_(RoutingEvent{l, c_.top_k, positions.first(n), routed,
+                             next ? std::span<const int32_t>(predicted_tokens_[l + 1]) : std::span<const int32_t>()});
+  }
   ASSIGN_OR_RETURN(auto experts, experts_->Acquire(l, used));
   const int64_t m = tokens.size(), I = c_.moe_intermediate;
   float* xe = Scratch(kGather, m * H);

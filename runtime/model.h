@@ -5,6 +5,8 @@
 // Thread safety: Forward() runs one batch at a time (the engine's scheduler thread).
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -39,27 +41,45 @@ struct SeqInput {
   bool all_logits = false;  // logits for every token, not just the last
 };
 
+// How well the next layer's experts were predicted (EngineStats has the meaning of each).
+struct PredictionStats {
+  uint64_t predicted = 0, routed = 0, correct = 0;
+};
+
 class Model {
  public:
+  // `on_routing` (may be empty) sees every MoE layer's routing (runtime.h EngineOptions).
   Model(const ModelConfig& config, Backend& backend, ModelWeights& weights, ExpertCache* experts,
-        bool prefetch);
+        bool prefetch, std::function<void(const RoutingEvent&)> on_routing = {});
   // Logits rows (vocab floats each) for each sequence in order: every token's when all_logits,
   // else its last token's. OutOfRange when a sequence would exceed its cache; an expert that
   // cannot be loaded is returned as its error.
   Result<std::vector<float>> Forward(std::span<const SeqInput> batch);
 
+  // Thread-safe (relaxed counters): read while a pass runs.
+  PredictionStats prediction_stats() const;
+
  private:
   float* Scratch(int slot, int64_t floats);
-  Status Moe(int layer, int64_t n, float* hn, float* x);
-  void Prefetch(int next_layer, int64_t n, const float* hn);
+  Status Moe(int layer, int64_t n, float* hn, float* x, std::span<const int32_t> positions);
+  // Predicts `next_layer`'s experts from this layer's normalised hidden state; prefetches them
+  // when prefetching is on.
+  void Predict(int next_layer, int64_t n, const float* hn);
 
   const ModelConfig& c_;
   Backend& b_;
   ModelWeights& w_;
   ExpertCache* experts_;
   bool prefetch_;
+  std::function<void(const RoutingEvent&)> on_routing_;
   std::vector<float> inv_freq_;
   std::vector<std::unique_ptr<Buffer>> scratch_;
+  // The current pass's prediction for each layer (made at the layer before): the batch's distinct
+  // experts, and (for on_routing_) each token's top-k. `predicted_for_[l]` says it was made.
+  std::vector<char> predicted_for_;
+  std::vector<std::vector<int>> predicted_set_;
+  std::vector<std::vector<int32_t>> predicted_tokens_;
+  std::atomic<uint64_t> predicted_{0}, predicted_routed_{0}, predicted_correct_{0};
 };
 
 // Top-k routing of one token: the family's rule (softmax over all experts in f32, top-k with

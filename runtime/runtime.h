@@ -51,8 +51,8 @@ struct TensorDesc {
   uint64_t bytes() const;
 };
 
-// Where a model's files and tensors come from. Implementations: the store (hub/runtime_source.cc),
-// later peers.
+// Where a model's files and tensors come from. Implementations: the store
+// (hub/serve/store_source.cc), later peers.
 class TensorSource {
  public:
   virtual ~TensorSource() = default;
@@ -65,6 +65,22 @@ class TensorSource {
   // Reads the whole tensor's bytes into `out` (exactly desc.bytes() long).
   // NotFound for an unknown name; DataLoss when the bytes cannot be read intact.
   virtual Status ReadTensor(std::string_view name, std::span<uint8_t> out) = 0;
+};
+
+// The experts one MoE layer of a forward pass routed its tokens to, with the experts predicted for
+// the next MoE layer from this layer's hidden state (layer + 1's router applied to it: what the
+// expert cache is asked to prefetch). For measurements: `hubnode run --routing-trace`.
+// The spans are valid during the call only.
+struct RoutingEvent {
+  int layer = 0;  // the MoE layer that routed
+  int top_k = 0;
+  // Each token's position in its sequence; the tokens of a batch's sequences follow each other.
+  std::span<const int32_t> positions;
+  // tokens × top_k: each token's experts at `layer`, most weighted first.
+  std::span<const int32_t> routed;
+  // tokens × top_k: each token's predicted experts for layer + 1, most likely first; empty when no
+  // prediction was made (the last layer, or a dense layer next).
+  std::span<const int32_t> predicted;
 };
 
 struct EngineOptions {
@@ -87,6 +103,11 @@ struct EngineOptions {
   int prefill_chunk = 256;
   // How products of bf16 weights treat activations (backend.h MatMulPrecision). Default: auto.
   MatMulPrecision matmul_precision = MatMulPrecision::kAuto;
+  // Called for every MoE layer of every forward pass with the experts it routed to, from the
+  // thread running the pass (the scheduler, or TraceLogits' caller); it must not call back into
+  // the engine. When set, the next layer's experts are predicted even with `prefetch` off (then
+  // only reported, not loaded). Default: empty (nothing recorded, nothing extra computed).
+  std::function<void(const RoutingEvent&)> on_routing;
 };
 
 struct SamplingParams {
@@ -169,6 +190,17 @@ struct EngineStats {
   uint64_t expert_bytes_loaded = 0;
   double expert_load_seconds = 0;
   uint64_t expert_resident_bytes = 0, expert_budget_bytes = 0;
+  // Next-layer predictions (layer l + 1's router on layer l's hidden state), compared per forward
+  // pass and MoE layer over the batch's distinct experts: experts predicted for the next layer,
+  // experts routed at layers that had a prediction, and experts in both. Precision = correct /
+  // predicted, recall = correct / routed. Counted whenever predictions are made (prefetch on, or
+  // an on_routing observer).
+  uint64_t predicted_experts = 0, predicted_layer_routed = 0, predicted_correct = 0;
+  // What the expert cache did with the predictions: experts asked for, already held (or loading),
+  // loaded ahead (expert_prefetches), of those used by a step, and not loaded because the cache
+  // had no free budget (prefetches never evict).
+  uint64_t expert_prefetch_requests = 0, expert_prefetch_present = 0, expert_prefetch_hits = 0,
+           expert_prefetch_dropped = 0;
   uint64_t prompt_tokens = 0, generated_tokens = 0;
   // Decode speed: tokens computed by decode steps (the first token of a request comes from its
   // prefill step) over the time of those steps.

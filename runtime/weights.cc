@@ -246,9 +246,16 @@ void ExpertCache::Prefetch(int layer, std::span<const int> experts) {
   {
     std::lock_guard lock(mu_);
     for (int e : experts) {
-      if (budget_ > 0 && stats_.resident_bytes + expert_bytes_ > budget_) break;  // full: see Insert
+      ++stats_.prefetch_requests;
       const Key key = (uint64_t(layer) << 32) | uint32_t(e);
-      if (entries_.count(key) || in_flight_.count(key)) continue;
+      if (entries_.count(key) || in_flight_.count(key)) {
+        ++stats_.prefetch_present;
+        continue;
+      }
+      if (budget_ > 0 && stats_.resident_bytes + expert_bytes_ > budget_) {  // full: see Insert
+        ++stats_.prefetches_dropped;
+        continue;
+      }
       in_flight_[key] = true;
       queue_.push_back(key);
     }

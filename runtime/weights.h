@@ -57,6 +57,10 @@ struct Expert {
 
 struct ExpertCacheStats {
   uint64_t hits = 0, misses = 0, prefetches = 0, prefetch_hits = 0, prefetches_dropped = 0, evictions = 0;
+  // Experts Prefetch() was asked for, and of those the ones already held or loading. The rest
+  // are queued for the loader thread (`prefetches` counts those it loaded) or dropped for want of
+  // free budget when asked; `prefetches_dropped` counts those and the loads dropped on arrival.
+  uint64_t prefetch_requests = 0, prefetch_present = 0;
   uint64_t bytes_loaded = 0, resident_bytes = 0;
   double load_seconds = 0;
 };

@@ -255,6 +255,16 @@ Result<std::optional<std::string>> Db::Get(Cf cf, std::string_view key) const {
   return std::optional<std::string>(std::move(value));
 }
 
+Result<std::optional<std::string>> Db::GetUnchecked(Cf cf, std::string_view key) const {
+  std::string value;
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = false;
+  rocksdb::Status s = rep_->db->Get(ro, rep_->cf(cf), rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  RETURN_IF_ERROR(FromRocks(s, "store read"));
+  return std::optional<std::string>(std::move(value));
+}
+
 Result<bool> Db::Has(Cf cf, std::string_view key) const {
   ASSIGN_OR_RETURN(auto v, Get(cf, key));
   return v.has_value();

@@ -64,6 +64,10 @@ class Db {
 
   // The value, nullopt if absent.
   Result<std::optional<std::string>> Get(Cf cf, std::string_view key) const;
+  // As Get, without RocksDB's block and blob checksums, for a value the caller checks itself: a
+  // chunk record, whose decoded bytes are hashed against its key (docs/decisions.md 46). Damage
+  // then shows as bytes that do not decode or hash, or as a value missing.
+  Result<std::optional<std::string>> GetUnchecked(Cf cf, std::string_view key) const;
   Result<bool> Has(Cf cf, std::string_view key) const;
   // Applies `batch` atomically; `sync` = fsync the WAL before returning.
   Status Write(Batch& batch, bool sync);

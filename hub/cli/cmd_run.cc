@@ -1,6 +1,8 @@
 // `hubnode run` and `hubnode chat`: generation from a stored model on this machine, and the
 // runtime flags shared with `serve`.
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -71,6 +73,66 @@ Result<ModelHostOptions> ModelHostOptionsFrom(const RuntimeFlags& f) {
 
 namespace {
 
+// --routing-trace FILE: one JSON line per token and MoE layer of every forward pass, in order:
+//   {"run":R,"pos":P,"layer":L,"routed":[E,...],"predicted":[E,...]}
+// R counts --repeat's runs from 0; P is the token's position (prompt tokens come first); routed
+// are the top-k experts of layer L, most weighted first; predicted are those layer L + 1's router
+// picks from layer L's hidden state (what the prefetcher asks for), absent when none was made.
+class RoutingTrace {
+ public:
+  // PermissionDenied/NotFound etc. naming the path when the file cannot be created.
+  static Result<std::shared_ptr<RoutingTrace>> Create(const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) return ErrnoStatus("--routing-trace: cannot create", path, errno);
+    return std::shared_ptr<RoutingTrace>(new RoutingTrace(f, path));
+  }
+  ~RoutingTrace() {
+    if (f_) std::fclose(f_);
+  }
+
+  void set_run(int run) { run_.store(run, std::memory_order_relaxed); }
+
+  // Called from the engine's thread (one pass at a time).
+  void Record(const runtime::RoutingEvent& ev) {
+    if (!f_) return;
+    const size_t k = static_cast<size_t>(ev.top_k);
+    std::string line;
+    for (size_t i = 0; i < ev.positions.size(); ++i) {
+      line = "{\"run\":" + std::to_string(run_.load(std::memory_order_relaxed)) + ",\"pos\":" +
+             std::to_string(ev.positions[i]) + ",\"layer\":" + std::to_string(ev.layer) + ",\"routed\":";
+      Ids(ev.routed.subspan(i * k, k), &line);
+      if (!ev.predicted.empty()) {
+        line += ",\"predicted\":";
+        Ids(ev.predicted.subspan(i * k, k), &line);
+      }
+      line += "}\n";
+      std::fwrite(line.data(), 1, line.size(), f_);
+    }
+  }
+
+  // Flushes and closes; the first write error, naming the path.
+  Status Close() {
+    const bool bad = std::ferror(f_) != 0;
+    const int err = errno;
+    const int closed = std::fclose(f_);
+    f_ = nullptr;
+    if (bad || closed != 0) return ErrnoStatus("--routing-trace: cannot write", path_, bad ? err : errno);
+    return OkStatus();
+  }
+
+ private:
+  RoutingTrace(FILE* f, std::string path) : f_(f), path_(std::move(path)) {}
+  static void Ids(std::span<const int32_t> ids, std::string* out) {
+    *out += '[';
+    for (size_t j = 0; j < ids.size(); ++j) *out += (j ? "," : "") + std::to_string(ids[j]);
+    *out += ']';
+  }
+
+  FILE* f_;
+  std::string path_;
+  std::atomic<int> run_{0};
+};
+
 struct RunArgs {
   std::string model, prompt, tokens;
   bool chat = false, stats = false;
@@ -87,7 +149,22 @@ struct RunArgs {
   std::shared_ptr<RemoteSourceStats> remote_stats = std::make_shared<RemoteSourceStats>();
   bool ignore_eos = false;
   RuntimeFlags runtime;
+  std::string routing_trace_file;
+  // Shared with the engine's routing observer, which may outlive this function's frame.
+  std::shared_ptr<RoutingTrace> routing_trace;
+  // The expert tier (--raw-cache-size): bytes of DATA/rawcache; 0 = off.
+  uint64_t raw_cache = uint64_t{4} << 30;
+  std::shared_ptr<TensorReadStats> read_stats = std::make_shared<TensorReadStats>();
 };
+
+// The engine options a RunArgs asks for (the routing trace's observer included).
+Result<ModelHostOptions> HostOptionsFrom(const RunArgs& a) {
+  ASSIGN_OR_RETURN(ModelHostOptions o, ModelHostOptionsFrom(a.runtime));
+  if (a.routing_trace) {
+    o.engine.on_routing = [trace = a.routing_trace](const runtime::RoutingEvent& ev) { trace->Record(ev); };
+  }
+  return o;
+}
 
 runtime::SamplingParams SamplingFrom(const RunArgs& a) {
   runtime::SamplingParams sp;
@@ -136,12 +213,30 @@ void PrintStats(const runtime::Engine& e, const runtime::EngineStats& since) {
                s.expert_load_seconds - since.expert_load_seconds,
                (s.expert_budget_bytes ? s.expert_budget_bytes : info.expert_bytes) / 1048576.0, info.expert_bytes / 1048576.0,
                info.active_bytes_per_token / 1048576.0, std::string(info.backend).c_str());
+  // A second line (scripts read the first, which starts with '['): the next-layer predictions and
+  // what the cache did with them.
+  const uint64_t predicted = s.predicted_experts - since.predicted_experts;
+  const uint64_t routed = s.predicted_layer_routed - since.predicted_layer_routed;
+  const uint64_t correct = s.predicted_correct - since.predicted_correct;
+  if (predicted > 0) {
+    std::fprintf(stderr,
+                 "  next-layer prediction: %llu predicted, %llu of them routed (precision %.3f); %llu routed at "
+                 "predicted layers (recall %.3f); prefetch: %llu asked, %llu already held, %llu loaded ahead, %llu "
+                 "of those used, %llu not loaded (cache full)\n",
+                 static_cast<unsigned long long>(predicted), static_cast<unsigned long long>(correct),
+                 static_cast<double>(correct) / predicted, static_cast<unsigned long long>(routed),
+                 routed ? static_cast<double>(correct) / routed : 0.0,
+                 d(s.expert_prefetch_requests, since.expert_prefetch_requests),
+                 d(s.expert_prefetch_present, since.expert_prefetch_present), d(s.expert_prefetches, since.expert_prefetches),
+                 d(s.expert_prefetch_hits, since.expert_prefetch_hits),
+                 d(s.expert_prefetch_dropped, since.expert_prefetch_dropped));
+  }
 }
 
 // A model this node does not hold, run from peers: the same policy gate on the card and LICENSE
 // (read through the verified chunks), then an engine over the remote source.
 Result<std::shared_ptr<runtime::Engine>> OpenRemote(const GlobalFlags& flags, const RunArgs& a) {
-  ASSIGN_OR_RETURN(ModelHostOptions o, ModelHostOptionsFrom(a.runtime));
+  ASSIGN_OR_RETURN(ModelHostOptions o, HostOptionsFrom(a));
   ASSIGN_OR_RETURN(verify::TrustStore trust, TrustFile(flags.data_dir + "/trust.json").Load());
   const size_t at = a.model.find('@');
   const std::string repo = a.model.substr(0, at), rev = at == std::string::npos ? "main" : a.model.substr(at + 1);
@@ -166,10 +261,29 @@ Result<std::shared_ptr<runtime::Engine>> OpenRemote(const GlobalFlags& flags, co
 }
 
 // Loads the model through the same host (and policy gate) `serve` uses.
-Result<std::shared_ptr<runtime::Engine>> Open(store::Store* st, const GlobalFlags& flags, const RunArgs& a) {
-  ASSIGN_OR_RETURN(ModelHostOptions o, ModelHostOptionsFrom(a.runtime));
+// The raw cache `serve` keeps too (DATA/rawcache; one process holds the store at a time): the
+// weight shards of a model run with an expert budget below its experts are copied there, and
+// every shard held there is read from its copy. Only the copies asked for are re-hashed at start.
+// Null when --raw-cache-size is 0.
+std::unique_ptr<RawCache> OpenRawCache(store::Store* st, const GlobalFlags& flags, const RunArgs& a) {
+  if (a.raw_cache == 0) return nullptr;
+  return std::make_unique<RawCache>(
+      RawCacheOptions{.dir = flags.data_dir + "/rawcache", .capacity = a.raw_cache, .verify_all_at_start = false}, st);
+}
+
+// With --stats: where the experts loaded since `raw_before` / `chunk_before` came from.
+void PrintReadStats(const TensorReadStats& s, uint64_t raw_before, uint64_t chunk_before) {
+  std::fprintf(stderr, "  experts read: %.1f MiB from raw copies (DATA/rawcache), %.1f MiB from chunks\n",
+               (s.raw_bytes.load() - raw_before) / 1048576.0, (s.chunk_bytes.load() - chunk_before) / 1048576.0);
+}
+
+// `raw` (nullable) must outlive the engine.
+Result<std::shared_ptr<runtime::Engine>> Open(store::Store* st, const GlobalFlags& flags, const RunArgs& a, RawCache* raw) {
+  ASSIGN_OR_RETURN(ModelHostOptions o, HostOptionsFrom(a));
   o.max_models = 1;
   o.trust_path = flags.data_dir + "/trust.json";
+  o.raw_cache = raw;
+  o.read_stats = a.read_stats;
   ModelHost host(st, std::move(o));  // the engine it loads outlives it (shared)
   ASSIGN_OR_RETURN(LoadedModel m, host.Get(a.model));
   return m.engine;
@@ -259,7 +373,7 @@ int Eval(runtime::Engine& e, const RunArgs& a) {
   return 0;
 }
 
-int Run(const GlobalFlags& flags, const RunArgs& a) {
+int RunModel(const GlobalFlags& flags, const RunArgs& a) {
   Result<std::unique_ptr<store::Store>> st = std::unique_ptr<store::Store>();
   // With peers, a model this node holds (perhaps in part) runs from the store, its missing
   // chunks fetched from the peers; one it does not hold at all runs from the peers alone.
@@ -283,7 +397,8 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
     st = OpenStore(flags);
     if (!st.ok()) return Fail(st.status());
   }
-  auto engine = local ? Open(st->get(), flags, a) : OpenRemote(flags, a);
+  std::unique_ptr<RawCache> raw_cache = local ? OpenRawCache(st->get(), flags, a) : nullptr;  // outlives the engine
+  auto engine = local ? Open(st->get(), flags, a, raw_cache.get()) : OpenRemote(flags, a);
   if (!engine.ok()) return Fail(engine.status());
   runtime::Engine& e = **engine;
   if (!a.tokenize_file.empty()) return Tokenize(e, a);
@@ -312,11 +427,14 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
   }
   const runtime::SamplingParams sp = SamplingFrom(a);
   for (int i = 0; i < a.repeat; ++i) {  // repeats show warm speeds (experts already loaded)
+    if (a.routing_trace) a.routing_trace->set_run(i);
     const runtime::EngineStats before = e.stats();
+    const uint64_t raw_before = a.read_stats->raw_bytes, chunk_before = a.read_stats->chunk_bytes;
     auto text = Stream(e, prompt, sp);
     std::printf("\n");
     if (!text.ok()) return Fail(text.status());
     if (a.stats) PrintStats(e, before);
+    if (a.stats && local) PrintReadStats(*a.read_stats, raw_before, chunk_before);
   }
   if (a.stats && fetcher) {
     uint64_t chunks = 0, bytes = 0;
@@ -333,10 +451,25 @@ int Run(const GlobalFlags& flags, const RunArgs& a) {
   return 0;
 }
 
+int Run(const GlobalFlags& flags, const RunArgs& args) {
+  RunArgs a = args;
+  if (!a.routing_trace_file.empty()) {  // created first: a path that cannot be written fails at once
+    auto trace = RoutingTrace::Create(a.routing_trace_file);
+    if (!trace.ok()) return Fail(trace.status());
+    a.routing_trace = std::move(*trace);
+  }
+  const int rc = RunModel(flags, a);  // the engine is gone when it returns
+  if (a.routing_trace) {
+    if (Status s = a.routing_trace->Close(); !s.ok() && rc == 0) return Fail(s);
+  }
+  return rc;
+}
+
 int Chat(const GlobalFlags& flags, const RunArgs& a) {
   auto st = OpenStore(flags);
   if (!st.ok()) return Fail(st.status());
-  auto engine = Open(st->get(), flags, a);
+  std::unique_ptr<RawCache> raw_cache = OpenRawCache(st->get(), flags, a);  // outlives the engine
+  auto engine = Open(st->get(), flags, a, raw_cache.get());
   if (!engine.ok()) return Fail(engine.status());
   runtime::Engine& e = **engine;
   std::vector<runtime::ChatMessage> history;
@@ -376,6 +509,10 @@ void AddCommon(CLI::App* sub, RunArgs* a) {
   sub->add_option("--stop", a->stop, "Stop before this string (repeatable)");
   sub->add_flag("--stats", a->stats, "Print speed and expert-cache statistics to stderr");
   AddRuntimeFlags(sub, &a->runtime);
+  sub->add_option("--raw-cache-size", a->raw_cache,
+                  "Disk for raw copies of weight shards (DATA/rawcache, shared with serve): with an expert budget below "
+                  "the model's experts, evicted experts reload from them instead of the compressed chunks (bytes, "
+                  "default 4 GiB; 0 = off)");
 }
 
 }  // namespace
@@ -402,6 +539,9 @@ void AddRunCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Command
     sub->add_option("--eval-windows", a->eval_windows, "With --eval: windows read at most (default: all)");
     sub->add_option("--tokenize", a->tokenize_file, "Write a text file's token ids (uint32 LE) to --out instead of generating");
     sub->add_option("--out", a->out_file, "With --tokenize: the ids file to write");
+    sub->add_option("--routing-trace", a->routing_trace_file,
+                    "Write every token's routed experts per MoE layer, and the experts predicted for the next "
+                    "layer, to FILE as JSON lines");
     out->push_back({sub, [&flags, a] { return Run(flags, *a); }});
   }
   {

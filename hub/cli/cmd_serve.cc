@@ -136,11 +136,21 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
     pf.node_key = *node_key;  // these requests name no revision: the peers must trust this node
     (*st)->SetChunkSource(PeerChunkSource(std::make_shared<ChunkFetcher>(pf)));
   }
+  // Raw copies of hot files and weight shards (DATA/rawcache), shared by downloads and the model
+  // host (the expert tier); declared before both, which use it until they are destroyed.
+  std::unique_ptr<RawCache> raw_cache;
+  if (a.raw_cache > 0) {
+    raw_cache = std::make_unique<RawCache>(
+        RawCacheOptions{.dir = flags.data_dir + "/rawcache", .capacity = a.raw_cache, .min_size = o.raw_cache_min},
+        st->get());
+    o.raw_cache = raw_cache.get();
+  }
   std::unique_ptr<ModelHost> models;
   if (!a.no_inference) {
     auto mo = ModelHostOptionsFrom(a.runtime);
     if (!mo.ok()) return Fail(mo.status());
     mo->trust_path = o.trust_path;
+    mo->raw_cache = raw_cache.get();
     models = std::make_unique<ModelHost>(st->get(), std::move(*mo));
   }
   auto server = Node::Create(o, st->get(), &tokens, rig ? &rig->mirror : nullptr, models.get());
@@ -205,7 +215,8 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--multipart-chunk", a->multipart_chunk, "Part size of multipart LFS uploads (bytes, default 64 MiB)")
         ->check(CLI::Range(uint64_t{1} << 10, uint64_t{5} << 30));
     sub->add_option("--raw-cache-size", a->raw_cache,
-                    "Disk for raw copies of hot files served without decompression (bytes, default 4 GiB; 0 = off)");
+                    "Disk for raw copies of hot files served without decompression, and of the weight shards of "
+                    "models run with an expert budget below their experts (bytes, default 4 GiB; 0 = off)");
     sub->add_option("--peer", a->peers,
                     "A peer hubnode: with --upstream, chunks are fetched from it too; listed in this node's peer "
                     "catalog (repeatable)");

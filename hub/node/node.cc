@@ -144,8 +144,12 @@ class NodeImpl final : public Node {
         write_ = std::make_unique<WriteApi>(store, std::move(wo));
         write_service_ = std::make_unique<WriteService>(write_.get(), tokens);
       }
-      if (o.raw_cache_bytes > 0) {
-        raw_cache_ = std::make_unique<RawCache>(o.data_dir + "/rawcache", o.raw_cache_bytes, o.raw_cache_min, store);
+      if (o.raw_cache) {
+        handlers_.SetRawCache(o.raw_cache);
+      } else if (o.raw_cache_bytes > 0) {
+        raw_cache_ = std::make_unique<RawCache>(
+            RawCacheOptions{.dir = o.data_dir + "/rawcache", .capacity = o.raw_cache_bytes, .min_size = o.raw_cache_min},
+            store);
         handlers_.SetRawCache(raw_cache_.get());
       }
     }

@@ -13,6 +13,7 @@
 #include "base/status.h"
 #include "hub/http/auth.h"
 #include "hub/mirror/mirror.h"
+#include "hub/rawcache/raw_cache.h"
 #include "hub/serve/model_host.h"
 #include "store/store.h"
 #include "verify/verify.h"
@@ -70,6 +71,10 @@ struct NodeOptions {
   // Disk for the raw copies of hot files (DATA/rawcache), served without chunk reads or
   // decompression; 0 = none. Needs data_dir. Default: 4 GiB.
   uint64_t raw_cache_bytes = uint64_t{4} << 30;
+  // The raw cache the caller made, to share with its model host (the expert tier); when set it
+  // is used instead of raw_cache_bytes and raw_cache_min, and must outlive the node. Default:
+  // null (the node makes its own).
+  RawCache* raw_cache = nullptr;
   // Smallest file the raw cache keeps. Default: 8 MiB.
   uint64_t raw_cache_min = uint64_t{8} << 20;
 };

@@ -19,7 +19,7 @@
 #include "hub/http/router.h"
 #include "hub/mirror/mirror.h"
 #include "hub/peer/peer_have.h"
-#include "hub/read/raw_cache.h"
+#include "hub/rawcache/raw_cache.h"
 #include "hub/trust/trust_gate.h"
 #include "store/store.h"
 

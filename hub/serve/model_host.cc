@@ -1,91 +1,11 @@
 #include "hub/serve/model_host.h"
 
-#include <cstring>
 #include <ctime>
-#include <unordered_map>
 
 #include "base/log.h"
 #include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
-namespace {
-
-constexpr uint64_t kMaxSmallFile = 64 << 20;
-
-Result<runtime::DType> ParseDType(const std::string& name, const std::string& tensor) {
-  if (name == "BF16") return runtime::DType::kBF16;
-  if (name == "F16") return runtime::DType::kF16;
-  if (name == "F32") return runtime::DType::kF32;
-  return InvalidArgumentError("tensor " + tensor + " has dtype " + name + " (supported: BF16, F16, F32)");
-}
-
-class StoreSource final : public runtime::TensorSource {
- public:
-  StoreSource(store::Store* st, GitOid commit) : st_(st), commit_(commit) {}
-
-  Status Init() {
-    ASSIGN_OR_RETURN(std::vector<store::FileEntry> files, st_->ListFiles(commit_));
-    for (const store::FileEntry& f : files) {
-      if (f.path.size() < 12 || f.path.compare(f.path.size() - 12, 12, ".safetensors") != 0) continue;
-      ASSIGN_OR_RETURN(std::vector<store::TensorInfo> tensors, st_->ListTensors(f));
-      for (const store::TensorInfo& t : tensors) {
-        runtime::TensorDesc d;
-        d.name = t.name;
-        ASSIGN_OR_RETURN(d.dtype, ParseDType(t.dtype, t.name));
-        for (uint64_t s : t.shape) d.shape.push_back(static_cast<int64_t>(s));
-        if (d.bytes() != t.end - t.begin) return DataLossError("tensor " + t.name + ": size does not match its shape");
-        if (!where_.emplace(t.name, Where{f, t.begin}).second) {
-          return InvalidArgumentError("tensor " + t.name + " appears in two files");
-        }
-        descs_.push_back(std::move(d));
-      }
-    }
-    if (descs_.empty()) return InvalidArgumentError("the revision has no safetensors weights");
-    return OkStatus();
-  }
-
-  Result<std::string> ReadFile(std::string_view path) override {
-    ASSIGN_OR_RETURN(store::FileEntry f, st_->StatFile(commit_, path));
-    if (f.size > kMaxSmallFile) return InvalidArgumentError(std::string(path) + " is larger than 64 MiB");
-    ASSIGN_OR_RETURN(auto reader, st_->OpenFile(f));
-    return reader->ReadToString(0, f.size);
-  }
-
-  Result<std::vector<runtime::TensorDesc>> ListTensors() override { return descs_; }
-
-  Status ReadTensor(std::string_view name, std::span<uint8_t> out) override {
-    auto it = where_.find(std::string(name));
-    if (it == where_.end()) return NotFoundError("no tensor " + std::string(name));
-    ASSIGN_OR_RETURN(auto reader, st_->OpenFile(it->second.file));
-    size_t at = 0;
-    RETURN_IF_ERROR(reader->Read(it->second.offset, out.size(), [&](std::string_view piece) -> Status {
-      if (piece.size() > out.size() - at) return DataLossError("tensor " + std::string(name) + " read overran");
-      std::memcpy(out.data() + at, piece.data(), piece.size());
-      at += piece.size();
-      return OkStatus();
-    }));
-    if (at != out.size()) return DataLossError("tensor " + std::string(name) + " read short");
-    return OkStatus();
-  }
-
- private:
-  struct Where {
-    store::FileEntry file;
-    uint64_t offset;
-  };
-  store::Store* st_;
-  GitOid commit_;
-  std::vector<runtime::TensorDesc> descs_;
-  std::unordered_map<std::string, Where> where_;
-};
-
-}  // namespace
-
-Result<std::unique_ptr<runtime::TensorSource>> OpenStoreSource(store::Store* st, const GitOid& commit) {
-  auto src = std::make_unique<StoreSource>(st, commit);
-  RETURN_IF_ERROR(src->Init());
-  return std::unique_ptr<runtime::TensorSource>(std::move(src));
-}
 
 ModelHost::ModelHost(store::Store* st, ModelHostOptions options)
     : st_(st), options_(std::move(options)), matcher_(verify::LicenseMatcher::FromDirectory(options_.common_licenses)) {}
@@ -153,22 +73,26 @@ Result<LoadedModel> ModelHost::Get(const std::string& model) {
     return FailedPreconditionError(model + " is not allowed to run by the node's policy: " + report.Summary());
   }
 
-  ASSIGN_OR_RETURN(auto source, OpenStoreSource(st_, *commit));
+  auto reads = options_.read_stats ? options_.read_stats : std::make_shared<TensorReadStats>();
+  ASSIGN_OR_RETURN(auto source, OpenStoreSource(st_, *commit, StoreSourceOptions{options_.raw_cache, reads}));
   runtime::EngineOptions eo = options_.engine;
-  std::unique_ptr<runtime::Engine> engine;
+  // The budget is relative to this model's experts, which only the loaded engine knows: load
+  // with no cache first would read everything, so compute the experts' bytes from the listing.
+  ASSIGN_OR_RETURN(auto tensors, source->ListTensors());
+  uint64_t expert_bytes = 0;
+  for (const auto& t : tensors) {
+    if (t.name.find(".experts.") != std::string::npos) expert_bytes += t.bytes();
+  }
   if (eo.expert_budget_bytes == 0 && options_.expert_budget_fraction > 0) {
-    // The budget is relative to this model's experts, which only the loaded engine knows: load
-    // with no cache first would read everything, so compute the experts' bytes from the listing.
-    ASSIGN_OR_RETURN(auto tensors, source->ListTensors());
-    uint64_t expert_bytes = 0;
-    for (const auto& t : tensors) {
-      if (t.name.find(".experts.") != std::string::npos) expert_bytes += t.bytes();
-    }
     eo.expert_budget_bytes = std::max<uint64_t>(1, static_cast<uint64_t>(expert_bytes * options_.expert_budget_fraction));
   }
-  auto loaded_engine = runtime::Engine::Load(std::move(source), eo);
+  // Below the working set, evicted experts are reloaded on every token: from raw copies of their
+  // shards rather than through chunk reads, checksums, decompression and hashes (measured in
+  // docs/decisions.md 46). Until a copy is written, its shard is read from the chunks.
+  if (eo.expert_budget_bytes > 0 && eo.expert_budget_bytes < expert_bytes) source->FillExpertShards();
+  auto loaded_engine = runtime::Engine::Load(std::unique_ptr<runtime::TensorSource>(std::move(source)), eo);
   if (!loaded_engine.ok()) return loaded_engine.status().WithContext(model);
-  LoadedModel lm{model, *commit, std::shared_ptr<runtime::Engine>(std::move(*loaded_engine))};
+  LoadedModel lm{model, *commit, std::shared_ptr<runtime::Engine>(std::move(*loaded_engine)), std::move(reads)};
   LOG(Info) << "loaded " << model << " (" << lm.engine->info().architecture << ", "
             << lm.engine->info().resident_bytes / 1048576 << " MiB resident)";
   std::lock_guard lock(mu_);

@@ -1,6 +1,6 @@
-// Serving models from the store with the runtime: a TensorSource over a stored revision (no
-// export to disk) and the ModelHost, which loads engines on demand (after the trust gate) and
-// keeps at most a few resident.
+// Serving models from the store with the runtime: the ModelHost, which loads engines on demand
+// (after the trust gate) over a stored revision (store_source.h: no export to disk) and keeps at
+// most a few resident.
 //
 // Thread safety: ModelHost is thread-safe; the engines it hands out are shared with requests in
 // flight (shared_ptr: an engine unloaded from the host lives until its last request ends).
@@ -12,14 +12,13 @@
 #include <string>
 
 #include "base/status.h"
+#include "hub/rawcache/raw_cache.h"
+#include "hub/serve/store_source.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 #include "verify/verify.h"
 
 namespace hubnode::hub {
-
-// The tensors and small files of repo@commit, read through the store's chunk reader.
-Result<std::unique_ptr<runtime::TensorSource>> OpenStoreSource(store::Store* st, const GitOid& commit);
 
 struct ModelHostOptions {
   runtime::EngineOptions engine;
@@ -32,12 +31,23 @@ struct ModelHostOptions {
   std::string trust_path;
   // Reference license texts. Default: Debian's.
   std::string common_licenses = "/usr/share/common-licenses";
+  // Raw copies of weight shards, the expert tier (docs/decisions.md 46): a model whose expert
+  // budget is below its routed experts has the shards holding them copied (in the background),
+  // and every model reads the shards the cache holds from their verified copies. Null = chunks
+  // only. Must outlive the host and its engines. Default: null.
+  RawCache* raw_cache = nullptr;
+  // Counters every model of the host adds its tensor reads to (`hubnode run` prints them); null =
+  // one for each model (LoadedModel::reads). Shared with the models' sources. Default: null.
+  std::shared_ptr<TensorReadStats> read_stats;
 };
 
 struct LoadedModel {
   std::string id;  // repo id, plus "@rev" when not the default branch
   GitOid commit;
   std::shared_ptr<runtime::Engine> engine;
+  // Where its tensor bytes came from: raw copies of its shards or the chunks (shared with its
+  // source, which counts).
+  std::shared_ptr<const TensorReadStats> reads;
 };
 
 class ModelHost {

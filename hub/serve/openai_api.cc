@@ -511,6 +511,10 @@ std::string OpenAiApi::Metrics(const std::optional<Principal>& who) const {
     line("hubnode_runtime_expert_evictions_total", m.id, s.expert_evictions);
     line("hubnode_runtime_expert_load_seconds_total", m.id, s.expert_load_seconds);
     line("hubnode_runtime_expert_resident_bytes", m.id, s.expert_resident_bytes);
+    if (m.reads) {  // the expert tier (docs/decisions.md 46): raw copies of the shards, or chunks
+      line("hubnode_runtime_tensor_bytes_raw_total", m.id, m.reads->raw_bytes.load());
+      line("hubnode_runtime_tensor_bytes_chunks_total", m.id, m.reads->chunk_bytes.load());
+    }
   }
   return out;
 }

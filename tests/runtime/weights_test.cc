@@ -114,6 +114,14 @@ TEST_F(ExpertCacheTest, PrefetchFillsFreeBudgetOnly) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(source_.reads(), reads);  // nothing loaded, nothing evicted
   EXPECT_EQ(cache.stats().evictions, 0u);
+  // Every expert asked for is counted once: held already, loaded ahead, or dropped (full).
+  const int held[] = {0, 3};
+  cache.Prefetch(1, held);
+  const ExpertCacheStats s = cache.stats();
+  EXPECT_EQ(s.prefetch_requests, 5u);
+  EXPECT_EQ(s.prefetch_present, 2u);
+  EXPECT_EQ(s.prefetches_dropped, 2u);
+  EXPECT_EQ(s.prefetch_requests, s.prefetch_present + s.prefetches + s.prefetches_dropped);
 }
 
 TEST_F(ExpertCacheTest, FailedLoadIsAnErrorAndCachesNothing) {
