@@ -119,6 +119,9 @@ class Backend {
   // The instruction set or device the kernels use, e.g. "avx512" or "H200".
   virtual std::string_view device() const = 0;
   virtual bool Supports(Op op, DType weight_dtype) const = 0;
+  // Whether its buffers are host memory the CPU may write directly (then weights are read straight
+  // into them, without a staging copy and Upload).
+  virtual bool host_memory() const { return false; }
 
   // ResourceExhausted when the memory cannot be had.
   virtual Result<std::unique_ptr<Buffer>> Alloc(size_t bytes) = 0;

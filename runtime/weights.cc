@@ -162,12 +162,17 @@ Result<std::shared_ptr<const Expert>> ExpertCache::LoadExpert(int layer, int exp
   uint64_t offset = 0;
   WeightView* views[3] = {&e->gate, &e->up, &e->down};
   for (int which = 0; which < 3; ++which) {
-    host.resize(d[which]->bytes());
-    RETURN_IF_ERROR(source_.ReadTensor(d[which]->name, host));
+    const uint64_t bytes = d[which]->bytes();
     uint8_t* dst = static_cast<uint8_t*>(e->buffer->data()) + offset;
-    backend_.Upload(dst, host);
+    if (backend_.host_memory()) {  // one copy: straight into the expert's buffer
+      RETURN_IF_ERROR(source_.ReadTensor(d[which]->name, {dst, bytes}));
+    } else {
+      host.resize(bytes);
+      RETURN_IF_ERROR(source_.ReadTensor(d[which]->name, host));
+      backend_.Upload(dst, host);
+    }
     *views[which] = WeightView{dst, d[which]->dtype, d[which]->shape[0], d[which]->shape[1]};
-    offset += host.size();
+    offset += bytes;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard lock(mu_);

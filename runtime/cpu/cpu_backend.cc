@@ -43,6 +43,7 @@ class CpuBackend final : public Backend {
   std::string_view name() const override { return "cpu"; }
   std::string_view device() const override { return device_; }
   bool Supports(Op, DType) const override { return true; }
+  bool host_memory() const override { return true; }
 
   Result<std::unique_ptr<Buffer>> Alloc(size_t bytes) override {
     const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
