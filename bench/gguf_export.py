@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write a Hugging Face MoE checkpoint as a GGUF file that llama.cpp loads, for benchmarks.
 
-Usage: bench/gguf_export.py HF_DIR OUT.gguf [--name NAME] [--pre PRE]
+Usage: bench/gguf_export.py HF_DIR OUT.gguf [--name NAME] [--pre PRE] [--f32]
 
 Families: OLMoE (OlmoeForCausalLM -> llama.cpp architecture "olmoe") and Qwen3-MoE
 (Qwen3MoeForCausalLM -> "qwen3moe"), with one safetensors tensor per expert projection
