@@ -3,7 +3,7 @@
 //
 // A model is loaded from a TensorSource (hub implements it with the store: no export to disk).
 // Non-expert weights stay resident in their stored dtype; routed experts live in an expert cache
-// with a byte budget and LRU eviction, loaded through the source on a miss, and the next layer's
+// with a byte budget and least-often-used eviction, loaded through the source on a miss, and the next layer's
 // likely experts are prefetched while the current layer runs. Computation is fp32 on a Backend
 // (runtime/backend.h: the CPU backend is the complete reference).
 //

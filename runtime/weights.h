@@ -1,5 +1,6 @@
 // A model's weights in backend memory: the resident (non-expert) tensors, loaded once, and the
-// routed experts behind an ExpertCache with a byte budget, LRU eviction and a prefetch thread.
+// routed experts behind an ExpertCache with a byte budget, least-often-used eviction (decayed
+// frequency) and a prefetch thread.
 //
 // Thread safety: ModelWeights is immutable after Load. ExpertCache is thread-safe.
 #pragma once
@@ -10,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <span>
 #include <thread>
 #include <unordered_map>
@@ -97,6 +97,10 @@ class ExpertCache {
   };
   Result<std::shared_ptr<const Expert>> LoadExpert(int layer, int expert);
   void Insert(Key key, std::shared_ptr<const Expert> expert, bool prefetched);  // REQUIRES: mu_
+  // Counts a use of `key` (decayed frequency: each use adds 1, halving over half_life_ uses of
+  // any expert). REQUIRES: mu_
+  void Touch(Key key);
+  double Frequency(Key key) const;  // REQUIRES: mu_
   void LoaderLoop();
 
   TensorSource& source_;
@@ -114,7 +118,11 @@ class ExpertCache {
   std::deque<Key> queue_;
   bool stop_ = false;
   ExpertCacheStats stats_;
-  std::mt19937_64 rng_{0x5eed};  // eviction choices; fixed seed: runs repeat
+  // Decayed use counts of every (layer, expert), held or not (index layer * experts + expert).
+  std::vector<double> uses_;
+  std::vector<uint64_t> used_at_;
+  uint64_t clock_ = 0;  // expert uses so far
+  double half_life_ = 1;
   std::thread loader_;
 };
 

@@ -96,6 +96,22 @@ TEST_F(ExpertCacheTest, MissesLoadHitsCountBudgetHolds) {
   EXPECT_EQ(s.bytes_loaded, 3 * kExpertBytes);
 }
 
+TEST_F(ExpertCacheTest, EvictsTheExpertUsedLeastOftenNotTheLeastRecent) {
+  // Expert 0 serves three steps, expert 1 one, then 2 arrives: LRU would evict 0 (least recent),
+  // the cache evicts 1 (least often used), so 0 is still a hit.
+  ExpertCache cache(source_, *backend_, config_, tensors_, 2 * kExpertBytes);
+  ASSERT_TRUE(cache.Validate().ok());
+  const int zero[] = {0}, one[] = {1}, two[] = {2};
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(cache.Acquire(0, zero).ok());
+  ASSERT_TRUE(cache.Acquire(0, one).ok());
+  ASSERT_TRUE(cache.Acquire(0, two).ok());
+  const uint64_t misses = cache.stats().misses;
+  ASSERT_TRUE(cache.Acquire(0, zero).ok());
+  EXPECT_EQ(cache.stats().misses, misses);
+  ASSERT_TRUE(cache.Acquire(0, one).ok());
+  EXPECT_EQ(cache.stats().misses, misses + 1);
+}
+
 TEST_F(ExpertCacheTest, PrefetchFillsFreeBudgetOnly) {
   ExpertCache cache(source_, *backend_, config_, tensors_, 2 * kExpertBytes);
   ASSERT_TRUE(cache.Validate().ok());
