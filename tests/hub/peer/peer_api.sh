@@ -6,11 +6,8 @@
 # revision they may read (private, gated, other namespaces, revoked tokens), trusted nodes sign
 # (untrusted, forged, stale and revoked signatures). Prints "N passed, M failed".
 set -uo pipefail
-HUBNODE=$(realpath "$1")
-WORK=$(mktemp -d)
-PID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 PY=/usr/bin/python3
 jq_() { $PY -c "import json,sys; d=json.load(sys.stdin); print($1)"; }

@@ -3,11 +3,8 @@
 # with curl against a real hubnode on 127.0.0.1, plus ranges, error codes, malformed requests,
 # metrics and graceful shutdown. Prints "N passed, M failed".
 set -uo pipefail
-HUBNODE=$(realpath "$1")
-WORK=$(mktemp -d)
-PID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 header() { grep -i "^$2:" "$1" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 status() { head -1 "$1" | cut -d' ' -f2; }

@@ -5,11 +5,8 @@
 # across a nested history, ambiguous HTTP framing refused (no smuggling through a proxy), and
 # commit paths within file-system limits. Prints "N passed, M failed".
 set -uo pipefail
-HUBNODE=$(realpath "$1")
-WORK=$(mktemp -d)
-PID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 PY=/usr/bin/python3
 jq_() { $PY -c "import json,sys; d=json.load(sys.stdin); print($1)"; }

@@ -4,11 +4,8 @@
 # to its capacity (least recently used out); a copy altered on disk while the node was down is
 # re-hashed at start and dropped, never served. Prints "N passed, M failed".
 set -uo pipefail
-HUBNODE=$(realpath "$1")
-WORK=$(mktemp -d)
-PID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
 serve() {
   "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference --raw-cache-size "$1" > "$WORK/s.out" 2> "$WORK/s.err" &
   PID=$!

@@ -6,11 +6,8 @@
 # re-hashed at the next start, removed and written again, never read. `serve` shares its raw cache
 # with its model host the same way. Prints "N passed, M failed".
 set -uo pipefail
-HUBNODE=$(realpath "$1")
-WORK=$(mktemp -d)
-PID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
 export HUBNODE_DATA="$WORK/data"
 
 # 64 experts (4 layers of 16, top-2) in two shards of 14 MB (over the raw cache's 8 MiB minimum).

@@ -5,11 +5,8 @@
 # strings, seeds, concurrent requests, cancellation when the client leaves, the policy gate and
 # private repos, and clear 4xx errors. Prints "N passed, M failed".
 set -uo pipefail
-HUBNODE=$(realpath "$1")
-WORK=$(mktemp -d)
-PID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 jq_() { /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 post() { curl -s -o "$WORK/body" -w '%{http_code}' -H 'Content-Type: application/json' "$@"; }

@@ -5,11 +5,8 @@
 # neither its files nor its chunk map; an empty branch needs no verdict. Against a real
 # `hubnode serve` on 127.0.0.1. Prints "N passed, M failed".
 set -uo pipefail
-HUBNODE=$(realpath "$1")
-WORK=$(mktemp -d)
-PID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 PY=/usr/bin/python3
 R=$WORK/r

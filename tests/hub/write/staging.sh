@@ -8,11 +8,8 @@
 # `hubnode approve --node` and `hubnode refuse` (--node and on the store). Prints "N passed, M failed".
 # Usage: staging.sh HUBNODE
 set -uo pipefail
-HUBNODE=$(realpath "$1")
-WORK=$(mktemp -d)
-PID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 PY=/usr/bin/python3
 R=$WORK/r

@@ -7,11 +7,8 @@
 # branches, tags, moves and deletes, and GET /api/tokens for each kind of caller. Prints "N passed, M failed".
 # Usage: write_api.sh HUBNODE
 set -uo pipefail
-HUBNODE=$(realpath "$1")
-WORK=$(mktemp -d)
-PID=
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
 hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 PY=/usr/bin/python3
 R=$WORK/r  # the last response: $R.body, $R.h
