@@ -248,10 +248,11 @@ double ExpertCache::Frequency(Key key) const {
 
 Result<std::vector<std::shared_ptr<const Expert>>> ExpertCache::Acquire(int layer, std::span<const int> experts) {
   std::vector<std::shared_ptr<const Expert>> out(experts.size());
-  for (size_t i = 0; i < experts.size(); ++i) {
-    const Key key = (uint64_t(layer) << 32) | uint32_t(experts[i]);
-    {
-      std::unique_lock lock(mu_);
+  std::vector<std::pair<Key, size_t>> misses;  // key, index in `experts`
+  {
+    std::unique_lock lock(mu_);
+    for (size_t i = 0; i < experts.size(); ++i) {
+      const Key key = (uint64_t(layer) << 32) | uint32_t(experts[i]);
       loaded_.wait(lock, [&] { return !in_flight_.count(key); });
       Touch(key);
       auto it = entries_.find(key);
@@ -267,15 +268,46 @@ Result<std::vector<std::shared_ptr<const Expert>>> ExpertCache::Acquire(int laye
       }
       ++stats_.misses;
       in_flight_[key] = true;
+      misses.emplace_back(key, i);
     }
-    auto loaded = LoadExpert(layer, experts[i]);
-    std::lock_guard lock(mu_);
-    in_flight_.erase(key);
-    loaded_.notify_all();
-    if (!loaded.ok()) return loaded.status();
-    out[i] = *loaded;
-    Insert(key, std::move(*loaded), false);
+    if (misses.empty()) return out;
+    // The misses load on this thread and on the loader thread at once (before its prefetches):
+    // a layer's misses are independent reads.
+    for (const auto& [key, i] : misses) demand_.push_back(key);
   }
+  if (misses.size() > 1) work_.notify_all();
+  for (;;) {
+    Key key;
+    {
+      std::lock_guard lock(mu_);
+      if (demand_.empty()) break;
+      key = demand_.front();
+      demand_.pop_front();
+    }
+    auto loaded = LoadExpert(static_cast<int>(key >> 32), static_cast<int>(key & 0xFFFFFFFF));
+    std::lock_guard lock(mu_);
+    demand_done_.emplace(key, std::move(loaded));
+  }
+  std::unique_lock lock(mu_);
+  loaded_.wait(lock, [&] {
+    for (const auto& [key, i] : misses) {
+      if (!demand_done_.count(key)) return false;
+    }
+    return true;
+  });
+  Status failed;
+  for (const auto& [key, i] : misses) {
+    auto node = demand_done_.extract(key);
+    in_flight_.erase(key);
+    if (!node.mapped().ok()) {
+      if (failed.ok()) failed = node.mapped().status();
+      continue;
+    }
+    out[i] = *node.mapped();
+    Insert(key, std::move(*node.mapped()), false);
+  }
+  loaded_.notify_all();
+  if (!failed.ok()) return failed;
   return out;
 }
 
@@ -303,20 +335,28 @@ void ExpertCache::Prefetch(int layer, std::span<const int> experts) {
 void ExpertCache::LoaderLoop() {
   for (;;) {
     Key key;
+    bool demand = false;
     {
       std::unique_lock lock(mu_);
-      work_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (stop_) {
+      work_.wait(lock, [&] { return stop_ || !queue_.empty() || !demand_.empty(); });
+      if (stop_) {  // demand loads left are loaded by their caller, which drains demand_ too
         for (Key k : queue_) in_flight_.erase(k);
         queue_.clear();
         loaded_.notify_all();
         return;
       }
-      key = queue_.front();
-      queue_.pop_front();
+      demand = !demand_.empty();
+      std::deque<Key>& from = demand ? demand_ : queue_;
+      key = from.front();
+      from.pop_front();
     }
     auto loaded = LoadExpert(static_cast<int>(key >> 32), static_cast<int>(key & 0xFFFFFFFF));
     std::lock_guard lock(mu_);
+    if (demand) {  // its caller inserts it
+      demand_done_.emplace(key, std::move(loaded));
+      loaded_.notify_all();
+      continue;
+    }
     in_flight_.erase(key);
     if (loaded.ok()) {
       ++stats_.prefetches;

@@ -76,7 +76,8 @@ class ExpertCache {
   // the bytes of all experts. InvalidArgument naming the tensor otherwise.
   Result<uint64_t> Validate();
 
-  // The experts of `layer`, loading misses through the source (in the caller's thread).
+  // The experts of `layer`, loading misses through the source (on the caller's thread and the
+  // loader thread at once).
   // The returned pointers keep the experts alive while used, even if evicted meanwhile.
   // shared_ptr: an expert is owned by the cache and by the steps that use it.
   Result<std::vector<std::shared_ptr<const Expert>>> Acquire(int layer, std::span<const int> experts);
@@ -115,7 +116,9 @@ class ExpertCache {
   std::unordered_map<Key, Entry> entries_;
   std::list<Key> lru_;  // front = most recently used
   std::map<Key, bool> in_flight_;
-  std::deque<Key> queue_;
+  std::deque<Key> queue_;   // prefetches for the loader thread
+  std::deque<Key> demand_;  // misses of an Acquire, loaded by its caller and the loader thread
+  std::unordered_map<Key, Result<std::shared_ptr<const Expert>>> demand_done_;
   bool stop_ = false;
   ExpertCacheStats stats_;
   // Decayed use counts of every (layer, expert), held or not (index layer * experts + expert).

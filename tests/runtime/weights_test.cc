@@ -150,6 +150,29 @@ TEST_F(ExpertCacheTest, FailedLoadIsAnErrorAndCachesNothing) {
   EXPECT_EQ(cache.stats().resident_bytes, 0u);
 }
 
+TEST_F(ExpertCacheTest, SeveralMissesLoadTogetherAndOneFailureFailsTheStep) {
+  // A layer's misses load on the caller's and the loader's thread at once: every expert arrives
+  // intact; one bad tensor fails the step, the others are still cached, and nothing stays in flight.
+  ExpertCache cache(source_, *backend_, config_, tensors_, 0);
+  ASSERT_TRUE(cache.Validate().ok());
+  const int all[] = {0, 1, 2, 3};
+  auto got = cache.Acquire(0, all);
+  ASSERT_TRUE(got.ok());
+  for (int e = 0; e < 4; ++e) {
+    EXPECT_EQ(std::memcmp((*got)[e]->down.data, source_.Bytes(config_.ExpertTensor(0, e, 2)).data(), 64), 0) << e;
+  }
+  EXPECT_EQ(cache.stats().misses, 4u);
+  source_.Fail(config_.ExpertTensor(1, 1, 0));
+  const int some[] = {0, 1, 2};
+  auto bad = cache.Acquire(1, some);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kDataLoss);
+  const int good[] = {0, 2};
+  const uint64_t misses = cache.stats().misses;
+  ASSERT_TRUE(cache.Acquire(1, good).ok());  // loaded by the failed step, cached: hits
+  EXPECT_EQ(cache.stats().misses, misses);
+}
+
 TEST_F(ExpertCacheTest, UnlimitedBudgetNeverEvictsAndMissingTensorIsRefused) {
   ExpertCache cache(source_, *backend_, config_, tensors_, 0);
   for (int l = 0; l < 2; ++l)
