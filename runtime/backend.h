@@ -25,11 +25,16 @@ namespace hubnode::runtime {
 
 enum class Op { kMatMul, kRmsNorm, kRope, kAttention, kSiluMul, kAddScaled, kEmbed };
 
-// A 2-D weight [rows, cols] in its stored dtype.
+// A 2-D weight [rows, cols] in its stored dtype. Block-scaled dtypes (IsBlockScaled) also carry
+// f32 scales, row-major [ceil(rows / block_rows), ceil(cols / block_cols)]: element (r, c) is
+// data(r, c) · scales[(r / block_rows) · ceil(cols / block_cols) + c / block_cols]. block_cols is
+// a multiple of 16 (kI4: of 32) unless it covers the whole row.
 struct WeightView {
   const void* data = nullptr;
   DType dtype = DType::kF32;
   int64_t rows = 0, cols = 0;
+  const float* scales = nullptr;
+  int64_t block_rows = 0, block_cols = 0;
 };
 
 // y[n, w.rows] (+)= x[n, w.cols] · wᵀ (+ bias[w.rows]); row strides in floats.

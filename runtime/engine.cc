@@ -412,12 +412,37 @@ Result<std::unique_ptr<Engine>> Engine::Load(std::unique_ptr<TensorSource> sourc
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
-size_t DTypeSize(DType d) { return d == DType::kF32 ? 4 : 2; }
+size_t DTypeSize(DType d) {
+  switch (d) {
+    case DType::kF32: return 4;
+    case DType::kF16:
+    case DType::kBF16: return 2;
+    default: return 1;
+  }
+}
+
+uint64_t DTypeBytes(DType d, uint64_t elements) {
+  return d == DType::kI4 ? (elements + 1) / 2 : elements * DTypeSize(d);
+}
+
+std::string_view DTypeName(DType d) {
+  switch (d) {
+    case DType::kF32: return "F32";
+    case DType::kF16: return "F16";
+    case DType::kBF16: return "BF16";
+    case DType::kF8E4M3: return "F8_E4M3";
+    case DType::kI8: return "I8";
+    case DType::kI4: return "I4";
+  }
+  return "";
+}
+
+bool IsBlockScaled(DType d) { return d == DType::kF8E4M3 || d == DType::kI8 || d == DType::kI4; }
 
 uint64_t TensorDesc::bytes() const {
-  uint64_t n = DTypeSize(dtype);
+  uint64_t n = 1;
   for (int64_t s : shape) n *= static_cast<uint64_t>(s);
-  return n;
+  return DTypeBytes(dtype, n);
 }
 
 std::string_view FinishReasonName(FinishReason r) {

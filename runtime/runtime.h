@@ -26,7 +26,16 @@
 
 namespace hubnode::runtime {
 
-enum class DType { kF32, kF16, kBF16 };
+// Weight element types. kF8E4M3, kI8 and kI4 are block-scaled: a weight of one of them comes with
+// f32 scales, one per block of rows × columns (WeightView::scales), and element (r, c) is its stored
+// value times its block's scale.
+//   kF8E4M3: float8 e4m3fn (1 sign, 4 exponent bits with bias 7, 3 mantissa bits, no infinities,
+//            S.1111.111 = NaN), as DeepSeek-V3 ships its weights (128 × 128 blocks, the scale being
+//            its `weight_scale_inv` tensor) or quantized at load (runtime/quant.h).
+//   kI8:     int8, symmetric (scale = absmax / 127), quantized at load.
+//   kI4:     4-bit, two per byte (element 2i in the low nibble), value = nibble - 8, symmetric
+//            (scale = absmax / 7), quantized at load; rows have an even number of columns.
+enum class DType { kF32, kF16, kBF16, kF8E4M3, kI8, kI4 };
 
 // How products of bf16 weights treat the fp32 activations (docs/runtime.md "Matrix precision").
 //   kFp32:   fp32 arithmetic (the weight converted to fp32); the reference.
@@ -42,7 +51,13 @@ enum class MatMulPrecision { kAuto, kFp32, kBf16x2, kBf16 };
 bool ParseMatMulPrecision(std::string_view text, MatMulPrecision* out);
 std::string_view MatMulPrecisionName(MatMulPrecision p);
 
+// Bytes of one element (1 for kI4, which packs two: use DTypeBytes for sizes).
 size_t DTypeSize(DType dtype);
+// Bytes of `elements` elements (kI4: rounded up to whole bytes).
+uint64_t DTypeBytes(DType dtype, uint64_t elements);
+// "F32", "F16", "BF16", "F8_E4M3", "I8", "I4" (the safetensors names, I4 our own).
+std::string_view DTypeName(DType dtype);
+bool IsBlockScaled(DType dtype);
 
 struct TensorDesc {
   std::string name;

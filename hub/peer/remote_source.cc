@@ -38,8 +38,10 @@ class PeerSource final : public runtime::TensorSource {
       d.dtype = runtime::DType::kF16;
     } else if (dtype == "F32") {
       d.dtype = runtime::DType::kF32;
+    } else if (dtype == "F8_E4M3") {
+      d.dtype = runtime::DType::kF8E4M3;
     } else {
-      return InvalidArgumentError("tensor " + d.name + " has dtype " + dtype + " (supported: BF16, F16, F32)");
+      return InvalidArgumentError("tensor " + d.name + " has dtype " + dtype + " (supported: BF16, F16, F32, F8_E4M3)");
     }
     for (const json& s : t["shape"]) {
       if (!s.is_number_unsigned()) return DataLossError("the peer's tensor list is malformed");

@@ -23,8 +23,9 @@ Result<runtime::DType> ParseDType(const std::string& name, const std::string& te
   if (name == "BF16") return runtime::DType::kBF16;
   if (name == "F16") return runtime::DType::kF16;
   if (name == "F32") return runtime::DType::kF32;
+  if (name == "F8_E4M3") return runtime::DType::kF8E4M3;
   return InvalidArgumentError("tensor " + tensor + " has dtype " + name +
-                              " (supported: BF16, F16, F32)");
+                              " (supported: BF16, F16, F32, F8_E4M3)");
 }
 
 // Reads [offset, offset + out.size()) of a raw copy. DataLoss when the copy is shorter than that.
