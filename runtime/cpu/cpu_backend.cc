@@ -224,6 +224,10 @@ class CpuBackend final : public Backend {
 
   void Embed(const EmbedArgs& a) override {
     for (int64_t i = 0; i < a.n; ++i) {
+      if (IsBlockScaled(a.table.dtype)) {
+        k_.dequant_rows(a.table, a.ids[i], 1, a.y + i * a.table.cols);
+        continue;
+      }
       k_.to_f32(Offset(a.table.data, a.table.dtype, a.ids[i] * a.table.cols), a.table.dtype,
                 a.table.cols, a.y + i * a.table.cols);
     }
@@ -243,7 +247,7 @@ class CpuBackend final : public Backend {
   void RowBlock(const MatMulArgs& a, int64_t row0) {
     const int rows = static_cast<int>(std::min<int64_t>(kernels::kBlockRows, a.w.rows - row0));
     const int64_t in = a.w.cols;
-    const void* w = Offset(a.w.data, a.w.dtype, row0 * in);
+    const void* w = IsBlockScaled(a.w.dtype) ? nullptr : Offset(a.w.data, a.w.dtype, row0 * in);
     float out[4 * kernels::kBlockRows];
     auto store = [&](int64_t i, const float* o) {
       float* y = a.y + i * a.y_stride + row0;
@@ -252,9 +256,14 @@ class CpuBackend final : public Backend {
         y[r] = a.accumulate ? y[r] + v : v;
       }
     };
+    const bool scaled = IsBlockScaled(a.w.dtype);
     if (a.n <= 2) {  // decode: read the weights once, in their dtype
       for (int64_t i = 0; i < a.n; ++i) {
-        k_.dot_rows(a.x + i * a.x_stride, w, a.w.dtype, in, in, rows, out);
+        if (scaled) {
+          k_.dot_rows_q(a.x + i * a.x_stride, a.w, row0, rows, out);
+        } else {
+          k_.dot_rows(a.x + i * a.x_stride, w, a.w.dtype, in, in, rows, out);
+        }
         store(i, out);
       }
       return;
@@ -265,7 +274,11 @@ class CpuBackend final : public Backend {
     if (a.w.dtype != DType::kF32) {
       thread_local std::vector<float> block;
       block.resize(static_cast<size_t>(rows) * in);
-      k_.to_f32(w, a.w.dtype, rows * in, block.data());
+      if (scaled) {
+        k_.dequant_rows(a.w, row0, rows, block.data());
+      } else {
+        k_.to_f32(w, a.w.dtype, rows * in, block.data());
+      }
       wf = block.data();
     }
     for (int64_t i = 0; i < a.n; i += 4) {

@@ -53,12 +53,13 @@ inline float LoadScalar(const void* w, DType dt, int64_t i) {
       return Bf16ToF32(static_cast<const uint16_t*>(w)[i]);
     case DType::kF16:
       return F16ToF32(static_cast<const uint16_t*>(w)[i]);
+    default:
+      return 0;  // block-scaled dtypes have their own kernels (quant_kernels.cc)
   }
-  return 0;
 }
 
 const void* RowPtr(const void* w, DType dt, int64_t offset) {
-  return static_cast<const uint8_t*>(w) + offset * (dt == DType::kF32 ? 4 : 2);
+  return static_cast<const uint8_t*>(w) + offset * (dt == DType::kF32 ? 4 : 2);  // f32, f16, bf16
 }
 
 // --- scalar: 8 partial sums per row, combined in a fixed order ---
@@ -118,8 +119,8 @@ HUBNODE_AVX2 inline __m256 Load8(const void* row, DType dt, int64_t i) {
     case DType::kF32: return Load8<DType::kF32>(row, i);
     case DType::kBF16: return Load8<DType::kBF16>(row, i);
     case DType::kF16: return Load8<DType::kF16>(row, i);
+    default: return _mm256_setzero_ps();
   }
-  return _mm256_setzero_ps();
 }
 
 HUBNODE_AVX2 inline float Hsum8(__m256 v) {
@@ -163,6 +164,7 @@ void DotRowsAvx2(const float* x, const void* w, DType dt, int64_t stride, int64_
     case DType::kF32: return DotRowsAvx2T<DType::kF32>(x, w, stride, in, rows, out);
     case DType::kBF16: return DotRowsAvx2T<DType::kBF16>(x, w, stride, in, rows, out);
     case DType::kF16: return DotRowsAvx2T<DType::kF16>(x, w, stride, in, rows, out);
+    default: return;
   }
 }
 
@@ -211,8 +213,8 @@ HUBNODE_AVX512 inline __m512 Load16(const void* row, DType dt, int64_t i) {
     case DType::kF32: return Load16<DType::kF32>(row, i);
     case DType::kBF16: return Load16<DType::kBF16>(row, i);
     case DType::kF16: return Load16<DType::kF16>(row, i);
+    default: return _mm512_setzero_ps();
   }
-  return _mm512_setzero_ps();
 }
 
 template <DType kDt>
@@ -249,6 +251,7 @@ void DotRowsAvx512(const float* x, const void* w, DType dt, int64_t stride, int6
     case DType::kF32: return DotRowsAvx512T<DType::kF32>(x, w, stride, in, rows, out);
     case DType::kBF16: return DotRowsAvx512T<DType::kBF16>(x, w, stride, in, rows, out);
     case DType::kF16: return DotRowsAvx512T<DType::kF16>(x, w, stride, in, rows, out);
+    default: return;
   }
 }
 
@@ -321,9 +324,12 @@ HUBNODE_AVX512 void DotTileAvx512(const float* x, int64_t x_stride, int nx, cons
   }
 }
 
-constexpr KernelSet kScalar{"scalar", DotRowsScalar, DotTileByRows<DotRowsScalar>, ToF32Scalar, DotF32Scalar, AxpyScalar};
-constexpr KernelSet kAvx2{"avx2", DotRowsAvx2, DotTileByRows<DotRowsAvx2>, ToF32Avx2, DotF32Avx2, AxpyAvx2};
-constexpr KernelSet kAvx512{"avx512", DotRowsAvx512, DotTileAvx512, ToF32Avx512, DotF32Avx512, AxpyAvx512};
+constexpr KernelSet kScalar{"scalar",     DotRowsScalar,  DotTileByRows<DotRowsScalar>, ToF32Scalar,
+                            DotF32Scalar, AxpyScalar,     DotRowsQScalar,               DequantRowsScalar};
+constexpr KernelSet kAvx2{"avx2",     DotRowsAvx2,  DotTileByRows<DotRowsAvx2>, ToF32Avx2,
+                          DotF32Avx2, AxpyAvx2,     DotRowsQAvx2,               DequantRowsAvx2};
+constexpr KernelSet kAvx512{"avx512",     DotRowsAvx512, DotTileAvx512,  ToF32Avx512,
+                            DotF32Avx512, AxpyAvx512,    DotRowsQAvx512, DequantRowsAvx512};
 
 const KernelSet& Choose() {
   __builtin_cpu_init();

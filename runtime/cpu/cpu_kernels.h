@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "runtime/cpu/quant_kernels.h"
 #include "runtime/runtime.h"
 
 namespace hubnode::runtime::kernels {
@@ -17,6 +18,7 @@ inline constexpr int kBlockRows = 8;
 struct KernelSet {
   std::string_view name;
   // out[r] = Σ x[i] · w[r][i] for r < rows (rows <= kBlockRows); rows are `stride` elements apart.
+  // f32, f16 and bf16 weights (block-scaled ones go through dot_rows_q).
   void (*dot_rows)(const float* x, const void* w, DType dtype, int64_t stride, int64_t in,
                    int rows, float* out);
   // out[j * kBlockRows + r] = Σ x[j][i] · w[r][i] for j < nx (<= 4), r < rows: f32 weights,
@@ -29,6 +31,10 @@ struct KernelSet {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   // y[i] += s · x[i].
   void (*axpy)(float s, const float* x, float* y, int64_t n);
+  // Block-scaled weights (quant_kernels.h): the product read in place, and rows dequantized to
+  // f32 for dot_tile (bit-identical per row to dot_rows_q).
+  DotRowsQFn dot_rows_q;
+  DequantRowsFn dequant_rows;
 };
 
 // The best set this CPU supports, or the one HUBNODE_CPU_KERNELS names (if supported).
