@@ -8,7 +8,8 @@ pkgs=(cmake ninja-build g++ clang libclang-rt-14-dev ccache git pkg-config curl
       nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev libcli11-dev libbenchmark-dev
       libpcre2-dev libicu-dev python3 python3-numpy python3-jinja2 python3-yaml
       python3-requests python3-filelock python3-fsspec python3-tqdm python3-packaging python3-typing-extensions
-      python3-httpx git-lfs libcmark-gfm-dev libcmark-gfm-extensions-dev chromium)
+      python3-httpx git-lfs libcmark-gfm-dev libcmark-gfm-extensions-dev chromium
+      ceph-mon ceph-osd radosgw uuid-runtime)
 
 missing=()
 for p in "${pkgs[@]}"; do
