@@ -126,10 +126,119 @@ Status ParseRope(const json& j, ModelConfig& c) {
   return OkStatus();
 }
 
+// DeepSeek's fp8 release: {"quant_method":"fp8","fmt":"e4m3","weight_block_size":[128,128],
+// "activation_scheme":"dynamic"}; anything else is refused.
+Status ParseQuantization(const json& j, ModelConfig& c) {
+  auto it = j.find("quantization_config");
+  if (it == j.end() || it->is_null()) return OkStatus();
+  const json& q = *it;
+  if (!q.is_object()) return Bad("quantization_config", "not an object");
+  auto str = [&](const char* key) {
+    auto f = q.find(key);
+    return f != q.end() && f->is_string() ? f->get<std::string>() : std::string();
+  };
+  if (str("quant_method") != "fp8") {
+    return Bad("quantization_config.quant_method", "only DeepSeek's fp8 (e4m3, 128 x 128 blocks) is supported");
+  }
+  if (q.contains("fmt") && str("fmt") != "e4m3") return Bad("quantization_config.fmt", "only e4m3 is supported");
+  if (q.contains("activation_scheme") && str("activation_scheme") != "dynamic") {
+    return Bad("quantization_config.activation_scheme", "only dynamic is supported");
+  }
+  auto bs = q.find("weight_block_size");
+  if (bs == q.end() || *bs != json::array({128, 128})) {
+    return Bad("quantization_config.weight_block_size", "only [128, 128] is supported");
+  }
+  c.fp8 = true;
+  return OkStatus();
+}
+
+double YarnMscale(double scale, double mscale) {
+  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+// DeepSeek-V2/V3 (docs/deepseek.md has each rule and its source).
+Status ParseDeepseek(const json& j, ModelConfig& c) {
+  const bool v3 = c.arch == Arch::kDeepseekV3;
+  MlaConfig& m = c.mla_dims;
+  c.mla = true;
+  ASSIGN_OR_RETURN(m.q_lora_rank, Int(j, "q_lora_rank", 0, 0, 1 << 20));
+  ASSIGN_OR_RETURN(m.kv_lora_rank, Int(j, "kv_lora_rank", std::nullopt, 1, 1 << 20));
+  ASSIGN_OR_RETURN(m.qk_nope_head_dim, Int(j, "qk_nope_head_dim", std::nullopt, 0, 1 << 16));
+  ASSIGN_OR_RETURN(m.qk_rope_head_dim, Int(j, "qk_rope_head_dim", std::nullopt, 2, 1 << 16));
+  ASSIGN_OR_RETURN(m.v_head_dim, Int(j, "v_head_dim", std::nullopt, 1, 1 << 16));
+  if (m.qk_rope_head_dim % 2 != 0) return Bad("qk_rope_head_dim", "must be even");
+  if (Bool(j, "attention_bias", false)) return Bad("attention_bias", "not supported for MLA");
+  // V2 rotates (x[2i], x[2i+1]) pairs always; V3 when rope_interleave (default true).
+  m.rope_interleave = v3 ? Bool(j, "rope_interleave", true) : true;
+  c.head_dim = m.qk_rope_head_dim;  // RoPE covers the rope part only
+  c.kv_heads = c.heads;
+  m.softmax_scale = 1.0 / std::sqrt(static_cast<double>(m.qk_head_dim()));
+  if (auto rs = j.find("rope_scaling"); rs != j.end() && rs->is_object()) {
+    ASSIGN_OR_RETURN(double mscale_all_dim, Num(*rs, "mscale_all_dim", 0.0));
+    if (mscale_all_dim != 0) {
+      ASSIGN_OR_RETURN(double factor, Num(*rs, "factor"));
+      const double ms = YarnMscale(factor, mscale_all_dim);
+      m.softmax_scale *= ms * ms;
+    }
+    if (c.rope.type == RopeType::kYarn && !rs->contains("attention_factor")) {
+      // DeepSeek's YaRN multiplies cos and sin by mscale(factor, mscale) / mscale(factor,
+      // mscale_all_dim) with defaults 1 and 0 (transformers agrees when both are given).
+      ASSIGN_OR_RETURN(double mscale, Num(*rs, "mscale", 1.0));
+      c.rope.attention_factor = YarnMscale(c.rope.factor, mscale) / YarnMscale(c.rope.factor, mscale_all_dim);
+    }
+  }
+  auto routed = j.find("n_routed_experts");
+  if (routed == j.end() || routed->is_null()) {
+    c.experts = 0;
+    return OkStatus();
+  }
+  ASSIGN_OR_RETURN(c.experts, Int(j, "n_routed_experts", std::nullopt, 1, 4096));
+  ASSIGN_OR_RETURN(c.moe_intermediate, Int(j, "moe_intermediate_size", std::nullopt, 1));
+  ASSIGN_OR_RETURN(int shared, Int(j, "n_shared_experts", 0, 0, 4096));
+  c.shared_intermediate = shared * c.moe_intermediate;
+  ASSIGN_OR_RETURN(c.first_k_dense_replace, Int(j, "first_k_dense_replace", 0, 0, 1 << 20));
+  ASSIGN_OR_RETURN(c.moe_layer_freq, Int(j, "moe_layer_freq", 1, 1, 4096));
+  ASSIGN_OR_RETURN(c.routed_scaling_factor, Num(j, "routed_scaling_factor", 1.0));
+  c.norm_topk_prob = Bool(j, "norm_topk_prob", v3);
+  auto text = [&](const char* key, const char* fallback) {
+    auto f = j.find(key);
+    return f != j.end() && f->is_string() ? f->get<std::string>() : std::string(fallback);
+  };
+  const std::string scoring = text("scoring_func", v3 ? "sigmoid" : "softmax");
+  if (scoring == "softmax") {
+    c.scoring = Scoring::kSoftmax;
+  } else if (scoring == "sigmoid") {
+    c.scoring = Scoring::kSigmoid;
+  } else {
+    return Bad("scoring_func", "unsupported \"" + scoring + "\" (softmax or sigmoid)");
+  }
+  const std::string method = text("topk_method", v3 ? "noaux_tc" : "greedy");
+  if (method == "greedy" || method == "gready") {  // some V2 revisions spell it "gready"
+    c.topk_method = TopkMethod::kGreedy;
+  } else if (method == "group_limited_greedy") {
+    c.topk_method = TopkMethod::kGroupLimitedGreedy;
+  } else if (method == "noaux_tc") {
+    c.topk_method = TopkMethod::kNoauxTc;
+  } else {
+    return Bad("topk_method", "unsupported \"" + method + "\" (greedy, group_limited_greedy, noaux_tc)");
+  }
+  ASSIGN_OR_RETURN(c.n_group, Int(j, "n_group", 1, 1, 4096));
+  ASSIGN_OR_RETURN(c.topk_group, Int(j, "topk_group", 1, 1, 4096));
+  if (c.topk_method != TopkMethod::kGreedy) {
+    if (c.experts % c.n_group != 0) return Bad("n_group", "must divide n_routed_experts");
+    if (c.topk_group > c.n_group) return Bad("topk_group", "exceeds n_group");
+    if (c.topk_method == TopkMethod::kNoauxTc && c.experts / c.n_group < 2) {
+      return Bad("n_group", "noaux_tc scores a group by its top 2: groups need 2 experts");
+    }
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 bool ModelConfig::IsMoeLayer(int layer) const {
   if (experts == 0) return false;
+  if (IsDeepseek()) return layer >= first_k_dense_replace && layer % moe_layer_freq == 0;
   if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), layer) != mlp_only_layers.end()) {
     return false;
   }
@@ -162,7 +271,7 @@ Result<ModelConfig> ParseModelConfig(std::string_view config_json,
   static const std::pair<const char*, Arch> kArchs[] = {
       {"mixtral", Arch::kMixtral}, {"qwen2_moe", Arch::kQwen2Moe}, {"qwen3_moe", Arch::kQwen3Moe},
       {"olmoe", Arch::kOlmoe},     {"llama", Arch::kLlama},        {"qwen2", Arch::kQwen2},
-      {"qwen3", Arch::kQwen3}};
+      {"qwen3", Arch::kQwen3},     {"deepseek_v2", Arch::kDeepseekV2}, {"deepseek_v3", Arch::kDeepseekV3}};
   bool known = false;
   for (const auto& [name, arch] : kArchs) {
     if (c.model_type == name) {
@@ -172,12 +281,12 @@ Result<ModelConfig> ParseModelConfig(std::string_view config_json,
   }
   if (!known) {
     return Bad("model_type", "unsupported architecture \"" + c.model_type +
-                                 "\" (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, llama, qwen2, qwen3)");
+                                 "\" (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, llama, qwen2, qwen3, deepseek_v2, deepseek_v3)");
   }
   if (auto act = j.find("hidden_act"); act != j.end() && !(act->is_string() && *act == "silu")) {
     return Bad("hidden_act", "only silu is supported");
   }
-  if (j.contains("quantization_config")) return Bad("quantization_config", "quantized checkpoints are not supported");
+  RETURN_IF_ERROR(ParseQuantization(j, c));
   ASSIGN_OR_RETURN(c.hidden, Int(j, "hidden_size", std::nullopt, 1));
   ASSIGN_OR_RETURN(c.layers, Int(j, "num_hidden_layers", std::nullopt, 1, 4096));
   ASSIGN_OR_RETURN(c.heads, Int(j, "num_attention_heads", std::nullopt, 1, 4096));
@@ -234,13 +343,21 @@ Result<ModelConfig> ParseModelConfig(std::string_view config_json,
       }
       break;
     }
+    case Arch::kDeepseekV2:
+    case Arch::kDeepseekV3:
+      RETURN_IF_ERROR(ParseDeepseek(j, c));
+      break;
     default:
       break;
   }
   if (c.experts > 0) {
     ASSIGN_OR_RETURN(c.top_k, Int(j, "num_experts_per_tok", std::nullopt, 1, c.experts));
   }
-  c.qkv_bias = c.arch == Arch::kQwen2 || c.arch == Arch::kQwen2Moe || Bool(j, "attention_bias", false);
+  if (c.IsDeepseek() && c.experts > 0 && c.topk_method != TopkMethod::kGreedy &&
+      c.topk_group * (c.experts / c.n_group) < c.top_k) {
+    return Bad("topk_group", "its groups hold fewer than num_experts_per_tok experts");
+  }
+  c.qkv_bias = !c.IsDeepseek() && (c.arch == Arch::kQwen2 || c.arch == Arch::kQwen2Moe || Bool(j, "attention_bias", false));
   if (c.arch == Arch::kQwen3 || c.arch == Arch::kQwen3Moe) {
     c.qk_norm = QkNorm::kPerHead;
     c.qkv_bias = Bool(j, "attention_bias", false);

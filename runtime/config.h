@@ -12,11 +12,25 @@
 
 namespace hubnode::runtime {
 
-enum class Arch { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kLlama, kQwen2, kQwen3 };
+enum class Arch { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kLlama, kQwen2, kQwen3, kDeepseekV2, kDeepseekV3 };
 
 // How q and k are normalised before RoPE: not at all, per head over head_dim (Qwen3), or over
 // the whole projection before the reshape to heads (OLMoE).
 enum class QkNorm { kNone, kPerHead, kFull };
+
+// How a MoE layer scores its experts and picks the top-k (docs/deepseek.md for DeepSeek's rules).
+enum class Scoring { kSoftmax, kSigmoid };
+enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
+
+// Multi-head latent attention (DeepSeek-V2/V3): q through an optional low-rank q_a/q_b pair, keys
+// and values from one compressed latent of kv_lora_rank values plus a rope key shared by all heads.
+struct MlaConfig {
+  int q_lora_rank = 0;  // 0: a plain q_proj
+  int kv_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
+  bool rope_interleave = true;  // rope pairs are (x[2i], x[2i+1]) in the checkpoint's layout
+  double softmax_scale = 0;     // qk_head_dim^-0.5, times yarn mscale(factor, mscale_all_dim)^2
+  int qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+};
 
 enum class RopeType { kDefault, kLinear, kDynamic, kLlama3, kYarn };
 
@@ -51,6 +65,15 @@ struct ModelConfig {
   int sliding_window = 0;  // 0 = none
   std::vector<int> mlp_only_layers;
   int decoder_sparse_step = 1;
+  // DeepSeek: MLA (kv_lora_rank > 0 iff mla), routing and layer pattern.
+  bool mla = false;
+  MlaConfig mla_dims;
+  Scoring scoring = Scoring::kSoftmax;
+  TopkMethod topk_method = TopkMethod::kGreedy;
+  int n_group = 1, topk_group = 1;
+  double routed_scaling_factor = 1.0;
+  int first_k_dense_replace = 0, moe_layer_freq = 1;
+  bool fp8 = false;  // quantization_config: fp8 e4m3 with 128 x 128 block scales
   int bos_id = -1;
   std::vector<int> eos_ids;  // config's and generation_config's, merged
 
@@ -59,6 +82,7 @@ struct ModelConfig {
   std::string ExpertTensor(int layer, int expert, int which) const;  // which: 0 gate, 1 up, 2 down
   std::string RouterTensor(int layer) const;
   std::string MoePrefix(int layer) const;  // "model.layers.N.mlp." or ".block_sparse_moe."
+  bool IsDeepseek() const { return arch == Arch::kDeepseekV2 || arch == Arch::kDeepseekV3; }
 };
 
 // InvalidArgument naming the field for a malformed, missing or unsupported value (an unknown

@@ -21,6 +21,12 @@ namespace hubnode::runtime {
 class KvCache {
  public:
   static Result<std::unique_ptr<KvCache>> Create(Backend& backend, const ModelConfig& config, int capacity);
+  // f32 values held per token (all layers): MLA's compressed latent + rope key, else K and V.
+  static int64_t FloatsPerToken(const ModelConfig& config);
+  // What the same model would hold per token with full keys and values per head (MLA
+  // decompressed: heads · (qk_head_dim + v_head_dim) per layer); FloatsPerToken otherwise.
+  static int64_t UncompressedFloatsPerToken(const ModelConfig& config);
+  size_t bytes() const { return buffer_->size(); }
   int capacity() const { return capacity_; }
   float* k(int layer) { return k_ + static_cast<int64_t>(layer) * layer_floats_; }
   float* v(int layer) { return v_ + static_cast<int64_t>(layer) * layer_floats_; }
@@ -62,6 +68,8 @@ class Model {
  private:
   float* Scratch(int slot, int64_t floats);
   Status Moe(int layer, int64_t n, float* hn, float* x, std::span<const int32_t> positions);
+  Status Mla(int layer, int64_t n, const float* hn, float* x, std::span<const SeqInput> batch,
+             std::span<const int32_t> positions);
   // Predicts `next_layer`'s experts from this layer's normalised hidden state; prefetches them
   // when prefetching is on.
   void Predict(int next_layer, int64_t n, const float* hn);
@@ -85,5 +93,16 @@ class Model {
 // Top-k routing of one token: the family's rule (softmax over all experts in f32, top-k with
 // ties to the lower index, renormalised iff `renormalize`). Returns (expert, weight) pairs.
 std::vector<std::pair<int, float>> Route(std::span<const float> logits, int top_k, bool renormalize);
+
+// DeepSeek's routing of one token (docs/deepseek.md): softmax or sigmoid scores; greedy,
+// group-limited (group score = best expert) or noaux_tc (group score = best two after adding
+// `bias`, the e_score_correction_bias, which picks experts but never weighs them); weights the
+// unbiased scores, normalised iff top_k > 1 and norm_topk_prob, times routed_scaling_factor (V2:
+// only when not normalised). Ties go to the lower index.
+std::vector<std::pair<int, float>> RouteDeepseek(const ModelConfig& config, std::span<const float> logits,
+                                                 std::span<const float> bias);
+// The config's family's routing (Route, or RouteDeepseek).
+std::vector<std::pair<int, float>> RouteToken(const ModelConfig& config, std::span<const float> logits,
+                                              std::span<const float> bias);
 
 }  // namespace hubnode::runtime

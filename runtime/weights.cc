@@ -2,10 +2,47 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 
 #include "base/log.h"
 
 namespace hubnode::runtime {
+
+namespace {
+
+// float8 e4m3fn (no infinities; S.1111.111 is NaN) to f32.
+float F8E4M3Value(uint8_t b) {
+  const int e = (b >> 3) & 15, m = b & 7;
+  float v;
+  if (e == 0) {
+    v = std::ldexp(static_cast<float>(m) / 8.0f, -6);
+  } else if (e == 15 && m == 7) {
+    v = std::nanf("");
+  } else {
+    v = std::ldexp(1.0f + static_cast<float>(m) / 8.0f, e - 7);
+  }
+  return (b & 0x80) ? -v : v;
+}
+
+// The rows of a checkpoint weight whose rope rows interleave (x[2i], x[2i+1]) pairs reordered to
+// halves (all even, then all odd) within each rope segment: segment s covers rows
+// [first + s·stride, first + s·stride + rope). Returns the old row of each new row.
+std::vector<int64_t> DeinterleaveRows(int64_t rows, int64_t first, int64_t stride, int64_t segments, int64_t rope) {
+  std::vector<int64_t> perm(rows);
+  for (int64_t r = 0; r < rows; ++r) perm[r] = r;
+  for (int64_t s = 0; s < segments; ++s) {
+    const int64_t base = first + s * stride;
+    for (int64_t j = 0; j < rope / 2; ++j) {
+      perm[base + j] = base + 2 * j;
+      perm[base + rope / 2 + j] = base + 2 * j + 1;
+    }
+  }
+  return perm;
+}
+
+constexpr int64_t kFp8Block = 128;
+
+}  // namespace
 
 // Reads tensors by name into backend buffers, checking dtype and shape.
 class WeightLoader {
@@ -18,8 +55,88 @@ class WeightLoader {
 
   bool Has(const std::string& name) const { return descs_.count(name) > 0; }
 
-  // A weight of shape [rows, cols] ([cols] for rows == 0: a vector, viewed as [1, cols]).
-  Result<WeightView> Get(const std::string& name, int64_t rows, int64_t cols, bool to_f32 = false) {
+  // A weight of shape [rows, cols] ([cols] for rows == 0: a vector, viewed as [1, cols]). An
+  // F8_E4M3 weight comes with its `<name>_scale_inv` (f32, one per 128 x 128 block). `row_perm`
+  // (optional) reorders the rows: new row i is stored row row_perm[i].
+  Result<WeightView> Get(const std::string& name, int64_t rows, int64_t cols, bool to_f32 = false,
+                         const std::vector<int64_t>* row_perm = nullptr) {
+    ASSIGN_OR_RETURN(const TensorDesc* d, Find(name, rows, cols));
+    std::vector<uint8_t> host(d->bytes());
+    RETURN_IF_ERROR(source_.ReadTensor(name, host));
+    DType dtype = d->dtype;
+    std::vector<float> scales;
+    if (dtype == DType::kF8E4M3) {
+      if (to_f32 || rows == 0) return InvalidArgumentError("tensor " + name + " may not be F8_E4M3");
+      ASSIGN_OR_RETURN(scales, Scales(name, rows, cols));
+      if (row_perm) {
+        for (int64_t r = 0; r < rows; ++r) {
+          if ((*row_perm)[r] / kFp8Block != r / kFp8Block) {
+            return UnimplementedError("tensor " + name + ": rope rows cross a 128-row scale block");
+          }
+        }
+      }
+    } else if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) {
+      return InvalidArgumentError("tensor " + name + " has an unsupported dtype " + std::string(DTypeName(dtype)));
+    }
+    if (to_f32 && dtype != DType::kF32) {  // biases are added in f32
+      std::vector<uint8_t> f(d->bytes() / DTypeSize(dtype) * 4);
+      HostToF32(host.data(), dtype, d->bytes() / DTypeSize(dtype), reinterpret_cast<float*>(f.data()));
+      host = std::move(f);
+      dtype = DType::kF32;
+    }
+    if (row_perm) {
+      const size_t row_bytes = host.size() / rows;
+      std::vector<uint8_t> permuted(host.size());
+      for (int64_t r = 0; r < rows; ++r) {
+        std::memcpy(permuted.data() + r * row_bytes, host.data() + (*row_perm)[r] * row_bytes, row_bytes);
+      }
+      host = std::move(permuted);
+    }
+    ASSIGN_OR_RETURN(WeightView v, Upload(host.data(), host.size(), dtype, rows == 0 ? 1 : rows, cols));
+    if (!scales.empty()) {
+      ASSIGN_OR_RETURN(WeightView s, Upload(scales.data(), scales.size() * sizeof(float), DType::kF32, 1,
+                                            static_cast<int64_t>(scales.size())));
+      v.scales = static_cast<const float*>(s.data);
+      v.block_rows = v.block_cols = kFp8Block;
+    }
+    return v;
+  }
+
+  // A weight read to the host as f32 [rows, cols] (F8_E4M3 dequantized with its block scales).
+  Result<std::vector<float>> HostF32(const std::string& name, int64_t rows, int64_t cols) {
+    ASSIGN_OR_RETURN(const TensorDesc* d, Find(name, rows, cols));
+    std::vector<uint8_t> host(d->bytes());
+    RETURN_IF_ERROR(source_.ReadTensor(name, host));
+    const int64_t r = rows == 0 ? 1 : rows;
+    std::vector<float> out(r * cols);
+    if (d->dtype == DType::kF8E4M3) {
+      ASSIGN_OR_RETURN(std::vector<float> scales, Scales(name, r, cols));
+      const int64_t bc = (cols + kFp8Block - 1) / kFp8Block;
+      for (int64_t i = 0; i < r; ++i) {
+        for (int64_t j = 0; j < cols; ++j) {
+          out[i * cols + j] = F8E4M3Value(host[i * cols + j]) * scales[(i / kFp8Block) * bc + j / kFp8Block];
+        }
+      }
+    } else if (d->dtype == DType::kF32 || d->dtype == DType::kF16 || d->dtype == DType::kBF16) {
+      HostToF32(host.data(), d->dtype, r * cols, out.data());
+    } else {
+      return InvalidArgumentError("tensor " + name + " has an unsupported dtype " + std::string(DTypeName(d->dtype)));
+    }
+    return out;
+  }
+
+  // f32 host data uploaded as a weight.
+  Result<WeightView> Upload(const void* data, size_t bytes, DType dtype, int64_t rows, int64_t cols) {
+    ASSIGN_OR_RETURN(std::unique_ptr<Buffer> buf, backend_.Alloc(bytes));
+    backend_.Upload(buf->data(), {static_cast<const uint8_t*>(data), bytes});
+    out_.bytes += bytes;
+    WeightView v{buf->data(), dtype, rows, cols};
+    out_.buffers_.push_back(std::move(buf));
+    return v;
+  }
+
+ private:
+  Result<const TensorDesc*> Find(const std::string& name, int64_t rows, int64_t cols) const {
     auto it = descs_.find(name);
     if (it == descs_.end()) return InvalidArgumentError("missing tensor " + name);
     const TensorDesc& d = it->second;
@@ -30,29 +147,69 @@ class WeightLoader {
       return InvalidArgumentError("tensor " + name + " has shape [" + got + "], want [" +
                                   std::to_string(rows) + (rows ? "," : "") + std::to_string(cols) + "]");
     }
-    std::vector<uint8_t> host(d.bytes());
-    RETURN_IF_ERROR(source_.ReadTensor(name, host));
-    DType dtype = d.dtype;
-    if (to_f32 && dtype != DType::kF32) {  // biases are added in f32
-      std::vector<uint8_t> f(d.bytes() / DTypeSize(dtype) * 4);
-      HostToF32(host.data(), dtype, d.bytes() / DTypeSize(dtype), reinterpret_cast<float*>(f.data()));
-      host = std::move(f);
-      dtype = DType::kF32;
-    }
-    ASSIGN_OR_RETURN(std::unique_ptr<Buffer> buf, backend_.Alloc(host.size()));
-    backend_.Upload(buf->data(), host);
-    out_.bytes += host.size();
-    WeightView v{buf->data(), dtype, rows == 0 ? 1 : rows, cols};
-    out_.buffers_.push_back(std::move(buf));
-    return v;
+    return &d;
   }
 
- private:
+  // The f32 [ceil(rows/128), ceil(cols/128)] `<name>_scale_inv` of an F8_E4M3 weight.
+  Result<std::vector<float>> Scales(const std::string& name, int64_t rows, int64_t cols) {
+    const std::string sname = name + "_scale_inv";
+    const int64_t br = (rows + kFp8Block - 1) / kFp8Block, bc = (cols + kFp8Block - 1) / kFp8Block;
+    ASSIGN_OR_RETURN(const TensorDesc* d, Find(sname, br, bc));
+    if (d->dtype != DType::kF32) return InvalidArgumentError("tensor " + sname + " is not F32");
+    std::vector<float> scales(br * bc);
+    RETURN_IF_ERROR(source_.ReadTensor(sname, {reinterpret_cast<uint8_t*>(scales.data()), scales.size() * sizeof(float)}));
+    for (float f : scales) {
+      if (!std::isfinite(f)) return InvalidArgumentError("tensor " + sname + " holds a non-finite scale");
+    }
+    return scales;
+  }
+
   TensorSource& source_;
   Backend& backend_;
   ModelWeights& out_;
   std::unordered_map<std::string, TensorDesc> descs_;
 };
+
+namespace {
+
+// MLA's attention weights (docs/deepseek.md): kv_b is read to the host and held absorbed (uk_t,
+// uv in f32); the rope rows of q/q_b and kv_a are de-interleaved when the checkpoint interleaves.
+Status LoadMla(WeightLoader& ld, const ModelConfig& c, const std::string& p, LayerWeights& L) {
+  const MlaConfig& m = c.mla_dims;
+  const int64_t H = c.hidden, heads = c.heads, nope = m.qk_nope_head_dim, rope = m.qk_rope_head_dim;
+  const int64_t kvl = m.kv_lora_rank, v = m.v_head_dim, qk = m.qk_head_dim();
+  std::vector<int64_t> q_perm, kv_perm;
+  if (m.rope_interleave) {
+    q_perm = DeinterleaveRows(heads * qk, nope, qk, heads, rope);
+    kv_perm = DeinterleaveRows(kvl + rope, kvl, 0, 1, rope);
+  }
+  const std::vector<int64_t>* qp = m.rope_interleave ? &q_perm : nullptr;
+  if (m.q_lora_rank > 0) {
+    ASSIGN_OR_RETURN(L.q_a, ld.Get(p + "self_attn.q_a_proj.weight", m.q_lora_rank, H));
+    ASSIGN_OR_RETURN(L.q_a_norm, ld.Get(p + "self_attn.q_a_layernorm.weight", 0, m.q_lora_rank));
+    ASSIGN_OR_RETURN(L.q_b, ld.Get(p + "self_attn.q_b_proj.weight", heads * qk, m.q_lora_rank, false, qp));
+  } else {
+    ASSIGN_OR_RETURN(L.q, ld.Get(p + "self_attn.q_proj.weight", heads * qk, H, false, qp));
+  }
+  ASSIGN_OR_RETURN(L.kv_a, ld.Get(p + "self_attn.kv_a_proj_with_mqa.weight", kvl + rope, H, false,
+                                  m.rope_interleave ? &kv_perm : nullptr));
+  ASSIGN_OR_RETURN(L.kv_a_norm, ld.Get(p + "self_attn.kv_a_layernorm.weight", 0, kvl));
+  ASSIGN_OR_RETURN(std::vector<float> kv_b, ld.HostF32(p + "self_attn.kv_b_proj.weight", heads * (nope + v), kvl));
+  std::vector<float> uk_t(heads * kvl * nope), uv(heads * v * kvl);
+  for (int64_t h = 0; h < heads; ++h) {
+    const float* wk = kv_b.data() + h * (nope + v) * kvl;  // [nope, kvl]
+    for (int64_t i = 0; i < nope; ++i) {
+      for (int64_t j = 0; j < kvl; ++j) uk_t[(h * kvl + j) * nope + i] = wk[i * kvl + j];
+    }
+    std::copy(wk + nope * kvl, wk + (nope + v) * kvl, uv.begin() + h * v * kvl);
+  }
+  ASSIGN_OR_RETURN(L.uk_t, ld.Upload(uk_t.data(), uk_t.size() * sizeof(float), DType::kF32, heads * kvl, nope));
+  ASSIGN_OR_RETURN(L.uv, ld.Upload(uv.data(), uv.size() * sizeof(float), DType::kF32, heads * v, kvl));
+  ASSIGN_OR_RETURN(L.o, ld.Get(p + "self_attn.o_proj.weight", H, heads * v));
+  return OkStatus();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(TensorSource& source, Backend& backend,
                                                          const ModelConfig& c,
@@ -72,10 +229,14 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(TensorSource& source, B
     LayerWeights L;
     ASSIGN_OR_RETURN(L.attn_norm, ld.Get(p + "input_layernorm.weight", 0, H));
     ASSIGN_OR_RETURN(L.ffn_norm, ld.Get(p + "post_attention_layernorm.weight", 0, H));
-    ASSIGN_OR_RETURN(L.q, ld.Get(p + "self_attn.q_proj.weight", qd, H));
-    ASSIGN_OR_RETURN(L.k, ld.Get(p + "self_attn.k_proj.weight", kvd, H));
-    ASSIGN_OR_RETURN(L.v, ld.Get(p + "self_attn.v_proj.weight", kvd, H));
-    ASSIGN_OR_RETURN(L.o, ld.Get(p + "self_attn.o_proj.weight", H, qd));
+    if (c.mla) {
+      RETURN_IF_ERROR(LoadMla(ld, c, p, L));
+    } else {
+      ASSIGN_OR_RETURN(L.q, ld.Get(p + "self_attn.q_proj.weight", qd, H));
+      ASSIGN_OR_RETURN(L.k, ld.Get(p + "self_attn.k_proj.weight", kvd, H));
+      ASSIGN_OR_RETURN(L.v, ld.Get(p + "self_attn.v_proj.weight", kvd, H));
+      ASSIGN_OR_RETURN(L.o, ld.Get(p + "self_attn.o_proj.weight", H, qd));
+    }
     if (c.qkv_bias) {
       ASSIGN_OR_RETURN(L.q_bias, ld.Get(p + "self_attn.q_proj.bias", 0, qd, true));
       ASSIGN_OR_RETURN(L.k_bias, ld.Get(p + "self_attn.k_proj.bias", 0, kvd, true));
@@ -98,6 +259,16 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(TensorSource& source, B
         ASSIGN_OR_RETURN(L.shared_up, ld.Get(s + "up_proj.weight", I, H));
         ASSIGN_OR_RETURN(L.shared_down, ld.Get(s + "down_proj.weight", H, I));
         ASSIGN_OR_RETURN(L.shared_expert_gate, ld.Get(p + "mlp.shared_expert_gate.weight", 1, H));
+      }
+      if (c.IsDeepseek() && c.shared_intermediate > 0) {  // n_shared_experts, no gate
+        const std::string s = p + "mlp.shared_experts.";
+        const int64_t I = c.shared_intermediate;
+        ASSIGN_OR_RETURN(L.shared_gate, ld.Get(s + "gate_proj.weight", I, H));
+        ASSIGN_OR_RETURN(L.shared_up, ld.Get(s + "up_proj.weight", I, H));
+        ASSIGN_OR_RETURN(L.shared_down, ld.Get(s + "down_proj.weight", H, I));
+      }
+      if (c.IsDeepseek() && c.topk_method == TopkMethod::kNoauxTc) {
+        ASSIGN_OR_RETURN(L.router_bias, ld.HostF32(p + "mlp.gate.e_score_correction_bias", 0, c.experts));
       }
     } else {
       const int64_t I = c.intermediate;

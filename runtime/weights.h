@@ -28,7 +28,15 @@ struct LayerWeights {
   WeightView q_norm, k_norm;          // empty without QK-norm
   WeightView gate, up, down;          // dense MLP (non-MoE layers)
   WeightView router;                  // [experts, hidden]
-  WeightView shared_gate, shared_up, shared_down, shared_expert_gate;  // Qwen2-MoE
+  // Qwen2-MoE's gated shared expert, DeepSeek's ungated shared experts (shared_expert_gate empty).
+  WeightView shared_gate, shared_up, shared_down, shared_expert_gate;
+  std::vector<float> router_bias;  // host f32 [experts]: DeepSeek-V3's e_score_correction_bias
+  // MLA (DeepSeek). q_a/q_a_norm/q_b, or q (above) without q-LoRA; kv_a [kv_lora + rope, hidden]
+  // and kv_a_norm [kv_lora]. The rope rows of q/q_b and kv_a are stored de-interleaved when the
+  // checkpoint interleaves them (same permutation on both sides: the scores do not change).
+  // kv_b [heads·(nope + v), kv_lora] is held absorbed, in f32: uk_t [heads·kv_lora, nope] (each
+  // head's key up-projection transposed, applied to the query) and uv [heads·v, kv_lora].
+  WeightView q_a, q_a_norm, q_b, kv_a, kv_a_norm, uk_t, uv;
   bool moe = false;
 };
 

@@ -38,6 +38,8 @@ std::string_view TorchDTypeName(DType d) {
       return "float16";
     case DType::kF32:
       return "float32";
+    case DType::kF8E4M3:
+      return "float8_e4m3fn (128 x 128 block scales)";
   }
   return "";
 }

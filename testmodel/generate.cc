@@ -22,7 +22,8 @@ constexpr std::pair<Family, std::string_view> kFamilyNames[] = {
     {Family::kMixtral, "mixtral"},    {Family::kQwen2Moe, "qwen2_moe"},
     {Family::kQwen3Moe, "qwen3_moe"}, {Family::kOlmoe, "olmoe"},
     {Family::kLlama, "llama"},        {Family::kQwen2, "qwen2"},
-    {Family::kQwen3, "qwen3"},
+    {Family::kQwen3, "qwen3"},        {Family::kDeepseekV2, "deepseek_v2"},
+    {Family::kDeepseekV3, "deepseek_v3"},
 };
 
 // Refuses requests that would fill a disk by mistake (the bench preset is ~1 GB).
@@ -68,21 +69,22 @@ Result<Family> ParseFamily(std::string_view name) {
     if (n == name) return f;
   }
   return InvalidArgumentError("unknown model family \"" + std::string(name) +
-                              "\" (want mixtral, qwen2_moe, qwen3_moe, olmoe, llama, qwen2 or "
-                              "qwen3)");
+                              "\" (want mixtral, qwen2_moe, qwen3_moe, olmoe, llama, qwen2, "
+                              "qwen3, deepseek_v2 or deepseek_v3)");
 }
 
 bool IsMoe(Family family) {
   return family == Family::kMixtral || family == Family::kQwen2Moe || family == Family::kQwen3Moe ||
-         family == Family::kOlmoe;
+         family == Family::kOlmoe || family == Family::kDeepseekV2 || family == Family::kDeepseekV3;
 }
 
 Result<DType> ParseDType(std::string_view name) {
   if (name == "bf16" || name == "BF16" || name == "bfloat16") return DType::kBF16;
   if (name == "fp16" || name == "F16" || name == "float16") return DType::kF16;
   if (name == "fp32" || name == "F32" || name == "float32") return DType::kF32;
+  if (name == "fp8" || name == "F8_E4M3") return DType::kF8E4M3;
   return InvalidArgumentError("unknown dtype \"" + std::string(name) +
-                              "\" (want bf16, fp16, fp32)");
+                              "\" (want bf16, fp16, fp32, fp8)");
 }
 
 std::string_view DTypeName(DType dtype) {
@@ -93,6 +95,8 @@ std::string_view DTypeName(DType dtype) {
       return "fp16";
     case DType::kF32:
       return "fp32";
+    case DType::kF8E4M3:
+      return "fp8";
   }
   return "";
 }
@@ -122,7 +126,7 @@ Result<Summary> Generate(const Options& options, const std::string& out_dir) {
   std::vector<uint64_t> sizes;
   uint64_t parameters = 0, tensor_bytes = 0;
   for (const TensorSpec& t : specs) {
-    sizes.push_back(t.numel() * DTypeSize(spec.dtype));
+    sizes.push_back(t.numel() * DTypeSize(t.dtype));
     parameters += t.numel();
     tensor_bytes += sizes.back();
     if (tensor_bytes > kMaxTensorBytes) {
@@ -135,17 +139,33 @@ Result<Summary> Generate(const Options& options, const std::string& out_dir) {
   const std::vector<int> shard_of = AssignShards(sizes, spec.shards);
   std::vector<std::vector<TensorEntry>> shards(spec.shards);
   for (size_t i = 0; i < specs.size(); ++i) {
-    shards[shard_of[i]].push_back({specs[i].name, spec.dtype, specs[i].shape, 0, 0});
+    shards[shard_of[i]].push_back({specs[i].name, specs[i].dtype, specs[i].shape, 0, 0});
   }
   std::map<std::string, std::string> weight_map;
   ThreadPool pool(Threads(options.threads));
+  std::map<std::string, const TensorSpec*> by_name;
+  for (const TensorSpec& t : specs) by_name[t.name] = &t;
   for (int k = 0; k < spec.shards; ++k) {
     const std::string file = ShardFileName(k, spec.shards);
     const std::string prefix = LayoutShard(shards[k]);
     std::vector<TensorSource> sources;
     for (const TensorEntry& t : shards[k]) {
       weight_map[t.name] = file;
-      sources.push_back({TensorSeed(options.seed, t.name), InitFor(t.name), nullptr, 0});
+      const TensorSpec& ts = *by_name.at(t.name);
+      TensorSource src{TensorSeed(options.seed, t.name), InitFor(t.name), nullptr, 0};
+      if (!ts.scale_of.empty()) {  // the block scales of an F8_E4M3 weight, from its values
+        src.seed = TensorSeed(options.seed, ts.scale_of);
+        src.init = InitFor(ts.scale_of);
+        src.fp8 = Fp8Part::kScales;
+        const TensorSpec& w = *by_name.at(ts.scale_of);
+        src.rows = w.shape[0];
+        src.cols = w.shape[1];
+      } else if (ts.dtype == DType::kF8E4M3) {
+        src.fp8 = Fp8Part::kWeight;
+        src.rows = ts.shape[0];
+        src.cols = ts.shape[1];
+      }
+      sources.push_back(src);
     }
     RETURN_IF_ERROR(WriteShard(JoinPath(out_dir, file), prefix, shards[k], sources, pool));
   }

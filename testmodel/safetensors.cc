@@ -19,6 +19,7 @@ Result<DType> DTypeFromSafetensors(std::string_view s) {
   if (s == "BF16") return DType::kBF16;
   if (s == "F16") return DType::kF16;
   if (s == "F32") return DType::kF32;
+  if (s == "F8_E4M3") return DType::kF8E4M3;
   return InvalidArgumentError("unsupported dtype " + std::string(s));
 }
 

@@ -23,7 +23,9 @@ std::vector<Piece> CutPieces(const std::vector<TensorEntry>& tensors,
   std::vector<Piece> pieces;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const uint64_t size = DTypeSize(tensors[i].dtype);
-    if (sources[i].from != nullptr) {
+    if (sources[i].fp8 != Fp8Part::kNone) {
+      pieces.push_back({i, 0, tensors[i].end - tensors[i].begin});
+    } else if (sources[i].from != nullptr) {
       const uint64_t total = tensors[i].end - tensors[i].begin;
       for (uint64_t b = 0; b < total; b += kCopyPiece) {
         pieces.push_back({i, b, std::min(kCopyPiece, total - b)});
@@ -49,7 +51,8 @@ Status WriteShard(const std::string& path, std::string_view prefix,
 
   const std::vector<Piece> pieces = CutPieces(tensors, sources);
   const size_t window = std::max<size_t>(2, 2 * pool.size());
-  const uint64_t max_piece = std::max(kCopyPiece, kBlockElements * 4);
+  uint64_t max_piece = std::max(kCopyPiece, kBlockElements * 4);
+  for (const Piece& p : pieces) max_piece = std::max(max_piece, p.bytes);
   std::vector<std::unique_ptr<char[]>> buffers(window);
   std::vector<Status> statuses(window);
   for (size_t start = 0; start < pieces.size(); start += window) {
@@ -60,7 +63,11 @@ Status WriteShard(const std::string& path, std::string_view prefix,
         const TensorEntry& t = tensors[piece.tensor];
         const TensorSource& src = sources[piece.tensor];
         char* buf = buffers[k].get();
-        if (src.from != nullptr) {
+        if (src.fp8 != Fp8Part::kNone) {
+          FillFp8(src.seed, src.init, src.rows, src.cols, src.fp8 == Fp8Part::kWeight ? buf : nullptr,
+                  src.fp8 == Fp8Part::kScales ? buf : nullptr);
+          statuses[k] = OkStatus();
+        } else if (src.from != nullptr) {
           statuses[k] = src.from->ReadAt(src.from_offset + piece.first, piece.bytes, buf);
         } else {
           FillElements(src.seed, src.init, t.dtype, piece.first, piece.bytes / DTypeSize(t.dtype),

@@ -20,6 +20,10 @@
 
 namespace hubnode::testmodel {
 
+// Which part of an F8_E4M3 weight a tensor is (FillFp8): the quantized values, or the F32 block
+// scales (`weight_scale_inv`), both drawn from the weight's stream.
+enum class Fp8Part { kNone, kWeight, kScales };
+
 // Where one tensor's bytes come from.
 struct TensorSource {
   // Draw: values from the stream with this seed (TensorSeed(...)) and init.
@@ -29,6 +33,9 @@ struct TensorSource {
   // from_offset. Not owned; must outlive the call.
   const ReadFile* from = nullptr;
   uint64_t from_offset = 0;
+  // Draw as an FP8 weight [rows, cols] or its scales (one piece: the scales need whole blocks).
+  Fp8Part fp8 = Fp8Part::kNone;
+  int64_t rows = 0, cols = 0;
 };
 
 // Creates `path` holding `prefix` followed by the data of `tensors` (in the order given, which

@@ -33,6 +33,7 @@ bool ExpertWidthIsIntermediate(Family f) { return f == Family::kMixtral || f == 
 bool HasHeadDimField(Family f) { return f == Family::kQwen3 || f == Family::kQwen3Moe; }
 bool HasMlpOnlyLayers(Family f) { return f == Family::kQwen2Moe || f == Family::kQwen3Moe; }
 bool HasQkvBias(Family f) { return f == Family::kQwen2 || f == Family::kQwen2Moe; }
+bool IsDeepseek(Family f) { return f == Family::kDeepseekV2 || f == Family::kDeepseekV3; }
 
 Status CheckRange(std::string_view field, int value, int lo, int hi) {
   if (value < lo || value > hi) {
@@ -50,6 +51,8 @@ std::string TorchDType(DType d) {
       return "float16";
     case DType::kF32:
       return "float32";
+    case DType::kF8E4M3:
+      return "bfloat16";  // as DeepSeek-V3 writes it beside its quantization_config
   }
   return "bfloat16";
 }
@@ -76,9 +79,36 @@ double RmsNormEps(Family f) {
   }
 }
 
+// A DeepSeek layer's attention (MLA) and MLP (dense first, then routed + shared experts).
+template <typename Add, typename Mlp>
+void AddDeepseekLayer(const ModelSpec& s, int layer, const std::string& p, Add& add, Mlp& mlp) {
+  const int64_t h = s.hidden, heads = s.heads, qk = s.qk_nope_head_dim + s.qk_rope_head_dim;
+  const std::string a = p + "self_attn.";
+  if (s.q_lora_rank > 0) {
+    add(a + "q_a_proj.weight", {s.q_lora_rank, h});
+    add(a + "q_a_layernorm.weight", {s.q_lora_rank});
+    add(a + "q_b_proj.weight", {heads * qk, s.q_lora_rank});
+  } else {
+    add(a + "q_proj.weight", {heads * qk, h});
+  }
+  add(a + "kv_a_proj_with_mqa.weight", {s.kv_lora_rank + s.qk_rope_head_dim, h});
+  add(a + "kv_a_layernorm.weight", {s.kv_lora_rank});
+  add(a + "kv_b_proj.weight", {heads * (s.qk_nope_head_dim + s.v_head_dim), s.kv_lora_rank});
+  add(a + "o_proj.weight", {h, heads * s.v_head_dim});
+  if (!s.IsMoeLayer(layer)) {
+    mlp(p + "mlp.", s.intermediate);
+    return;
+  }
+  add(p + "mlp.gate.weight", {s.experts, h});
+  if (s.family == Family::kDeepseekV3) add(p + "mlp.gate.e_score_correction_bias", {s.experts});
+  for (int e = 0; e < s.experts; ++e) mlp(p + "mlp.experts." + std::to_string(e) + ".", s.moe_intermediate);
+  mlp(p + "mlp.shared_experts.", int64_t{s.moe_intermediate} * s.n_shared_experts);
+}
+
 }  // namespace
 
 bool ModelSpec::IsMoeLayer(int layer) const {
+  if (IsDeepseek(family)) return layer >= first_k_dense_replace;  // moe_layer_freq 1
   return IsMoe(family) &&
          !std::binary_search(mlp_only_layers.begin(), mlp_only_layers.end(), layer);
 }
@@ -105,6 +135,10 @@ std::string_view ArchitectureName(Family family) {
       return "Qwen2ForCausalLM";
     case Family::kQwen3:
       return "Qwen3ForCausalLM";
+    case Family::kDeepseekV2:
+      return "DeepseekV2ForCausalLM";
+    case Family::kDeepseekV3:
+      return "DeepseekV3ForCausalLM";
   }
   return "";
 }
@@ -124,6 +158,9 @@ int MaxPositionEmbeddings(Family family) {
       return 131072;
     case Family::kQwen2:
       return 32768;
+    case Family::kDeepseekV2:
+    case Family::kDeepseekV3:
+      return 163840;
   }
   return 4096;
 }
@@ -216,6 +253,26 @@ Result<ModelSpec> ResolveSpec(const Options& o) {
     s.mlp_only_layers.erase(std::unique(s.mlp_only_layers.begin(), s.mlp_only_layers.end()),
                             s.mlp_only_layers.end());
   }
+  if (o.dtype == DType::kF8E4M3 && !IsDeepseek(f)) {
+    return InvalidArgumentError("fp8 (DeepSeek-V3's release layout) applies to deepseek_v2 and deepseek_v3 only");
+  }
+  if (IsDeepseek(f)) {
+    // MLA derived from the width: nope = v = hidden / heads, rope half that (at least 2, even),
+    // kv_lora_rank hidden / 2; V3 also a q-LoRA of hidden / 2 (V2-Lite has none). One dense
+    // layer first (added to the preset's count), groups of experts for group-limited routing.
+    if (!o.layers) s.layers += 1;
+    if (!o.experts && s.experts < 8) s.experts = 8;  // room for groups of experts
+    if (!o.kv_heads) s.kv_heads = s.heads;  // as the released configs write it (MLA ignores it)
+    s.qk_nope_head_dim = s.v_head_dim = s.head_dim;
+    s.qk_rope_head_dim = std::max(2, s.head_dim / 2 / 2 * 2);
+    s.kv_lora_rank = std::max(2, s.hidden / 2);
+    s.q_lora_rank = f == Family::kDeepseekV3 ? std::max(2, s.hidden / 2) : 0;
+    s.n_shared_experts = f == Family::kDeepseekV3 ? 1 : 2;
+    s.first_k_dense_replace = s.layers > 1 ? 1 : 0;
+    s.n_group = s.experts % 4 == 0 && s.experts >= 8 ? 4 : 1;
+    s.topk_group = s.n_group > 1 ? 2 : 1;
+    if (s.topk_group * (s.experts / s.n_group) < s.top_k) s.n_group = s.topk_group = 1;
+  }
   if (o.threads < 0) return InvalidArgumentError("threads must be >= 0");
   return s;
 }
@@ -240,6 +297,10 @@ std::vector<TensorSpec> ListTensors(const ModelSpec& s, int vocab_size) {
     const std::string p = "model.layers." + std::to_string(layer) + ".";
     add(p + "input_layernorm.weight", {h});
     add(p + "post_attention_layernorm.weight", {h});
+    if (IsDeepseek(s.family)) {
+      AddDeepseekLayer(s, layer, p, add, mlp);
+      continue;
+    }
     add(p + "self_attn.q_proj.weight", {q_width, h});
     add(p + "self_attn.k_proj.weight", {kv_width, h});
     add(p + "self_attn.v_proj.weight", {kv_width, h});
@@ -279,8 +340,60 @@ std::vector<TensorSpec> ListTensors(const ModelSpec& s, int vocab_size) {
   }
   add("model.norm.weight", {h});
   add("lm_head.weight", {vocab_size, h});
-  return out;
+  // Stored dtypes: the model's, except DeepSeek-V3's router bias (F32) and, in an fp8 model, the
+  // layers' Linear weights (F8_E4M3, each followed by its F32 weight_scale_inv).
+  std::vector<TensorSpec> typed;
+  for (TensorSpec& t : out) {
+    const bool bias = t.name.ends_with("e_score_correction_bias");
+    const bool linear = t.shape.size() == 2 && t.name.starts_with("model.layers.") && !t.name.ends_with("mlp.gate.weight");
+    t.dtype = bias ? DType::kF32 : s.dtype == DType::kF8E4M3 ? (linear ? DType::kF8E4M3 : DType::kBF16) : s.dtype;
+    typed.push_back(t);
+    if (t.dtype == DType::kF8E4M3) {
+      typed.push_back({t.name + "_scale_inv", {(t.shape[0] + 127) / 128, (t.shape[1] + 127) / 128}, DType::kF32, t.name});
+    }
+  }
+  return typed;
 }
+
+namespace {
+
+// DeepSeek's fields, with the values of the released configs where a test model can use them
+// (V2: softmax, group-limited greedy, no normalisation, scale 16, YaRN mscale 0.707; V3: sigmoid,
+// noaux_tc with e_score_correction_bias, normalised, scale 2.5, YaRN mscale 1).
+void DeepseekConfig(const ModelSpec& s, json& j) {
+  const bool v3 = s.family == Family::kDeepseekV3;
+  j.erase("num_experts");
+  j["n_routed_experts"] = s.experts;
+  j["n_shared_experts"] = s.n_shared_experts;
+  j["moe_intermediate_size"] = s.moe_intermediate;
+  j["first_k_dense_replace"] = s.first_k_dense_replace;
+  j["moe_layer_freq"] = 1;
+  j["q_lora_rank"] = s.q_lora_rank > 0 ? json(s.q_lora_rank) : json(nullptr);
+  j["kv_lora_rank"] = s.kv_lora_rank;
+  j["qk_nope_head_dim"] = s.qk_nope_head_dim;
+  j["qk_rope_head_dim"] = s.qk_rope_head_dim;
+  j["v_head_dim"] = s.v_head_dim;
+  j["n_group"] = s.n_group;
+  j["topk_group"] = s.topk_group;
+  j["topk_method"] = v3 ? "noaux_tc" : (s.n_group > 1 ? "group_limited_greedy" : "greedy");
+  j["scoring_func"] = v3 ? "sigmoid" : "softmax";
+  j["norm_topk_prob"] = v3;
+  j["routed_scaling_factor"] = v3 ? 2.5 : 16.0;
+  j["aux_loss_alpha"] = 0.001;
+  j["seq_aux"] = true;
+  j["ep_size"] = 1;
+  j["rope_theta"] = 10000.0;
+  const double mscale = v3 ? 1.0 : 0.707;
+  j["rope_scaling"] = {{"type", "yarn"}, {"factor", 40.0}, {"original_max_position_embeddings", 4096},
+                       {"beta_fast", 32}, {"beta_slow", 1}, {"mscale", mscale}, {"mscale_all_dim", mscale}};
+  if (v3) j["rope_interleave"] = true;
+  if (s.dtype == DType::kF8E4M3) {
+    j["quantization_config"] = {{"activation_scheme", "dynamic"}, {"fmt", "e4m3"}, {"quant_method", "fp8"},
+                                {"weight_block_size", {128, 128}}};
+  }
+}
+
+}  // namespace
 
 std::string ConfigJson(const ModelSpec& s, int vocab_size, const TokenIds& ids) {
   const Family f = s.family;
@@ -305,7 +418,7 @@ std::string ConfigJson(const ModelSpec& s, int vocab_size, const TokenIds& ids) 
   j["vocab_size"] = vocab_size;
   j["bos_token_id"] = ids.bos >= 0 ? json(ids.bos) : json(nullptr);
   j["eos_token_id"] = ids.eos;
-  if (f != Family::kMixtral && f != Family::kQwen2Moe) j["rope_scaling"] = nullptr;
+  if (f != Family::kMixtral && f != Family::kQwen2Moe) j["rope_scaling"] = nullptr;  // DeepSeek: YaRN below
   // Qwen2's biases are fixed by its modeling code, not configured; attention_bias is written
   // anyway so a reader can tell from config.json alone that q/k/v carry biases.
   if (f != Family::kMixtral) j["attention_bias"] = HasQkvBias(f);
@@ -344,8 +457,12 @@ std::string ConfigJson(const ModelSpec& s, int vocab_size, const TokenIds& ids) 
       j["mlp_bias"] = false;
       j["pretraining_tp"] = 1;
       break;
+    case Family::kDeepseekV2:
+    case Family::kDeepseekV3:
+      break;  // DeepseekConfig
   }
   if (HasHeadDimField(f) || f == Family::kLlama) j["head_dim"] = s.head_dim;
+  if (IsDeepseek(f)) DeepseekConfig(s, j);
   return j.dump(2) + "\n";
 }
 

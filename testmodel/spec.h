@@ -29,6 +29,10 @@ struct ModelSpec {
   int merges = 0;                    // BPE merges the tokenizer learns
   std::vector<int> mlp_only_layers;  // sorted, unique
   std::string size;                  // the preset name
+  // DeepSeek-V2/V3 (MLA, shared experts, leading dense layers); derived from the preset.
+  int q_lora_rank = 0;  // 0: plain q_proj (written as null)
+  int kv_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
+  int n_shared_experts = 0, first_k_dense_replace = 0, n_group = 1, topk_group = 1;
 
   // True when layer `layer` has routed experts (Qwen2-MoE's rule: not in mlp_only_layers,
   // decoder_sparse_step 1).
@@ -42,6 +46,8 @@ Result<ModelSpec> ResolveSpec(const Options& options);
 struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;
+  DType dtype = DType::kBF16;  // as stored (an fp8 model mixes F8_E4M3, BF16 and F32)
+  std::string scale_of;        // set for `X.weight_scale_inv`: "X.weight", the F8_E4M3 weight
   uint64_t numel() const;
 };
 

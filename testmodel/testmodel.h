@@ -23,7 +23,7 @@
 
 namespace hubnode::testmodel {
 
-enum class Family { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kLlama, kQwen2, kQwen3 };
+enum class Family { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kLlama, kQwen2, kQwen3, kDeepseekV2, kDeepseekV3 };
 
 // The config.json model_type: "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "llama", "qwen2",
 // "qwen3". ParseFamily is its inverse; InvalidArgument for any other name.
@@ -32,12 +32,14 @@ Result<Family> ParseFamily(std::string_view name);
 // True for the mixture-of-experts families.
 bool IsMoe(Family family);
 
-enum class DType { kBF16, kF16, kF32 };
+// kF8E4M3 ("fp8"): DeepSeek-V3's release layout: the Linear weights of the layers F8_E4M3 with an
+// F32 `weight_scale_inv` per 128 x 128 block; embeddings, lm_head, norms and routers bf16.
+enum class DType { kBF16, kF16, kF32, kF8E4M3 };
 
 // "bf16", "fp16" or "fp32" (also the safetensors spellings "BF16", "F16", "F32").
 // InvalidArgument otherwise.
 Result<DType> ParseDType(std::string_view name);
-std::string_view DTypeName(DType dtype);  // "bf16", "fp16", "fp32"
+std::string_view DTypeName(DType dtype);  // "bf16", "fp16", "fp32", "fp8"
 
 struct Options {
   // The architecture written to config.json and the tensor layout of the shards.

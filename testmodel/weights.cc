@@ -3,6 +3,8 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <vector>
+#include <algorithm>
 
 namespace hubnode::testmodel {
 namespace {
@@ -105,7 +107,7 @@ Init InitFor(std::string_view tensor_name) {
   return tensor_name.ends_with("norm.weight") ? Init::kNormScale : Init::kNormal;
 }
 
-size_t DTypeSize(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+size_t DTypeSize(DType dtype) { return dtype == DType::kF32 ? 4 : dtype == DType::kF8E4M3 ? 1 : 2; }
 
 std::string_view SafetensorsDType(DType dtype) {
   switch (dtype) {
@@ -115,6 +117,8 @@ std::string_view SafetensorsDType(DType dtype) {
       return "F16";
     case DType::kF32:
       return "F32";
+    case DType::kF8E4M3:
+      return "F8_E4M3";
   }
   return "BF16";
 }
@@ -209,10 +213,76 @@ void FillElements(uint64_t tensor_seed, Init init, DType dtype, uint64_t first, 
       case DType::kF32:
         FillBlock<DType::kF32>(tensor_seed, init, block, skip, n, out);
         break;
+      case DType::kF8E4M3:  // needs whole blocks for its scales: FillFp8
+        std::fill(out, out + n, char{0});
+        break;
     }
     out += n * size;
     first += n;
     count -= n;
+  }
+}
+
+float F8E4M3ToFloat(uint8_t b) {
+  const int e = (b >> 3) & 15, m = b & 7;
+  float v;
+  if (e == 0) {
+    v = static_cast<float>(m) * 0x1.0p-9f;  // m/8 · 2^-6
+  } else if (e == 15 && m == 7) {
+    return std::bit_cast<float>(0x7FC00000u);
+  } else {
+    v = (1.0f + static_cast<float>(m) / 8.0f) * std::bit_cast<float>(static_cast<uint32_t>(e - 7 + 127) << 23);
+  }
+  return (b & 0x80) ? -v : v;
+}
+
+uint8_t FloatToF8E4M3(float f) {
+  if (f != f) return 0x7F;
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  const float a = std::fabs(f);
+  // The 127 finite non-negative codes are ordered by value: binary search for the neighbours.
+  int lo = 0, hi = 126;
+  if (a >= F8E4M3ToFloat(126)) return sign | 126;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    (F8E4M3ToFloat(static_cast<uint8_t>(mid)) <= a ? lo : hi) = mid;
+  }
+  const float dl = a - F8E4M3ToFloat(static_cast<uint8_t>(lo)), dh = F8E4M3ToFloat(static_cast<uint8_t>(hi)) - a;
+  const int code = dl < dh ? lo : dh < dl ? hi : ((lo & 1) ? hi : lo);
+  return static_cast<uint8_t>(sign | code);
+}
+
+void FillFp8(uint64_t tensor_seed, Init init, int64_t rows, int64_t cols, char* data, char* scales) {
+  std::vector<float> v(static_cast<size_t>(rows * cols));
+  FillElements(tensor_seed, init, DType::kF32, 0, v.size(), reinterpret_cast<char*>(v.data()));
+  for (float& x : v) {  // FillElements wrote little-endian bytes
+    char b[4];
+    std::memcpy(b, &x, 4);
+    const uint32_t bits = static_cast<uint32_t>(static_cast<uint8_t>(b[0])) | static_cast<uint32_t>(static_cast<uint8_t>(b[1])) << 8 |
+                          static_cast<uint32_t>(static_cast<uint8_t>(b[2])) << 16 | static_cast<uint32_t>(static_cast<uint8_t>(b[3])) << 24;
+    x = std::bit_cast<float>(bits);
+  }
+  constexpr int64_t kBlock = 128;
+  const int64_t br = (rows + kBlock - 1) / kBlock, bc = (cols + kBlock - 1) / kBlock;
+  for (int64_t i = 0; i < br; ++i) {
+    for (int64_t j = 0; j < bc; ++j) {
+      float absmax = 0;
+      for (int64_t r = i * kBlock; r < std::min(rows, (i + 1) * kBlock); ++r) {
+        for (int64_t c = j * kBlock; c < std::min(cols, (j + 1) * kBlock); ++c) absmax = std::max(absmax, std::fabs(v[r * cols + c]));
+      }
+      const float scale = absmax > 0 ? absmax / 448.0f : 1.0f;
+      if (scales) {
+        const uint32_t bits = std::bit_cast<uint32_t>(scale);
+        for (int k = 0; k < 4; ++k) scales[(i * bc + j) * 4 + k] = static_cast<char>(bits >> (8 * k));
+      }
+      if (data) {
+        for (int64_t r = i * kBlock; r < std::min(rows, (i + 1) * kBlock); ++r) {
+          for (int64_t c = j * kBlock; c < std::min(cols, (j + 1) * kBlock); ++c) {
+            data[r * cols + c] = static_cast<char>(FloatToF8E4M3(v[r * cols + c] / scale));
+          }
+        }
+      }
+    }
   }
 }
 

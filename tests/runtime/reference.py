@@ -12,7 +12,12 @@ Decode step i appends the argmax of the previous logits (ties: lowest token id, 
 and records the logits of that new position, so --decode 16 generates 16 tokens; the first one is
 the argmax of the last prefill position. Errors: message on stderr, exit status 2.
 
-Families (config.json "model_type"): mixtral, qwen2_moe, qwen3_moe, olmoe, llama, qwen2, qwen3.
+Families (config.json "model_type"): mixtral, qwen2_moe, qwen3_moe, olmoe, llama, qwen2, qwen3,
+deepseek_v2, deepseek_v3 (the DeepSeek rules are written down in docs/deepseek.md, from DeepSeek's
+modeling_deepseek.py and transformers' modeling_deepseek_v2/v3.py: MLA with the decompressed keys
+and values per head, as those files compute it; rope pairs (x[2i], x[2i+1]) rotated as complex
+numbers; YaRN's softmax scale; softmax/sigmoid scores, greedy/group-limited/noaux_tc selection;
+shared experts; F8_E4M3 weights times their 128 x 128 `weight_scale_inv` blocks).
 Semantics follow transformers (modeling_llama/qwen2/qwen3/mixtral/qwen2_moe/qwen3_moe/olmoe.py,
 modeling_rope_utils.py); every tensor is converted to float64 and all arithmetic is float64
 (transformers runs the router softmax and RMSNorm in fp32 and everything else in the model dtype).
@@ -58,9 +63,18 @@ DTYPES = {
     "F64": ("<f8", 64), "F32": ("<f4", 32), "F16": ("<f2", 16), "BF16": ("<u2", 16),
     "I64": ("<i8", 64), "I32": ("<i4", 32), "I16": ("<i2", 16), "I8": ("i1", 8),
     "U64": ("<u8", 64), "U32": ("<u4", 32), "U16": ("<u2", 16), "U8": ("u1", 8),
-    "BOOL": ("u1", 8),
+    "BOOL": ("u1", 8), "F8_E4M3": ("u1", 8),
 }
-FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3")
+
+
+def f8e4m3_to_float64(codes):
+    """float8 e4m3fn codes (uint8) to float64: bias 7, subnormals, no infinities, S.1111.111 NaN."""
+    c = codes.astype(np.int64)
+    e, m = (c >> 3) & 15, c & 7
+    v = np.where(e == 0, m / 8.0 * 2.0 ** -6, (1 + m / 8.0) * 2.0 ** (e - 7.0))
+    v = np.where((e == 15) & (m == 7), np.nan, v)
+    return np.where(c & 0x80, -v, v)
 
 
 def _no_dup_pairs(pairs):
@@ -133,6 +147,8 @@ def to_float64(raw, dtype, shape):
     a = np.frombuffer(raw, dtype=npdt)
     if dtype == "BF16":
         a = (a.astype(np.uint32) << 16).view(np.float32)
+    if dtype == "F8_E4M3":
+        return f8e4m3_to_float64(a).reshape(shape)
     return a.astype(np.float64).reshape(shape)
 
 
@@ -177,7 +193,15 @@ class Checkpoint:
             with open(path, "rb") as f:
                 f.seek(base + b)
                 raw = f.read(e - b)
-            self.cache[name] = to_float64(raw, info["dtype"], info["shape"])
+            t = to_float64(raw, info["dtype"], info["shape"])
+            if info["dtype"] == "F8_E4M3":   # DeepSeek-V3: value = stored · weight_scale_inv[block]
+                if len(t.shape) != 2:
+                    raise RefError("F8_E4M3 tensor %s is not a matrix" % name)
+                rows, cols = t.shape
+                br, bc = -(-rows // 128), -(-cols // 128)
+                s = self.get(name + "_scale_inv", (br, bc))
+                t = t * np.repeat(np.repeat(s, 128, axis=0), 128, axis=1)[:rows, :cols]
+            self.cache[name] = t
         t = self.cache[name]
         if shape is not None and tuple(t.shape) != tuple(shape):
             raise RefError("tensor %s has shape %s, expected %s" % (name, list(t.shape), list(shape)))
@@ -186,7 +210,8 @@ class Checkpoint:
 
 # ----------------------------------------------------------------------------- config
 
-FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "llama", "qwen2", "qwen3")
+FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "llama", "qwen2", "qwen3",
+            "deepseek_v2", "deepseek_v3")
 ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3")
 
 
@@ -232,6 +257,10 @@ class Config:
         # MoE
         self.moe_layers = set()
         self.shared_expert = self.family == "qwen2_moe"
+        self.deepseek = self.family in ("deepseek_v2", "deepseek_v3")
+        if self.deepseek:
+            self.init_deepseek(raw)
+            return
         if self.family == "mixtral":
             self.experts = int(g("num_local_experts") or g("num_experts") or 8)
             self.norm_topk = True
@@ -257,6 +286,45 @@ class Config:
             if self.moe_width is None or self.shared_width is None:
                 raise RefError("config.json lacks %s" % (key if self.moe_width is None
                                                          else "shared_expert_intermediate_size"))
+        if set(range(self.layers)) - self.moe_layers and self.intermediate is None:
+            raise RefError("config.json lacks intermediate_size")
+
+    def init_deepseek(self, raw):
+        g = raw.get
+        v3 = self.family == "deepseek_v3"
+        if g("attention_bias"):
+            raise RefError("attention_bias is not supported for deepseek")
+        self.q_lora = g("q_lora_rank")                 # None: a plain q_proj
+        self.kv_lora = int(raw["kv_lora_rank"])
+        self.nope, self.rope = int(raw["qk_nope_head_dim"]), int(raw["qk_rope_head_dim"])
+        self.v_dim = int(raw["v_head_dim"])
+        self.head_dim = self.rope                      # RoPE (and YaRN) cover the rope part
+        # V2 always rotates interleaved pairs; V3 when rope_interleave (default true)
+        self.interleave = bool(g("rope_interleave", True)) if v3 else True
+        self.softmax_scale = (self.nope + self.rope) ** -0.5
+        rs = self.rope_scaling
+        if isinstance(rs, dict):
+            msad = rs.get("mscale_all_dim") or 0
+            if msad:
+                m = yarn_mscale(float(rs["factor"]), float(msad))
+                self.softmax_scale *= m * m
+        self.experts = int(g("n_routed_experts") or 0)
+        if self.experts:
+            first, freq = int(g("first_k_dense_replace") or 0), int(g("moe_layer_freq") or 1)
+            self.moe_layers = {i for i in range(self.layers) if i >= first and i % freq == 0}
+            self.top_k = int(raw["num_experts_per_tok"])
+            self.moe_width = int(raw["moe_intermediate_size"])
+            self.shared_width = self.moe_width * int(g("n_shared_experts") or 0)
+            self.scoring = g("scoring_func", "sigmoid" if v3 else "softmax")
+            self.topk_method = g("topk_method", "noaux_tc" if v3 else "greedy")
+            if self.topk_method == "gready":
+                self.topk_method = "greedy"
+            if self.scoring not in ("softmax", "sigmoid") or self.topk_method not in (
+                    "greedy", "group_limited_greedy", "noaux_tc"):
+                raise RefError("unsupported scoring_func / topk_method")
+            self.n_group, self.topk_group = int(g("n_group") or 1), int(g("topk_group") or 1)
+            self.norm_topk = bool(g("norm_topk_prob", v3))
+            self.scaling = float(g("routed_scaling_factor") or 1.0)
         if set(range(self.layers)) - self.moe_layers and self.intermediate is None:
             raise RefError("config.json lacks intermediate_size")
 
@@ -313,9 +381,12 @@ def rope_params(cfg, seq_len):
     factor = float(factor) if factor is not None else cfg.max_pos / orig
 
     def mscale_of(scale, m=1.0):
-        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+        return yarn_mscale(scale, m)
 
     att = rs.get("attention_factor")
+    if att is None and getattr(cfg, "deepseek", False):
+        # DeepSeek's YaRN: mscale(factor, mscale) / mscale(factor, mscale_all_dim), defaults 1, 0
+        att = mscale_of(factor, float(rs.get("mscale", 1.0))) / mscale_of(factor, float(rs.get("mscale_all_dim", 0.0)))
     if att is None:
         ms, msad = rs.get("mscale"), rs.get("mscale_all_dim")
         att = mscale_of(factor, ms) / mscale_of(factor, msad) if ms and msad else mscale_of(factor)
@@ -337,6 +408,10 @@ def rope_params(cfg, seq_len):
     return inv, float(att)
 
 
+def yarn_mscale(scale, m=1.0):
+    return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+
 def rope_cos_sin(cfg, positions, seq_len):
     inv, att = rope_params(cfg, seq_len)
     freqs = np.asarray(positions, dtype=np.float64)[:, None] * inv[None, :]
@@ -349,6 +424,16 @@ def apply_rope(x, cos, sin):
     h = x.shape[-1] // 2
     rot = np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
     return x * cos[:, None, :] + rot * sin[:, None, :]
+
+
+def apply_rope_pairs(x, positions, inv, att):
+    """x: [T, n, d]; DeepSeek's interleaved form: (x[2i], x[2i+1]) as a complex number times
+    att · e^{i·pos·inv[i]} (modeling_deepseek_v2.py apply_rotary_emb)."""
+    ang = np.asarray(positions, dtype=np.float64)[:, None] * inv[None, :]      # [T, d/2]
+    z = (x[..., 0::2] + 1j * x[..., 1::2]) * (att * np.exp(1j * ang))[:, None, :]
+    out = np.empty_like(x)
+    out[..., 0::2], out[..., 1::2] = z.real, z.imag
+    return out
 
 
 # ----------------------------------------------------------------------------- layers
@@ -405,8 +490,51 @@ class Model:
         u = self.linear(x, prefix + "." + names[1], width, H)
         return self.linear(silu(g) * u, prefix + "." + names[2], H, width)
 
+    def route_deepseek(self, logits, li):
+        """DeepSeek's routing: (expert indices [T, k], weights [T, k])."""
+        c = self.cfg
+        T, E = logits.shape
+        scores = softmax(logits) if c.scoring == "softmax" else sigmoid(logits)
+        choice = scores.copy()
+        if c.topk_method == "noaux_tc":
+            choice = choice + self.w("model.layers.%d.mlp.gate.e_score_correction_bias" % li, (E,))
+        sel = np.zeros((T, c.top_k), dtype=np.int64)
+        for t in range(T):
+            allowed = np.ones(E, dtype=bool)
+            if c.topk_method != "greedy" and c.n_group > 1:
+                grp = choice[t].reshape(c.n_group, -1)
+                if c.topk_method == "noaux_tc":     # sum of the two best (bias included)
+                    gs = np.sort(grp, axis=-1)[:, ::-1][:, :2].sum(axis=-1)
+                else:                               # group_limited_greedy: the best
+                    gs = grp.max(axis=-1)
+                keep = np.argsort(-gs, kind="stable")[:c.topk_group]
+                allowed = np.zeros((c.n_group, E // c.n_group), dtype=bool)
+                allowed[keep] = True
+                allowed = allowed.reshape(E)
+            cand = np.nonzero(allowed)[0]
+            order = cand[np.argsort(-choice[t, cand], kind="stable")]
+            sel[t] = order[:c.top_k]
+        w = np.take_along_axis(scores, sel, axis=-1)       # unbiased scores
+        norm = c.top_k > 1 and c.norm_topk
+        if norm:
+            w = w / (w.sum(axis=-1, keepdims=True) + 1e-20)
+        if not norm or c.family == "deepseek_v3":          # V2 scales only what it leaves
+            w = w * c.scaling
+        return sel, w
+
     def moe(self, x, li):
         c = self.cfg
+        if c.deepseek:
+            p = "model.layers.%d.mlp" % li
+            sel, wts = self.route_deepseek(x @ self.w(p + ".gate.weight", (c.experts, c.hidden)).T, li)
+            out = np.zeros_like(x)
+            for e in np.unique(sel):
+                rows, slots = np.nonzero(sel == e)
+                y = self.mlp(x[rows], "%s.experts.%d" % (p, e), c.moe_width)
+                np.add.at(out, rows, wts[rows, slots][:, None] * y)
+            if c.shared_width:
+                out = out + self.mlp(x, p + ".shared_experts", c.shared_width)
+            return out
         if c.family == "mixtral":
             p, names = "model.layers.%d.block_sparse_moe" % li, ("w1", "w3", "w2")
         else:
@@ -432,8 +560,50 @@ class Model:
             out = out + gate * self.mlp(x, p + ".shared_expert", sw)
         return out
 
+    def mla(self, x, li, positions, cache):
+        """Multi-head latent attention as DeepSeek's modeling code writes it: keys and values
+        decompressed per head (the cache holds them decompressed)."""
+        c = self.cfg
+        p = "model.layers.%d.self_attn" % li
+        T, H, nope, rope, vd = x.shape[0], c.heads, c.nope, c.rope, c.v_dim
+        qk = nope + rope
+        if c.q_lora:
+            qa = rms_norm(self.linear(x, p + ".q_a_proj", c.q_lora, c.hidden),
+                          self.w(p + ".q_a_layernorm.weight", (c.q_lora,)), c.eps)
+            q = self.linear(qa, p + ".q_b_proj", H * qk, c.q_lora)
+        else:
+            q = self.linear(x, p + ".q_proj", H * qk, c.hidden)
+        q = q.reshape(T, H, qk)
+        q_nope, q_pe = q[..., :nope], q[..., nope:]
+        ckv = self.linear(x, p + ".kv_a_proj_with_mqa", c.kv_lora + rope, c.hidden)
+        latent, k_pe = ckv[:, :c.kv_lora], ckv[:, c.kv_lora:].reshape(T, 1, rope)
+        latent = rms_norm(latent, self.w(p + ".kv_a_layernorm.weight", (c.kv_lora,)), c.eps)
+        kv = self.linear(latent, p + ".kv_b_proj", H * (nope + vd), c.kv_lora).reshape(T, H, nope + vd)
+        k_nope, v = kv[..., :nope], kv[..., nope:]
+        inv, att = rope_params(c, int(max(positions)) + 1)
+        if c.interleave:
+            q_pe, k_pe = apply_rope_pairs(q_pe, positions, inv, att), apply_rope_pairs(k_pe, positions, inv, att)
+        else:
+            cos, sin = rope_cos_sin(c, positions, int(max(positions)) + 1)
+            q_pe, k_pe = apply_rope(q_pe, cos, sin), apply_rope(k_pe, cos, sin)
+        q = np.concatenate([q_nope, q_pe], axis=-1)                            # [T, H, qk]
+        k = np.concatenate([k_nope, np.broadcast_to(k_pe, (T, H, rope))], axis=-1)
+        if cache is not None:
+            if cache[li] is not None:
+                k = np.concatenate([cache[li][0], k], axis=0)
+                v = np.concatenate([cache[li][1], v], axis=0)
+            cache[li] = (k, v)
+        S = k.shape[0]
+        allowed = np.arange(S)[None, :] <= np.asarray(positions)[:, None]     # [T, S]
+        scores = np.einsum("thd,shd->hts", q, k) * c.softmax_scale
+        scores = np.where(allowed[None], scores, -np.inf)
+        o = np.einsum("hts,shd->thd", softmax(scores, axis=-1), v).reshape(T, H * vd)
+        return self.linear(o, p + ".o_proj", c.hidden, H * vd)
+
     def attention(self, x, li, positions, cos, sin, cache):
         c = self.cfg
+        if c.deepseek:
+            return self.mla(x, li, positions, cache)
         p = "model.layers.%d.self_attn" % li
         T, H, KV, D = x.shape[0], c.heads, c.kv_heads, c.head_dim
         bias = c.require_qkv_bias
