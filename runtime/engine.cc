@@ -92,7 +92,9 @@ class EngineImpl final : public Engine {
     backend_ = MakeCpuBackend(options_.threads, options_.matmul_precision);
     ASSIGN_OR_RETURN(weights_, ModelWeights::Load(*source_, *backend_, config_, tensors));
     if (config_.experts > 0) {
-      experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, options_.expert_budget_bytes);
+      experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, options_.expert_budget_bytes,
+                                               options_.expert_dtype);
+      info_.expert_dtype = std::string(ExpertDTypeName(options_.expert_dtype));
       ASSIGN_OR_RETURN(info_.expert_bytes, experts_->Validate());
     }
     model_ = std::make_unique<Model>(config_, *backend_, *weights_, experts_.get(), options_.prefetch, options_.on_routing);

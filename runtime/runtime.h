@@ -59,6 +59,15 @@ uint64_t DTypeBytes(DType dtype, uint64_t elements);
 std::string_view DTypeName(DType dtype);
 bool IsBlockScaled(DType dtype);
 
+// The dtype the expert cache holds routed experts in (`--expert-dtype`). kStored keeps the
+// checkpoint's (bf16, or DeepSeek-V3's float8 with its 128 × 128 block scales); the others
+// convert each expert as it loads (runtime/quant.h formats: fp8 and int8 with one scale per 128
+// columns of a row, int4 per 32). docs/runtime-quant.md has the measured costs.
+enum class ExpertDType { kStored, kBf16, kFp8, kInt8, kInt4 };
+// "stored", "bf16", "fp8", "int8", "int4"; false for anything else.
+bool ParseExpertDType(std::string_view text, ExpertDType* out);
+std::string_view ExpertDTypeName(ExpertDType d);
+
 struct TensorDesc {
   std::string name;
   DType dtype = DType::kF32;
@@ -118,6 +127,8 @@ struct EngineOptions {
   int prefill_chunk = 256;
   // How products of bf16 weights treat activations (backend.h MatMulPrecision). Default: auto.
   MatMulPrecision matmul_precision = MatMulPrecision::kAuto;
+  // The dtype routed experts are held in; a budget counts the converted bytes. Default: stored.
+  ExpertDType expert_dtype = ExpertDType::kStored;
   // Called for every MoE layer of every forward pass with the experts it routed to, from the
   // thread running the pass (the scheduler, or TraceLogits' caller); it must not call back into
   // the engine. When set, the next layer's experts are predicted even with `prefetch` off (then
@@ -229,7 +240,8 @@ struct ModelInfo {
   int layers = 0, hidden = 0, experts = 0, top_k = 0, vocab = 0;
   int max_context = 0;
   uint64_t resident_bytes = 0;  // non-expert weights
-  uint64_t expert_bytes = 0;    // all routed experts
+  uint64_t expert_bytes = 0;    // all routed experts, as held (EngineOptions::expert_dtype)
+  std::string expert_dtype;     // "stored", "int4", ...
   uint64_t active_bytes_per_token = 0;  // weights one decode step reads
   std::string backend;                   // e.g. "cpu/avx512, 2 threads"
 };

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "runtime/expert_load.h"
 
 namespace hubnode::runtime {
 
@@ -284,8 +285,8 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(TensorSource& source, B
 // --- ExpertCache ---
 
 ExpertCache::ExpertCache(TensorSource& source, Backend& backend, const ModelConfig& config,
-                         const std::vector<TensorDesc>& tensors, uint64_t budget_bytes)
-    : source_(source), backend_(backend), config_(config), budget_(budget_bytes) {
+                         const std::vector<TensorDesc>& tensors, uint64_t budget_bytes, ExpertDType dtype)
+    : source_(source), backend_(backend), config_(config), budget_(budget_bytes), dtype_(dtype) {
   for (const TensorDesc& t : tensors) descs_.emplace(t.name, t);
   const size_t keys = static_cast<size_t>(std::max(0, config_.layers)) * std::max(0, config_.experts);
   uses_.assign(keys, 0.0);
@@ -317,7 +318,8 @@ Result<uint64_t> ExpertCache::Validate() {
         if (it == descs_.end()) return InvalidArgumentError("missing tensor " + name);
         const std::vector<int64_t> want = which == 2 ? std::vector<int64_t>{H, I} : std::vector<int64_t>{I, H};
         if (it->second.shape != want) return InvalidArgumentError("tensor " + name + " has an unexpected shape");
-        total += it->second.bytes();
+        ASSIGN_OR_RETURN(const ExpertTensorPlan plan, PlanExpertTensor(descs_, name, dtype_));
+        total += plan.bytes;
       }
     }
   }
@@ -328,29 +330,21 @@ Result<uint64_t> ExpertCache::Validate() {
 Result<std::shared_ptr<const Expert>> ExpertCache::LoadExpert(int layer, int expert) {
   const auto start = std::chrono::steady_clock::now();
   auto e = std::make_shared<Expert>();
-  const TensorDesc* d[3];
+  ExpertTensorPlan plans[3];
   for (int which = 0; which < 3; ++which) {
-    auto it = descs_.find(config_.ExpertTensor(layer, expert, which));
-    if (it == descs_.end()) return InvalidArgumentError("missing tensor " + config_.ExpertTensor(layer, expert, which));
-    d[which] = &it->second;
-    e->bytes += it->second.bytes();
+    ASSIGN_OR_RETURN(plans[which], PlanExpertTensor(descs_, config_.ExpertTensor(layer, expert, which), dtype_));
+    e->bytes += plans[which].bytes;
   }
-  ASSIGN_OR_RETURN(e->buffer, backend_.Alloc(e->bytes));
-  std::vector<uint8_t> host;
+  // Each projection starts 64-byte aligned (the padding, < 192 bytes, is not counted).
+  ASSIGN_OR_RETURN(e->buffer, backend_.Alloc(e->bytes + 3 * 64));
+  // Held as stored on a host backend: one copy, straight into the expert's buffer.
+  thread_local std::vector<uint8_t> staging;
   uint64_t offset = 0;
   WeightView* views[3] = {&e->gate, &e->up, &e->down};
   for (int which = 0; which < 3; ++which) {
-    const uint64_t bytes = d[which]->bytes();
     uint8_t* dst = static_cast<uint8_t*>(e->buffer->data()) + offset;
-    if (backend_.host_memory()) {  // one copy: straight into the expert's buffer
-      RETURN_IF_ERROR(source_.ReadTensor(d[which]->name, {dst, bytes}));
-    } else {
-      host.resize(bytes);
-      RETURN_IF_ERROR(source_.ReadTensor(d[which]->name, host));
-      backend_.Upload(dst, host);
-    }
-    *views[which] = WeightView{dst, d[which]->dtype, d[which]->shape[0], d[which]->shape[1]};
-    offset += bytes;
+    ASSIGN_OR_RETURN(*views[which], LoadExpertTensor(source_, backend_, plans[which], dst, staging));
+    offset += (plans[which].bytes + 63) / 64 * 64;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard lock(mu_);

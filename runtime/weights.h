@@ -76,12 +76,15 @@ struct ExpertCacheStats {
 class ExpertCache {
  public:
   // budget_bytes 0 = unlimited. `tensors` is the source's tensor list (shapes and dtypes).
+  // Experts are held in `dtype` (runtime/expert_load.h); the budget counts their bytes as held.
   ExpertCache(TensorSource& source, Backend& backend, const ModelConfig& config,
-              const std::vector<TensorDesc>& tensors, uint64_t budget_bytes);
+              const std::vector<TensorDesc>& tensors, uint64_t budget_bytes,
+              ExpertDType dtype = ExpertDType::kStored);
   ~ExpertCache();
 
-  // Checks that every routed expert's tensors exist with consistent shapes and dtypes; returns
-  // the bytes of all experts. InvalidArgument naming the tensor otherwise.
+  // Checks that every routed expert's tensors exist with consistent shapes and dtypes and can be
+  // held in the cache's dtype; returns the bytes of all experts as held. InvalidArgument naming
+  // the tensor otherwise.
   Result<uint64_t> Validate();
 
   // The experts of `layer`, loading misses through the source (on the caller's thread and the
@@ -117,6 +120,7 @@ class ExpertCache {
   const ModelConfig& config_;
   std::unordered_map<std::string, TensorDesc> descs_;
   const uint64_t budget_;
+  const ExpertDType dtype_;
   uint64_t expert_bytes_ = 0;  // a typical expert's size (set by Validate)
 
   mutable std::mutex mu_;

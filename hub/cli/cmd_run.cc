@@ -31,6 +31,10 @@ void AddRuntimeFlags(CLI::App* sub, RuntimeFlags* f) {
   sub->add_option("--matmul-precision", f->matmul_precision,
                   "bf16 weight products: auto (bf16x2 on AMX CPUs, else fp32), fp32, bf16x2, or bf16 (activations "
                   "rounded to bf16: faster, less accurate; docs/runtime.md)");
+  sub->add_option("--expert-dtype", f->expert_dtype,
+                  "How the expert cache holds routed experts: stored (as the checkpoint has them), bf16, fp8, int8 or "
+                  "int4 (converted as each expert loads, with block scales: more experts per byte of budget, at a "
+                  "measured accuracy cost; docs/runtime-quant.md)");
 }
 
 Result<ModelHostOptions> ModelHostOptionsFrom(const RuntimeFlags& f) {
@@ -45,6 +49,9 @@ Result<ModelHostOptions> ModelHostOptionsFrom(const RuntimeFlags& f) {
   o.engine.prefetch = !f.no_prefetch;
   if (!runtime::ParseMatMulPrecision(f.matmul_precision, &o.engine.matmul_precision)) {
     return InvalidArgumentError("--matmul-precision must be auto, fp32, bf16x2 or bf16");
+  }
+  if (!runtime::ParseExpertDType(f.expert_dtype, &o.engine.expert_dtype)) {
+    return InvalidArgumentError("--expert-dtype must be stored, bf16, fp8, int8 or int4");
   }
   o.max_models = f.max_models;
   if (!f.expert_budget.empty()) {
@@ -202,7 +209,7 @@ void PrintStats(const runtime::Engine& e, const runtime::EngineStats& since) {
   const runtime::ModelInfo& info = e.info();
   std::fprintf(stderr,
                "[%s] prompt %llu tokens (%.1f tok/s), generated %llu tokens (%.1f tok/s); experts: %llu hits, "
-               "%llu misses, %llu prefetched, %llu evicted, %.1f MiB loaded in %.2f s; budget %.1f MiB of %.1f MiB; "
+               "%llu misses, %llu prefetched, %llu evicted, %.1f MiB loaded in %.2f s; budget %.1f MiB of %.1f MiB (%s); "
                "active weights %.2f MiB/token; %s\n",
                info.architecture.c_str(), d(s.prompt_tokens, since.prompt_tokens),
                prefill_s > 0 ? (s.prompt_tokens - since.prompt_tokens) / prefill_s : 0.0,
@@ -212,7 +219,7 @@ void PrintStats(const runtime::Engine& e, const runtime::EngineStats& since) {
                d(s.expert_evictions, since.expert_evictions), (s.expert_bytes_loaded - since.expert_bytes_loaded) / 1048576.0,
                s.expert_load_seconds - since.expert_load_seconds,
                (s.expert_budget_bytes ? s.expert_budget_bytes : info.expert_bytes) / 1048576.0, info.expert_bytes / 1048576.0,
-               info.active_bytes_per_token / 1048576.0, std::string(info.backend).c_str());
+               info.expert_dtype.c_str(), info.active_bytes_per_token / 1048576.0, std::string(info.backend).c_str());
   // A second line (scripts read the first, which starts with '['): the next-layer predictions and
   // what the cache did with them.
   const uint64_t predicted = s.predicted_experts - since.predicted_experts;

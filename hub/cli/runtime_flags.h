@@ -20,6 +20,7 @@ struct RuntimeFlags {
   int max_context = 0;
   bool no_prefetch = false;
   std::string matmul_precision = "auto";
+  std::string expert_dtype = "stored";
 };
 
 void AddRuntimeFlags(CLI::App* sub, RuntimeFlags* flags);
