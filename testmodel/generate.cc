@@ -127,7 +127,7 @@ Result<Summary> Generate(const Options& options, const std::string& out_dir) {
   uint64_t parameters = 0, tensor_bytes = 0;
   for (const TensorSpec& t : specs) {
     sizes.push_back(t.numel() * DTypeSize(t.dtype));
-    parameters += t.numel();
+    if (t.scale_of.empty()) parameters += t.numel();  // FP8 block scales are not parameters
     tensor_bytes += sizes.back();
     if (tensor_bytes > kMaxTensorBytes) {
       return InvalidArgumentError("model too large: over " + std::to_string(kMaxTensorBytes >> 30) +

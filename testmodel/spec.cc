@@ -262,6 +262,9 @@ Result<ModelSpec> ResolveSpec(const Options& o) {
     // layer first (added to the preset's count), groups of experts for group-limited routing.
     if (!o.layers) s.layers += 1;
     if (!o.experts && s.experts < 8) s.experts = 8;  // room for groups of experts
+    // More experts per token than groups kept, or group-limited routing could not differ from
+    // greedy (the best k experts always lie in the best k groups by their best expert).
+    if (!o.top_k && s.top_k < 3) s.top_k = 3;
     if (!o.kv_heads) s.kv_heads = s.heads;  // as the released configs write it (MLA ignores it)
     s.qk_nope_head_dim = s.v_head_dim = s.head_dim;
     s.qk_rope_head_dim = std::max(2, s.head_dim / 2 / 2 * 2);

@@ -7,7 +7,7 @@
 # greedy tokens; bf16 (activations rounded to bf16, a stated option) is measured, not held to a
 # bound: its ~4e-3 error per product can flip a near-tie in a router's top-k (on these random
 # routers: a logit row off by up to ~0.9), so only finite logits are required and the error printed.
-# Usage: logits_test.sh HUBNODE
+# Usage: [ONLY=regex] logits_test.sh HUBNODE
 set -euo pipefail
 BIN=$(realpath "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +21,7 @@ pass=0 fail=0
 # name family size dtype config-edit(JSON merged into config.json, or -)
 check() {
   local name=$1 family=$2 size=$3 dtype=$4 edit=$5
+  [[ -n "${ONLY:-}" && ! $name =~ $ONLY ]] && return 0  # ONLY=regex: a subset, while developing
   local dir="$WORK/$name"
   "$BIN" testmodel --out "$dir" --family "$family" --size "$size" --dtype "$dtype" --seed 7 > /dev/null
   if [[ "$edit" != "-" ]]; then
@@ -77,5 +78,40 @@ check llama3_rope llama tiny bf16 '{"rope_scaling": {"rope_type": "llama3", "fac
 check llama_dynamic llama tiny bf16 '{"max_position_embeddings": 16, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}'
 check qwen3_yarn qwen3 tiny bf16 '{"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8}}'
 check olmoe_norm_topk olmoe tiny bf16 '{"norm_topk_prob": true}'
+# DeepSeek (docs/deepseek.md): V2 without q-LoRA, softmax, group-limited greedy, 2 shared experts,
+# YaRN mscale 0.707; V3 with q-LoRA, sigmoid, noaux_tc with e_score_correction_bias, normalised
+# weights times 2.5; both MLA over the compressed cache, one dense layer first, 8 experts in 4
+# groups. FP8: DeepSeek-V3's release layout (F8_E4M3 + weight_scale_inv per 128 x 128 block).
+check deepseek_v2 deepseek_v2 tiny bf16 -
+check deepseek_v3 deepseek_v3 tiny bf16 -
+check deepseek_v3_fp8 deepseek_v3 tiny fp8 -
+check deepseek_v2_fp8 deepseek_v2 tiny fp8 -
+check deepseek_v3_halves deepseek_v3 tiny bf16 '{"rope_interleave": false}'
+check deepseek_v3_greedy deepseek_v3 tiny bf16 '{"topk_method": "greedy"}'
+check deepseek_v2_greedy deepseek_v2 tiny bf16 '{"topk_method": "greedy"}'
+check deepseek_v2_norm deepseek_v2 tiny bf16 '{"norm_topk_prob": true}'
+
+# The routing is really read: the same weights with another topk_method give other logits.
+differs() {
+  [[ -n "${ONLY:-}" && ! $1 =~ $ONLY ]] && return 0
+  if $PY - "$WORK/$1.fp32.json" "$WORK/$2.fp32.json" <<'PYEOF'
+import json, sys
+import numpy as np
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+x = np.array(a["prefill_logits"]); y = np.array(b["prefill_logits"])
+d = float(np.max(np.abs(x - y)) / np.max(np.abs(y)))
+print("relative difference %.3g" % d)
+sys.exit(0 if d > 1e-3 else 1)
+PYEOF
+  then
+    echo "PASS $1 vs $2 differ"
+    pass=$((pass + 1))
+  else
+    echo "FAIL $1 vs $2: the topk_method change did not change the logits"
+    fail=$((fail + 1))
+  fi
+}
+differs deepseek_v3 deepseek_v3_greedy
+differs deepseek_v2 deepseek_v2_greedy
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "runtime/config.h"
@@ -61,7 +62,7 @@ TEST(Config, RefusesUnsupportedAndMalformed) {
     EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
     EXPECT_NE(c.status().message().find(names), std::string::npos) << c.status().message();
   };
-  bad([](json& j) { j["model_type"] = "deepseek_v3"; }, "model_type");
+  bad([](json& j) { j["model_type"] = "deepseek_v4"; }, "model_type");
   bad([](json& j) { j["hidden_act"] = "gelu"; }, "hidden_act");
   bad([](json& j) { j["quantization_config"] = json::object(); }, "quantization_config");
   bad([](json& j) { j["rope_scaling"] = {{"rope_type", "longrope"}, {"factor", 2.0}}; }, "rope_type");
@@ -121,6 +122,154 @@ TEST(Route, SoftmaxTopKAndRenormalisation) {
   EXPECT_NEAR(r[0].second, std::exp(3.0) / z, 1e-6);
   auto n = Route(logits, 2, true);
   EXPECT_NEAR(n[0].second + n[1].second, 1.0, 1e-6);
+}
+
+// DeepSeek-V3's config.json (deepseek-ai/DeepSeek-V3), its fp8 quantization_config included.
+json DeepseekV3Config() {
+  return {{"model_type", "deepseek_v3"}, {"hidden_size", 7168}, {"num_hidden_layers", 61},
+          {"num_attention_heads", 128}, {"num_key_value_heads", 128}, {"vocab_size", 129280},
+          {"intermediate_size", 18432}, {"moe_intermediate_size", 2048}, {"n_routed_experts", 256},
+          {"n_shared_experts", 1}, {"num_experts_per_tok", 8}, {"first_k_dense_replace", 3},
+          {"moe_layer_freq", 1}, {"n_group", 8}, {"topk_group", 4}, {"topk_method", "noaux_tc"},
+          {"scoring_func", "sigmoid"}, {"norm_topk_prob", true}, {"routed_scaling_factor", 2.5},
+          {"q_lora_rank", 1536}, {"kv_lora_rank", 512}, {"qk_nope_head_dim", 128}, {"qk_rope_head_dim", 64},
+          {"v_head_dim", 128}, {"hidden_act", "silu"}, {"rms_norm_eps", 1e-6}, {"rope_theta", 10000},
+          {"max_position_embeddings", 163840},
+          {"rope_scaling", {{"beta_fast", 32}, {"beta_slow", 1}, {"factor", 40}, {"mscale", 1.0},
+                            {"mscale_all_dim", 1.0}, {"original_max_position_embeddings", 4096}, {"type", "yarn"}}},
+          {"quantization_config", {{"activation_scheme", "dynamic"}, {"fmt", "e4m3"}, {"quant_method", "fp8"},
+                                   {"weight_block_size", {128, 128}}}}};
+}
+
+TEST(Config, Deepseek) {
+  auto c = ParseModelConfig(DeepseekV3Config().dump(), "");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->arch, Arch::kDeepseekV3);
+  EXPECT_TRUE(c->fp8);
+  EXPECT_TRUE(c->mla);
+  EXPECT_EQ(c->head_dim, 64);  // RoPE covers the rope part
+  EXPECT_EQ(c->shared_intermediate, 2048);
+  EXPECT_EQ(c->scoring, Scoring::kSigmoid);
+  EXPECT_EQ(c->topk_method, TopkMethod::kNoauxTc);
+  EXPECT_FALSE(c->IsMoeLayer(2));
+  EXPECT_TRUE(c->IsMoeLayer(3));
+  // softmax_scale = 192^-0.5 · (0.1 · 1 · ln 40 + 1)^2; cos/sin scaled by mscale / mscale_all_dim = 1.
+  const double m = 0.1 * std::log(40.0) + 1.0;
+  EXPECT_NEAR(c->mla_dims.softmax_scale, m * m / std::sqrt(192.0), 1e-12);
+  EXPECT_NEAR(c->rope.attention_factor, 1.0, 1e-12);
+  EXPECT_EQ(c->ExpertTensor(3, 255, 1), "model.layers.3.mlp.experts.255.up_proj.weight");
+
+  json v2 = DeepseekV3Config();  // DeepSeek-V2's routing and YaRN (deepseek-ai/DeepSeek-V2)
+  v2["model_type"] = "deepseek_v2";
+  v2.erase("quantization_config");
+  v2.erase("scoring_func");
+  v2.erase("norm_topk_prob");
+  v2["topk_method"] = "gready";  // as some revisions spell it
+  v2["q_lora_rank"] = nullptr;
+  v2["moe_layer_freq"] = 2;
+  v2["rope_scaling"]["mscale"] = 0.707;
+  v2["rope_scaling"].erase("mscale_all_dim");
+  c = ParseModelConfig(v2.dump(), "");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->scoring, Scoring::kSoftmax);
+  EXPECT_EQ(c->topk_method, TopkMethod::kGreedy);
+  EXPECT_FALSE(c->norm_topk_prob);
+  EXPECT_EQ(c->mla_dims.q_lora_rank, 0);
+  EXPECT_FALSE(c->IsMoeLayer(3));  // moe_layer_freq 2
+  EXPECT_TRUE(c->IsMoeLayer(4));
+  EXPECT_NEAR(c->mla_dims.softmax_scale, 1 / std::sqrt(192.0), 1e-12);                // no mscale_all_dim
+  EXPECT_NEAR(c->rope.attention_factor, 0.1 * 0.707 * std::log(40.0) + 1.0, 1e-12);  // mscale / 1
+
+  auto bad = [](const std::function<void(json&)>& edit, const std::string& names) {
+    json j = DeepseekV3Config();
+    edit(j);
+    auto r = ParseModelConfig(j.dump(), "");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find(names), std::string::npos) << r.status().message();
+  };
+  bad([](json& j) { j["quantization_config"]["quant_method"] = "gptq"; }, "quant_method");
+  bad([](json& j) { j["quantization_config"]["weight_block_size"] = {64, 64}; }, "weight_block_size");
+  bad([](json& j) { j["quantization_config"]["fmt"] = "e5m2"; }, "fmt");
+  bad([](json& j) { j["topk_method"] = "sinkhorn"; }, "topk_method");
+  bad([](json& j) { j["scoring_func"] = "relu"; }, "scoring_func");
+  bad([](json& j) { j["n_group"] = 7; }, "n_group");
+  bad([](json& j) { j["topk_group"] = 9; }, "topk_group");
+  bad([](json& j) { j["topk_group"] = 1; j["num_experts_per_tok"] = 33; }, "topk_group");
+  bad([](json& j) { j.erase("kv_lora_rank"); }, "kv_lora_rank");
+  bad([](json& j) { j["qk_rope_head_dim"] = 63; }, "qk_rope_head_dim");
+  bad([](json& j) { j["attention_bias"] = true; }, "attention_bias");
+}
+
+TEST(Route, DeepseekGroupsBiasAndScaling) {
+  json j = DeepseekV3Config();
+  j["n_routed_experts"] = 8;
+  j["n_group"] = 4;
+  j["topk_group"] = 2;
+  j["num_experts_per_tok"] = 3;
+  auto c = ParseModelConfig(j.dump(), "");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto sig = [](double p) { return static_cast<float>(std::log(p / (1 - p))); };  // sigmoid⁻¹
+  // Scores per expert (groups {0,1} {2,3} {4,5} {6,7}).
+  const std::vector<double> p = {0.9, 0.1, 0.6, 0.6, 0.8, 0.7, 0.2, 0.2};
+  std::vector<float> logits;
+  for (double v : p) logits.push_back(sig(v));
+  // noaux_tc: group scores (best two) 1.0, 1.2, 1.5, 0.4 → groups 2 and 1; experts 4, 5, 2 (2 before 3).
+  auto r = RouteDeepseek(*c, logits, std::vector<float>(8, 0.0f));
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].first, 4);
+  EXPECT_EQ(r[1].first, 5);
+  EXPECT_EQ(r[2].first, 2);
+  EXPECT_NEAR(r[0].second, 0.8 / 2.1 * 2.5, 1e-5);  // normalised, times routed_scaling_factor
+  // The bias picks but never weighs: +0.9 on expert 6 lifts group 3 to 1.1 + 0.2 = 1.3, past
+  // group 1's 1.2, and expert 6's choice 1.1 to first place; its weight stays its score 0.2.
+  std::vector<float> bias(8, 0.0f);
+  bias[6] = 0.9f;
+  r = RouteDeepseek(*c, logits, bias);
+  EXPECT_EQ(r[0].first, 6);
+  EXPECT_EQ(r[1].first, 4);
+  EXPECT_EQ(r[2].first, 5);
+  EXPECT_NEAR(r[0].second, 0.2 / (0.2 + 0.8 + 0.7) * 2.5, 1e-5);  // the unbiased score
+  // Greedy ignores the groups: 0, 4, 5.
+  c->topk_method = TopkMethod::kGreedy;
+  r = RouteDeepseek(*c, logits, {});
+  EXPECT_EQ(r[0].first, 0);
+  EXPECT_EQ(r[1].first, 4);
+  EXPECT_EQ(r[2].first, 5);
+  // V2: softmax scores, group score = the best expert (groups 0 and 2 here), and the scaling
+  // factor only without normalisation.
+  c->arch = Arch::kDeepseekV2;
+  c->scoring = Scoring::kSoftmax;
+  c->topk_method = TopkMethod::kGroupLimitedGreedy;
+  c->norm_topk_prob = false;
+  c->routed_scaling_factor = 16;
+  std::vector<float> raw = {2.0f, 0.0f, 1.5f, 1.5f, 1.0f, 1.9f, 0.0f, 0.0f};
+  double z = 0;
+  for (float v : raw) z += std::exp(v);
+  r = RouteDeepseek(*c, raw, {});
+  EXPECT_EQ(r[0].first, 0);
+  EXPECT_EQ(r[1].first, 5);
+  EXPECT_EQ(r[2].first, 4);  // group 1's 1.5s are out
+  EXPECT_NEAR(r[0].second, std::exp(2.0) / z * 16, 1e-4);
+  c->norm_topk_prob = true;
+  r = RouteDeepseek(*c, raw, {});
+  EXPECT_NEAR(r[0].second, std::exp(2.0) / (std::exp(2.0) + std::exp(1.9) + std::exp(1.0)), 1e-5);
+}
+
+// KV bytes per token of DeepSeek-V3 (bench/RESULTS.md): the compressed cache as allocated, against
+// the same model's keys and values decompressed per head.
+TEST(KvCache, MlaBytesPerToken) {
+  auto c = ParseModelConfig(DeepseekV3Config().dump(), "");
+  ASSERT_TRUE(c.ok());
+  auto backend = MakeCpuBackend(1);
+  constexpr int kTokens = 64;
+  auto cache = KvCache::Create(*backend, *c, kTokens);
+  ASSERT_TRUE(cache.ok());
+  const double compressed = static_cast<double>((*cache)->bytes()) / kTokens;
+  const double full = KvCache::UncompressedFloatsPerToken(*c) * sizeof(float);
+  EXPECT_EQ(compressed, 61.0 * (512 + 64) * 4);
+  EXPECT_EQ(full, 61.0 * 128 * (192 + 128) * 4);
+  std::printf("DeepSeek-V3 KV cache per token: MLA %.0f bytes, decompressed %.0f bytes (%.1fx)\n",
+              compressed, full, full / compressed);
 }
 
 TEST(Sampler, GreedySeededTopKTopP) {
