@@ -3,7 +3,9 @@
 
 Exits non-zero on failure. Builds small checkpoints in a temp dir with its own safetensors writer;
 when /work/main/build/hub/hubnode (or $HUBNODE) exists it also runs generated tiny models of all
-seven families through the CLI."""
+nine families (and DeepSeek in fp8) through the CLI. The DeepSeek checks compare with naive code
+written from docs/deepseek.md: MLA in its absorbed form with 2x2 rotations, routing by sorted
+lists, e4m3 decoding bit by bit."""
 import json
 import math
 import os
@@ -557,9 +559,12 @@ def test_generated_models():
     if not os.path.exists(HUBNODE):
         print("  SKIP: %s missing (generated-model check not run)" % HUBNODE)
         return
-    for fam in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "llama", "qwen2", "qwen3"):
-        d = os.path.join(TMP, "gen_" + fam)
-        subprocess.run([HUBNODE, "testmodel", "--family", fam, "--size", "tiny", "--out", d],
+    for fam in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "llama", "qwen2", "qwen3", "deepseek_v2",
+                "deepseek_v3", "deepseek_v3:fp8"):
+        fam, _, dtype = fam.partition(":")
+        d = os.path.join(TMP, "gen_" + fam + dtype)
+        subprocess.run([HUBNODE, "testmodel", "--family", fam, "--size", "tiny", "--out", d,
+                        "--dtype", dtype or "bf16"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.time()
         rc, out, err = run_cli(d, "--tokens", "1,2,3,4,5,6,7,8", "--decode", "16")
@@ -572,6 +577,190 @@ def test_generated_models():
         toks = [s["token"] for s in j["decode"]]
         assert len(set(toks)) > 1, fam + ": greedy tokens all identical"
         print("  %-9s %.2fs  tokens %s" % (fam, dt, toks))
+
+
+# ----------------------------------------------------------------------------- DeepSeek
+
+def deepseek_model(name, model_type, q_lora=None, interleave=True, dtype="F32", **kw):
+    c = base_config(model_type, num_hidden_layers=2, num_key_value_heads=4, kv_lora_rank=12,
+                    qk_nope_head_dim=6, qk_rope_head_dim=4, v_head_dim=5, q_lora_rank=q_lora,
+                    n_routed_experts=8, n_shared_experts=1, moe_intermediate_size=6,
+                    num_experts_per_tok=3, first_k_dense_replace=1, n_group=4, topk_group=2,
+                    rope_scaling={"type": "yarn", "factor": 40.0, "mscale": 0.707, "mscale_all_dim": 0.707,
+                                  "original_max_position_embeddings": 64, "beta_fast": 32, "beta_slow": 1})
+    if model_type == "deepseek_v3":
+        c["rope_interleave"] = interleave
+    c.update(kw)
+    H, h, qk = c["num_attention_heads"], c["hidden_size"], 10
+    t = {"model.embed_tokens.weight": rnd(c["vocab_size"], h, std=0.5),
+         "model.norm.weight": rnd(h, std=0.1, mean=1.0), "lm_head.weight": rnd(c["vocab_size"], h, std=0.5)}
+    for li in range(2):
+        p = "model.layers.%d." % li
+        t[p + "input_layernorm.weight"] = rnd(h, std=0.1, mean=1.0)
+        t[p + "post_attention_layernorm.weight"] = rnd(h, std=0.1, mean=1.0)
+        a = p + "self_attn."
+        if q_lora:
+            t[a + "q_a_proj.weight"] = rnd(q_lora, h)
+            t[a + "q_a_layernorm.weight"] = rnd(q_lora, std=0.1, mean=1.0)
+            t[a + "q_b_proj.weight"] = rnd(H * qk, q_lora)
+        else:
+            t[a + "q_proj.weight"] = rnd(H * qk, h)
+        t[a + "kv_a_proj_with_mqa.weight"] = rnd(12 + 4, h)
+        t[a + "kv_a_layernorm.weight"] = rnd(12, std=0.1, mean=1.0)
+        t[a + "kv_b_proj.weight"] = rnd(H * (6 + 5), 12)
+        t[a + "o_proj.weight"] = rnd(h, H * 5)
+        m = p + "mlp."
+        if li == 0:
+            t[m + "gate_proj.weight"], t[m + "up_proj.weight"], t[m + "down_proj.weight"] = dense_mlp(c, li)
+            continue
+        t[m + "gate.weight"] = rnd(8, h, std=0.5)
+        if model_type == "deepseek_v3":
+            t[m + "gate.e_score_correction_bias"] = rnd(8, std=0.1)
+        for e in range(8):
+            t[m + "experts.%d.gate_proj.weight" % e], t[m + "experts.%d.up_proj.weight" % e], \
+                t[m + "experts.%d.down_proj.weight" % e] = dense_mlp(c, li, 6)
+        t[m + "shared_experts.gate_proj.weight"], t[m + "shared_experts.up_proj.weight"], \
+            t[m + "shared_experts.down_proj.weight"] = dense_mlp(c, li, 6)
+    return write_model(name, c, t, dtype), c, t
+
+
+def rotate_pairs(v, pos, inv, att):
+    """Interleaved RoPE by explicit 2x2 rotations of (v[2i], v[2i+1])."""
+    out = np.empty_like(v)
+    for i in range(len(v) // 2):
+        a = pos * inv[i]
+        r = att * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        out[2 * i:2 * i + 2] = r @ v[2 * i:2 * i + 2]
+    return out
+
+
+def rotate_halves(v, pos, inv, att):
+    h = len(v) // 2
+    out = np.empty_like(v)
+    for i in range(h):
+        a = pos * inv[i]
+        out[i] = att * (v[i] * math.cos(a) - v[h + i] * math.sin(a))
+        out[h + i] = att * (v[h + i] * math.cos(a) + v[i] * math.sin(a))
+    return out
+
+
+def naive_mla(m, x, li):
+    """MLA in its absorbed form (compressed cache: latent + one rope key per token), token by token."""
+    c, t = m.cfg, lambda n: m.w("model.layers.%d.self_attn.%s" % (li, n))
+    H, nope, rope, vd, kvl = c.heads, c.nope, c.rope, c.v_dim, c.kv_lora
+    rot = rotate_pairs if c.interleave else rotate_halves
+    inv, att = ref.rope_params(c, len(x))
+    wkv = t("kv_b_proj.weight").reshape(H, nope + vd, kvl)
+    cache, out = [], []
+    for pos, xi in enumerate(x):
+        if c.q_lora:
+            qa = t("q_a_proj.weight") @ xi
+            qa = qa / math.sqrt(np.mean(qa * qa) + c.eps) * t("q_a_layernorm.weight")
+            q = (t("q_b_proj.weight") @ qa).reshape(H, nope + rope)
+        else:
+            q = (t("q_proj.weight") @ xi).reshape(H, nope + rope)
+        kv = t("kv_a_proj_with_mqa.weight") @ xi
+        lat = kv[:kvl] / math.sqrt(np.mean(kv[:kvl] ** 2) + c.eps) * t("kv_a_layernorm.weight")
+        cache.append((lat, rot(kv[kvl:], pos, inv, att)))
+        o = np.zeros(H * vd)
+        for h in range(H):
+            q_abs = wkv[h, :nope].T @ q[h, :nope]                 # [kvl]
+            q_pe = rot(q[h, nope:], pos, inv, att)
+            sc = np.array([q_abs @ l + q_pe @ kp for l, kp in cache]) * c.softmax_scale
+            p = np.exp(sc - sc.max())
+            p /= p.sum()
+            ctx = sum(pi * l for pi, (l, _) in zip(p, cache))
+            o[h * vd:(h + 1) * vd] = wkv[h, nope:] @ ctx
+        out.append(t("o_proj.weight") @ o)
+    return np.array(out)
+
+
+def test_mla_vs_absorbed_naive():
+    for name, mt, ql, inter in (("mla2", "deepseek_v2", None, True), ("mla3", "deepseek_v3", 8, True),
+                                ("mla3h", "deepseek_v3", 8, False)):
+        d, c, t = deepseek_model(name, mt, q_lora=ql, interleave=inter)
+        m = ref.load_model(d)
+        x = RNG.normal(0, 1, size=(6, c["hidden_size"]))
+        got = m.mla(x, 1, list(range(6)), None)
+        want = naive_mla(m, x, 1)
+        assert max_diff(got, want) < 1e-12, (name, max_diff(got, want))
+    # YaRN: softmax scale 10^-0.5 · mscale(40, 0.707)^2; cos/sin scaled by 0.707/0.707 = 1.
+    ms = 0.1 * 0.707 * math.log(40) + 1
+    assert abs(m.cfg.softmax_scale - ms * ms / math.sqrt(10)) < 1e-15
+    assert abs(ref.rope_params(m.cfg, 8)[1] - 1.0) < 1e-15
+
+
+def naive_route(scores, choice, method, n_group, topk_group, k):
+    E = len(scores)
+    idx = list(range(E))
+    if method != "greedy":
+        per = E // n_group
+        gs = []
+        for g in range(n_group):
+            mem = sorted((choice[g * per + i] for i in range(per)), reverse=True)
+            gs.append(sum(mem[:2]) if method == "noaux_tc" else mem[0])
+        keep = sorted(range(n_group), key=lambda g: (-gs[g], g))[:topk_group]
+        idx = [e for e in idx if e // per in keep]
+    return sorted(idx, key=lambda e: (-choice[e], e))[:k]
+
+
+def test_deepseek_routing():
+    for mt in ("deepseek_v2", "deepseek_v3"):
+        d, c, t = deepseek_model("route_" + mt, mt)
+        for method, scoring, norm in (("greedy", "softmax", False), ("group_limited_greedy", "softmax", True),
+                                      ("noaux_tc", "sigmoid", True), ("noaux_tc", "sigmoid", False),
+                                      ("group_limited_greedy", "sigmoid", False)):
+            if method == "noaux_tc" and mt == "deepseek_v2":
+                continue  # needs e_score_correction_bias, which only the V3 model has
+            m = ref.load_model(d, overrides={"topk_method": method, "scoring_func": scoring,
+                                             "norm_topk_prob": norm, "routed_scaling_factor": 2.5})
+            logits = RNG.normal(0, 1, size=(5, 8))
+            sel, w = m.route_deepseek(logits, 1)
+            bias = t["model.layers.1.mlp.gate.e_score_correction_bias"] if mt == "deepseek_v3" else np.zeros(8)
+            for r in range(5):
+                sc = [1 / (1 + math.exp(-v)) for v in logits[r]] if scoring == "sigmoid" else \
+                    list(np.exp(logits[r]) / np.exp(logits[r]).sum())
+                ch = [s + (bias[e] if method == "noaux_tc" else 0) for e, s in enumerate(sc)]
+                want = naive_route(sc, ch, method, 4, 2, 3)
+                assert list(sel[r]) == want, (mt, method, list(sel[r]), want)
+                ww = [sc[e] for e in want]
+                if norm:
+                    ww = [v / sum(ww) for v in ww]
+                if not norm or mt == "deepseek_v3":
+                    ww = [v * 2.5 for v in ww]
+                assert max_diff(w[r], ww) < 1e-12
+
+
+def test_fp8_e4m3_and_blocks():
+    def decode(b):  # bit by bit
+        sign = -1.0 if b & 0x80 else 1.0
+        e, mant = (b >> 3) & 0xF, b & 7
+        if e == 15 and mant == 7:
+            return math.nan
+        return sign * (math.ldexp(mant / 8, -6) if e == 0 else math.ldexp(1 + mant / 8, e - 7))
+    got = ref.f8e4m3_to_float64(np.arange(256, dtype=np.uint8))
+    for b in range(256):
+        want = decode(b)
+        assert (math.isnan(want) and math.isnan(got[b])) or got[b] == want, (b, got[b], want)
+    assert got[0x7E] == 448 and got[0x38] == 1.0 and got[0x01] == 2.0 ** -9
+    # A [130, 3] F8_E4M3 weight: two row blocks, each with its own weight_scale_inv.
+    d = os.path.join(TMP, "fp8")
+    os.makedirs(d)
+    codes = RNG.integers(0, 0x7E, size=(130, 3)).astype(np.uint8)
+    scales = np.array([[0.5], [3.0]], dtype=np.float32)
+    blobs = [("w.weight", "F8_E4M3", [130, 3], codes.tobytes()),
+             ("w.weight_scale_inv", "F32", [2, 1], scales.astype("<f4").tobytes())]
+    header, off, data = {}, 0, b""
+    for n, dt, sh, raw in blobs:
+        header[n] = {"dtype": dt, "shape": sh, "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        data += raw
+    h = json.dumps(header).encode()
+    with open(os.path.join(d, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
+    w = ref.Checkpoint(d).get("w.weight", (130, 3))
+    plain = np.array([[decode(int(b)) for b in row] for row in codes])
+    assert max_diff(w[:128], plain[:128] * 0.5) == 0 and max_diff(w[128:], plain[128:] * 3.0) == 0
 
 
 def main():
