@@ -52,6 +52,16 @@ void ChunkWriter::Write(const std::string& data, ElementKind kind, ChunkRef* slo
   if (!has.ok() || *has) return group->Done(has.status());
   EncodedChunk enc = EncodeChunk(data, kind, policy_, store_.options().zstd_level);
   uint32_t stored = static_cast<uint32_t>(enc.record.size() - kChunkRecordHeader);
+  if (store_.tier()) {
+    // Tiered: the record goes into a pack; the chunk is recorded once the pack is uploaded.
+    std::unique_lock<std::mutex> lock(pack_mu_);
+    pack_.Add(id, ChunkMeta{enc.codec, slot->raw_len, stored}, enc.record);
+    if (pack_.bytes() < store_.options().pack_bytes) return group->Done(OkStatus());
+    PackBuilder full = std::move(pack_);
+    pack_ = PackBuilder();
+    lock.unlock();
+    return group->Done(Upload(std::move(full)));
+  }
   auto batch = store_.db().NewBatch();
   batch.Put(Cf::kChunks, id.view(), enc.record);
   batch.Put(Cf::kChunkMeta, id.view(), EncodeChunkMeta(ChunkMeta{enc.codec, slot->raw_len, stored}));
@@ -63,6 +73,30 @@ void ChunkWriter::Write(const std::string& data, ElementKind kind, ChunkRef* slo
     counts_.new_stored_bytes += stored;
   }
   group->Done(std::move(s));
+}
+
+Status ChunkWriter::Upload(PackBuilder pack) {
+  ChunkCounts c;
+  for (const auto& e : pack.entries()) {
+    ++c.new_chunks;
+    c.new_raw_bytes += e.meta.raw_len;
+    c.new_stored_bytes += e.meta.stored_len;
+  }
+  RETURN_IF_ERROR(store_.UploadPack(std::move(pack)));
+  std::lock_guard<std::mutex> lock(mu_);
+  counts_.new_chunks += c.new_chunks;
+  counts_.new_raw_bytes += c.new_raw_bytes;
+  counts_.new_stored_bytes += c.new_stored_bytes;
+  return OkStatus();
+}
+
+Status ChunkWriter::Flush() {
+  std::unique_lock<std::mutex> lock(pack_mu_);
+  if (pack_.empty()) return OkStatus();
+  PackBuilder last = std::move(pack_);
+  pack_ = PackBuilder();
+  lock.unlock();
+  return Upload(std::move(last));
 }
 
 void ChunkWriter::Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {

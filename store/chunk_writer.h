@@ -12,6 +12,7 @@
 #include "store/codec.h"
 #include "store/records.h"
 #include "store/store_impl.h"
+#include "store/tier.h"
 
 namespace hubnode::store {
 
@@ -49,9 +50,14 @@ class ChunkWriter {
   // the pool's queue is full, which bounds the memory of chunks in flight.
   void Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group);
   ChunkCounts counts();
+  // With a chunk tier: uploads the pack still being filled and records its chunks. Call after the
+  // group's Wait and before anything (a file record, a commit) names the chunks. OK without a tier.
+  Status Flush();
 
  private:
   void Write(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group);
+  // Uploads a full pack (tier only) and counts its chunks.
+  Status Upload(PackBuilder pack);
 
   StoreImpl& store_;
   CodecPolicy policy_;
@@ -59,6 +65,8 @@ class ChunkWriter {
   std::vector<ChunkId> pinned_;
   std::unordered_set<ChunkId, DigestHash> seen_;  // chunks this writer already wrote or found
   ChunkCounts counts_;
+  std::mutex pack_mu_;  // guards pack_
+  PackBuilder pack_;    // tier only: records waiting for their pack's upload
 };
 
 }  // namespace hubnode::store

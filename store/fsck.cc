@@ -24,6 +24,15 @@ Result<FsckReport> StoreImpl::Fsck(const FsckOptions& options) {
     const auto& [id, meta] = ids[i];
     ++r.chunks;
     auto rec = db_->Get(Cf::kChunks, id.view());
+    if (rec.ok() && !*rec) {
+      // A tiered chunk is checked in its pack (which reads it from the object store).
+      auto tiered = FetchTiered(id);
+      if (!tiered.ok()) {
+        rec = tiered.status();
+      } else if (*tiered) {
+        rec = std::optional<std::string>(std::move((*tiered)->record));
+      }
+    }
     Result<std::string> raw = !rec.ok()  ? Result<std::string>(rec.status())
                               : !*rec    ? Result<std::string>(NotFoundError("no record"))
                                          : DecodeVerifiedChunk(id, **rec);

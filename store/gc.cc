@@ -110,11 +110,15 @@ Result<GcResult> StoreImpl::CollectGarbage() {
       auto b = db_->NewBatch();
       b.Delete(Cf::kChunks, id.view());
       b.Delete(Cf::kChunkMeta, id.view());
+      b.Delete(Cf::kDefault, TierLocKey(id));
+      b.Delete(Cf::kDefault, TierCacheKey(id));
       RETURN_IF_ERROR(db_->Write(b, /*sync=*/false));
+      tier_cache_.Remove(id);
     }
     ++result.chunks_deleted;
     result.bytes_freed += stored;
   }
+  RETURN_IF_ERROR(SweepPacks(&result));
   if (result.chunks_deleted > 0 || result.objects_deleted > 0) RETURN_IF_ERROR(db_->Compact());
   return result;
 }

@@ -76,6 +76,8 @@ class Ingest {
       : store_(store), options_(options), total_(total), chunks_(store) {}
 
   Result<IngestedFile> File(const SourceFile& src);
+  // Uploads the last pack (with a chunk tier) before the commit names its chunks.
+  Status Flush() { return chunks_.Flush(); }
   ImportResult result() {
     ImportResult r = result_;
     ChunkCounts c = chunks_.counts();
@@ -233,6 +235,7 @@ Result<ImportResult> StoreImpl::ImportDirectory(const std::string& dir, const Re
     ASSIGN_OR_RETURN(IngestedFile f, ingest.File(s));
     files.push_back(std::move(f));
   }
+  RETURN_IF_ERROR(ingest.Flush());
 
   // 3. Objects, file records, expert index, ref: one synced batch.
   std::map<GitOid, std::string> objects;

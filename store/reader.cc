@@ -64,6 +64,12 @@ class FileReaderImpl final : public FileReader {
     if (!got.ok() && !damaged) return got.status();
     std::optional<std::string> rec = damaged ? std::optional<std::string>(std::string()) : std::move(*got);
     if (!rec) {
+      // A tiered chunk: its record comes from its pack in the object store, checked and cached.
+      ASSIGN_OR_RETURN(auto tiered, store_.FetchTiered(ref.id));
+      if (tiered) {
+        if (tiered->raw.size() != ref.raw_len) return DataLossError("chunk " + ref.id.hex() + " has the wrong length");
+        return std::move(tiered->raw);
+      }
       // A partly held file: the chunk comes from the chunk source (peers), checked and kept.
       if (!source_) return UnavailableError("chunk " + ref.id.hex() + " is not held by this node");
       ASSIGN_OR_RETURN(std::string raw, (*source_)(ref.id, ref.raw_len));
@@ -75,6 +81,7 @@ class FileReaderImpl final : public FileReader {
     }
     // Every chunk read is checked against its id: a record damaged on disk is never served. With
     // a chunk source (peers), a damaged chunk is fetched again, checked and stored over it.
+    if (store_.tier()) store_.tier_cache().Touch(ref.id);
     auto raw = damaged ? Result<std::string>(DataLossError("unreadable")) : DecodeOwnedChunk(std::move(*rec));
     if (raw.ok() && raw->size() == ref.raw_len && ChunkIdOf(*raw) == ref.id) return raw;
     if (source_) {

@@ -25,6 +25,32 @@
 
 namespace hubnode::store {
 
+// Where chunk payloads live below RocksDB (docs/store-format.md "Chunk tier"): an object store
+// (S3, Ceph RGW, MinIO ...) holding immutable packs of chunk records, each a range-readable object
+// with an index. The store names packs (never reusing a name), writes each before any metadata
+// names it, and reads chunks back by byte range; every byte read back is untrusted and checked
+// against its chunk id. hub/s3 implements it over S3.
+//
+// Thread safety: every method may be called concurrently.
+class ChunkTier {
+ public:
+  virtual ~ChunkTier() = default;
+  // Stores the whole pack `bytes` as pack `name`. Unavailable when the object store is down.
+  virtual Status PutPack(std::string_view name, std::string_view bytes) = 0;
+  // Exactly `length` bytes at `offset` of pack `name`: NotFound when it is absent, Unavailable
+  // when the object store is down or overloaded (after retries).
+  virtual Result<std::string> ReadPack(std::string_view name, uint64_t offset, uint64_t length) = 0;
+  // Deletes pack `name` (OK when absent).
+  virtual Status DeletePack(std::string_view name) = 0;
+  struct PackInfo {
+    std::string name;
+    uint64_t size = 0;
+  };
+  // Every pack in the object store.
+  virtual Result<std::vector<PackInfo>> ListPacks() = 0;
+  // Where the packs are, for messages ("s3://bucket/prefix"); never a secret.
+  virtual std::string Describe() const = 0;
+};
 
 struct Options {
   // Directory of the store; created if missing. Default: "./hubdata".
@@ -49,6 +75,15 @@ struct Options {
   // Open without writing anything (read-only commands). Default: false. A store whose disk is too
   // full to open for writing is opened read-only anyway.
   bool read_only = false;
+  // Chunk payloads in an object store below RocksDB; RocksDB keeps every record else and a bounded
+  // cache of tiered chunks. shared_ptr: the caller builds the tier and may keep using it (stats,
+  // other stores of the same bucket). Default: none (chunks live in RocksDB only).
+  std::shared_ptr<ChunkTier> chunk_tier;
+  // Stored bytes of tiered chunks kept in the local cache (least recently read go first).
+  // Default: 1 GiB.
+  uint64_t chunk_cache_bytes = uint64_t{1} << 30;
+  // Size at which a pack being written is closed and uploaded. Default: 32 MiB.
+  uint64_t pack_bytes = uint64_t{32} << 20;
 };
 
 // What `fsck` found: every chunk re-read and re-hashed, every git object re-hashed, every file
@@ -251,11 +286,24 @@ struct Stats {
   uint64_t chunk_stored_bytes = 0; // stored size of distinct chunks (record payloads)
   std::map<std::string, uint64_t> chunks_by_codec;
   uint64_t disk_bytes = 0;         // size of the database directory
+  // The chunk tier (zero without one): chunks whose records are in packs of the object store and
+  // their stored bytes there; of those, the ones also in the local cache; chunks held only here.
+  uint64_t remote_chunks = 0, remote_bytes = 0, cached_chunks = 0, cached_bytes = 0;
+  uint64_t local_only_chunks = 0, local_only_bytes = 0;
+};
+
+// What moving chunks to the tier did (Store::PushToTier).
+struct TierPushResult {
+  uint64_t chunks = 0, bytes = 0, packs = 0;
+  uint64_t evicted_chunks = 0;  // local copies dropped to keep the cache in its bound
 };
 
 struct GcResult {
   uint64_t chunks_deleted = 0, bytes_freed = 0, objects_deleted = 0, files_deleted = 0;
   uint64_t chunks_kept = 0;
+  // The chunk tier: packs deleted (no live chunk left, or orphans of a crash) and rewritten
+  // (live fraction under a half), and the object-store bytes that freed.
+  uint64_t packs_deleted = 0, packs_rewritten = 0, pack_bytes_freed = 0;
 };
 
 // Random access to one file's content. Not thread-safe; open one per reader.
@@ -507,8 +555,14 @@ class Store {
   virtual Result<Stats> GetStats() = 0;
   // Size of the database files on disk; cheap.
   virtual uint64_t DiskBytes() = 0;
-  // Mark and sweep from every ref; never deletes what an import in flight wrote.
+  // Mark and sweep from every ref; never deletes what an import in flight wrote. With a chunk
+  // tier it also sweeps packs: deletes those no chunk record names (a crash between a pack's
+  // upload and its commit leaves such orphans) and rewrites those mostly dead.
   virtual Result<GcResult> CollectGarbage() = 0;
+  // Moves every chunk held only here into packs in the chunk tier, then drops local copies past
+  // the cache bound. FailedPrecondition without a tier; Unavailable when the object store is down
+  // (what was pushed before stays pushed).
+  virtual Result<TierPushResult> PushToTier() = 0;
 };
 
 }  // namespace hubnode::store

@@ -167,7 +167,9 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
     return FailedPreconditionError("store at " + options.data_dir + " has format '" + format->substr(0, 64) +
                                    "'; this hubnode reads '" + std::string(kFormatValue) + "'");
   }
-  return std::unique_ptr<Store>(new StoreImpl(options, std::move(db)));
+  auto impl = std::make_unique<StoreImpl>(options, std::move(db));
+  RETURN_IF_ERROR(impl->LoadTierCache());
+  return std::unique_ptr<Store>(std::move(impl));
 }
 
 Status Store::Restore(const std::string& backup_dir, const std::string& data_dir) {
@@ -490,7 +492,12 @@ Result<std::vector<FileChunk>> StoreImpl::ListChunks(const FileEntry& file) {
 
 Result<std::string> StoreImpl::ReadChunkRecord(const ChunkId& id) {
   ASSIGN_OR_RETURN(auto rec, db_->Get(Cf::kChunks, id.view()));
-  if (!rec) return NotFoundError("chunk " + id.hex() + " is not held here");
+  if (!rec) {
+    // A tiered chunk comes from its pack, checked against its id.
+    ASSIGN_OR_RETURN(auto tiered, FetchTiered(id));
+    if (tiered) return std::move(tiered->record);
+    return NotFoundError("chunk " + id.hex() + " is not held here");
+  }
   return std::move(*rec);
 }
 
@@ -587,6 +594,20 @@ Result<Stats> StoreImpl::GetStats() {
     return true;
   }));
   RETURN_IF_ERROR(err);
+  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierLocPrefix, [&](std::string_view, std::string_view v) {
+    auto loc = DecodeChunkLoc(v);
+    if (loc.ok()) {
+      ++s.remote_chunks;
+      s.remote_bytes += loc->length;
+    }
+    return true;
+  }));
+  s.cached_chunks = tier_cache_.count();
+  s.cached_bytes = tier_cache_.bytes();
+  s.local_only_chunks = s.chunks - std::min(s.chunks, s.remote_chunks);
+  // A location's length is the whole record: header and stored payload.
+  const uint64_t remote_payload = s.remote_bytes - std::min(s.remote_bytes, s.remote_chunks * kChunkRecordHeader);
+  s.local_only_bytes = s.chunk_stored_bytes - std::min(s.chunk_stored_bytes, remote_payload);
   s.disk_bytes = db_->DiskBytes();
   return s;
 }

@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "store/git_objects.h"
 #include "store/records.h"
 #include "store/store.h"
+#include "store/tier.h"
 
 namespace hubnode::store {
 
@@ -28,6 +30,12 @@ class PinSet {
  private:
   std::mutex mu_;
   std::unordered_map<ChunkId, int, DigestHash> pins_;
+};
+
+// A tiered chunk read back: its record as stored and its verified raw bytes.
+struct TieredChunk {
+  std::string record;
+  std::string raw;
 };
 
 class StoreImpl final : public Store {
@@ -91,6 +99,23 @@ class StoreImpl final : public Store {
   Status IndexCommit(const GitOid& commit) override;
   Status RecordContent(const PartialContent& content) override;
   void SetChunkSource(ChunkSource source) override;
+  Result<TierPushResult> PushToTier() override;
+
+  // ---- the chunk tier (tier_store.cc) ----
+  ChunkTier* tier() const { return options_.chunk_tier.get(); }
+  // Uploads `pack`, then records where each of its chunks is (meta and location).
+  Status UploadPack(PackBuilder pack);
+  // A tiered chunk's record from the object store, checked against `id` and cached; nullopt when
+  // the chunk is not tiered. Unavailable when the object store is down; DataLoss when its bytes
+  // are not the chunk's.
+  Result<std::optional<TieredChunk>> FetchTiered(const ChunkId& id);
+  // Keeps a tiered chunk's record in the local cache, evicting the least recently used past the
+  // bound.
+  void CacheRecord(const ChunkId& id, std::string_view record);
+  TierCache& tier_cache() { return tier_cache_; }
+  Status LoadTierCache();
+  // GC's part for packs (GcResult's pack counts).
+  Status SweepPacks(GcResult* result);
   std::shared_ptr<const ChunkSource> chunk_source();
 
   // Helpers shared by the implementation files.
@@ -119,6 +144,9 @@ class StoreImpl final : public Store {
   std::mutex commit_mu_;
   std::mutex source_mu_;
   std::shared_ptr<const ChunkSource> source_;
+  TierCache tier_cache_;
+  std::mutex packs_mu_;
+  std::set<std::string> packs_in_flight_;  // uploading, not yet named by any record: GC keeps them
 };
 
 // Validates a ref name: refs/heads/X, refs/tags/X or refs/pr/N, git's rules for X.

@@ -55,6 +55,7 @@ class ContentWriterImpl final : public ContentWriter {
     if (mode_ == Mode::kUnknown) RETURN_IF_ERROR(status_ = FallBackToPlain({}));
     if (mode_ == Mode::kPlain && !pending_->empty()) Emit(std::move(pending_), ElementKind::kBytes);
     RETURN_IF_ERROR(status_ = group_.Wait().WithContext(spec_.path));
+    RETURN_IF_ERROR(status_ = chunks_.Flush().WithContext(spec_.path));
     ContentInfo info;
     info.sha256 = sha256_.Finish();
     if (spec_.sha256 && *spec_.sha256 != info.sha256) {

@@ -22,6 +22,12 @@ int RunCli(int argc, char** argv) {
                  "Disk space the store keeps free for its own work; writes that would leave less are refused "
                  "(bytes, or with a unit: 256MiB, default 256 MiB)")
       ->transform(CLI::AsSizeValue(false));
+  app.add_option("--chunks", flags.chunks,
+                 "Keep chunk payloads in an S3-compatible bucket: s3://bucket/prefix (keys and endpoint from "
+                 "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, AWS_REGION; docs/tier.md)");
+  app.add_option("--chunk-cache", flags.chunk_cache_bytes,
+                 "Local cache of chunks held in the bucket (bytes, or with a unit; default 1 GiB)")
+      ->transform(CLI::AsSizeValue(false));
   // Global options are accepted after the subcommand too (`hubnode serve --data D`).
   app.fallthrough();
 

@@ -1,6 +1,7 @@
 #include "hub/cli/cli_util.h"
 
 #include "base/time_format.h"
+#include "hub/s3/s3_tier.h"
 
 #include <unistd.h>
 
@@ -38,6 +39,10 @@ Result<std::unique_ptr<store::Store>> OpenStore(const GlobalFlags& flags) {
     o.compress = false;
   } else if (flags.codec != "auto") {
     return InvalidArgumentError("--codec must be auto, zstd or raw");
+  }
+  if (!flags.chunks.empty()) {
+    ASSIGN_OR_RETURN(o.chunk_tier, s3::OpenS3ChunkTier(flags.chunks));
+    o.chunk_cache_bytes = flags.chunk_cache_bytes;
   }
   return store::Store::Open(o);
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hub/cli/commands.h"
+#include "hub/s3/s3_tier.h"
 #include "hub/trust/trust_gate.h"
 
 namespace hubnode::hub {
@@ -385,7 +386,10 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
                   {"files", s->files}, {"chunks", s->chunks}, {"logical_bytes", s->logical_bytes},
                   {"file_bytes", s->file_bytes}, {"chunk_raw_bytes", s->chunk_raw_bytes},
                   {"chunk_stored_bytes", s->chunk_stored_bytes}, {"disk_bytes", s->disk_bytes},
-                  {"chunks_by_codec", s->chunks_by_codec}};
+                  {"chunks_by_codec", s->chunks_by_codec}, {"remote_chunks", s->remote_chunks},
+                  {"remote_bytes", s->remote_bytes}, {"cached_chunks", s->cached_chunks},
+                  {"cached_bytes", s->cached_bytes}, {"local_only_chunks", s->local_only_chunks},
+                  {"local_only_bytes", s->local_only_bytes}};
         std::printf("%s\n", j.dump(2).c_str());
         return 0;
       }
@@ -398,6 +402,14 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       std::printf("distinct chunks (raw)    %s   dedup %.2fx\n", HumanBytes(s->chunk_raw_bytes).c_str(), dedup);
       std::printf("stored (compressed)      %s   %.3f of raw\n", HumanBytes(s->chunk_stored_bytes).c_str(), comp);
       std::printf("on disk                  %s\n", HumanBytes(s->disk_bytes).c_str());
+      if (s->remote_chunks > 0 || !flags.chunks.empty()) {
+        std::printf("in the bucket            %s   %llu chunks\n", HumanBytes(s->remote_bytes).c_str(),
+                    static_cast<unsigned long long>(s->remote_chunks));
+        std::printf("  cached here            %s   %llu chunks\n", HumanBytes(s->cached_bytes).c_str(),
+                    static_cast<unsigned long long>(s->cached_chunks));
+        std::printf("local only (not pushed)  %s   %llu chunks\n", HumanBytes(s->local_only_bytes).c_str(),
+                    static_cast<unsigned long long>(s->local_only_chunks));
+      }
       for (const auto& [codec, n] : s->chunks_by_codec) {
         std::printf("  %-12s %llu chunks\n", codec.c_str(), static_cast<unsigned long long>(n));
       }
@@ -430,6 +442,38 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
                   static_cast<unsigned long long>(r->chunks_deleted), HumanBytes(r->bytes_freed).c_str(),
                   static_cast<unsigned long long>(r->objects_deleted), static_cast<unsigned long long>(r->files_deleted),
                   static_cast<unsigned long long>(r->chunks_kept));
+      if (r->packs_deleted > 0 || r->packs_rewritten > 0) {
+        std::printf("packs: deleted %llu, rewrote %llu; freed %s in the bucket\n",
+                    static_cast<unsigned long long>(r->packs_deleted),
+                    static_cast<unsigned long long>(r->packs_rewritten), HumanBytes(r->pack_bytes_freed).c_str());
+      }
+      return 0;
+    }});
+  }
+  // tier push
+  {
+    auto* tier = app.add_subcommand("tier", "The chunk tier: chunk payloads in an S3-compatible bucket (--chunks)");
+    tier->require_subcommand(1);
+    auto* init = tier->add_subcommand("init", "Create the bucket --chunks names (nothing when it exists and is ours)");
+    out->push_back({init, [&flags]() -> int {
+      if (flags.chunks.empty()) return Fail(InvalidArgumentError("tier init needs --chunks s3://bucket/prefix"));
+      Status s = s3::CreateBucketFor(flags.chunks);
+      if (!s.ok()) return Fail(s);
+      std::printf("bucket of %s ready\n", flags.chunks.c_str());
+      return 0;
+    }});
+    auto* sub = tier->add_subcommand("push", "Move the chunks held only here into packs in the bucket; keep at most "
+                                             "--chunk-cache of them here");
+    out->push_back({sub, [&flags]() -> int {
+      if (flags.chunks.empty()) return Fail(InvalidArgumentError("tier push needs --chunks s3://bucket/prefix"));
+      auto st = OpenStore(flags);
+      if (!st.ok()) return Fail(st.status());
+      auto r = (*st)->PushToTier();
+      if (!r.ok()) return Fail(r.status());
+      std::printf("pushed %llu chunks (%s) in %llu packs to %s; dropped %llu local copies past the cache bound\n",
+                  static_cast<unsigned long long>(r->chunks), HumanBytes(r->bytes).c_str(),
+                  static_cast<unsigned long long>(r->packs), flags.chunks.c_str(),
+                  static_cast<unsigned long long>(r->evicted_chunks));
       return 0;
     }});
   }

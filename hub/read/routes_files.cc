@@ -236,15 +236,17 @@ void Handlers::File(const Route& r, const std::optional<Principal>& who, const h
   if (!reader.ok()) return SendStatus(res, reader.status());
   // A partly held file: its first missing chunk in the range is fetched before the answer starts,
   // so peers that cannot provide it give a clean 503 (retry later), not a cut body. Later missing
-  // chunks are fetched as the stream reaches them.
-  if (req.method != "HEAD" && file->lfs) {
-    if (auto missing = FirstMissingChunk(*file, range->offset, range->length); missing) {
-      Status s = (*reader)->Read(*missing, 1, [](std::string_view) { return OkStatus(); });
-      if (!s.ok()) {
-        res.set_header("Retry-After", "30");
-        return SendError(res, s.code() == StatusCode::kUnavailable ? 503 : 500, "ChunksUnavailable",
-                         "part of " + r.path + " is not on this node and no peer could provide it now: " + s.message());
-      }
+  // chunks are fetched as the stream reaches them. The range's first chunk is read first too: with
+  // the chunk tier it may be in the object store, which may be down (the reader keeps the chunk,
+  // so the stream does not read it again).
+  if (req.method != "HEAD" && file->lfs && range->length > 0) {
+    auto missing = FirstMissingChunk(*file, range->offset, range->length);
+    Status s = (*reader)->Read(missing ? *missing : range->offset, 1, [](std::string_view) { return OkStatus(); });
+    if (!s.ok()) {
+      res.set_header("Retry-After", "30");
+      return SendError(res, s.code() == StatusCode::kUnavailable ? 503 : 500, "ChunksUnavailable",
+                       "part of " + r.path + " is not on this node and no peer or object store could provide it now: " +
+                           s.message());
     }
   }
   StreamFromStore(std::shared_ptr<store::FileReader>(std::move(*reader)), range->offset, range->length,

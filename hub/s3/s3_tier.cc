@@ -1,0 +1,90 @@
+#include "hub/s3/s3_tier.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace hubnode::hub::s3 {
+namespace {
+
+// Packs past this size go up as a multipart upload of parts this size.
+constexpr uint64_t kPartBytes = uint64_t{16} << 20;
+
+bool PackName(std::string_view name) {
+  if (name.size() != 32) return false;
+  for (char c : name) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+class S3ChunkTier final : public store::ChunkTier {
+ public:
+  S3ChunkTier(std::shared_ptr<S3Client> client, std::string prefix)
+      : client_(std::move(client)), prefix_(std::move(prefix)) {
+    // For the crash test (tests/hub/s3/tier.sh): die right after a pack is uploaded, before the
+    // store records it, as a power cut there would.
+    const char* crash = std::getenv("HUBNODE_TEST_CRASH_AFTER_PACK");
+    crash_after_pack_ = crash && std::string_view(crash) == "1";
+  }
+
+  Status PutPack(std::string_view name, std::string_view bytes) override {
+    if (!PackName(name)) return InvalidArgumentError("bad pack name");
+    RETURN_IF_ERROR(client_->PutLarge(Key(name), bytes, kPartBytes));
+    if (crash_after_pack_) _exit(70);
+    return OkStatus();
+  }
+
+  Result<std::string> ReadPack(std::string_view name, uint64_t offset, uint64_t length) override {
+    if (!PackName(name)) return InvalidArgumentError("bad pack name");
+    return client_->GetRange(Key(name), offset, length);
+  }
+
+  Status DeletePack(std::string_view name) override {
+    if (!PackName(name)) return InvalidArgumentError("bad pack name");
+    return client_->Delete(Key(name));
+  }
+
+  Result<std::vector<PackInfo>> ListPacks() override {
+    ASSIGN_OR_RETURN(auto objects, client_->ListAll(prefix_ + "packs/"));
+    std::vector<PackInfo> out;
+    for (const auto& o : objects) {
+      std::string_view name = std::string_view(o.key).substr(prefix_.size() + 6);
+      if (name.size() != 37 || name.substr(32) != ".pack" || !PackName(name.substr(0, 32))) continue;
+      out.push_back(PackInfo{std::string(name.substr(0, 32)), o.size});
+    }
+    return out;
+  }
+
+  std::string Describe() const override { return "s3://" + client_->options().bucket + "/" + prefix_; }
+
+ private:
+  std::string Key(std::string_view name) const { return prefix_ + "packs/" + std::string(name) + ".pack"; }
+
+  std::shared_ptr<S3Client> client_;
+  std::string prefix_;
+  bool crash_after_pack_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<store::ChunkTier> NewS3ChunkTier(std::shared_ptr<S3Client> client, std::string prefix) {
+  return std::make_shared<S3ChunkTier>(std::move(client), std::move(prefix));
+}
+
+Result<std::shared_ptr<store::ChunkTier>> OpenS3ChunkTier(std::string_view url) {
+  ASSIGN_OR_RETURN(S3Url u, ParseS3Url(url));
+  ASSIGN_OR_RETURN(S3Options o, S3OptionsFromEnv(u.bucket));
+  ASSIGN_OR_RETURN(std::unique_ptr<S3Client> client, S3Client::Create(std::move(o)));
+  // shared_ptr: the tier keeps the client, and the caller may keep the tier past the store.
+  return NewS3ChunkTier(std::shared_ptr<S3Client>(std::move(client)), u.prefix);
+}
+
+Status CreateBucketFor(std::string_view url) {
+  ASSIGN_OR_RETURN(S3Url u, ParseS3Url(url));
+  ASSIGN_OR_RETURN(S3Options o, S3OptionsFromEnv(u.bucket));
+  ASSIGN_OR_RETURN(std::unique_ptr<S3Client> client, S3Client::Create(std::move(o)));
+  return client->CreateBucket();
+}
+
+}  // namespace hubnode::hub::s3

@@ -1,0 +1,381 @@
+// The chunk tier (docs/store-format.md "Chunk tier"): location records, the pack format, the
+// local cache, and StoreImpl's tier methods.
+#include "store/tier.h"
+
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+
+#include "base/hex.h"
+#include "base/log.h"
+#include "store/codec.h"
+#include "store/store_impl.h"
+
+namespace hubnode::store {
+namespace {
+
+constexpr std::string_view kPackMagic = "HNPACK01";
+
+void PutU32(std::string* s, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutU64(std::string* s, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t GetLe(std::string_view s, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= uint64_t{static_cast<uint8_t>(s[at + i])} << (8 * i);
+  return v;
+}
+
+}  // namespace
+
+std::string TierLocKey(const ChunkId& id) { return std::string(kTierLocPrefix) + std::string(id.view()); }
+std::string TierCacheKey(const ChunkId& id) { return std::string(kTierCachePrefix) + std::string(id.view()); }
+
+std::string EncodeChunkLoc(const ChunkLoc& loc) {
+  std::string s = loc.pack;
+  PutU64(&s, loc.offset);
+  PutU32(&s, loc.length);
+  return s;
+}
+
+Result<ChunkLoc> DecodeChunkLoc(std::string_view v) {
+  if (v.size() != 44) return DataLossError("corrupt chunk location record");
+  ChunkLoc loc;
+  loc.pack = std::string(v.substr(0, 32));
+  for (char c : loc.pack) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return DataLossError("corrupt chunk location record");
+  }
+  loc.offset = GetLe(v, 32, 8);
+  loc.length = static_cast<uint32_t>(GetLe(v, 40, 4));
+  return loc;
+}
+
+std::string NewPackName() {
+  std::random_device rd;
+  std::string raw;
+  for (int i = 0; i < 4; ++i) PutU32(&raw, rd());
+  return HexEncode(raw);
+}
+
+void PackBuilder::Add(const ChunkId& id, const ChunkMeta& meta, std::string_view record) {
+  entries_.push_back(Entry{id, meta, data_.size(), static_cast<uint32_t>(record.size())});
+  data_.append(record);
+}
+
+std::string PackBuilder::Finish() {
+  uint64_t index_offset = data_.size();
+  for (const auto& e : entries_) {
+    data_.append(e.id.view());
+    PutU64(&data_, e.offset);
+    PutU32(&data_, e.length);
+  }
+  PutU32(&data_, static_cast<uint32_t>(entries_.size()));
+  PutU64(&data_, index_offset);
+  data_.append(kPackMagic);
+  return std::move(data_);
+}
+
+Result<std::pair<uint32_t, uint64_t>> DecodePackFooter(std::string_view footer, uint64_t pack_size) {
+  if (footer.size() != kPackFooter || footer.substr(12) != kPackMagic) return DataLossError("not a hubnode pack");
+  uint32_t count = static_cast<uint32_t>(GetLe(footer, 0, 4));
+  uint64_t index_offset = GetLe(footer, 4, 8);
+  if (index_offset > pack_size || (pack_size - kPackFooter - index_offset) != uint64_t{count} * kPackIndexEntry) {
+    return DataLossError("a pack's footer disagrees with its size");
+  }
+  return std::make_pair(count, index_offset);
+}
+
+Result<std::vector<PackIndexEntry>> DecodePackIndex(std::string_view index, uint32_t count, uint64_t index_offset) {
+  if (index.size() != uint64_t{count} * kPackIndexEntry) return DataLossError("a pack's index has the wrong size");
+  std::vector<PackIndexEntry> out;
+  out.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    std::string_view e = index.substr(size_t{i} * kPackIndexEntry, kPackIndexEntry);
+    PackIndexEntry p;
+    ASSIGN_OR_RETURN(p.id, ChunkId::FromBytes(e.substr(0, 32)));
+    p.offset = GetLe(e, 32, 8);
+    p.length = static_cast<uint32_t>(GetLe(e, 40, 4));
+    if (p.offset > index_offset || p.length > index_offset - p.offset) {
+      return DataLossError("a pack's index names bytes outside its records");
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<ChunkId> TierCache::Add(const ChunkId& id, uint32_t length, uint64_t budget) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(id);
+  if (it != index_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.first);
+  } else {
+    lru_.push_front(id);
+    index_[id] = {lru_.begin(), length};
+    bytes_ += length;
+  }
+  std::vector<ChunkId> evict;
+  while (bytes_ > budget && !lru_.empty()) {
+    ChunkId victim = lru_.back();
+    lru_.pop_back();
+    bytes_ -= index_[victim].second;
+    index_.erase(victim);
+    evict.push_back(victim);
+  }
+  return evict;
+}
+
+void TierCache::Touch(const ChunkId& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(id);
+  if (it != index_.end()) lru_.splice(lru_.begin(), lru_, it->second.first);
+}
+
+void TierCache::Remove(const ChunkId& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(id);
+  if (it == index_.end()) return;
+  bytes_ -= it->second.second;
+  lru_.erase(it->second.first);
+  index_.erase(it);
+}
+
+bool TierCache::Contains(const ChunkId& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return index_.count(id) > 0;
+}
+
+uint64_t TierCache::bytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
+}
+
+uint64_t TierCache::count() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return index_.size();
+}
+
+// ---- the store's side: packs uploaded before any record names them, tiered chunks read back
+// by range and checked, the bounded local cache, moving local chunks to the tier, sweeping packs.
+
+
+Status StoreImpl::LoadTierCache() {
+  std::vector<ChunkId> evict;
+  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierCachePrefix, [&](std::string_view k, std::string_view v) {
+    auto id = ChunkId::FromBytes(k.substr(kTierCachePrefix.size()));
+    if (id.ok() && v.size() == 4) {
+      uint32_t len = 0;
+      for (int i = 0; i < 4; ++i) len |= uint32_t{static_cast<uint8_t>(v[i])} << (8 * i);
+      for (const ChunkId& victim : tier_cache_.Add(*id, len, options_.chunk_cache_bytes)) evict.push_back(victim);
+    }
+    return true;
+  }));
+  // A smaller bound than last time applies at once.
+  if (evict.empty() || db_->read_only()) return OkStatus();
+  auto batch = db_->NewBatch();
+  for (const ChunkId& victim : evict) {
+    batch.Delete(Cf::kChunks, victim.view());
+    batch.Delete(Cf::kDefault, TierCacheKey(victim));
+  }
+  return db_->Write(batch, /*sync=*/false);
+}
+
+Status StoreImpl::UploadPack(PackBuilder pack) {
+  if (pack.empty()) return OkStatus();
+  ChunkTier* t = tier();
+  if (!t) return FailedPreconditionError("no chunk tier");
+  const std::string name = NewPackName();
+  {
+    std::lock_guard<std::mutex> lock(packs_mu_);
+    packs_in_flight_.insert(name);
+  }
+  std::vector<PackBuilder::Entry> entries = pack.entries();
+  std::string bytes = pack.Finish();
+  // The pack first: no record names it until it is whole in the object store, so a crash leaves
+  // at most an unnamed pack, which GC deletes.
+  Status s = t->PutPack(name, bytes);
+  if (s.ok()) {
+    auto batch = db_->NewBatch();
+    for (const auto& e : entries) {
+      batch.Put(Cf::kChunkMeta, e.id.view(), EncodeChunkMeta(e.meta));
+      batch.Put(Cf::kDefault, TierLocKey(e.id), EncodeChunkLoc(ChunkLoc{name, e.offset, e.length}));
+    }
+    s = db_->Write(batch, /*sync=*/false);
+  }
+  {
+    std::lock_guard<std::mutex> lock(packs_mu_);
+    packs_in_flight_.erase(name);
+  }
+  return s.WithContext("pack " + name + " to " + t->Describe());
+}
+
+void StoreImpl::CacheRecord(const ChunkId& id, std::string_view record) {
+  const uint64_t budget = options_.chunk_cache_bytes;
+  if (budget == 0 || record.size() > budget || db_->read_only()) return;
+  auto batch = db_->NewBatch();
+  batch.Put(Cf::kChunks, id.view(), record);
+  std::string len;
+  for (int i = 0; i < 4; ++i) len.push_back(static_cast<char>(record.size() >> (8 * i)));
+  batch.Put(Cf::kDefault, TierCacheKey(id), len);
+  for (const ChunkId& victim : tier_cache_.Add(id, static_cast<uint32_t>(record.size()), budget)) {
+    if (victim == id) continue;
+    batch.Delete(Cf::kChunks, victim.view());
+    batch.Delete(Cf::kDefault, TierCacheKey(victim));
+  }
+  // A cache that cannot be written (a full disk) only costs a refetch.
+  Status s = db_->Write(batch, /*sync=*/false);
+  if (!s.ok()) {
+    tier_cache_.Remove(id);
+    LOG(Warning) << "chunk cache: " << s.message();
+  }
+}
+
+Result<std::optional<TieredChunk>> StoreImpl::FetchTiered(const ChunkId& id) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kDefault, TierLocKey(id)));
+    if (!v) return std::optional<TieredChunk>();
+    ASSIGN_OR_RETURN(ChunkLoc loc, DecodeChunkLoc(*v));
+    ChunkTier* t = tier();
+    if (!t) {
+      return UnavailableError("chunk " + id.hex() + " is in the object store, and this node was started without --chunks");
+    }
+    auto rec = t->ReadPack(loc.pack, loc.offset, loc.length);
+    if (!rec.ok() && rec.status().code() == StatusCode::kNotFound && attempt == 0) continue;  // GC moved it
+    if (!rec.ok() && rec.status().code() == StatusCode::kNotFound) {
+      return DataLossError("chunk " + id.hex() + ": its pack is missing from " + t->Describe());
+    }
+    if (!rec.ok()) {
+      return UnavailableError("chunk " + id.hex() + " is in " + t->Describe() +
+                              ", which cannot be read now: " + rec.status().message());
+    }
+    // Bytes from the object store are untrusted: decoded and hashed against the id, as a peer's.
+    auto raw = DecodeVerifiedChunk(id, *rec);
+    if (!raw.ok()) {
+      LOG(Warning) << "chunk " << id.hex() << " from " << t->Describe() << " is damaged: " << raw.status().message();
+      return DataLossError("chunk " + id.hex() + " from the object store does not match its id");
+    }
+    CacheRecord(id, *rec);
+    return std::optional<TieredChunk>(TieredChunk{std::move(*rec), std::move(*raw)});
+  }
+  return InternalError("unreachable");
+}
+
+Result<TierPushResult> StoreImpl::PushToTier() {
+  if (!tier()) return FailedPreconditionError("no chunk tier (start with --chunks s3://bucket/prefix)");
+  if (db_->read_only()) return FailedPreconditionError("the store is read-only");
+  std::vector<std::pair<ChunkId, ChunkMeta>> local;
+  Status err;
+  RETURN_IF_ERROR(db_->Scan(Cf::kChunkMeta, "", [&](std::string_view k, std::string_view v) {
+    auto id = ChunkId::FromBytes(k);
+    auto meta = DecodeChunkMeta(v);
+    if (!id.ok() || !meta.ok()) {
+      err = DataLossError("corrupt chunk meta record");
+      return false;
+    }
+    local.emplace_back(*id, *meta);
+    return true;
+  }));
+  RETURN_IF_ERROR(err);
+  TierPushResult result;
+  PackBuilder pack;
+  std::vector<std::pair<ChunkId, uint32_t>> pushed;
+  auto upload = [&]() -> Status {
+    if (pack.empty()) return OkStatus();
+    result.bytes += pack.bytes();
+    ++result.packs;
+    RETURN_IF_ERROR(UploadPack(std::move(pack)));
+    pack = PackBuilder();
+    // The local copies stay as cached copies, least recently pushed out first.
+    for (const auto& [id, len] : pushed) {
+      auto batch = db_->NewBatch();
+      std::string l;
+      for (int i = 0; i < 4; ++i) l.push_back(static_cast<char>(len >> (8 * i)));
+      batch.Put(Cf::kDefault, TierCacheKey(id), l);
+      for (const ChunkId& victim : tier_cache_.Add(id, len, options_.chunk_cache_bytes)) {
+        batch.Delete(Cf::kChunks, victim.view());
+        batch.Delete(Cf::kDefault, TierCacheKey(victim));
+        ++result.evicted_chunks;
+      }
+      RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
+    }
+    pushed.clear();
+    return OkStatus();
+  };
+  for (const auto& [id, meta] : local) {
+    ASSIGN_OR_RETURN(bool tiered, db_->Has(Cf::kDefault, TierLocKey(id)));
+    if (tiered) continue;
+    ASSIGN_OR_RETURN(auto rec, db_->Get(Cf::kChunks, id.view()));
+    if (!rec) continue;
+    // Only verified bytes go to the object store.
+    if (!DecodeVerifiedChunk(id, *rec).ok()) {
+      LOG(Warning) << "tier push: chunk " << id.hex() << " is damaged here; left alone (hubnode fsck)";
+      continue;
+    }
+    pack.Add(id, meta, *rec);
+    pushed.emplace_back(id, static_cast<uint32_t>(rec->size()));
+    ++result.chunks;
+    if (pack.bytes() >= options_.pack_bytes) RETURN_IF_ERROR(upload());
+  }
+  RETURN_IF_ERROR(upload());
+  if (result.evicted_chunks > 0) RETURN_IF_ERROR(db_->Compact());
+  return result;
+}
+
+Status StoreImpl::SweepPacks(GcResult* result) {
+  ChunkTier* t = tier();
+  if (!t) return OkStatus();
+  // Listed first, then the packs in flight, then the records: a pack listed and not in flight had
+  // its records written before the scan below reads them.
+  ASSIGN_OR_RETURN(auto packs, t->ListPacks());
+  std::set<std::string> in_flight;
+  {
+    std::lock_guard<std::mutex> lock(packs_mu_);
+    in_flight = packs_in_flight_;
+  }
+  std::map<std::string, std::vector<std::pair<ChunkId, ChunkLoc>>> live;
+  Status err;
+  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierLocPrefix, [&](std::string_view k, std::string_view v) {
+    auto id = ChunkId::FromBytes(k.substr(kTierLocPrefix.size()));
+    auto loc = DecodeChunkLoc(v);
+    if (!id.ok() || !loc.ok()) {
+      err = DataLossError("corrupt chunk location record");
+      return false;
+    }
+    live[loc->pack].emplace_back(*id, *loc);
+    return true;
+  }));
+  RETURN_IF_ERROR(err);
+  for (const auto& p : packs) {
+    if (in_flight.count(p.name)) continue;
+    auto it = live.find(p.name);
+    if (it == live.end()) {
+      RETURN_IF_ERROR(t->DeletePack(p.name));
+      ++result->packs_deleted;
+      result->pack_bytes_freed += p.size;
+      continue;
+    }
+    uint64_t live_bytes = 0;
+    for (const auto& [id, loc] : it->second) live_bytes += loc.length;
+    if (live_bytes * 2 >= p.size) continue;
+    // Mostly dead: its live records move to a new pack (written and named first), then it goes.
+    PackBuilder fresh;
+    for (const auto& [id, loc] : it->second) {
+      ASSIGN_OR_RETURN(std::string rec, t->ReadPack(p.name, loc.offset, loc.length));
+      if (!DecodeVerifiedChunk(id, rec).ok()) return DataLossError("chunk " + id.hex() + " in pack " + p.name + " is damaged");
+      ASSIGN_OR_RETURN(auto meta, db_->Get(Cf::kChunkMeta, id.view()));
+      if (!meta) continue;
+      ASSIGN_OR_RETURN(ChunkMeta m, DecodeChunkMeta(*meta));
+      fresh.Add(id, m, rec);
+    }
+    uint64_t fresh_bytes = fresh.bytes();
+    RETURN_IF_ERROR(UploadPack(std::move(fresh)));
+    RETURN_IF_ERROR(t->DeletePack(p.name));
+    ++result->packs_rewritten;
+    result->pack_bytes_freed += p.size - std::min(p.size, fresh_bytes);
+  }
+  return OkStatus();
+}
+
+}  // namespace hubnode::store

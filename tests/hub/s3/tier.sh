@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The chunk tier (issue 19) against Ceph's radosgw started here on 127.0.0.1: an import with
+# --chunks puts every chunk in packs in the bucket and keeps the local cache in its bound;
+# downloads with an empty local cache are byte-exact; a crash between a pack's upload and its
+# commit leaves nothing visible and GC deletes the orphan pack; radosgw down: a download of an
+# uncached chunk is 503 + Retry-After with the JSON error, and works again, byte-exact, once it is
+# back. Prints "N passed, M failed"; exit 77 when Ceph is not installed (scripts/install-deps.sh).
+set -uo pipefail
+source "$(dirname "$0")/../../lib.sh"
+work_dir "$1"
+CEPH=$(cd "$(dirname "$0")/../../tools/ceph" && pwd)
+for b in ceph-mon ceph-osd radosgw; do
+  command -v $b > /dev/null || { echo "SKIP: $b is not installed (scripts/install-deps.sh installs Ceph)"; exit 77; }
+done
+trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; "$CEPH/ceph-down.sh" "$WORK/ceph" > /dev/null 2>&1; rm -rf "$WORK"' EXIT
+up=
+for _ in 1 2 3 4; do
+  PORT=$((20000 + RANDOM % 20000))
+  if "$CEPH/ceph-up.sh" "$WORK/ceph" "$PORT" > "$WORK/ceph.out" 2>&1; then up=1; break; fi
+  "$CEPH/ceph-down.sh" "$WORK/ceph" > /dev/null 2>&1
+done
+[[ -n "$up" ]] || { echo "FAIL radosgw did not start"; cat "$WORK/ceph.out"; exit 1; }
+set -a; source "$WORK/ceph/s3.env"; set +a
+export AWS_ENDPOINT_URL=$S3_ENDPOINT
+C="$WORK/ceph/ceph.conf"
+B=hubnode-tier
+objects() { radosgw-admin -c "$C" bucket stats --bucket=$B 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["usage"].get("rgw.main",{}).get("num_objects",0))'; }
+H() { "$HUBNODE" --data "$WORK/data" --chunks "s3://$B/models" "$@"; }
+stat_of() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+serve() {  # serve [flags]: a node over the bucket, no raw copies (every byte from chunks)
+  "$HUBNODE" --data "$WORK/data" --chunks "s3://$B/models" serve --listen 127.0.0.1:0 --no-inference --raw-cache-size 0 "$@" > "$WORK/s.out" 2> "$WORK/s.err" &
+  PID=$!
+  for _ in $(seq 200); do grep -q serving "$WORK/s.out" && break; sleep 0.05; done
+  U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/s.out")
+}
+stop() { kill "$PID"; wait "$PID" 2>/dev/null; PID=; }
+
+check "tier init creates the bucket" 0 "$(H -q tier init > /dev/null; echo $?)"
+"$HUBNODE" -q testmodel --family llama --size small --shards 2 --seed 3 --hidden 512 --layers 8 --out "$WORK/m" > /dev/null
+H -q --chunk-cache 4MiB import "$WORK/m" --repo t/m > /dev/null
+check "import with --chunks" 0 $?
+H stats --json > "$WORK/st.json"
+CHUNKS=$(stat_of chunks < "$WORK/st.json")
+check "every chunk is in the bucket" "$CHUNKS" "$(stat_of remote_chunks < "$WORK/st.json")"
+check "none held only here" 0 "$(stat_of local_only_chunks < "$WORK/st.json")"
+check "an import caches nothing" 0 "$(stat_of cached_bytes < "$WORK/st.json")"
+N=$(objects)
+check "packs in the bucket (radosgw counts them)" True "$([[ $N -ge 1 ]] && echo True)"
+DISK=$(stat_of disk_bytes < "$WORK/st.json"); REMOTE=$(stat_of remote_bytes < "$WORK/st.json")
+check "the local store is a fraction of the bucket's bytes" True "$([[ $DISK -lt $((REMOTE / 2)) ]] && echo True)"
+
+serve --chunk-cache 4MiB
+for f in $(cd "$WORK/m" && ls); do
+  check "download of $f from the bucket, byte-exact" "$(sha256sum < "$WORK/m/$f")" "$(curl -sf "$U/t/m/resolve/main/$f" | sha256sum)"
+done
+S1=$(cd "$WORK/m" && ls *.safetensors | sed -n 1p)
+check "range of a tiered file" "$(tail -c +3000001 "$WORK/m/$S1" | head -c 100000 | sha256sum)" \
+  "$(curl -sf -r 3000000-3099999 "$U/t/m/resolve/main/$S1" | sha256sum)"
+stop
+H stats --json > "$WORK/st.json"
+CACHED=$(stat_of cached_bytes < "$WORK/st.json")
+check "the local cache stays in its 4 MiB bound" True "$([[ $CACHED -gt 0 && $CACHED -le 4194304 ]] && echo True)"
+
+# A crash between a pack's upload and the commit naming it: nothing visible, GC removes the pack.
+"$HUBNODE" -q testmodel --family llama --size small --shards 1 --seed 9 --hidden 256 --layers 4 --out "$WORK/m2" > /dev/null
+HUBNODE_TEST_CRASH_AFTER_PACK=1 H -q import "$WORK/m2" --repo t/crash > /dev/null 2>&1
+check "the import died after its pack's upload" 70 $?
+check "a pack more in the bucket" $((N + 1)) "$(objects)"
+check "the crashed import's repo does not exist" 1 "$(H -q ls t/crash > /dev/null 2>&1; echo $?)"
+check "gc deletes the orphan pack" True "$(H gc | grep -q 'packs: deleted 1,' && echo True)"
+check "the bucket is back to its packs" "$N" "$(objects)"
+check "fsck is clean (tiered chunks read from the bucket)" 0 "$(H -q fsck > /dev/null 2>&1; echo $?)"
+
+# The object store down: an uncached chunk is a clean 503 with Retry-After, nothing corrupt.
+serve --chunk-cache 0
+RGW=$(awk '$1=="rgw.a"{print $2}' "$WORK/ceph/pids")
+kill -TERM "$RGW"; for _ in $(seq 40); do kill -0 "$RGW" 2>/dev/null || break; sleep 0.25; done
+curl -s -D "$WORK/d.h" -o "$WORK/d.body" "$U/t/m/resolve/main/$S1"
+check "radosgw down: 503" 503 "$(head -1 "$WORK/d.h" | cut -d' ' -f2)"
+check "radosgw down: Retry-After" 30 "$(grep -i '^Retry-After' "$WORK/d.h" | tr -d '\r' | cut -d' ' -f2)"
+check "radosgw down: X-Error-Code" ChunksUnavailable "$(grep -i '^X-Error-Code' "$WORK/d.h" | tr -d '\r' | cut -d' ' -f2)"
+check "radosgw down: JSON body" True "$(python3 -c 'import json,sys; json.load(open(sys.argv[1])); print(True)' "$WORK/d.body" 2>/dev/null)"
+check "no secret in the answer or the log" 0 "$(cat "$WORK/d.body" "$WORK/s.err" | grep -c "$AWS_SECRET_ACCESS_KEY")"
+radosgw -c "$C" -n client.rgw.a -f < /dev/null >> "$WORK/ceph/log/rgw.b.out" 2>&1 &
+echo "rgw.b $!" >> "$WORK/ceph/pids"
+for _ in $(seq 120); do curl -sf -m 2 -o /dev/null "$S3_ENDPOINT/" && break; sleep 0.25; done
+check "radosgw back: byte-exact again" "$(sha256sum < "$WORK/m/$S1")" "$(curl -sf "$U/t/m/resolve/main/$S1" | sha256sum)"
+stop
+
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
