@@ -59,6 +59,8 @@ Result<ExpertTensorPlan> PlanExpertTensor(const std::unordered_map<std::string, 
   } else if (d.dtype != DType::kBF16 && d.dtype != DType::kF16 && d.dtype != DType::kF32) {
     return InvalidArgumentError("tensor " + name + " has dtype " + std::string(DTypeName(d.dtype)) + ", not an expert weight dtype");
   }
+  // float8 asked of float8: kept in its own blocks, not re-quantized.
+  if (target == ExpertDType::kFp8 && p.scale_inv) target = ExpertDType::kStored;
   switch (target) {
     case ExpertDType::kStored:
       p.dtype = d.dtype;
@@ -102,7 +104,7 @@ Result<WeightView> LoadExpertTensor(TensorSource& source, Backend& backend, cons
     backend.Upload(to, staging);
     return OkStatus();
   };
-  if (p.dtype == d.dtype && (!block_scaled || p.scale_inv)) {
+  if (p.dtype == d.dtype && (!block_scaled || p.format.block_rows == kStoredFp8Block)) {
     RETURN_IF_ERROR(read_into(d, dst));
     if (p.scale_inv) RETURN_IF_ERROR(read_into(*p.scale_inv, dst + QuantDataBytes(rows, cols, p.dtype)));
     return v;

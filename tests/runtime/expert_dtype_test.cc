@@ -186,6 +186,13 @@ TEST_F(ExpertDTypeTest, StoredFloat8KeepsItsBlockScalesOrConverts) {
   ExpectClose(e, 0, 2, 0);  // exactly the stored values
   // Half of bf16's bytes, plus one f32 per 128 x 128 block.
   EXPECT_EQ(e.bytes, 2 * QuantBytes(kI, kH, {DType::kF8E4M3, 128, 128}) + QuantBytes(kH, kI, {DType::kF8E4M3, 128, 128}));
+  // fp8 asked of float8 keeps the stored blocks (no second rounding).
+  ExpertCache fp8(source_, *backend_, config_, tensors, 0, ExpertDType::kFp8);
+  ASSERT_TRUE(fp8.Validate().ok());
+  auto kept = fp8.Acquire(0, one);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ((*kept)[0]->gate.block_rows, 128);
+  ExpectClose(*(*kept)[0], 0, 2, 0);
   for (ExpertDType to : {ExpertDType::kBf16, ExpertDType::kInt8, ExpertDType::kInt4}) {
     SCOPED_TRACE(std::string(ExpertDTypeName(to)));
     ExpertCache cache(source_, *backend_, config_, tensors, 0, to);
