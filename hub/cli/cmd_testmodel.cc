@@ -61,10 +61,10 @@ void AddTestmodelCommand(CLI::App& app, const GlobalFlags& flags, std::vector<Co
   };
   auto a = std::make_shared<Args>();
   sub->add_option("--out", a->out, "Output directory (must not exist, or be empty)")->required();
-  sub->add_option("--family", a->family, "mixtral, qwen2_moe, qwen3_moe, olmoe, llama, qwen2, qwen3");
+  sub->add_option("--family", a->family, "mixtral, qwen2_moe, qwen3_moe, olmoe, llama, qwen2, qwen3, deepseek_v2, deepseek_v3");
   sub->add_option("--size", a->size, "tiny, small, medium or bench (~1 GB)");
   sub->add_option("--seed", a->seed, "Random seed (default 1)");
-  sub->add_option("--dtype", a->dtype, "bf16, fp16 or fp32");
+  sub->add_option("--dtype", a->dtype, "bf16, fp16, fp32 or fp8 (deepseek: DeepSeek-V3's F8_E4M3 + 128x128 weight_scale_inv layout)");
   auto* license_opt = sub->add_option("--license", a->license, "License id for the model card (default apache-2.0)");
   sub->add_option("--tag", a->tags, "Extra model-card tag (repeatable)");
   sub->add_option("--hidden", a->hidden, "hidden_size");
