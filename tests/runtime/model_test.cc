@@ -3,11 +3,15 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "runtime/config.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
+#include "runtime/weights.h"
 
 namespace hubnode::runtime {
 namespace {
@@ -270,6 +274,116 @@ TEST(KvCache, MlaBytesPerToken) {
   EXPECT_EQ(full, 61.0 * 128 * (192 + 128) * 4);
   std::printf("DeepSeek-V3 KV cache per token: MLA %.0f bytes, decompressed %.0f bytes (%.1fx)\n",
               compressed, full, full / compressed);
+}
+
+// A checkpoint in memory: F8_E4M3 weights (code 0x38 = 1.0) with F32 scales, and the rest f32.
+class Fp8Source final : public TensorSource {
+ public:
+  void Add(const std::string& name, std::vector<int64_t> shape, DType dtype, float fill = 1.0f) {
+    TensorDesc d{name, dtype, std::move(shape)};
+    std::vector<uint8_t> bytes(d.bytes());
+    if (dtype == DType::kF8E4M3) std::fill(bytes.begin(), bytes.end(), uint8_t{0x38});
+    if (dtype == DType::kF32) {
+      for (size_t i = 0; i < bytes.size() / 4; ++i) std::memcpy(bytes.data() + 4 * i, &fill, 4);
+    }
+    data_[name] = {d, std::move(bytes)};
+  }
+  // An F8_E4M3 Linear weight and its weight_scale_inv (one scale per 128 x 128 block).
+  void AddFp8(const std::string& name, int64_t rows, int64_t cols, float scale = 0.5f) {
+    Add(name, {rows, cols}, DType::kF8E4M3);
+    Add(name + "_scale_inv", {(rows + 127) / 128, (cols + 127) / 128}, DType::kF32, scale);
+  }
+  void Remove(const std::string& name) { data_.erase(name); }
+  Result<std::string> ReadFile(std::string_view) override { return NotFoundError("no files"); }
+  Result<std::vector<TensorDesc>> ListTensors() override {
+    std::vector<TensorDesc> out;
+    for (const auto& [name, t] : data_) out.push_back(t.first);
+    return out;
+  }
+  Status ReadTensor(std::string_view name, std::span<uint8_t> out) override {
+    auto it = data_.find(std::string(name));
+    if (it == data_.end()) return NotFoundError("no tensor");
+    std::memcpy(out.data(), it->second.second.data(), out.size());
+    return OkStatus();
+  }
+
+ private:
+  std::map<std::string, std::pair<TensorDesc, std::vector<uint8_t>>> data_;
+};
+
+// One dense DeepSeek-V3 layer in FP8, without q-LoRA; qk_nope_head_dim `nope`.
+std::pair<ModelConfig, Fp8Source> Fp8Deepseek(int nope) {
+  json j = DeepseekV3Config();
+  j["hidden_size"] = 8;
+  j["num_hidden_layers"] = 1;
+  j["num_attention_heads"] = 2;
+  j["num_key_value_heads"] = 2;
+  j["vocab_size"] = 16;
+  j["intermediate_size"] = 8;
+  j["q_lora_rank"] = nullptr;
+  j["kv_lora_rank"] = 4;
+  j["qk_nope_head_dim"] = nope;
+  j["qk_rope_head_dim"] = 8;
+  j["v_head_dim"] = 4;
+  j["first_k_dense_replace"] = 1;
+  auto c = ParseModelConfig(j.dump(), "");
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  Fp8Source s;
+  const std::string p = "model.layers.0.";
+  s.Add("model.embed_tokens.weight", {16, 8}, DType::kBF16);
+  s.Add("lm_head.weight", {16, 8}, DType::kBF16);
+  s.Add("model.norm.weight", {8}, DType::kBF16);
+  s.Add(p + "input_layernorm.weight", {8}, DType::kBF16);
+  s.Add(p + "post_attention_layernorm.weight", {8}, DType::kBF16);
+  s.Add(p + "self_attn.kv_a_layernorm.weight", {4}, DType::kBF16);
+  s.AddFp8(p + "self_attn.q_proj.weight", 2 * (nope + 8), 8);
+  s.AddFp8(p + "self_attn.kv_a_proj_with_mqa.weight", 4 + 8, 8);
+  s.AddFp8(p + "self_attn.kv_b_proj.weight", 2 * (nope + 4), 4, 0.25f);
+  s.AddFp8(p + "self_attn.o_proj.weight", 8, 2 * 4);
+  for (const char* m : {"gate_proj", "up_proj"}) s.AddFp8(p + "mlp." + m + ".weight", 8, 8);
+  s.AddFp8(p + "mlp.down_proj.weight", 8, 8);
+  return {*c, std::move(s)};
+}
+
+TEST(ModelWeights, DeepseekFp8) {
+  auto backend = MakeCpuBackend(1);
+  const std::string p = "model.layers.0.self_attn.";
+  {
+    auto [c, s] = Fp8Deepseek(4);
+    auto w = ModelWeights::Load(s, *backend, c, *s.ListTensors());
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    const LayerWeights& L = (*w)->layers[0];
+    EXPECT_EQ(L.q.dtype, DType::kF8E4M3);
+    ASSERT_NE(L.q.scales, nullptr);
+    EXPECT_EQ(L.q.block_rows, 128);
+    EXPECT_EQ(L.q.scales[0], 0.5f);
+    // kv_b dequantized (1.0 · 0.25) and held absorbed in f32.
+    EXPECT_EQ(L.uk_t.dtype, DType::kF32);
+    EXPECT_EQ(L.uk_t.rows, 2 * 4);
+    EXPECT_EQ(L.uk_t.cols, 4);
+    EXPECT_EQ(static_cast<const float*>(L.uk_t.data)[0], 0.25f);
+    EXPECT_EQ(L.uv.rows, 2 * 4);
+  }
+  auto fails = [&](const std::function<void(Fp8Source&)>& edit, StatusCode code, const std::string& names, int nope = 4) {
+    auto [c, s] = Fp8Deepseek(nope);
+    edit(s);
+    auto w = ModelWeights::Load(s, *backend, c, *s.ListTensors());
+    ASSERT_FALSE(w.ok());
+    EXPECT_EQ(w.status().code(), code) << w.status().ToString();
+    EXPECT_NE(w.status().message().find(names), std::string::npos) << w.status().message();
+  };
+  fails([&](Fp8Source& s) { s.Remove(p + "o_proj.weight_scale_inv"); }, StatusCode::kInvalidArgument,
+        "o_proj.weight_scale_inv");
+  fails([&](Fp8Source& s) { s.Add(p + "o_proj.weight_scale_inv", {2, 1}, DType::kF32); },
+        StatusCode::kInvalidArgument, "o_proj.weight_scale_inv");
+  fails([&](Fp8Source& s) { s.Add(p + "o_proj.weight_scale_inv", {1, 1}, DType::kBF16); },
+        StatusCode::kInvalidArgument, "not F32");
+  fails([&](Fp8Source& s) { s.Add(p + "o_proj.weight_scale_inv", {1, 1}, DType::kF32, NAN); },
+        StatusCode::kInvalidArgument, "non-finite");
+  fails([&](Fp8Source& s) { s.Add(p + "kv_b_proj.weight_scale_inv", {1, 1}, DType::kF32, INFINITY); },
+        StatusCode::kInvalidArgument, "non-finite");
+  // nope 124: head 0's rope rows 124..131 straddle two 128-row scale blocks.
+  fails([](Fp8Source&) {}, StatusCode::kUnimplemented, "128-row scale block", 124);
 }
 
 TEST(Sampler, GreedySeededTopKTopP) {
