@@ -5,7 +5,7 @@
 # routed experts by layer (dense layer 0 has none) and the shared experts apart; the OpenAI API
 # lists and serves both; a node pulls the V3 model with --experts 1:3 and stores that expert's six
 # tensors and no other; its expert map (GET /api/models/{repo}/peers) says 1:3 local and every
-# other routed expert on the peer; a node holding no expert generates A's tokens, fetching experts
+# other routed expert on the peer; concurrent requests batched equal each alone; a node holding no expert generates A's tokens, fetching experts
 # from A on their misses. Prints "N passed, M failed".
 set -uo pipefail
 HUBNODE=$(realpath "$1")
@@ -58,6 +58,20 @@ for repo in org/ds3 org/ds2; do
   check "$repo chat tokens" True "$(jq_py 'd["usage"]["completion_tokens"] >= 1 and d["choices"][0]["finish_reason"] in ("stop","length")' < "$WORK/body")"
   check "$repo completion from token ids" 200 "$(post "$A/v1/completions" -d '{"model":"'$repo'","prompt":[1,2,3],"max_tokens":4,"temperature":0}')"
 done
+
+# Concurrent requests are batched into one forward pass (MLA over each sequence's own cache):
+# each answer equals the same request made alone.
+for i in 1 2 3 4 5; do
+  curl -s -H 'Content-Type: application/json' "$A/v1/completions" \
+    -d "{\"model\":\"org/ds3\",\"prompt\":[$i,9,$i,4],\"max_tokens\":8,\"ignore_eos\":true,\"temperature\":0}" > "$WORK/par$i" &
+done
+wait $(jobs -p | grep -v "^$SPID$") 2>/dev/null
+same=0
+for i in 1 2 3 4 5; do
+  post "$A/v1/completions" -d "{\"model\":\"org/ds3\",\"prompt\":[$i,9,$i,4],\"max_tokens\":8,\"ignore_eos\":true,\"temperature\":0}" > /dev/null
+  [[ "$(jq_py 'd["choices"][0]["text"]' < "$WORK/par$i" 2>/dev/null)" == "$(jq_py 'd["choices"][0]["text"]' < "$WORK/body")" ]] && same=$((same + 1))
+done
+check "5 concurrent completions = each alone" 5 "$same"
 
 # A partial pull of one expert: its six tensors and no other expert.
 node b trust add-node-key --key "$WORK/a.pub" --name origin > /dev/null
