@@ -99,6 +99,14 @@ Result<GcResult> StoreImpl::CollectGarbage() {
   }));
   RETURN_IF_ERROR(err);
   for (const auto& [id, stored] : candidates) {
+    if (options_.tier_reader) {
+      // A reader's records of the writer's chunks stay: only the writer knows what is dead.
+      ASSIGN_OR_RETURN(bool tiered, db_->Has(Cf::kDefault, TierLocKey(id)));
+      if (tiered) {
+        ++result.chunks_kept;
+        continue;
+      }
+    }
     {
       // Decide and delete under the pin lock, so an import cannot pin this chunk, see it present
       // and rely on it between our check and our delete.

@@ -84,6 +84,10 @@ struct Options {
   uint64_t chunk_cache_bytes = uint64_t{1} << 30;
   // Size at which a pack being written is closed and uploaded. Default: 32 MiB.
   uint64_t pack_bytes = uint64_t{32} << 20;
+  // A reader node of the chunk tier: it reads the packs a writer node uploads (learning where
+  // chunks are from the packs' indexes) and never uploads or deletes a pack. Writes that would
+  // add chunks are FailedPrecondition. Default: false (the writer).
+  bool tier_reader = false;
 };
 
 // What `fsck` found: every chunk re-read and re-hashed, every git object re-hashed, every file

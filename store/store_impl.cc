@@ -7,6 +7,7 @@
 
 #include "base/bytes.h"
 #include "base/hex.h"
+#include "base/log.h"
 
 namespace hubnode::store {
 namespace {
@@ -504,9 +505,22 @@ Result<std::string> StoreImpl::ReadChunkRecord(const ChunkId& id) {
 Result<std::vector<bool>> StoreImpl::HasChunks(const std::vector<ChunkId>& ids) {
   std::vector<bool> out;
   out.reserve(ids.size());
+  bool missing = false;
   for (const ChunkId& id : ids) {
     ASSIGN_OR_RETURN(bool has, db_->Has(Cf::kChunkMeta, id.view()));
     out.push_back(has);
+    missing = missing || !has;
+  }
+  // With a chunk tier, a chunk another node put in the bucket counts as held once its pack is
+  // indexed here (a reader node pulls a writer's commits without fetching their chunks).
+  if (missing && tier()) {
+    Status s = IndexPacks();
+    if (!s.ok()) LOG(Warning) << "chunk tier: " << s.message();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (out[i]) continue;
+      ASSIGN_OR_RETURN(bool has, db_->Has(Cf::kChunkMeta, ids[i].view()));
+      out[i] = has;
+    }
   }
   return out;
 }

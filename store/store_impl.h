@@ -116,6 +116,10 @@ class StoreImpl final : public Store {
   Status LoadTierCache();
   // GC's part for packs (GcResult's pack counts).
   Status SweepPacks(GcResult* result);
+  // Records where the chunks of packs this store has not seen yet are (from the packs' indexes in
+  // the object store: a reader node learns the writer's chunks so). At most once a second.
+  Status IndexPacks();
+  Status DeleteDefaultKey(const std::string& key);
   std::shared_ptr<const ChunkSource> chunk_source();
 
   // Helpers shared by the implementation files.
@@ -147,6 +151,8 @@ class StoreImpl final : public Store {
   TierCache tier_cache_;
   std::mutex packs_mu_;
   std::set<std::string> packs_in_flight_;  // uploading, not yet named by any record: GC keeps them
+  std::mutex index_mu_;                     // held while packs are indexed
+  int64_t last_index_ms_ = 0;
 };
 
 // Validates a ref name: refs/heads/X, refs/tags/X or refs/pr/N, git's rules for X.

@@ -2,6 +2,7 @@
 // local cache, and StoreImpl's tier methods.
 #include "store/tier.h"
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <random>
@@ -71,6 +72,8 @@ std::string PackBuilder::Finish() {
     data_.append(e.id.view());
     PutU64(&data_, e.offset);
     PutU32(&data_, e.length);
+    data_.push_back(static_cast<char>(e.meta.codec));
+    PutU32(&data_, e.meta.raw_len);
   }
   PutU32(&data_, static_cast<uint32_t>(entries_.size()));
   PutU64(&data_, index_offset);
@@ -98,9 +101,15 @@ Result<std::vector<PackIndexEntry>> DecodePackIndex(std::string_view index, uint
     ASSIGN_OR_RETURN(p.id, ChunkId::FromBytes(e.substr(0, 32)));
     p.offset = GetLe(e, 32, 8);
     p.length = static_cast<uint32_t>(GetLe(e, 40, 4));
-    if (p.offset > index_offset || p.length > index_offset - p.offset) {
+    if (p.offset > index_offset || p.length > index_offset - p.offset || p.length < kChunkRecordHeader) {
       return DataLossError("a pack's index names bytes outside its records");
     }
+    const uint8_t codec = static_cast<uint8_t>(e[44]);
+    if (codec > static_cast<uint8_t>(Codec::kZstdGroup4)) return DataLossError("a pack's index names an unknown codec");
+    p.meta.codec = static_cast<Codec>(codec);
+    p.meta.raw_len = static_cast<uint32_t>(GetLe(e, 45, 4));
+    p.meta.stored_len = p.length - static_cast<uint32_t>(kChunkRecordHeader);
+    if (p.meta.raw_len > kMaxChunkRawLen) return DataLossError("a pack's index names a chunk over the size limit");
     out.push_back(p);
   }
   return out;
@@ -186,6 +195,10 @@ Status StoreImpl::UploadPack(PackBuilder pack) {
   if (pack.empty()) return OkStatus();
   ChunkTier* t = tier();
   if (!t) return FailedPreconditionError("no chunk tier");
+  if (options_.tier_reader) {
+    return FailedPreconditionError("this node reads the chunks a writer node puts in " + t->Describe() +
+                                   "; send writes to the writer");
+  }
   const std::string name = NewPackName();
   {
     std::lock_guard<std::mutex> lock(packs_mu_);
@@ -202,6 +215,7 @@ Status StoreImpl::UploadPack(PackBuilder pack) {
       batch.Put(Cf::kChunkMeta, e.id.view(), EncodeChunkMeta(e.meta));
       batch.Put(Cf::kDefault, TierLocKey(e.id), EncodeChunkLoc(ChunkLoc{name, e.offset, e.length}));
     }
+    batch.Put(Cf::kDefault, std::string(kTierPackPrefix) + name, "");
     s = db_->Write(batch, /*sync=*/false);
   }
   {
@@ -235,6 +249,11 @@ void StoreImpl::CacheRecord(const ChunkId& id, std::string_view record) {
 Result<std::optional<TieredChunk>> StoreImpl::FetchTiered(const ChunkId& id) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kDefault, TierLocKey(id)));
+    if (!v && tier() && attempt == 0) {
+      // Perhaps in a pack another node wrote since we last looked.
+      RETURN_IF_ERROR(IndexPacks());
+      ASSIGN_OR_RETURN(v, db_->Get(Cf::kDefault, TierLocKey(id)));
+    }
     if (!v) return std::optional<TieredChunk>();
     ASSIGN_OR_RETURN(ChunkLoc loc, DecodeChunkLoc(*v));
     ChunkTier* t = tier();
@@ -323,9 +342,59 @@ Result<TierPushResult> StoreImpl::PushToTier() {
   return result;
 }
 
+Status StoreImpl::DeleteDefaultKey(const std::string& key) {
+  auto batch = db_->NewBatch();
+  batch.Delete(Cf::kDefault, key);
+  return db_->Write(batch, /*sync=*/false);
+}
+
+Status StoreImpl::IndexPacks() {
+  ChunkTier* t = tier();
+  if (!t || db_->read_only()) return OkStatus();
+  std::lock_guard<std::mutex> lock(index_mu_);
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (last_index_ms_ != 0 && now - last_index_ms_ < 1000) return OkStatus();
+  last_index_ms_ = now;
+  auto packs = t->ListPacks();
+  if (!packs.ok()) return UnavailableError("cannot list the packs of " + t->Describe() + ": " + packs.status().message());
+  for (const auto& p : *packs) {
+    const std::string marker = std::string(kTierPackPrefix) + p.name;
+    ASSIGN_OR_RETURN(bool seen, db_->Has(Cf::kDefault, marker));
+    if (seen || p.size < kPackFooter) continue;
+    // The footer and the index are untrusted like every byte of the bucket: a lie about where a
+    // chunk is shows when its bytes fail to hash to its id.
+    ASSIGN_OR_RETURN(std::string footer, t->ReadPack(p.name, p.size - kPackFooter, kPackFooter));
+    auto f = DecodePackFooter(footer, p.size);
+    if (!f.ok()) {
+      LOG(Warning) << "pack " << p.name << " in " << t->Describe() << ": " << f.status().message() << "; skipped";
+      continue;
+    }
+    auto [count, index_offset] = *f;
+    ASSIGN_OR_RETURN(std::string index, t->ReadPack(p.name, index_offset, uint64_t{count} * kPackIndexEntry));
+    auto entries = DecodePackIndex(index, count, index_offset);
+    if (!entries.ok()) {
+      LOG(Warning) << "pack " << p.name << " in " << t->Describe() << ": " << entries.status().message() << "; skipped";
+      continue;
+    }
+    auto batch = db_->NewBatch();
+    for (const auto& e : *entries) {
+      ASSIGN_OR_RETURN(bool has_loc, db_->Has(Cf::kDefault, TierLocKey(e.id)));
+      if (has_loc) continue;
+      ASSIGN_OR_RETURN(bool has_meta, db_->Has(Cf::kChunkMeta, e.id.view()));
+      if (!has_meta) batch.Put(Cf::kChunkMeta, e.id.view(), EncodeChunkMeta(e.meta));
+      batch.Put(Cf::kDefault, TierLocKey(e.id), EncodeChunkLoc(ChunkLoc{p.name, e.offset, e.length}));
+    }
+    batch.Put(Cf::kDefault, marker, "");
+    RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
+  }
+  return OkStatus();
+}
+
 Status StoreImpl::SweepPacks(GcResult* result) {
   ChunkTier* t = tier();
-  if (!t) return OkStatus();
+  // Only the writer deletes packs: a reader's records do not say what the writer still names.
+  if (!t || options_.tier_reader) return OkStatus();
   // Listed first, then the packs in flight, then the records: a pack listed and not in flight had
   // its records written before the scan below reads them.
   ASSIGN_OR_RETURN(auto packs, t->ListPacks());
@@ -352,6 +421,7 @@ Status StoreImpl::SweepPacks(GcResult* result) {
     auto it = live.find(p.name);
     if (it == live.end()) {
       RETURN_IF_ERROR(t->DeletePack(p.name));
+      RETURN_IF_ERROR(DeleteDefaultKey(std::string(kTierPackPrefix) + p.name));
       ++result->packs_deleted;
       result->pack_bytes_freed += p.size;
       continue;
@@ -372,6 +442,7 @@ Status StoreImpl::SweepPacks(GcResult* result) {
     uint64_t fresh_bytes = fresh.bytes();
     RETURN_IF_ERROR(UploadPack(std::move(fresh)));
     RETURN_IF_ERROR(t->DeletePack(p.name));
+    RETURN_IF_ERROR(DeleteDefaultKey(std::string(kTierPackPrefix) + p.name));
     ++result->packs_rewritten;
     result->pack_bytes_freed += p.size - std::min(p.size, fresh_bytes);
   }

@@ -20,6 +20,7 @@ namespace hubnode::store {
 // Keys in the default column family.
 inline constexpr std::string_view kTierLocPrefix = "tier/loc/";      // + chunk id (32 bytes)
 inline constexpr std::string_view kTierCachePrefix = "tier/cache/";  // + chunk id: cached copy
+inline constexpr std::string_view kTierPackPrefix = "tier/pack/";    // + pack name: its index is recorded
 std::string TierLocKey(const ChunkId& id);
 std::string TierCacheKey(const ChunkId& id);
 
@@ -35,8 +36,8 @@ Result<ChunkLoc> DecodeChunkLoc(std::string_view v);
 // A new pack's name: 128 random bits, hex.
 std::string NewPackName();
 
-// A pack being filled: chunk records back to back, then the index (id, offset, length per
-// chunk), then a 20-byte footer: u32 count, u64 index offset, "HNPACK01".
+// A pack being filled: chunk records back to back, then the index (id, offset, length, codec,
+// raw length per chunk: 49 bytes), then a 20-byte footer: u32 count, u64 index offset, "HNPACK01".
 class PackBuilder {
  public:
   struct Entry {
@@ -58,12 +59,13 @@ class PackBuilder {
 };
 
 inline constexpr size_t kPackFooter = 20;
-inline constexpr size_t kPackIndexEntry = 44;
+inline constexpr size_t kPackIndexEntry = 49;
 // The index of a pack from its footer and index bytes (untrusted): DataLoss when malformed.
 struct PackIndexEntry {
   ChunkId id;
   uint64_t offset;
   uint32_t length;
+  ChunkMeta meta;  // codec, raw length, stored length (= length - record header)
 };
 Result<std::pair<uint32_t, uint64_t>> DecodePackFooter(std::string_view footer, uint64_t pack_size);
 Result<std::vector<PackIndexEntry>> DecodePackIndex(std::string_view index, uint32_t count, uint64_t index_offset);

@@ -28,6 +28,8 @@ int RunCli(int argc, char** argv) {
   app.add_option("--chunk-cache", flags.chunk_cache_bytes,
                  "Local cache of chunks held in the bucket (bytes, or with a unit; default 1 GiB)")
       ->transform(CLI::AsSizeValue(false));
+  app.add_flag("--chunks-reader", flags.chunks_reader,
+               "A reader node of --chunks: read the packs a writer node puts there, never write or delete one");
   // Global options are accepted after the subcommand too (`hubnode serve --data D`).
   app.fallthrough();
 

@@ -43,6 +43,7 @@ Result<std::unique_ptr<store::Store>> OpenStore(const GlobalFlags& flags) {
   if (!flags.chunks.empty()) {
     ASSIGN_OR_RETURN(o.chunk_tier, s3::OpenS3ChunkTier(flags.chunks));
     o.chunk_cache_bytes = flags.chunk_cache_bytes;
+    o.tier_reader = flags.chunks_reader;
   }
   return store::Store::Open(o);
 }

@@ -20,6 +20,7 @@ struct GlobalFlags {
   uint64_t min_free_bytes = uint64_t{256} << 20;  // --min-free-space
   std::string chunks;  // --chunks s3://bucket/prefix: chunk payloads in an object store
   uint64_t chunk_cache_bytes = uint64_t{1} << 30;  // --chunk-cache: local copies of tiered chunks
+  bool chunks_reader = false;  // --chunks-reader: read the bucket a writer node fills, never write it
 };
 
 // "REPO", "REPO@REV", "REPO@REV:PATH" (REV may contain '/', e.g. refs/pr/1; PATH follows the

@@ -2,7 +2,9 @@
 # The chunk tier (issue 19) against Ceph's radosgw started here on 127.0.0.1: an import with
 # --chunks puts every chunk in packs in the bucket and keeps the local cache in its bound;
 # downloads with an empty local cache are byte-exact; a crash between a pack's upload and its
-# commit leaves nothing visible and GC deletes the orphan pack; radosgw down: a download of an
+# commit leaves nothing visible and GC deletes the orphan pack; a reader node pulls the writer's
+# commit without fetching a chunk (it finds them in the packs' indexes) and serves it byte-exact,
+# refusing writes; radosgw down: a download of an
 # uncached chunk is 503 + Retry-After with the JSON error, and works again, byte-exact, once it is
 # back. Prints "N passed, M failed"; exit 77 when Ceph is not installed (scripts/install-deps.sh).
 set -uo pipefail
@@ -12,7 +14,8 @@ CEPH=$(cd "$(dirname "$0")/../../tools/ceph" && pwd)
 for b in ceph-mon ceph-osd radosgw; do
   command -v $b > /dev/null || { echo "SKIP: $b is not installed (scripts/install-deps.sh installs Ceph)"; exit 77; }
 done
-trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; "$CEPH/ceph-down.sh" "$WORK/ceph" > /dev/null 2>&1; rm -rf "$WORK"' EXIT
+RPID=
+trap '[[ -n "$PID" ]] && kill -9 "$PID" 2>/dev/null; [[ -n "$RPID" ]] && kill -9 "$RPID" 2>/dev/null; "$CEPH/ceph-down.sh" "$WORK/ceph" > /dev/null 2>&1; rm -rf "$WORK"' EXIT
 up=
 for _ in 1 2 3 4; do
   PORT=$((20000 + RANDOM % 20000))
@@ -49,6 +52,7 @@ check "packs in the bucket (radosgw counts them)" True "$([[ $N -ge 1 ]] && echo
 DISK=$(stat_of disk_bytes < "$WORK/st.json"); REMOTE=$(stat_of remote_bytes < "$WORK/st.json")
 check "the local store is a fraction of the bucket's bytes" True "$([[ $DISK -lt $((REMOTE / 2)) ]] && echo True)"
 
+H node-key > "$WORK/w.pub"  # the reader trusts the writer's chunk maps
 serve --chunk-cache 4MiB
 for f in $(cd "$WORK/m" && ls); do
   check "download of $f from the bucket, byte-exact" "$(sha256sum < "$WORK/m/$f")" "$(curl -sf "$U/t/m/resolve/main/$f" | sha256sum)"
@@ -56,6 +60,27 @@ done
 S1=$(cd "$WORK/m" && ls *.safetensors | sed -n 1p)
 check "range of a tiered file" "$(tail -c +3000001 "$WORK/m/$S1" | head -c 100000 | sha256sum)" \
   "$(curl -sf -r 3000000-3099999 "$U/t/m/resolve/main/$S1" | sha256sum)"
+
+# A reader node over the same bucket: metadata from the writer, chunks from the bucket.
+R() { "$HUBNODE" --data "$WORK/reader" --chunks "s3://$B/models" --chunks-reader "$@"; }
+R -q trust add-node-key --key "$WORK/w.pub" --name writer > /dev/null
+R -q pull t/m --from "$U" --experts all > "$WORK/pull.out" 2>&1
+check "the reader pulls the writer's commit" 0 $?
+check "the reader fetched no chunk from the writer" True "$(grep -q 'fetched 0 chunks' "$WORK/pull.out" && echo True)"
+check "the reader holds every chunk through the bucket" 0 "$(R stats --json | stat_of local_only_chunks)"
+"$HUBNODE" --data "$WORK/reader" --chunks "s3://$B/models" --chunks-reader serve --listen 127.0.0.1:0 --no-inference \
+  --raw-cache-size 0 > "$WORK/r.out" 2> "$WORK/r.err" &
+RPID=$!
+for _ in $(seq 200); do grep -q serving "$WORK/r.out" && break; sleep 0.05; done
+RU=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/r.out")
+for f in $(cd "$WORK/m" && ls); do
+  check "reader node: $f byte-exact" "$(sha256sum < "$WORK/m/$f")" "$(curl -sf "$RU/t/m/resolve/main/$f" | sha256sum)"
+done
+kill "$RPID"; wait "$RPID" 2>/dev/null; RPID=
+"$HUBNODE" -q testmodel --family llama --size small --shards 1 --seed 5 --hidden 256 --layers 2 --out "$WORK/m3" > /dev/null
+R -q import "$WORK/m3" --repo t/other > /dev/null 2> "$WORK/ri.err"
+check "an import on the reader is refused" 1 $?
+check "the refusal says to write to the writer" True "$(grep -q 'send writes to the writer' "$WORK/ri.err" && echo True)"
 stop
 H stats --json > "$WORK/st.json"
 CACHED=$(stat_of cached_bytes < "$WORK/st.json")
