@@ -5,8 +5,9 @@
 # routed experts by layer (dense layer 0 has none) and the shared experts apart; the OpenAI API
 # lists and serves both; a node pulls the V3 model with --experts 1:3 and stores that expert's six
 # tensors and no other; its expert map (GET /api/models/{repo}/peers) says 1:3 local and every
-# other routed expert on the peer; concurrent requests batched equal each alone; a node holding no expert generates A's tokens, fetching experts
-# from A on their misses. Prints "N passed, M failed".
+# other routed expert on the peer; concurrent requests, batched, equal each made alone; a node
+# holding no expert generates A's tokens, fetching experts from A on their misses. Prints
+# "N passed, M failed".
 set -uo pipefail
 HUBNODE=$(realpath "$1")
 WORK=$(mktemp -d)
