@@ -1,0 +1,251 @@
+// The chunk tier through an in-memory object store (FakeTier): chunks go to packs, reads come back
+// verified, a tampered pack is never served, the cache keeps its bound, GC deletes and rewrites
+// packs, push moves a local store's chunks, a reader learns chunks from pack indexes, and the pack
+// format's parsers refuse malformed input.
+#include <map>
+#include <mutex>
+
+#include "store/store.h"
+#include "store/tier.h"
+#include "testmodel/testmodel.h"
+#include "tests/testutil/testutil.h"
+
+namespace hubnode::store {
+namespace {
+
+using hubnode::testing::ReadTree;
+using hubnode::testing::TempDir;
+namespace tm = hubnode::testmodel;
+
+class FakeTier final : public ChunkTier {
+ public:
+  Status PutPack(std::string_view name, std::string_view bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (down) return UnavailableError("down");
+    packs[std::string(name)] = std::string(bytes);
+    return OkStatus();
+  }
+  Result<std::string> ReadPack(std::string_view name, uint64_t offset, uint64_t length) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reads;
+    if (down) return UnavailableError("down");
+    auto it = packs.find(std::string(name));
+    if (it == packs.end()) return NotFoundError("no pack");
+    if (offset + length > it->second.size()) return OutOfRangeError("past the end");
+    return it->second.substr(offset, length);
+  }
+  Status DeletePack(std::string_view name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    packs.erase(std::string(name));
+    return OkStatus();
+  }
+  Result<std::vector<PackInfo>> ListPacks() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<PackInfo> out;
+    for (const auto& [n, b] : packs) out.push_back(PackInfo{n, b.size()});
+    return out;
+  }
+  std::string Describe() const override { return "fake://"; }
+
+  std::mutex mu_;
+  std::map<std::string, std::string> packs;
+  bool down = false;
+  int reads = 0;
+};
+
+std::string Model(const TempDir& dir, const std::string& name, uint64_t seed) {
+  tm::Options o;
+  o.seed = seed;
+  EXPECT_OK(tm::Generate(o, dir / name).status());
+  return dir / name;
+}
+
+Options Tiered(const TempDir& dir, std::shared_ptr<FakeTier> tier, const std::string& sub = "data") {
+  Options o;
+  o.data_dir = dir / sub;
+  o.chunk_tier = std::move(tier);
+  o.pack_bytes = 64 << 10;  // several packs from a small model
+  o.chunk_cache_bytes = 256 << 10;
+  return o;
+}
+
+TEST(TierTest, ImportGoesToPacksAndReadsBackByteExact) {
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  ASSERT_OK_AND_ASSIGN(auto store, Store::Open(Tiered(dir, tier)));
+  std::string a = Model(dir, "a", 1);
+  auto repo = *RepoId::Parse("t/a");
+  ASSERT_OK_AND_ASSIGN(ImportResult r, store->ImportDirectory(a, repo, ImportOptions()));
+  EXPECT_GT(tier->packs.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(Stats s, store->GetStats());
+  EXPECT_EQ(s.remote_chunks, s.chunks);
+  EXPECT_EQ(s.local_only_chunks, 0u);
+  EXPECT_EQ(s.cached_bytes, 0u);
+  ASSERT_OK(store->Export(r.commit, dir / "out"));
+  EXPECT_EQ(ReadTree(dir / "out"), ReadTree(a));
+  ASSERT_OK_AND_ASSIGN(Stats after, store->GetStats());
+  EXPECT_GT(after.cached_bytes, 0u);
+  EXPECT_LE(after.cached_bytes, 256u << 10);
+  // The cache bound holds across a reopen with a smaller bound.
+  store.reset();
+  Options small = Tiered(dir, tier);
+  small.chunk_cache_bytes = 0;
+  ASSERT_OK_AND_ASSIGN(store, Store::Open(small));
+  ASSERT_OK_AND_ASSIGN(Stats reopened, store->GetStats());
+  EXPECT_EQ(reopened.cached_bytes, 0u);
+  ASSERT_OK(store->Export(r.commit, dir / "out2"));
+  EXPECT_EQ(ReadTree(dir / "out2"), ReadTree(a));
+  ASSERT_OK_AND_ASSIGN(FsckReport fsck, store->Fsck(FsckOptions()));
+  EXPECT_TRUE(fsck.clean());
+}
+
+TEST(TierTest, TamperedPackBytesAreNeverServed) {
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  Options o = Tiered(dir, tier);
+  o.chunk_cache_bytes = 0;
+  ASSERT_OK_AND_ASSIGN(auto store, Store::Open(o));
+  std::string a = Model(dir, "a", 2);
+  ASSERT_OK_AND_ASSIGN(ImportResult r, store->ImportDirectory(a, *RepoId::Parse("t/a"), ImportOptions()));
+  for (auto& [name, bytes] : tier->packs) bytes[bytes.size() / 3] ^= 0x55;  // one byte of each pack
+  auto exported = store->Export(r.commit, dir / "out");
+  ASSERT_FALSE(exported.ok());
+  EXPECT_EQ(exported.code(), StatusCode::kDataLoss) << exported.ToString();
+  ASSERT_OK_AND_ASSIGN(FsckReport fsck, store->Fsck(FsckOptions()));
+  EXPECT_FALSE(fsck.damaged_chunks.empty());
+}
+
+TEST(TierTest, ObjectStoreDownIsUnavailableAndNothingIsRecorded) {
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  ASSERT_OK_AND_ASSIGN(auto store, Store::Open(Tiered(dir, tier)));
+  std::string a = Model(dir, "a", 3);
+  auto repo = *RepoId::Parse("t/a");
+  tier->down = true;
+  auto failed = store->ImportDirectory(a, repo, ImportOptions());
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable) << failed.status().ToString();
+  EXPECT_EQ(store->GetRepo(repo).status().code(), StatusCode::kNotFound);
+  tier->down = false;
+  ASSERT_OK_AND_ASSIGN(ImportResult r, store->ImportDirectory(a, repo, ImportOptions()));
+  tier->down = true;
+  ASSERT_OK_AND_ASSIGN(auto files, store->ListFiles(r.commit));
+  ASSERT_OK_AND_ASSIGN(auto reader, store->OpenFile(files.back()));
+  auto read = reader->ReadToString(0, reader->size());
+  EXPECT_EQ(read.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(TierTest, GcDeletesDeadPacksAndRewritesMostlyDeadOnes) {
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  Options o = Tiered(dir, tier);
+  o.pack_bytes = 64 << 20;  // one pack per import
+  ASSERT_OK_AND_ASSIGN(auto store, Store::Open(o));
+  auto keep = *RepoId::Parse("t/keep"), drop = *RepoId::Parse("t/drop");
+  std::string a = Model(dir, "a", 4), b = Model(dir, "b", 5);
+  ASSERT_OK_AND_ASSIGN(ImportResult ra, store->ImportDirectory(a, keep, ImportOptions()));
+  ASSERT_OK_AND_ASSIGN(ImportResult rb, store->ImportDirectory(b, drop, ImportOptions()));
+  ASSERT_EQ(tier->packs.size(), 2u);
+  // An orphan (a crash between upload and commit) goes; so does the pack of a dropped repo,
+  // whose shared chunks (tokenizer, card) are in a's pack already.
+  tier->packs["0123456789abcdef0123456789abcdef"] = "junk";
+  ASSERT_OK(store->UpdateRef(drop, "refs/heads/main", rb.commit, GitOid()));
+  ASSERT_OK_AND_ASSIGN(GcResult gc, store->CollectGarbage());
+  EXPECT_EQ(gc.packs_deleted, 2u);
+  EXPECT_EQ(tier->packs.size(), 1u);
+  ASSERT_OK(store->Export(ra.commit, dir / "out"));
+  EXPECT_EQ(ReadTree(dir / "out"), ReadTree(a));
+
+  // Now a pack mostly dead: drop `keep` but keep a repo naming one small file of it.
+  ASSERT_OK_AND_ASSIGN(auto files, store->ListFiles(ra.commit));
+  const FileEntry* small = nullptr;
+  for (const auto& f : files) {
+    if (f.path == "config.json") small = &f;
+  }
+  ASSERT_NE(small, nullptr);
+  CommitSpec spec;
+  spec.changes.push_back(FileChange{FileChange::Kind::kPut, "config.json", small->sha256, small->size, false, small->blob});
+  spec.message = "only the config\n";
+  ASSERT_OK_AND_ASSIGN(WrittenCommit only, store->WriteCommit(spec));
+  auto cfg = *RepoId::Parse("t/cfg");
+  ASSERT_OK(store->CreateRepo(cfg, Visibility::kPublic));
+  ASSERT_OK(store->UpdateRef(cfg, "refs/heads/main", GitOid(), only.commit));
+  ASSERT_OK(store->UpdateRef(keep, "refs/heads/main", ra.commit, GitOid()));
+  uint64_t before = tier->packs.begin()->second.size();
+  ASSERT_OK_AND_ASSIGN(GcResult gc2, store->CollectGarbage());
+  EXPECT_EQ(gc2.packs_rewritten, 1u);
+  ASSERT_EQ(tier->packs.size(), 1u);
+  EXPECT_LT(tier->packs.begin()->second.size(), before / 10);
+  ASSERT_OK_AND_ASSIGN(auto reader, store->OpenFile(*small));
+  ASSERT_OK_AND_ASSIGN(std::string got, reader->ReadToString(0, small->size));
+  EXPECT_EQ(got, hubnode::testing::ReadWholeFile(a + "/config.json"));
+}
+
+TEST(TierTest, PushMovesALocalStoreAndAReaderFindsItsChunks) {
+  TempDir dir;
+  std::string a = Model(dir, "a", 6);
+  GitOid commit;
+  {
+    Options local;
+    local.data_dir = dir / "data";
+    ASSERT_OK_AND_ASSIGN(auto store, Store::Open(local));
+    ASSERT_OK_AND_ASSIGN(ImportResult r, store->ImportDirectory(a, *RepoId::Parse("t/a"), ImportOptions()));
+    commit = r.commit;
+  }
+  auto tier = std::make_shared<FakeTier>();
+  ASSERT_OK_AND_ASSIGN(auto store, Store::Open(Tiered(dir, tier)));
+  ASSERT_OK_AND_ASSIGN(TierPushResult pushed, store->PushToTier());
+  ASSERT_OK_AND_ASSIGN(Stats s, store->GetStats());
+  EXPECT_EQ(pushed.chunks, s.chunks);
+  EXPECT_EQ(s.local_only_chunks, 0u);
+  EXPECT_LE(s.cached_bytes, 256u << 10);
+  EXPECT_GT(pushed.evicted_chunks, 0u);
+  ASSERT_OK_AND_ASSIGN(TierPushResult again, store->PushToTier());
+  EXPECT_EQ(again.chunks, 0u);
+  ASSERT_OK(store->Export(commit, dir / "out"));
+  EXPECT_EQ(ReadTree(dir / "out"), ReadTree(a));
+
+  // A reader over the same packs: every chunk counts as held once the packs are indexed.
+  Options ro = Tiered(dir, tier, "reader");
+  ro.tier_reader = true;
+  ASSERT_OK_AND_ASSIGN(auto reader, Store::Open(ro));
+  ASSERT_OK_AND_ASSIGN(auto files, store->ListFiles(commit));
+  ASSERT_OK_AND_ASSIGN(auto chunks, store->ListChunks(files.back()));
+  std::vector<ChunkId> ids;
+  for (const auto& c : chunks) ids.push_back(c.id);
+  ASSERT_OK_AND_ASSIGN(std::vector<bool> held, reader->HasChunks(ids));
+  EXPECT_EQ(std::count(held.begin(), held.end(), true), static_cast<long>(ids.size()));
+  ASSERT_OK_AND_ASSIGN(std::string rec, reader->ReadChunkRecord(ids[0]));
+  EXPECT_OK(DecodeVerifiedChunk(ids[0], rec).status());
+  // The reader never deletes a pack, even one it does not reference.
+  size_t packs = tier->packs.size();
+  ASSERT_OK(reader->CollectGarbage().status());
+  EXPECT_EQ(tier->packs.size(), packs);
+}
+
+TEST(TierTest, PackParsersRefuseMalformedInput) {
+  PackBuilder b;
+  b.Add(ChunkIdOf("x"), ChunkMeta{Codec::kRaw, 1, 1}, std::string("\0\1\0\0\0x", 6));
+  std::string pack = b.Finish();
+  auto footer = DecodePackFooter(std::string_view(pack).substr(pack.size() - kPackFooter), pack.size());
+  ASSERT_OK(footer.status());
+  auto [count, at] = *footer;
+  EXPECT_EQ(count, 1u);
+  ASSERT_OK(DecodePackIndex(std::string_view(pack).substr(at, kPackIndexEntry), count, at).status());
+  std::string bad = pack;
+  bad[bad.size() - 1] = 'X';  // magic
+  EXPECT_FALSE(DecodePackFooter(std::string_view(bad).substr(bad.size() - kPackFooter), bad.size()).ok());
+  EXPECT_FALSE(DecodePackFooter(std::string_view(pack).substr(pack.size() - kPackFooter), pack.size() + 1).ok());
+  std::string index = pack.substr(at, kPackIndexEntry);
+  index[32] = 100;  // offset past the records
+  EXPECT_FALSE(DecodePackIndex(index, 1, at).ok());
+  index = pack.substr(at, kPackIndexEntry);
+  index[44] = 9;  // unknown codec
+  EXPECT_FALSE(DecodePackIndex(index, 1, at).ok());
+  EXPECT_FALSE(DecodePackIndex(index.substr(1), 1, at).ok());
+  EXPECT_FALSE(DecodeChunkLoc("short").ok());
+  EXPECT_FALSE(DecodeChunkLoc(std::string(44, 'Z')).ok());
+}
+
+}  // namespace
+}  // namespace hubnode::store
