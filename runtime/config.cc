@@ -163,7 +163,7 @@ Status ParseDeepseek(const json& j, ModelConfig& c) {
   c.mla = true;
   ASSIGN_OR_RETURN(m.q_lora_rank, Int(j, "q_lora_rank", 0, 0, 1 << 20));
   ASSIGN_OR_RETURN(m.kv_lora_rank, Int(j, "kv_lora_rank", std::nullopt, 1, 1 << 20));
-  ASSIGN_OR_RETURN(m.qk_nope_head_dim, Int(j, "qk_nope_head_dim", std::nullopt, 0, 1 << 16));
+  ASSIGN_OR_RETURN(m.qk_nope_head_dim, Int(j, "qk_nope_head_dim", std::nullopt, 1, 1 << 16));
   ASSIGN_OR_RETURN(m.qk_rope_head_dim, Int(j, "qk_rope_head_dim", std::nullopt, 2, 1 << 16));
   ASSIGN_OR_RETURN(m.v_head_dim, Int(j, "v_head_dim", std::nullopt, 1, 1 << 16));
   if (m.qk_rope_head_dim % 2 != 0) return Bad("qk_rope_head_dim", "must be even");

@@ -409,7 +409,7 @@ Status Model::Mla(int l, int64_t n, const float* hn, float* x, std::span<const S
     uk.rows = kvl;
     products.push_back({q + h * qk, n, qw, uk, nullptr, qf + h * lw, fw, false});
   }
-  if (nope > 0) b_.MatMul(products);
+  b_.MatMul(products);
   b_.AddScaled({qpe, q + nope, nullptr, nullptr, n * heads, rope, rope, qk, true});
   const float rope_scale = c_.rope.type == RopeType::kYarn ? static_cast<float>(c_.rope.attention_factor) : 1.0f;
   int64_t row = 0;

@@ -201,6 +201,7 @@ TEST(Config, Deepseek) {
   bad([](json& j) { j["topk_group"] = 1; j["num_experts_per_tok"] = 33; }, "topk_group");
   bad([](json& j) { j.erase("kv_lora_rank"); }, "kv_lora_rank");
   bad([](json& j) { j["qk_rope_head_dim"] = 63; }, "qk_rope_head_dim");
+  bad([](json& j) { j["qk_nope_head_dim"] = 0; }, "qk_nope_head_dim");
   bad([](json& j) { j["attention_bias"] = true; }, "attention_bias");
 }
 
