@@ -268,17 +268,26 @@ class CpuBackend final : public Backend {
       }
       return;
     }
+    if (scaled) {  // prefill of block-scaled weights: the block's raw values once, four activation rows per pass
+      thread_local std::vector<float> raw;
+      if (k_.raw_rows) {
+        raw.resize(static_cast<size_t>(rows) * in);
+        k_.raw_rows(a.w, row0, rows, raw.data());
+      }
+      for (int64_t i = 0; i < a.n; i += 4) {
+        const int nx = static_cast<int>(std::min<int64_t>(4, a.n - i));
+        k_.dot_tile_q(a.x + i * a.x_stride, a.x_stride, nx, a.w, row0, rows, raw.data(), out);
+        for (int j = 0; j < nx; ++j) store(i + j, out + j * kernels::kBlockRows);
+      }
+      return;
+    }
     // Prefill: convert the block once (f32 weights are used as they are), then stream the
     // activation rows past it four at a time.
     const float* wf = static_cast<const float*>(w);
     if (a.w.dtype != DType::kF32) {
       thread_local std::vector<float> block;
       block.resize(static_cast<size_t>(rows) * in);
-      if (scaled) {
-        k_.dequant_rows(a.w, row0, rows, block.data());
-      } else {
-        k_.to_f32(w, a.w.dtype, rows * in, block.data());
-      }
+      k_.to_f32(w, a.w.dtype, rows * in, block.data());
       wf = block.data();
     }
     for (int64_t i = 0; i < a.n; i += 4) {

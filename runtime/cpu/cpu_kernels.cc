@@ -324,12 +324,12 @@ HUBNODE_AVX512 void DotTileAvx512(const float* x, int64_t x_stride, int nx, cons
   }
 }
 
-constexpr KernelSet kScalar{"scalar",     DotRowsScalar,  DotTileByRows<DotRowsScalar>, ToF32Scalar,
-                            DotF32Scalar, AxpyScalar,     DotRowsQScalar,               DequantRowsScalar};
-constexpr KernelSet kAvx2{"avx2",     DotRowsAvx2,  DotTileByRows<DotRowsAvx2>, ToF32Avx2,
-                          DotF32Avx2, AxpyAvx2,     DotRowsQAvx2,               DequantRowsAvx2};
-constexpr KernelSet kAvx512{"avx512",     DotRowsAvx512, DotTileAvx512,  ToF32Avx512,
-                            DotF32Avx512, AxpyAvx512,    DotRowsQAvx512, DequantRowsAvx512};
+constexpr KernelSet kScalar{"scalar",       DotRowsScalar, DotTileByRows<DotRowsScalar>, ToF32Scalar, DotF32Scalar,
+                            AxpyScalar,     DotRowsQScalar, nullptr, DotTileQScalar,               DequantRowsScalar};
+constexpr KernelSet kAvx2{"avx2",       DotRowsAvx2, DotTileByRows<DotRowsAvx2>, ToF32Avx2, DotF32Avx2,
+                          AxpyAvx2,     DotRowsQAvx2, nullptr, DotTileQAvx2,               DequantRowsAvx2};
+constexpr KernelSet kAvx512{"avx512",       DotRowsAvx512, DotTileAvx512,  ToF32Avx512, DotF32Avx512,
+                            AxpyAvx512,     DotRowsQAvx512, RawRowsAvx512, DotTileQAvx512, DequantRowsAvx512};
 
 const KernelSet& Choose() {
   __builtin_cpu_init();

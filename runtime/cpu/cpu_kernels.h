@@ -31,9 +31,11 @@ struct KernelSet {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   // y[i] += s · x[i].
   void (*axpy)(float s, const float* x, float* y, int64_t n);
-  // Block-scaled weights (quant_kernels.h): the product read in place, and rows dequantized to
-  // f32 for dot_tile (bit-identical per row to dot_rows_q).
+  // Block-scaled weights (quant_kernels.h): one activation row (decode), up to four (prefill;
+  // bit-identical per row to dot_rows_q), and rows dequantized to f32 (embeddings, conversions).
   DotRowsQFn dot_rows_q;
+  RawRowsFn raw_rows;
+  DotTileQFn dot_tile_q;
   DequantRowsFn dequant_rows;
 };
 

@@ -140,9 +140,8 @@ TEST(QuantKernels, EverySetMatchesTheDecodedValues) {
       for (int64_t r0 = 0; r0 < c.rows; r0 += kernels::kBlockRows) {
         const int rows = static_cast<int>(std::min<int64_t>(kernels::kBlockRows, c.rows - r0));
         k->dequant_rows(q.view, r0, rows, deq.data() + r0 * c.cols);
-        float direct[kernels::kBlockRows], converted[kernels::kBlockRows];
+        float direct[kernels::kBlockRows], tile[4 * kernels::kBlockRows];
         k->dot_rows_q(x.data(), q.view, r0, rows, direct);
-        k->dot_rows(x.data(), deq.data() + r0 * c.cols, DType::kF32, c.cols, c.cols, rows, converted);
         for (int r = 0; r < rows; ++r) {
           double want = 0, mag = 0;
           for (int64_t i = 0; i < c.cols; ++i) {
@@ -150,8 +149,20 @@ TEST(QuantKernels, EverySetMatchesTheDecodedValues) {
             mag += std::abs(x[i] * Element(q.view, r0 + r, i));
           }
           ASSERT_NEAR(direct[r], want, 1e-6 * mag + 1e-30) << "row " << r0 + r;
-          // Prefill (dequantized rows) and decode (read in place) give the same bits.
-          ASSERT_EQ(direct[r], converted[r]) << "row " << r0 + r;
+        }
+        // Prefill (up to four activation rows at once) and decode (one) give the same bits.
+        std::vector<float> xs(4 * c.cols);
+        for (int j = 0; j < 4; ++j) std::copy(x.begin(), x.end(), xs.begin() + j * c.cols);
+        for (int j = 1; j < 4; ++j) xs[j * c.cols] += j;  // the rows differ
+        for (int nx : {4, 3, 1}) {
+          std::vector<float> raw(rows * c.cols);
+          if (k->raw_rows) k->raw_rows(q.view, r0, rows, raw.data());
+          k->dot_tile_q(xs.data(), c.cols, nx, q.view, r0, rows, raw.data(), tile);
+          for (int j = 0; j < nx; ++j) {
+            float one[kernels::kBlockRows];
+            k->dot_rows_q(xs.data() + j * c.cols, q.view, r0, rows, one);
+            for (int r = 0; r < rows; ++r) ASSERT_EQ(tile[j * kernels::kBlockRows + r], one[r]) << "nx " << nx << " j " << j;
+          }
         }
       }
       for (int64_t r = 0; r < c.rows; ++r) {
