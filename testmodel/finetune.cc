@@ -169,7 +169,24 @@ Result<FinetuneSummary> GenerateFinetune(const FinetuneOptions& o, const std::st
   if (o.license) RETURN_IF_ERROR(ValidateLicenseId(*o.license));
   if (o.threads < 0) return InvalidArgumentError("threads must be >= 0");
   ASSIGN_OR_RETURN(Base base, ReadBase(o.base_dir));
-  ASSIGN_OR_RETURN(const std::set<std::string> selected, Select(o, base));
+  ASSIGN_OR_RETURN(std::set<std::string> selected, Select(o, base));
+  // An F8_E4M3 weight and its weight_scale_inv are drawn together (FillFp8): selecting either
+  // re-draws both.
+  std::map<std::string, const TensorEntry*> entries;
+  for (const BaseShard& shard : base.shards) {
+    for (const TensorEntry& t : shard.header.tensors) entries[t.name] = &t;
+  }
+  auto scaled_weight = [&](const std::string& name) -> const TensorEntry* {
+    if (!name.ends_with("_scale_inv")) return nullptr;
+    auto it = entries.find(name.substr(0, name.size() - 10));
+    return it != entries.end() && it->second->dtype == DType::kF8E4M3 ? it->second : nullptr;
+  };
+  for (const std::string& name : std::set<std::string>(selected)) {
+    if (const TensorEntry* w = scaled_weight(name)) selected.insert(w->name);
+    if (entries.count(name) && entries[name]->dtype == DType::kF8E4M3 && entries.count(name + "_scale_inv")) {
+      selected.insert(name + "_scale_inv");
+    }
+  }
   ASSIGN_OR_RETURN(std::string card, ReadBaseFile(o.base_dir, "README.md"));
   ASSIGN_OR_RETURN(std::string base_license, CardLicense(card));
   ASSIGN_OR_RETURN(std::vector<std::string> base_files, ListFiles(o.base_dir));
@@ -186,7 +203,16 @@ Result<FinetuneSummary> GenerateFinetune(const FinetuneOptions& o, const std::st
     std::vector<TensorSource> sources;
     for (const TensorEntry& t : shard.header.tensors) {
       if (selected.count(t.name)) {
-        sources.push_back({TensorSeed(stream_seed, t.name), InitFor(t.name), nullptr, 0});
+        TensorSource src{TensorSeed(stream_seed, t.name), InitFor(t.name), nullptr, 0};
+        if (const TensorEntry* w = scaled_weight(t.name); w && w->shape.size() == 2) {
+          src = {TensorSeed(stream_seed, w->name), InitFor(w->name), nullptr, 0, Fp8Part::kScales, w->shape[0], w->shape[1]};
+        } else if (t.dtype == DType::kF8E4M3) {
+          if (t.shape.size() != 2) return InvalidArgumentError("F8_E4M3 tensor " + t.name + " is not a matrix");
+          src.fp8 = Fp8Part::kWeight;
+          src.rows = t.shape[0];
+          src.cols = t.shape[1];
+        }
+        sources.push_back(src);
         summary.changed_bytes += t.end - t.begin;
       } else {
         sources.push_back(

@@ -97,6 +97,50 @@ TEST_F(FinetuneTest, ExpertsModeChangesExactlyThoseExperts) {
   EXPECT_TRUE(s->license_file_written);
 }
 
+// An FP8 DeepSeek-V3 base: an F8_E4M3 weight is re-drawn quantized, with its weight_scale_inv,
+// even when only one of the two is picked.
+TEST_F(FinetuneTest, Fp8WeightsAndScalesChangeTogether) {
+  Options o;
+  o.family = Family::kDeepseekV3;
+  o.dtype = DType::kF8E4M3;
+  ASSERT_TRUE(Generate(o, out("fp8")).ok());
+  FinetuneOptions f = Opts(FinetuneOptions::Mode::kExperts);
+  f.base_dir = out("fp8");
+  f.experts = {{1, 3}};
+  auto s = GenerateFinetune(f, out("fp8ft"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::set<std::string> expect;
+  for (const char* m : {"down_proj", "gate_proj", "up_proj"}) {
+    expect.insert(std::string("model.layers.1.mlp.experts.3.") + m + ".weight");
+    expect.insert(std::string("model.layers.1.mlp.experts.3.") + m + ".weight_scale_inv");
+  }
+  EXPECT_EQ(std::set<std::string>(s->changed_tensors.begin(), s->changed_tensors.end()), expect);
+  // Every re-drawn block still uses its range: some byte is ±448 (0x7E / 0xFE) in each weight.
+  for (const std::string& file : FileNames(out("fp8ft"))) {
+    if (!file.ends_with(".safetensors")) continue;
+    const std::string b = ReadAll(out("fp8ft") + "/" + file);
+    CheckedShard sb;
+    ASSERT_TRUE(CheckSafetensors(b, &sb));
+    for (const auto& [name, t] : sb.tensors) {
+      if (!expect.count(name) || t.dtype != "F8_E4M3") continue;
+      const std::string data = b.substr(t.begin, t.end - t.begin);
+      EXPECT_TRUE(data.find('\x7E') != std::string::npos || data.find('\xFE') != std::string::npos) << name;
+    }
+  }
+  // Fraction mode may pick a scale without its weight, or the reverse: both change.
+  FinetuneOptions g = Opts(FinetuneOptions::Mode::kFraction);
+  g.base_dir = out("fp8");
+  g.fraction = 0.2;
+  auto t = GenerateFinetune(g, out("fp8frac"));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  const std::set<std::string> changed(t->changed_tensors.begin(), t->changed_tensors.end());
+  for (const std::string& name : changed) {
+    if (name.ends_with("_scale_inv")) {
+      EXPECT_TRUE(changed.count(name.substr(0, name.size() - 10))) << name;
+    }
+  }
+}
+
 TEST_F(FinetuneTest, AttentionModeChangesEverySelfAttnTensor) {
   auto s = GenerateFinetune(Opts(FinetuneOptions::Mode::kAttention), out("ft"));
   ASSERT_TRUE(s.ok()) << s.status().ToString();

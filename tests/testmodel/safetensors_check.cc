@@ -58,7 +58,7 @@ std::vector<std::string> FileNames(const std::string& dir) {
   if (j["__metadata__"] != nlohmann::json({{"format", "pt"}})) {
     return AssertionFailure() << "bad __metadata__: " << j["__metadata__"].dump();
   }
-  const std::map<std::string, int> sizes = {{"BF16", 2}, {"F16", 2}, {"F32", 4}};
+  const std::map<std::string, int> sizes = {{"BF16", 2}, {"F16", 2}, {"F32", 4}, {"F8_E4M3", 1}};
   std::vector<std::pair<uint64_t, std::string>> by_offset;
   CheckedShard shard;
   shard.data_start = 8 + n;
