@@ -401,8 +401,8 @@ Status Model::Mla(int l, int64_t n, const float* hn, float* x, std::span<const S
   b_.AddScaled({lat, cn, nullptr, nullptr, n, kvl, lw, kvl, true});
   // The absorbed query: per head [uk_tᵀ·q_nope (kv_lora_rank), q_pe (rope)].
   std::vector<MatMulArgs> products;
-  const size_t uk_bytes = static_cast<size_t>(kvl) * nope * sizeof(float);
-  const size_t uv_bytes = static_cast<size_t>(vd) * kvl * sizeof(float);
+  const size_t uk_bytes = static_cast<size_t>(kvl) * nope * DTypeSize(L.uk_t.dtype);
+  const size_t uv_bytes = static_cast<size_t>(vd) * kvl * DTypeSize(L.uv.dtype);
   for (int64_t h = 0; h < heads; ++h) {
     WeightView uk = L.uk_t;
     uk.data = static_cast<const uint8_t*>(L.uk_t.data) + h * uk_bytes;

@@ -103,6 +103,14 @@ class WeightLoader {
     return v;
   }
 
+  // A weight's stored bytes and dtype, read to the host (shape checked).
+  Result<std::pair<DType, std::vector<uint8_t>>> HostRaw(const std::string& name, int64_t rows, int64_t cols) {
+    ASSIGN_OR_RETURN(const TensorDesc* d, Find(name, rows, cols));
+    std::vector<uint8_t> host(d->bytes());
+    RETURN_IF_ERROR(source_.ReadTensor(name, host));
+    return std::make_pair(d->dtype, std::move(host));
+  }
+
   // A weight read to the host as f32 [rows, cols] (F8_E4M3 dequantized with its block scales).
   Result<std::vector<float>> HostF32(const std::string& name, int64_t rows, int64_t cols) {
     ASSIGN_OR_RETURN(const TensorDesc* d, Find(name, rows, cols));
@@ -195,17 +203,29 @@ Status LoadMla(WeightLoader& ld, const ModelConfig& c, const std::string& p, Lay
   ASSIGN_OR_RETURN(L.kv_a, ld.Get(p + "self_attn.kv_a_proj_with_mqa.weight", kvl + rope, H, false,
                                   m.rope_interleave ? &kv_perm : nullptr));
   ASSIGN_OR_RETURN(L.kv_a_norm, ld.Get(p + "self_attn.kv_a_layernorm.weight", 0, kvl));
-  ASSIGN_OR_RETURN(std::vector<float> kv_b, ld.HostF32(p + "self_attn.kv_b_proj.weight", heads * (nope + v), kvl));
-  std::vector<float> uk_t(heads * kvl * nope), uv(heads * v * kvl);
-  for (int64_t h = 0; h < heads; ++h) {
-    const float* wk = kv_b.data() + h * (nope + v) * kvl;  // [nope, kvl]
-    for (int64_t i = 0; i < nope; ++i) {
-      for (int64_t j = 0; j < kvl; ++j) uk_t[(h * kvl + j) * nope + i] = wk[i * kvl + j];
-    }
-    std::copy(wk + nope * kvl, wk + (nope + v) * kvl, uv.begin() + h * v * kvl);
+  // kv_b split per head into uk_t and uv: in its own dtype when it is f32/f16/bf16 (a
+  // rearrangement of elements, exact), else (F8_E4M3) dequantized to f32.
+  const std::string kv_b_name = p + "self_attn.kv_b_proj.weight";
+  ASSIGN_OR_RETURN(auto raw, ld.HostRaw(kv_b_name, heads * (nope + v), kvl));
+  DType dtype = raw.first;
+  std::vector<uint8_t> kv_b = std::move(raw.second);
+  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) {
+    ASSIGN_OR_RETURN(std::vector<float> f, ld.HostF32(kv_b_name, heads * (nope + v), kvl));
+    kv_b.resize(f.size() * sizeof(float));
+    std::memcpy(kv_b.data(), f.data(), kv_b.size());
+    dtype = DType::kF32;
   }
-  ASSIGN_OR_RETURN(L.uk_t, ld.Upload(uk_t.data(), uk_t.size() * sizeof(float), DType::kF32, heads * kvl, nope));
-  ASSIGN_OR_RETURN(L.uv, ld.Upload(uv.data(), uv.size() * sizeof(float), DType::kF32, heads * v, kvl));
+  const size_t es = DTypeSize(dtype);
+  std::vector<uint8_t> uk_t(heads * kvl * nope * es), uv(heads * v * kvl * es);
+  for (int64_t h = 0; h < heads; ++h) {
+    const uint8_t* wk = kv_b.data() + h * (nope + v) * kvl * es;  // [nope, kvl]
+    for (int64_t i = 0; i < nope; ++i) {
+      for (int64_t j = 0; j < kvl; ++j) std::memcpy(&uk_t[((h * kvl + j) * nope + i) * es], wk + (i * kvl + j) * es, es);
+    }
+    std::memcpy(&uv[h * v * kvl * es], wk + nope * kvl * es, v * kvl * es);
+  }
+  ASSIGN_OR_RETURN(L.uk_t, ld.Upload(uk_t.data(), uk_t.size(), dtype, heads * kvl, nope));
+  ASSIGN_OR_RETURN(L.uv, ld.Upload(uv.data(), uv.size(), dtype, heads * v, kvl));
   ASSIGN_OR_RETURN(L.o, ld.Get(p + "self_attn.o_proj.weight", H, heads * v));
   return OkStatus();
 }

@@ -34,8 +34,9 @@ struct LayerWeights {
   // MLA (DeepSeek). q_a/q_a_norm/q_b, or q (above) without q-LoRA; kv_a [kv_lora + rope, hidden]
   // and kv_a_norm [kv_lora]. The rope rows of q/q_b and kv_a are stored de-interleaved when the
   // checkpoint interleaves them (same permutation on both sides: the scores do not change).
-  // kv_b [heads·(nope + v), kv_lora] is held absorbed, in f32: uk_t [heads·kv_lora, nope] (each
-  // head's key up-projection transposed, applied to the query) and uv [heads·v, kv_lora].
+  // kv_b [heads·(nope + v), kv_lora] is held absorbed: uk_t [heads·kv_lora, nope] (each head's
+  // key up-projection transposed, applied to the query) and uv [heads·v, kv_lora], in kv_b's dtype
+  // (f32 for an F8_E4M3 kv_b, dequantized).
   WeightView q_a, q_a_norm, q_b, kv_a, kv_a_norm, uk_t, uv;
   bool moe = false;
 };
