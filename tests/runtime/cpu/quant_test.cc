@@ -110,6 +110,41 @@ TEST(Quantize, ErrorWithinHalfAStepOfItsBlock) {
   }
 }
 
+TEST(Quantize, EveryPathRoundsToNearestEvenWithTheSameScale) {
+  // The AVX-512 path (blocks of 32k columns) and the scalar one (others) against the definition:
+  // scale = absmax / levels, q = clamp(nearbyint(x · (1 / scale))), int4 stored as q + 8.
+  std::mt19937 rng(6);
+  std::normal_distribution<float> nd(0, 1);
+  for (const Case& c : {Case{{DType::kI8, 1, 128}, 5, 256}, Case{{DType::kI4, 1, 32}, 5, 96},
+                        Case{{DType::kI8, 1, 128}, 5, 100}, Case{{DType::kI4, 1, 32}, 5, 50}}) {
+    std::vector<float> src(c.rows * c.cols);
+    for (float& v : src) v = nd(rng);
+    src[3] = 2.5f * 3;  // exact ties appear once the scale is 3 / levels ...
+    src[4] = 0.5f;
+    const int64_t bc = std::min(c.format.block_cols, c.cols), nbc = (c.cols + bc - 1) / bc;
+    std::vector<uint8_t> data(QuantDataBytes(c.rows, c.cols, c.format.dtype));
+    std::vector<float> scales(c.rows * nbc);
+    ASSERT_TRUE(Quantize(src.data(), c.rows, c.cols, c.format, data.data(), scales.data()).ok());
+    const float levels = c.format.dtype == DType::kI8 ? 127 : 7;
+    for (int64_t r = 0; r < c.rows; ++r) {
+      for (int64_t b = 0; b < nbc; ++b) {
+        float amax = 0;
+        for (int64_t i = b * bc; i < std::min(c.cols, (b + 1) * bc); ++i) amax = std::max(amax, std::abs(src[r * c.cols + i]));
+        ASSERT_EQ(scales[r * nbc + b], amax / levels);
+        const float inv = 1.0f / (amax / levels);
+        for (int64_t i = b * bc; i < std::min(c.cols, (b + 1) * bc); ++i) {
+          const int64_t at = r * c.cols + i;
+          const float q = std::clamp(std::nearbyint(src[at] * inv), c.format.dtype == DType::kI8 ? -127.0f : -8.0f,
+                                     c.format.dtype == DType::kI8 ? 127.0f : 7.0f);
+          const int got = c.format.dtype == DType::kI8 ? static_cast<int8_t>(data[at])
+                                                       : ((data[at / 2] >> ((at & 1) * 4)) & 0xF) - 8;
+          ASSERT_EQ(got, static_cast<int>(q)) << DTypeName(c.format.dtype) << " cols " << c.cols << " at " << at;
+        }
+      }
+    }
+  }
+}
+
 TEST(Quantize, RefusesWhatTheKernelsCannotRead) {
   std::vector<float> src(64, 1.0f);
   std::vector<uint8_t> data(64);
@@ -119,6 +154,9 @@ TEST(Quantize, RefusesWhatTheKernelsCannotRead) {
   EXPECT_FALSE(Quantize(src.data(), 3, 21, {DType::kI4, 1, 32}, data.data(), scales.data()).ok());  // odd row
   EXPECT_FALSE(Quantize(src.data(), 2, 32, {DType::kBF16, 1, 32}, data.data(), scales.data()).ok());
   src[5] = std::nanf("");
+  EXPECT_FALSE(Quantize(src.data(), 2, 32, {DType::kI8, 1, 32}, data.data(), scales.data()).ok());
+  EXPECT_FALSE(Quantize(src.data(), 1, 64, {DType::kI4, 1, 32}, data.data(), scales.data()).ok());
+  src[5] = INFINITY;
   EXPECT_FALSE(Quantize(src.data(), 2, 32, {DType::kI8, 1, 32}, data.data(), scales.data()).ok());
   src[5] = 0;
   EXPECT_TRUE(Quantize(src.data(), 2, 32, {DType::kI8, 1, 32}, data.data(), scales.data()).ok());
