@@ -362,6 +362,20 @@ Status Model::Moe(int l, int64_t n, float* hn, float* x, std::span<const int32_t
   return OkStatus();
 }
 
+namespace {
+
+// Rows [first, first + rows) of `w` as a weight of their own (with their block scales).
+// REQUIRES: first is a multiple of block_rows for a block-scaled weight.
+WeightView RowSlice(const WeightView& w, int64_t first, int64_t rows) {
+  WeightView s = w;
+  s.data = static_cast<const uint8_t*>(w.data) + DTypeBytes(w.dtype, static_cast<uint64_t>(first * w.cols));
+  s.rows = rows;
+  if (w.scales) s.scales = w.scales + (first / w.block_rows) * ((w.cols + w.block_cols - 1) / w.block_cols);
+  return s;
+}
+
+}  // namespace
+
 Status Model::Mla(int l, int64_t n, const float* hn, float* x, std::span<const SeqInput> batch,
                   std::span<const int32_t> positions) {
   // Multi-head latent attention over the compressed cache, the key and value up-projections
@@ -401,13 +415,8 @@ Status Model::Mla(int l, int64_t n, const float* hn, float* x, std::span<const S
   b_.AddScaled({lat, cn, nullptr, nullptr, n, kvl, lw, kvl, true});
   // The absorbed query: per head [uk_tᵀ·q_nope (kv_lora_rank), q_pe (rope)].
   std::vector<MatMulArgs> products;
-  const size_t uk_bytes = static_cast<size_t>(kvl) * nope * DTypeSize(L.uk_t.dtype);
-  const size_t uv_bytes = static_cast<size_t>(vd) * kvl * DTypeSize(L.uv.dtype);
   for (int64_t h = 0; h < heads; ++h) {
-    WeightView uk = L.uk_t;
-    uk.data = static_cast<const uint8_t*>(L.uk_t.data) + h * uk_bytes;
-    uk.rows = kvl;
-    products.push_back({q + h * qk, n, qw, uk, nullptr, qf + h * lw, fw, false});
+    products.push_back({q + h * qk, n, qw, RowSlice(L.uk_t, h * kvl, kvl), nullptr, qf + h * lw, fw, false});
   }
   b_.MatMul(products);
   b_.AddScaled({qpe, q + nope, nullptr, nullptr, n * heads, rope, rope, qk, true});
@@ -440,10 +449,7 @@ Status Model::Mla(int l, int64_t n, const float* hn, float* x, std::span<const S
   }
   products.clear();
   for (int64_t h = 0; h < heads; ++h) {
-    WeightView uv = L.uv;
-    uv.data = static_cast<const uint8_t*>(L.uv.data) + h * uv_bytes;
-    uv.rows = vd;
-    products.push_back({ao + h * lw, n, fw, uv, nullptr, vo + h * vd, heads * vd, false});
+    products.push_back({ao + h * lw, n, fw, RowSlice(L.uv, h * vd, vd), nullptr, vo + h * vd, heads * vd, false});
   }
   b_.MatMul(products);
   const MatMulArgs o{vo, n, heads * vd, L.o, nullptr, x, H, true};

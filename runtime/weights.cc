@@ -111,6 +111,11 @@ class WeightLoader {
     return std::make_pair(d->dtype, std::move(host));
   }
 
+  // The F32 weight_scale_inv of an F8_E4M3 weight [rows, cols].
+  Result<std::vector<float>> HostScales(const std::string& name, int64_t rows, int64_t cols) {
+    return Scales(name, rows, cols);
+  }
+
   // A weight read to the host as f32 [rows, cols] (F8_E4M3 dequantized with its block scales).
   Result<std::vector<float>> HostF32(const std::string& name, int64_t rows, int64_t cols) {
     ASSIGN_OR_RETURN(const TensorDesc* d, Find(name, rows, cols));
@@ -181,6 +186,38 @@ class WeightLoader {
 
 namespace {
 
+// An F8_E4M3 kv_b whose head parts are whole 128 x 128 blocks, kept in FP8: uk_t holds each
+// head's key part transposed, its blocks' scales transposed with it; uv the value parts as they are.
+Status AbsorbFp8(WeightLoader& ld, const std::string& name, const std::vector<uint8_t>& w, int64_t heads,
+                 int64_t nope, int64_t v, int64_t kvl, LayerWeights& L) {
+  const int64_t rows = heads * (nope + v), B = kFp8Block, bc = kvl / B;
+  ASSIGN_OR_RETURN(std::vector<float> scales, ld.HostScales(name, rows, kvl));
+  std::vector<uint8_t> uk_t(heads * kvl * nope), uv(heads * v * kvl);
+  std::vector<float> uk_s(heads * (kvl / B) * (nope / B)), uv_s(heads * (v / B) * bc);
+  for (int64_t h = 0; h < heads; ++h) {
+    const int64_t first = h * (nope + v);  // the head's first row in kv_b
+    for (int64_t i = 0; i < nope; ++i) {
+      for (int64_t j = 0; j < kvl; ++j) uk_t[(h * kvl + j) * nope + i] = w[(first + i) * kvl + j];
+    }
+    for (int64_t ib = 0; ib < nope / B; ++ib) {
+      for (int64_t jb = 0; jb < bc; ++jb) uk_s[(h * bc + jb) * (nope / B) + ib] = scales[(first / B + ib) * bc + jb];
+    }
+    std::copy(w.begin() + (first + nope) * kvl, w.begin() + (first + nope + v) * kvl, uv.begin() + h * v * kvl);
+    std::copy(scales.begin() + ((first + nope) / B) * bc, scales.begin() + ((first + nope + v) / B) * bc,
+              uv_s.begin() + h * (v / B) * bc);
+  }
+  auto upload = [&](const std::vector<uint8_t>& data, const std::vector<float>& s, int64_t r, int64_t c) -> Result<WeightView> {
+    ASSIGN_OR_RETURN(WeightView view, ld.Upload(data.data(), data.size(), DType::kF8E4M3, r, c));
+    ASSIGN_OR_RETURN(WeightView sv, ld.Upload(s.data(), s.size() * sizeof(float), DType::kF32, 1, static_cast<int64_t>(s.size())));
+    view.scales = static_cast<const float*>(sv.data);
+    view.block_rows = view.block_cols = B;
+    return view;
+  };
+  ASSIGN_OR_RETURN(L.uk_t, upload(uk_t, uk_s, heads * kvl, nope));
+  ASSIGN_OR_RETURN(L.uv, upload(uv, uv_s, heads * v, kvl));
+  return OkStatus();
+}
+
 // MLA's attention weights (docs/deepseek.md): kv_b is read to the host and held absorbed (uk_t,
 // uv in f32); the rope rows of q/q_b and kv_a are de-interleaved when the checkpoint interleaves.
 Status LoadMla(WeightLoader& ld, const ModelConfig& c, const std::string& p, LayerWeights& L) {
@@ -204,28 +241,33 @@ Status LoadMla(WeightLoader& ld, const ModelConfig& c, const std::string& p, Lay
                                   m.rope_interleave ? &kv_perm : nullptr));
   ASSIGN_OR_RETURN(L.kv_a_norm, ld.Get(p + "self_attn.kv_a_layernorm.weight", 0, kvl));
   // kv_b split per head into uk_t and uv: in its own dtype when it is f32/f16/bf16 (a
-  // rearrangement of elements, exact), else (F8_E4M3) dequantized to f32.
+  // rearrangement of elements, exact); F8_E4M3 kept with its blocks when every head's parts are
+  // whole 128 x 128 blocks (V3), else dequantized to f32.
   const std::string kv_b_name = p + "self_attn.kv_b_proj.weight";
   ASSIGN_OR_RETURN(auto raw, ld.HostRaw(kv_b_name, heads * (nope + v), kvl));
   DType dtype = raw.first;
-  std::vector<uint8_t> kv_b = std::move(raw.second);
-  if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) {
-    ASSIGN_OR_RETURN(std::vector<float> f, ld.HostF32(kv_b_name, heads * (nope + v), kvl));
-    kv_b.resize(f.size() * sizeof(float));
-    std::memcpy(kv_b.data(), f.data(), kv_b.size());
-    dtype = DType::kF32;
-  }
-  const size_t es = DTypeSize(dtype);
-  std::vector<uint8_t> uk_t(heads * kvl * nope * es), uv(heads * v * kvl * es);
-  for (int64_t h = 0; h < heads; ++h) {
-    const uint8_t* wk = kv_b.data() + h * (nope + v) * kvl * es;  // [nope, kvl]
-    for (int64_t i = 0; i < nope; ++i) {
-      for (int64_t j = 0; j < kvl; ++j) std::memcpy(&uk_t[((h * kvl + j) * nope + i) * es], wk + (i * kvl + j) * es, es);
+  if (dtype == DType::kF8E4M3 && nope % kFp8Block == 0 && v % kFp8Block == 0 && kvl % kFp8Block == 0) {
+    RETURN_IF_ERROR(AbsorbFp8(ld, kv_b_name, raw.second, heads, nope, v, kvl, L));
+  } else {
+    std::vector<uint8_t> kv_b = std::move(raw.second);
+    if (dtype != DType::kF32 && dtype != DType::kF16 && dtype != DType::kBF16) {
+      ASSIGN_OR_RETURN(std::vector<float> f, ld.HostF32(kv_b_name, heads * (nope + v), kvl));
+      kv_b.resize(f.size() * sizeof(float));
+      std::memcpy(kv_b.data(), f.data(), kv_b.size());
+      dtype = DType::kF32;
     }
-    std::memcpy(&uv[h * v * kvl * es], wk + nope * kvl * es, v * kvl * es);
+    const size_t es = DTypeSize(dtype);
+    std::vector<uint8_t> uk_t(heads * kvl * nope * es), uv(heads * v * kvl * es);
+    for (int64_t h = 0; h < heads; ++h) {
+      const uint8_t* wk = kv_b.data() + h * (nope + v) * kvl * es;  // [nope, kvl]
+      for (int64_t i = 0; i < nope; ++i) {
+        for (int64_t j = 0; j < kvl; ++j) std::memcpy(&uk_t[((h * kvl + j) * nope + i) * es], wk + (i * kvl + j) * es, es);
+      }
+      std::memcpy(&uv[h * v * kvl * es], wk + nope * kvl * es, v * kvl * es);
+    }
+    ASSIGN_OR_RETURN(L.uk_t, ld.Upload(uk_t.data(), uk_t.size(), dtype, heads * kvl, nope));
+    ASSIGN_OR_RETURN(L.uv, ld.Upload(uv.data(), uv.size(), dtype, heads * v, kvl));
   }
-  ASSIGN_OR_RETURN(L.uk_t, ld.Upload(uk_t.data(), uk_t.size(), dtype, heads * kvl, nope));
-  ASSIGN_OR_RETURN(L.uv, ld.Upload(uv.data(), uv.size(), dtype, heads * v, kvl));
   ASSIGN_OR_RETURN(L.o, ld.Get(p + "self_attn.o_proj.weight", H, heads * v));
   return OkStatus();
 }

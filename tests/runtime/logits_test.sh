@@ -18,12 +18,13 @@ PY=/usr/bin/python3
 PROMPT=3,17,42,99,5,63,120,7,88,31,2,150
 pass=0 fail=0
 
-# name family size dtype config-edit(JSON merged into config.json, or -)
+# name family size dtype config-edit(JSON merged into config.json, or -) [testmodel options...]
 check() {
   local name=$1 family=$2 size=$3 dtype=$4 edit=$5
+  shift 5
   [[ -n "${ONLY:-}" && ! $name =~ $ONLY ]] && return 0  # ONLY=regex: a subset, while developing
   local dir="$WORK/$name"
-  "$BIN" testmodel --out "$dir" --family "$family" --size "$size" --dtype "$dtype" --seed 7 > /dev/null
+  "$BIN" testmodel --out "$dir" --family "$family" --size "$size" --dtype "$dtype" --seed 7 "$@" > /dev/null
   if [[ "$edit" != "-" ]]; then
     $PY - "$dir/config.json" "$edit" <<'PYEOF'
 import json, sys
@@ -86,6 +87,8 @@ check deepseek_v2 deepseek_v2 tiny bf16 -
 check deepseek_v3 deepseek_v3 tiny bf16 -
 check deepseek_v3_fp8 deepseek_v3 tiny fp8 -
 check deepseek_v2_fp8 deepseek_v2 tiny fp8 -
+# nope = v = kv_lora_rank = 128, as V3's multiples of 128: kv_b's absorbed halves stay FP8 blocks.
+check deepseek_v3_fp8_blocks deepseek_v3 tiny fp8 - --hidden 256 --heads 2
 check deepseek_v3_halves deepseek_v3 tiny bf16 '{"rope_interleave": false}'
 check deepseek_v3_greedy deepseek_v3 tiny bf16 '{"topk_method": "greedy"}'
 check deepseek_v2_greedy deepseek_v2 tiny bf16 '{"topk_method": "greedy"}'

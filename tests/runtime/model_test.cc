@@ -295,6 +295,11 @@ class Fp8Source final : public TensorSource {
     Add(name + "_scale_inv", {(rows + 127) / 128, (cols + 127) / 128}, DType::kF32, scale);
   }
   void Remove(const std::string& name) { data_.erase(name); }
+  void SetF32(const std::string& name, const std::vector<float>& values) {
+    auto& bytes = data_.at(name).second;
+    ASSERT_EQ(bytes.size(), values.size() * 4);
+    std::memcpy(bytes.data(), values.data(), bytes.size());
+  }
   Result<std::string> ReadFile(std::string_view) override { return NotFoundError("no files"); }
   Result<std::vector<TensorDesc>> ListTensors() override {
     std::vector<TensorDesc> out;
@@ -312,8 +317,9 @@ class Fp8Source final : public TensorSource {
   std::map<std::string, std::pair<TensorDesc, std::vector<uint8_t>>> data_;
 };
 
-// One dense DeepSeek-V3 layer in FP8, without q-LoRA; qk_nope_head_dim `nope`.
-std::pair<ModelConfig, Fp8Source> Fp8Deepseek(int nope) {
+// One dense DeepSeek-V3 layer in FP8, without q-LoRA; qk_nope_head_dim `nope`, v_head_dim `v`,
+// kv_lora_rank `kvl`.
+std::pair<ModelConfig, Fp8Source> Fp8Deepseek(int nope, int v = 4, int kvl = 4) {
   json j = DeepseekV3Config();
   j["hidden_size"] = 8;
   j["num_hidden_layers"] = 1;
@@ -322,10 +328,10 @@ std::pair<ModelConfig, Fp8Source> Fp8Deepseek(int nope) {
   j["vocab_size"] = 16;
   j["intermediate_size"] = 8;
   j["q_lora_rank"] = nullptr;
-  j["kv_lora_rank"] = 4;
+  j["kv_lora_rank"] = kvl;
   j["qk_nope_head_dim"] = nope;
   j["qk_rope_head_dim"] = 8;
-  j["v_head_dim"] = 4;
+  j["v_head_dim"] = v;
   j["first_k_dense_replace"] = 1;
   auto c = ParseModelConfig(j.dump(), "");
   EXPECT_TRUE(c.ok()) << c.status().ToString();
@@ -336,11 +342,11 @@ std::pair<ModelConfig, Fp8Source> Fp8Deepseek(int nope) {
   s.Add("model.norm.weight", {8}, DType::kBF16);
   s.Add(p + "input_layernorm.weight", {8}, DType::kBF16);
   s.Add(p + "post_attention_layernorm.weight", {8}, DType::kBF16);
-  s.Add(p + "self_attn.kv_a_layernorm.weight", {4}, DType::kBF16);
+  s.Add(p + "self_attn.kv_a_layernorm.weight", {kvl}, DType::kBF16);
   s.AddFp8(p + "self_attn.q_proj.weight", 2 * (nope + 8), 8);
-  s.AddFp8(p + "self_attn.kv_a_proj_with_mqa.weight", 4 + 8, 8);
-  s.AddFp8(p + "self_attn.kv_b_proj.weight", 2 * (nope + 4), 4, 0.25f);
-  s.AddFp8(p + "self_attn.o_proj.weight", 8, 2 * 4);
+  s.AddFp8(p + "self_attn.kv_a_proj_with_mqa.weight", kvl + 8, 8);
+  s.AddFp8(p + "self_attn.kv_b_proj.weight", 2 * (nope + v), kvl, 0.25f);
+  s.AddFp8(p + "self_attn.o_proj.weight", 8, 2 * v);
   for (const char* m : {"gate_proj", "up_proj"}) s.AddFp8(p + "mlp." + m + ".weight", 8, 8);
   s.AddFp8(p + "mlp.down_proj.weight", 8, 8);
   return {*c, std::move(s)};
@@ -364,6 +370,23 @@ TEST(ModelWeights, DeepseekFp8) {
     EXPECT_EQ(L.uk_t.cols, 4);
     EXPECT_EQ(static_cast<const float*>(L.uk_t.data)[0], 0.25f);
     EXPECT_EQ(L.uv.rows, 2 * 4);
+  }
+  {
+    // Every head's key and value parts whole 128 x 128 blocks (as V3's): kv_b stays FP8, the key
+    // parts' blocks transposed with their scales.
+    auto [c, s] = Fp8Deepseek(128, 128, 128);
+    s.SetF32(p + "kv_b_proj.weight_scale_inv", {0.1f, 0.2f, 0.3f, 0.4f});  // k0 v0 k1 v1
+    auto w = ModelWeights::Load(s, *backend, c, *s.ListTensors());
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    const LayerWeights& L = (*w)->layers[0];
+    ASSERT_EQ(L.uk_t.dtype, DType::kF8E4M3);
+    ASSERT_EQ(L.uv.dtype, DType::kF8E4M3);
+    EXPECT_EQ(L.uk_t.rows, 2 * 128);
+    EXPECT_EQ(L.uk_t.cols, 128);
+    EXPECT_EQ(L.uk_t.scales[0], 0.1f);
+    EXPECT_EQ(L.uk_t.scales[1], 0.3f);
+    EXPECT_EQ(L.uv.scales[0], 0.2f);
+    EXPECT_EQ(L.uv.scales[1], 0.4f);
   }
   auto fails = [&](const std::function<void(Fp8Source&)>& edit, StatusCode code, const std::string& names, int nope = 4) {
     auto [c, s] = Fp8Deepseek(nope);
