@@ -71,5 +71,10 @@ model qwen2_moe qwen2_moe tiny bf16 0.004 0.015 0.08
 # DeepSeek-V3's float8 release layout: stored = its 128 x 128 blocks as they are (exact), the
 # others re-quantized from them.
 model deepseek_v3_fp8 deepseek_v3 tiny fp8 0.01 0.015 0.15
+# An unknown dtype is refused before anything loads, naming the choices.
+out=$("$BIN" -q run test/olmoe_small --tokens 1,2 --max-tokens 1 --expert-dtype q4_0 2>&1) && rc=0 || rc=$?
+check "--expert-dtype q4_0: refused (exit 1)" 1 "$rc"
+check "--expert-dtype q4_0: the message names the choices" True \
+  "$([[ $out == *"--expert-dtype must be stored, bf16, fp8, int8 or int4"* ]] && echo True)"
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
