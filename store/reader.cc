@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <filesystem>
 #include <future>
 
@@ -17,6 +18,9 @@ namespace hubnode::store {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Chunks read ahead at once when they come from the object store (each a ranged GET).
+constexpr size_t kTierReadAhead = 6;
 
 class FileReaderImpl final : public FileReader {
  public:
@@ -43,7 +47,7 @@ class FileReaderImpl final : public FileReader {
     const bool sequential = offset == last_end_;
     last_end_ = end;
     for (; i < record_.chunks.size() && starts_[i] < end; ++i) {
-      RETURN_IF_ERROR(Load(i, ReadAhead(i, end, sequential)));
+      RETURN_IF_ERROR(Load(i, end, sequential));
       uint64_t from = std::max(offset, starts_[i]) - starts_[i];
       uint64_t to = std::min<uint64_t>(end - starts_[i], record_.chunks[i].raw_len);
       RETURN_IF_ERROR(sink(std::string_view(cached_).substr(from, to - from)));
@@ -95,35 +99,43 @@ class FileReaderImpl final : public FileReader {
     return DataLossError("chunk " + ref.id.hex() + " is damaged on disk (hubnode fsck --repair --peer URL replaces it)");
   }
 
-  // Whether to read chunk i+1 ahead: when the range asked for reaches it, or when reads are
-  // sequential (a download) and it is held here. A missing chunk beyond the range is never
-  // fetched ahead: a tensor or expert read must not pull the next expert's chunk from the peers.
-  bool ReadAhead(size_t i, uint64_t end, bool sequential) const {
-    if (i + 1 >= record_.chunks.size()) return false;
-    if (starts_[i + 1] < end) return true;
+  // Whether to read chunk n ahead (of a read ending at `end`): when the range asked for reaches
+  // it, or when reads are sequential (a download) and it is held here (or in the chunk tier). A
+  // missing chunk beyond the range is never fetched ahead: a tensor or expert read must not pull
+  // the next expert's chunk from the peers.
+  bool WantAhead(size_t n, uint64_t end, bool sequential) const {
+    if (n >= record_.chunks.size()) return false;
+    if (starts_[n] < end) return true;
     if (!sequential) return false;
     if (!source_) return true;
-    auto held = db_.Has(Cf::kChunkMeta, record_.chunks[i + 1].id.view());
+    auto held = db_.Has(Cf::kChunkMeta, record_.chunks[n].id.view());
     return held.ok() && *held;
   }
 
-  Status Load(size_t i, bool ahead) {
+  Status Load(size_t i, uint64_t end, bool sequential) {
     if (cached_index_ == i) return OkStatus();
+    // Chunks read ahead that the reader skipped past are waited for and dropped.
+    while (!ahead_.empty() && ahead_.front().first != i) {
+      ahead_.front().second.wait();
+      ahead_.pop_front();
+    }
     Result<std::string> raw = InternalError("unset");
-    if (next_.valid() && next_index_ == i) {
-      raw = next_.get();
+    if (!ahead_.empty()) {
+      raw = ahead_.front().second.get();
+      ahead_.pop_front();
     } else {
-      if (next_.valid()) next_.wait();
       raw = Fetch(i);
     }
     RETURN_IF_ERROR(raw.status());
     cached_ = std::move(*raw);
     cached_index_ = i;
-    // Read ahead: the next chunk is read and decoded on another thread while the caller consumes
-    // (sends) this one. At most one chunk ahead, so memory stays at two chunks per reader.
-    if (ahead && !(next_.valid() && next_index_ == i + 1)) {
-      next_index_ = i + 1;
-      next_ = std::async(std::launch::async, [this, n = i + 1] { return Fetch(n); });
+    // Read ahead: the next chunks are read and decoded on other threads while the caller consumes
+    // (sends) this one. One chunk ahead from local disk; with the chunk tier, where each chunk is
+    // a round trip to the object store, kTierReadAhead of them in flight at once.
+    const size_t depth = store_.tier() ? kTierReadAhead : 1;
+    size_t n = ahead_.empty() ? i + 1 : ahead_.back().first + 1;
+    for (; ahead_.size() < depth && WantAhead(n, end, sequential); ++n) {
+      ahead_.emplace_back(n, std::async(std::launch::async, [this, n] { return Fetch(n); }));
     }
     return OkStatus();
   }
@@ -145,8 +157,8 @@ class FileReaderImpl final : public FileReader {
   std::string cached_;
   size_t cached_index_ = static_cast<size_t>(-1);
   uint64_t last_end_ = 0;  // where the previous Read ended (sequential reads read ahead)
-  std::future<Result<std::string>> next_;  // destroyed (and so waited for) before the members above
-  size_t next_index_ = static_cast<size_t>(-1);
+  // Chunks being read ahead, in order; destroyed (and so waited for) before the members above.
+  std::deque<std::pair<size_t, std::future<Result<std::string>>>> ahead_;
 };
 
 Status WriteAll(int fd, std::string_view data, const std::string& path) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The chunk tier (issue 19) against Ceph's radosgw started here on 127.0.0.1: an import with
 # --chunks puts every chunk in packs in the bucket and keeps the local cache in its bound;
-# downloads with an empty local cache are byte-exact; a crash between a pack's upload and its
+# downloads with an empty local cache are byte-exact; tier push moves a local store into packs; a crash between a pack's upload and its
 # commit leaves nothing visible and GC deletes the orphan pack; a reader node pulls the writer's
 # commit without fetching a chunk (it finds them in the packs' indexes) and serves it byte-exact,
 # refusing writes; radosgw down: a download of an
@@ -85,6 +85,17 @@ stop
 H stats --json > "$WORK/st.json"
 CACHED=$(stat_of cached_bytes < "$WORK/st.json")
 check "the local cache stays in its 4 MiB bound" True "$([[ $CACHED -gt 0 && $CACHED -le 4194304 ]] && echo True)"
+
+# tier push: a store made without the tier moves its chunks into packs, keeping 1 MiB here.
+"$HUBNODE" --data "$WORK/old" -q import "$WORK/m" --repo t/old > /dev/null
+O() { "$HUBNODE" --data "$WORK/old" --chunks "s3://$B/old" --chunk-cache 1MiB "$@"; }
+check "tier push" True "$(O tier push | grep -q '^pushed [1-9]' && echo True)"
+O stats --json > "$WORK/old.json"
+check "after push: nothing held only here" 0 "$(stat_of local_only_chunks < "$WORK/old.json")"
+check "after push: every chunk in the bucket" "$(stat_of chunks < "$WORK/old.json")" "$(stat_of remote_chunks < "$WORK/old.json")"
+check "after push: the cache within 1 MiB" True "$([[ $(stat_of cached_bytes < "$WORK/old.json") -le 1048576 ]] && echo True)"
+check "after push: byte-exact export" "$(cd "$WORK/m" && cat * | sha256sum)" "$(O -q export t/old "$WORK/old-out" > /dev/null && cd "$WORK/old-out" && cat * | sha256sum)"
+N=$(objects)
 
 # A crash between a pack's upload and the commit naming it: nothing visible, GC removes the pack.
 "$HUBNODE" -q testmodel --family llama --size small --shards 1 --seed 9 --hidden 256 --layers 4 --out "$WORK/m2" > /dev/null
