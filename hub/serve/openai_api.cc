@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
 
@@ -184,6 +185,19 @@ void OpenAiApi::Handle(const httplib::Request& req, httplib::Response& res, cons
 void OpenAiApi::Models(const std::optional<Principal>& who, httplib::Response& res) {
   auto repos = st_->ListRepos();
   if (!repos.ok()) return SendOpenAiStatus(res, repos.status());
+  // Models loaded now (default branches): how they run, for the callers who may read them.
+  std::map<std::string, json> loaded;
+  if (host_ != nullptr) {
+    for (const LoadedModel& m : host_->Loaded()) {
+      const runtime::ModelInfo& info = m.engine->info();
+      const runtime::EngineStats s = m.engine->stats();
+      loaded[m.id] = json{{"loaded", true},
+                          {"backend", info.backend},
+                          {"expert_dtype", info.expert_dtype},
+                          {"expert_bytes", info.expert_bytes},
+                          {"expert_budget_bytes", s.expert_budget_bytes ? s.expert_budget_bytes : info.expert_bytes}};
+    }
+  }
   json data = json::array();
   for (const store::RepoInfo& r : *repos) {
     if (!CanRead(who, r)) continue;
@@ -194,7 +208,12 @@ void OpenAiApi::Models(const std::optional<Principal>& who, httplib::Response& r
     if (!source.ok()) continue;
     auto config = (*source)->ReadFile("config.json");
     if (!config.ok() || !runtime::IsSupportedConfig(*config)) continue;
-    data.push_back({{"id", r.id.str()}, {"object", "model"}, {"created", r.created}, {"owned_by", r.id.str().substr(0, r.id.str().find('/') == std::string::npos ? 0 : r.id.str().find('/'))}});
+    auto it = loaded.find(r.id.str());
+    data.push_back({{"id", r.id.str()},
+                    {"object", "model"},
+                    {"created", r.created},
+                    {"owned_by", r.id.str().substr(0, r.id.str().find('/') == std::string::npos ? 0 : r.id.str().find('/'))},
+                    {"hubnode", it != loaded.end() ? it->second : json{{"loaded", false}}}});
   }
   SendJson(res, json{{"object", "list"}, {"data", data}});
 }

@@ -215,6 +215,25 @@ import sys
 v = [l for l in sys.stdin if l.startswith("hubnode_runtime_expert_hits_total")]
 print(bool(v) and float(v[0].split()[-1]) > 0)')"
 
+# /v1/models says how a loaded model runs (loaded above); a model never loaded says only that.
+curl -s "$U/v1/models" > "$WORK/models"
+check "models: org/moe loaded, on the cpu backend, experts as stored" "True True stored" "$(jq_ '
+(lambda h: "%s %s %s" % (h["loaded"], h["backend"].startswith("cpu/"), h["expert_dtype"]))([m for m in d["data"] if m["id"] == "org/moe"][0]["hubnode"])' < "$WORK/models")"
+check "models: a model never loaded (denied/llama) says so" "[False]" "$(jq_ '[m["hubnode"]["loaded"] for m in d["data"] if m["id"] == "denied/llama"]' < "$WORK/models")"
+
+kill "$PID"; wait "$PID" 2>/dev/null; PID=
+
+# serve --expert-dtype int4 --expert-budget 25%: completions, and /v1/models reports the dtype and
+# a budget of a quarter of the checkpoint's expert bytes.
+"$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --runtime-threads 2 --expert-dtype int4 --expert-budget 25% \
+  > "$WORK/out" 2> "$WORK/err" &
+PID=$!
+for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
+check "int4 experts: completion" 200 "$(post "$U/v1/completions" -d '{"model":"org/moe","prompt":"Hello","max_tokens":6}')"
+curl -s "$U/v1/models" > "$WORK/models"
+check "int4 experts: /v1/models reports int4 within a smaller budget" "int4 True" "$(jq_ '
+(lambda h: h["expert_dtype"] + " " + str(0 < h["expert_budget_bytes"] < h["expert_bytes"]))([m for m in d["data"] if m["id"] == "org/moe"][0]["hubnode"])' < "$WORK/models")"
 kill "$PID"; wait "$PID" 2>/dev/null; PID=
 
 # The CLI (the store is free once the server stopped): the same gate, generation, and chat.
