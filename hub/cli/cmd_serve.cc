@@ -305,7 +305,7 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
   {
     auto* sub = app.add_subcommand("follow", "Replicate new commits of REPO[@BRANCH] from an upstream or peer as they appear");
     struct FollowArgs {
-      std::string spec, from, token;
+      std::string spec, from, token, experts;
       std::vector<std::string> peers;
       double interval = 30;
       int rounds = 0;
@@ -317,9 +317,19 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--peer", a->peers, "Fetch chunks from this hubnode too (repeatable)");
     sub->add_option("--interval", a->interval, "Seconds between checks (default 30)")->check(CLI::Range(0.1, 86400.0));
     sub->add_option("--rounds", a->rounds, "Stop after N checks (default 0: run until killed)");
+    sub->add_option("--experts", a->experts,
+                    "Follow in part, as pull --experts does (a reader node of --chunks: 'all' records every commit "
+                    "and fetches only chunks the bucket lacks)");
     out->push_back({sub, [a, &flags]() -> int {
       auto rs = ParseRepoSpec(a->spec);
       if (!rs.ok()) return Fail(rs.status());
+      std::optional<ExpertSelection> sel;
+      if (!a->experts.empty()) {
+        auto parsed = ExpertSelection::Parse(a->experts);
+        if (!parsed.ok()) return Fail(parsed.status());
+        sel = *parsed;
+        if (a->peers.empty()) a->peers.push_back(a->from);  // the origin is a hubnode peer too
+      }
       auto st = OpenStore(flags);
       if (!st.ok()) return Fail(st.status());
       UpstreamOptions uo;
@@ -332,7 +342,18 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       // Each round is a pull: one that is already held only checks the origin; a new commit is
       // fetched, gated and committed like any pull. A failed round (origin down) is retried.
       for (int round = 1; a->rounds == 0 || round <= a->rounds; ++round) {
-        auto r = mirror.Pull(rs->repo, rev, PullOptions{});
+        Result<PullResult> r = InternalError("unset");
+        if (sel) {
+          // A partial pull of a revision already recorded records nothing new.
+          auto p = mirror.PullPartial(rs->repo, rev, *sel);
+          if (p.ok()) {
+            r = PullResult{p->commit, p->upstream_sha, p->files, p->bytes, p->upstream_sha == last};
+          } else {
+            r = p.status();
+          }
+        } else {
+          r = mirror.Pull(rs->repo, rev, PullOptions{});
+        }
         if (!r.ok()) {
           LOG(Warning) << "follow " << rs->repo.str() << "@" << rev << ": " << r.status().ToString();
         } else if (r->upstream_sha != last) {

@@ -67,6 +67,8 @@ R -q trust add-node-key --key "$WORK/w.pub" --name writer > /dev/null
 R -q pull t/m --from "$U" --experts all > "$WORK/pull.out" 2>&1
 check "the reader pulls the writer's commit" 0 $?
 check "the reader fetched no chunk from the writer" True "$(grep -q 'fetched 0 chunks' "$WORK/pull.out" && echo True)"
+R -q follow t/m --from "$U" --experts all --rounds 1 > "$WORK/follow.out" 2>&1
+check "the reader follows the writer (follow --experts all)" True "$(grep -q "t/m@main = " "$WORK/follow.out" && echo True)"
 check "the reader holds every chunk through the bucket" 0 "$(R stats --json | stat_of local_only_chunks)"
 "$HUBNODE" --data "$WORK/reader" --chunks "s3://$B/models" --chunks-reader serve --listen 127.0.0.1:0 --no-inference \
   --raw-cache-size 0 > "$WORK/r.out" 2> "$WORK/r.err" &
