@@ -1,14 +1,11 @@
 #include "runtime/cpu/cpu_kernels.h"
 
-// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_*); a known false positive.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "runtime/cpu/simd.h"
 
 namespace hubnode::runtime::kernels {
 
@@ -100,7 +97,6 @@ void AxpyScalar(float s, const float* x, float* y, int64_t n) {
 
 // --- AVX2 + FMA + F16C ---
 
-#define HUBNODE_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 template <DType kDt>
 HUBNODE_AVX2 inline __m256 Load8(const void* row, int64_t i) {
@@ -121,14 +117,6 @@ HUBNODE_AVX2 inline __m256 Load8(const void* row, DType dt, int64_t i) {
     case DType::kF16: return Load8<DType::kF16>(row, i);
     default: return _mm256_setzero_ps();
   }
-}
-
-HUBNODE_AVX2 inline float Hsum8(__m256 v) {
-  const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-  __m128 s = _mm_add_ps(lo, hi);
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
 }
 
 // The dtype is a template parameter so the inner loop has no branch on it.
@@ -194,7 +182,6 @@ HUBNODE_AVX2 void AxpyAvx2(float s, const float* x, float* y, int64_t n) {
 
 // --- AVX-512F ---
 
-#define HUBNODE_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 
 template <DType kDt>
 HUBNODE_AVX512 inline __m512 Load16(const void* row, int64_t i) {

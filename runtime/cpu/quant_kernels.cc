@@ -1,15 +1,11 @@
 #include "runtime/cpu/quant_kernels.h"
 
-// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_*); a known false positive.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "runtime/cpu/cpu_kernels.h"
+#include "runtime/cpu/simd.h"
 
 namespace hubnode::runtime::kernels {
 namespace {
@@ -105,7 +101,6 @@ void DotRowsQScalarT(const float* x, const WeightView& w, int64_t row0, int rows
 
 // --- AVX2 + FMA + F16C ---
 
-#define HUBNODE_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 template <DType kDt>
 HUBNODE_AVX2 inline __m256 LoadQ8(const uint8_t* row, int64_t i, __m256 factor) {
@@ -125,15 +120,6 @@ HUBNODE_AVX2 inline __m256 LoadQ8(const uint8_t* row, int64_t i, __m256 factor) 
     v = _mm256_cvtph_ps(h);
   }
   return _mm256_mul_ps(v, factor);
-}
-
-// As cpu_kernels.cc's (the f32 product's reduction, which these must match).
-HUBNODE_AVX2 inline float Hsum8(__m256 v) {
-  const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-  __m128 s = _mm_add_ps(lo, hi);
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
 }
 
 template <DType kDt>
@@ -186,7 +172,6 @@ HUBNODE_AVX2 void DequantRowsAvx2T(const WeightView& w, int64_t row0, int rows, 
 
 // --- AVX-512F ---
 
-#define HUBNODE_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 
 template <DType kDt>
 HUBNODE_AVX512 inline __m512 LoadQ16(const uint8_t* row, int64_t i, __m512 factor) {

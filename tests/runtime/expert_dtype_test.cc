@@ -12,31 +12,16 @@
 #include "runtime/cpu/cpu_kernels.h"
 #include "runtime/quant.h"
 #include "runtime/weights.h"
+#include "tests/runtime/memory_source.h"
 
 namespace hubnode::runtime {
 namespace {
 
-class Source final : public TensorSource {
+class Source final : public testing::MemorySource {
  public:
   void Add(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes) {
-    data_[name] = {TensorDesc{name, dtype, std::move(shape)}, std::move(bytes)};
+    Put(name, dtype, std::move(shape), std::move(bytes));
   }
-  Result<std::string> ReadFile(std::string_view) override { return NotFoundError("no files"); }
-  Result<std::vector<TensorDesc>> ListTensors() override {
-    std::vector<TensorDesc> out;
-    for (const auto& [name, t] : data_) out.push_back(t.first);
-    return out;
-  }
-  Status ReadTensor(std::string_view name, std::span<uint8_t> out) override {
-    auto it = data_.find(std::string(name));
-    if (it == data_.end()) return NotFoundError("no tensor");
-    if (out.size() != it->second.second.size()) return InvalidArgumentError("size");
-    std::memcpy(out.data(), it->second.second.data(), out.size());
-    return OkStatus();
-  }
-
- private:
-  std::map<std::string, std::pair<TensorDesc, std::vector<uint8_t>>> data_;
 };
 
 uint16_t Bf16(float f) {

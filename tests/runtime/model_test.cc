@@ -10,6 +10,7 @@
 
 #include "runtime/config.h"
 #include "runtime/model.h"
+#include "tests/runtime/memory_source.h"
 #include "runtime/sampler.h"
 #include "runtime/weights.h"
 
@@ -278,43 +279,27 @@ TEST(KvCache, MlaBytesPerToken) {
 }
 
 // A checkpoint in memory: F8_E4M3 weights (code 0x38 = 1.0) with F32 scales, and the rest f32.
-class Fp8Source final : public TensorSource {
+class Fp8Source final : public testing::MemorySource {
  public:
   void Add(const std::string& name, std::vector<int64_t> shape, DType dtype, float fill = 1.0f) {
-    TensorDesc d{name, dtype, std::move(shape)};
+    TensorDesc d{name, dtype, shape};
     std::vector<uint8_t> bytes(d.bytes());
     if (dtype == DType::kF8E4M3) std::fill(bytes.begin(), bytes.end(), uint8_t{0x38});
     if (dtype == DType::kF32) {
       for (size_t i = 0; i < bytes.size() / 4; ++i) std::memcpy(bytes.data() + 4 * i, &fill, 4);
     }
-    data_[name] = {d, std::move(bytes)};
+    Put(name, dtype, std::move(shape), std::move(bytes));
   }
   // An F8_E4M3 Linear weight and its weight_scale_inv (one scale per 128 x 128 block).
   void AddFp8(const std::string& name, int64_t rows, int64_t cols, float scale = 0.5f) {
     Add(name, {rows, cols}, DType::kF8E4M3);
     Add(name + "_scale_inv", {(rows + 127) / 128, (cols + 127) / 128}, DType::kF32, scale);
   }
-  void Remove(const std::string& name) { data_.erase(name); }
   void SetF32(const std::string& name, const std::vector<float>& values) {
-    auto& bytes = data_.at(name).second;
+    auto& bytes = Bytes(name);
     ASSERT_EQ(bytes.size(), values.size() * 4);
     std::memcpy(bytes.data(), values.data(), bytes.size());
   }
-  Result<std::string> ReadFile(std::string_view) override { return NotFoundError("no files"); }
-  Result<std::vector<TensorDesc>> ListTensors() override {
-    std::vector<TensorDesc> out;
-    for (const auto& [name, t] : data_) out.push_back(t.first);
-    return out;
-  }
-  Status ReadTensor(std::string_view name, std::span<uint8_t> out) override {
-    auto it = data_.find(std::string(name));
-    if (it == data_.end()) return NotFoundError("no tensor");
-    std::memcpy(out.data(), it->second.second.data(), out.size());
-    return OkStatus();
-  }
-
- private:
-  std::map<std::string, std::pair<TensorDesc, std::vector<uint8_t>>> data_;
 };
 
 // One dense DeepSeek-V3 layer in FP8, without q-LoRA; qk_nope_head_dim `nope`, v_head_dim `v`,

@@ -10,46 +10,20 @@
 #include <thread>
 
 #include "runtime/weights.h"
+#include "tests/runtime/memory_source.h"
 
 namespace hubnode::runtime {
 namespace {
 
-class MemorySource final : public TensorSource {
+// Tensors filled with a byte pattern that depends on the name.
+class MemorySource final : public testing::MemorySource {
  public:
   void Add(const std::string& name, std::vector<int64_t> shape) {
-    TensorDesc d{name, DType::kBF16, std::move(shape)};
+    TensorDesc d{name, DType::kBF16, shape};
     std::vector<uint8_t> bytes(d.bytes());
     for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 31 + name.size());
-    data_[name] = {d, std::move(bytes)};
+    Put(name, DType::kBF16, std::move(shape), std::move(bytes));
   }
-  void Fail(const std::string& name) { failing_ = name; }
-  int reads() const {
-    std::lock_guard lock(mu_);
-    return reads_;
-  }
-  const std::vector<uint8_t>& Bytes(const std::string& name) { return data_.at(name).second; }
-
-  Result<std::string> ReadFile(std::string_view) override { return NotFoundError("no files"); }
-  Result<std::vector<TensorDesc>> ListTensors() override {
-    std::vector<TensorDesc> out;
-    for (const auto& [name, t] : data_) out.push_back(t.first);
-    return out;
-  }
-  Status ReadTensor(std::string_view name, std::span<uint8_t> out) override {
-    std::lock_guard lock(mu_);
-    ++reads_;
-    if (name == failing_) return DataLossError("corrupt chunk");
-    auto it = data_.find(std::string(name));
-    if (it == data_.end()) return NotFoundError("no tensor");
-    std::memcpy(out.data(), it->second.second.data(), out.size());
-    return OkStatus();
-  }
-
- private:
-  std::map<std::string, std::pair<TensorDesc, std::vector<uint8_t>>> data_;
-  std::string failing_;
-  mutable std::mutex mu_;
-  int reads_ = 0;
 };
 
 class ExpertCacheTest : public ::testing::Test {
