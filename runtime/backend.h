@@ -161,4 +161,9 @@ std::string_view CpuKernelSet();
 // for weights prepared on the host before their upload (biases are added in fp32).
 void HostToF32(const void* src, DType dtype, int64_t n, float* dst);
 
+// Rows [row0, row0 + rows) of `w` (any dtype; block-scaled ones with their scales) in host memory
+// as f32, with the fastest kernel set this CPU has: for weights converted on the host as they
+// load (runtime/expert_load.cc).
+void HostRowsToF32(const WeightView& w, int64_t row0, int64_t rows, float* dst);
+
 }  // namespace hubnode::runtime

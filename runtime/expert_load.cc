@@ -4,7 +4,6 @@
 #include <cstring>
 #include <string>
 
-#include "runtime/cpu/cpu_kernels.h"
 
 namespace hubnode::runtime {
 namespace {
@@ -126,21 +125,13 @@ Result<WeightView> LoadExpertTensor(TensorSource& source, Backend& backend, cons
     out_host.resize(p.bytes);
     out = out_host.data();
   }
-  const kernels::KernelSet& k = kernels::Select();
   const int64_t band = block_scaled ? std::max<int64_t>(p.format.block_rows, 64 / p.format.block_rows * p.format.block_rows) : 64;
   std::vector<float> f32(static_cast<size_t>(std::min(rows, band) * cols));
   float* scales = block_scaled ? reinterpret_cast<float*>(out + QuantDataBytes(rows, cols, p.dtype)) : nullptr;
   const int64_t nbc = block_scaled ? (cols + std::min(p.format.block_cols, cols) - 1) / std::min(p.format.block_cols, cols) : 0;
   for (int64_t r0 = 0; r0 < rows; r0 += band) {
     const int64_t n = std::min(band, rows - r0);
-    if (p.scale_inv) {
-      for (int64_t r = 0; r < n; r += kernels::kBlockRows) {
-        const int m = static_cast<int>(std::min<int64_t>(kernels::kBlockRows, n - r));
-        k.dequant_rows(stored, r0 + r, m, f32.data() + r * cols);
-      }
-    } else {
-      k.to_f32(staging.data() + DTypeBytes(d.dtype, static_cast<uint64_t>(r0 * cols)), d.dtype, n * cols, f32.data());
-    }
+    HostRowsToF32(stored, r0, n, f32.data());
     if (block_scaled) {
       RETURN_IF_ERROR(Quantize(f32.data(), n, cols, p.format, out + DTypeBytes(p.dtype, static_cast<uint64_t>(r0 * cols)),
                                scales + (r0 / p.format.block_rows) * nbc)

@@ -359,4 +359,14 @@ std::string_view CpuKernelSet() { return kernels::Select().name; }
 
 void HostToF32(const void* src, DType dtype, int64_t n, float* dst) { kernels::Scalar().to_f32(src, dtype, n, dst); }
 
+void HostRowsToF32(const WeightView& w, int64_t row0, int64_t rows, float* dst) {
+  const kernels::KernelSet& k = kernels::Select();
+  if (IsBlockScaled(w.dtype)) {
+    k.dequant_rows(w, row0, static_cast<int>(rows), dst);
+  } else {
+    k.to_f32(static_cast<const uint8_t*>(w.data) + DTypeBytes(w.dtype, static_cast<uint64_t>(row0 * w.cols)), w.dtype,
+             rows * w.cols, dst);
+  }
+}
+
 }  // namespace hubnode::runtime
