@@ -52,6 +52,7 @@ struct ServeArgs {
   uint64_t multipart_chunk = uint64_t{64} << 20;
   int64_t upload_url_lifetime = 3600;
   uint64_t raw_cache = uint64_t{4} << 30;
+  std::string writer;  // --writer: a reader node's writer, where write requests are redirected
 };
 
 std::string UpstreamToken(const std::string& flag) {
@@ -116,6 +117,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.multipart_chunk = a.multipart_chunk;
   o.upload_url_lifetime_s = a.upload_url_lifetime;
   o.raw_cache_bytes = a.raw_cache;
+  o.writer_url = a.writer;
   auto node_key = LoadOrCreateNodeKey(flags.data_dir);
   if (!node_key.ok()) return Fail(node_key.status());
   o.node_key = &*node_key;
@@ -220,6 +222,9 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
     sub->add_option("--peer", a->peers,
                     "A peer hubnode: with --upstream, chunks are fetched from it too; listed in this node's peer "
                     "catalog (repeatable)");
+    sub->add_option("--writer", a->writer,
+                    "A reader node of --chunks: answer write requests with a redirect (307) to this writer node's "
+                    "URL instead of writing here");
     AddRuntimeFlags(sub, &a->runtime);
     out->push_back({sub, [a, &flags] { return Serve(flags, *a); }});
   }

@@ -38,13 +38,23 @@ class PrefixService final : public Service {
 // The write API: its routes read their own bodies (uploads stream into the store).
 class WriteService final : public Service {
  public:
-  WriteService(WriteApi* api, TokenStore* tokens) : api_(api), tokens_(tokens) {}
+  WriteService(WriteApi* api, TokenStore* tokens, std::string writer_url)
+      : api_(api), tokens_(tokens), writer_url_(std::move(writer_url)) {
+    while (!writer_url_.empty() && writer_url_.back() == '/') writer_url_.pop_back();
+  }
   bool Handles(const httplib::Request& req) const override {
     // GET only for the discussions, the one write-API resource that is also read.
     return req.method != "HEAD" && WriteApi::Handles(req);
   }
   bool StreamsBody() const override { return true; }
   void Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader* body) override {
+    if (!writer_url_.empty() && req.method != "GET") {
+      // A reader node writes nothing: the client repeats the request (method and body) at the
+      // writer, whose commits this node then follows.
+      SendError(res, 307, "ReaderNode", "this node serves the chunks of a writer node; write to " + writer_url_);
+      res.set_header("Location", writer_url_ + req.target);
+      return;
+    }
     auto who = tokens_->Authenticate(req.get_header_value("Authorization"));
     if (!who.ok()) return SendError(res, 401, "Unauthorized", who.status().message());
     if (!body && req.method == "GET") {
@@ -59,6 +69,7 @@ class WriteService final : public Service {
  private:
   WriteApi* api_;
   TokenStore* tokens_;
+  std::string writer_url_;
 };
 
 // The read API: every route the others do not take.
@@ -142,7 +153,7 @@ class NodeImpl final : public Node {
         wo.multipart_chunk = o.multipart_chunk;
         wo.url_lifetime_s = o.upload_url_lifetime_s;
         write_ = std::make_unique<WriteApi>(store, std::move(wo));
-        write_service_ = std::make_unique<WriteService>(write_.get(), tokens);
+        write_service_ = std::make_unique<WriteService>(write_.get(), tokens, o.writer_url);
       }
       if (o.raw_cache) {
         handlers_.SetRawCache(o.raw_cache);

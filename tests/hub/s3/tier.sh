@@ -4,7 +4,7 @@
 # downloads with an empty local cache are byte-exact; tier push moves a local store into packs; a crash between a pack's upload and its
 # commit leaves nothing visible and GC deletes the orphan pack; a reader node pulls the writer's
 # commit without fetching a chunk (it finds them in the packs' indexes) and serves it byte-exact,
-# refusing writes; radosgw down: a download of an
+# redirecting HTTP writes to the writer and refusing imports; radosgw down: a download of an
 # uncached chunk is 503 + Retry-After with the JSON error, and works again, byte-exact, once it is
 # back. Prints "N passed, M failed"; exit 77 when Ceph is not installed (scripts/install-deps.sh).
 set -uo pipefail
@@ -33,8 +33,9 @@ stat_of() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 serve() {  # serve [flags]: a node over the bucket, no raw copies (every byte from chunks)
   "$HUBNODE" --data "$WORK/data" --chunks "s3://$B/models" serve --listen 127.0.0.1:0 --no-inference --raw-cache-size 0 "$@" > "$WORK/s.out" 2> "$WORK/s.err" &
   PID=$!
-  for _ in $(seq 200); do grep -q serving "$WORK/s.out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -qs serving "$WORK/s.out" && break; sleep 0.05; done
   U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/s.out")
+  [[ -n "$U" ]] || { echo "FAIL the node did not start:"; cat "$WORK/s.err"; }
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null; PID=; }
 
@@ -71,13 +72,18 @@ R -q follow t/m --from "$U" --experts all --rounds 1 > "$WORK/follow.out" 2>&1
 check "the reader follows the writer (follow --experts all)" True "$(grep -q "t/m@main = " "$WORK/follow.out" && echo True)"
 check "the reader holds every chunk through the bucket" 0 "$(R stats --json | stat_of local_only_chunks)"
 "$HUBNODE" --data "$WORK/reader" --chunks "s3://$B/models" --chunks-reader serve --listen 127.0.0.1:0 --no-inference \
-  --raw-cache-size 0 > "$WORK/r.out" 2> "$WORK/r.err" &
+  --raw-cache-size 0 --writer "$U" > "$WORK/r.out" 2> "$WORK/r.err" &
 RPID=$!
-for _ in $(seq 200); do grep -q serving "$WORK/r.out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -qs serving "$WORK/r.out" && break; sleep 0.05; done
 RU=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/r.out")
 for f in $(cd "$WORK/m" && ls); do
   check "reader node: $f byte-exact" "$(sha256sum < "$WORK/m/$f")" "$(curl -sf "$RU/t/m/resolve/main/$f" | sha256sum)"
 done
+curl -s -D "$WORK/w.h" -o "$WORK/w.body" -X POST -H 'Content-Type: application/json' -d '{"name":"x","type":"model"}' \
+  "$RU/api/repos/create"
+check "a write to the reader is redirected: 307" 307 "$(head -1 "$WORK/w.h" | cut -d' ' -f2)"
+check "to the writer" "$U/api/repos/create" "$(grep -i '^Location' "$WORK/w.h" | tr -d '\r' | cut -d' ' -f2)"
+check "with the JSON error" ReaderNode "$(grep -i '^X-Error-Code' "$WORK/w.h" | tr -d '\r' | cut -d' ' -f2)"
 kill "$RPID"; wait "$RPID" 2>/dev/null; RPID=
 "$HUBNODE" -q testmodel --family llama --size small --shards 1 --seed 5 --hidden 256 --layers 2 --out "$WORK/m3" > /dev/null
 R -q import "$WORK/m3" --repo t/other > /dev/null 2> "$WORK/ri.err"
