@@ -4,7 +4,8 @@
 # downloads with an empty local cache are byte-exact; tier push moves a local store into packs; a crash between a pack's upload and its
 # commit leaves nothing visible and GC deletes the orphan pack; a reader node pulls the writer's
 # commit without fetching a chunk (it finds them in the packs' indexes) and serves it byte-exact,
-# redirecting HTTP writes to the writer and refusing imports; radosgw down: a download of an
+# redirecting HTTP writes to the writer and refusing imports; a plain node pulls the writer's
+# tiered chunks through its peer API; radosgw down: a download of an
 # uncached chunk is 503 + Retry-After with the JSON error, and works again, byte-exact, once it is
 # back. Prints "N passed, M failed"; exit 77 when Ceph is not installed (scripts/install-deps.sh).
 set -uo pipefail
@@ -86,6 +87,13 @@ check "to the writer" "$U/api/repos/create" "$(grep -i '^Location' "$WORK/w.h" |
 check "with the JSON error" ReaderNode "$(grep -i '^X-Error-Code' "$WORK/w.h" | tr -d '\r' | cut -d' ' -f2)"
 kill "$RPID"; wait "$RPID" 2>/dev/null; RPID=
 "$HUBNODE" -q testmodel --family llama --size small --shards 1 --seed 5 --hidden 256 --layers 2 --out "$WORK/m3" > /dev/null
+# A plain node (no tier) pulls from the writer's peer API, which reads the chunks from the bucket.
+P() { "$HUBNODE" --data "$WORK/plain" "$@"; }
+P -q trust add-node-key --key "$WORK/w.pub" --name writer > /dev/null
+P -q pull t/m --from "$U" --experts all > "$WORK/ppull.out" 2>&1
+check "the peer API serves tiered chunks" True "$(grep -q 'fetched [1-9][0-9]* chunks' "$WORK/ppull.out" && echo True)"
+check "what it pulled exports byte-exact" "$(cd "$WORK/m" && cat * | sha256sum)" \
+  "$(P -q export t/m "$WORK/plain-out" > /dev/null && cd "$WORK/plain-out" && cat * | sha256sum)"
 R -q import "$WORK/m3" --repo t/other > /dev/null 2> "$WORK/ri.err"
 check "an import on the reader is refused" 1 $?
 check "the refusal says to write to the writer" True "$(grep -q 'send writes to the writer' "$WORK/ri.err" && echo True)"
