@@ -1,6 +1,7 @@
 #include "runtime/expert_load.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -105,7 +106,22 @@ Result<WeightView> LoadExpertTensor(TensorSource& source, Backend& backend, cons
   };
   if (p.dtype == d.dtype && (!block_scaled || p.format.block_rows == kStoredFp8Block)) {
     RETURN_IF_ERROR(read_into(d, dst));
-    if (p.scale_inv) RETURN_IF_ERROR(read_into(*p.scale_inv, dst + QuantDataBytes(rows, cols, p.dtype)));
+    if (p.scale_inv) {
+      // The scales are checked before they are used (a hostile checkpoint's NaN would poison
+      // every product they touch).
+      std::vector<float> scales(p.scale_inv->bytes() / 4);
+      RETURN_IF_ERROR(source.ReadTensor(p.scale_inv->name, {reinterpret_cast<uint8_t*>(scales.data()), p.scale_inv->bytes()}));
+      for (float f : scales) {
+        if (!std::isfinite(f)) return InvalidArgumentError("tensor " + p.scale_inv->name + " has a non-finite scale");
+      }
+      const auto* bytes = reinterpret_cast<const uint8_t*>(scales.data());
+      uint8_t* to = dst + QuantDataBytes(rows, cols, p.dtype);
+      if (host) {
+        std::memcpy(to, bytes, p.scale_inv->bytes());
+      } else {
+        backend.Upload(to, {bytes, p.scale_inv->bytes()});
+      }
+    }
     return v;
   }
   // Converted: the stored tensor (and its scales) in staging, to f32 a band of rows at a time,
@@ -118,6 +134,9 @@ Result<WeightView> LoadExpertTensor(TensorSource& source, Backend& backend, cons
     RETURN_IF_ERROR(source.ReadTensor(p.scale_inv->name, {staging.data() + scales_at, p.scale_inv->bytes()}));
     stored.scales = reinterpret_cast<const float*>(staging.data() + scales_at);
     stored.block_rows = stored.block_cols = kStoredFp8Block;
+    for (uint64_t i = 0; i < p.scale_inv->bytes() / 4; ++i) {
+      if (!std::isfinite(stored.scales[i])) return InvalidArgumentError("tensor " + p.scale_inv->name + " has a non-finite scale");
+    }
   }
   std::vector<uint8_t> out_host;
   uint8_t* out = dst;

@@ -197,6 +197,24 @@ TEST_F(ExpertDTypeTest, Float8WithoutItsScalesIsRefusedByName) {
   EXPECT_NE(v.status().message().find("_scale_inv"), std::string::npos) << v.status().ToString();
 }
 
+TEST_F(ExpertDTypeTest, NonFiniteFloat8ScalesAreRefusedByName) {
+  AddFp8Experts();
+  const std::string name = config_.ExpertTensor(1, 2, 0) + "_scale_inv";
+  std::vector<uint8_t>& bytes = source_.Bytes(name);
+  const float nan = std::nanf("");
+  std::memcpy(bytes.data(), &nan, 4);
+  const std::vector<TensorDesc> tensors = *source_.ListTensors();
+  for (ExpertDType dt : {ExpertDType::kStored, ExpertDType::kInt4}) {
+    ExpertCache cache(source_, *backend_, config_, tensors, 0, dt);
+    ASSERT_TRUE(cache.Validate().ok());
+    const int two[] = {2};
+    auto got = cache.Acquire(1, two);
+    ASSERT_FALSE(got.ok()) << ExpertDTypeName(dt);
+    EXPECT_NE(got.status().message().find(name), std::string::npos) << got.status().ToString();
+    EXPECT_TRUE(cache.Acquire(0, two).ok());  // the other layer's expert 2 is fine
+  }
+}
+
 TEST(ExpertDTypeNames, ParseEveryNameAndRefuseOthers) {
   ExpertDType d;
   for (const char* name : {"stored", "bf16", "fp8", "int8", "int4"}) {
