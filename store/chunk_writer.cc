@@ -36,31 +36,58 @@ ChunkCounts ChunkWriter::counts() {
   return counts_;
 }
 
-void ChunkWriter::Write(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {
+Status ChunkWriter::AddInOrder(uint64_t seq, std::optional<Pending> chunk) {
+  std::vector<PackBuilder> full;
+  {
+    std::lock_guard<std::mutex> lock(pack_mu_);
+    reorder_.emplace(seq, std::move(chunk));
+    while (!reorder_.empty() && reorder_.begin()->first == next_seq_) {
+      auto& c = reorder_.begin()->second;
+      if (c) pack_.Add(c->id, c->meta, c->record);
+      reorder_.erase(reorder_.begin());
+      ++next_seq_;
+      if (pack_.bytes() >= store_.options().pack_bytes) {
+        full.push_back(std::move(pack_));
+        pack_ = PackBuilder();
+      }
+    }
+  }
+  Status s = OkStatus();
+  for (auto& p : full) {
+    Status u = Upload(std::move(p));
+    if (s.ok()) s = std::move(u);
+  }
+  return s;
+}
+
+void ChunkWriter::Write(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group, uint64_t seq) {
   ChunkId id = ChunkIdOf(data);
   slot->id = id;
   slot->raw_len = static_cast<uint32_t>(data.size());
   // Pin before looking: once pinned, GC cannot delete the chunk between our check and our commit.
   {
     // A chunk that repeats within one import is written (and counted) once.
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!seen_.insert(id).second) return group->Done(OkStatus());
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!seen_.insert(id).second) {
+      lock.unlock();
+      if (store_.tier()) AddInOrder(seq, std::nullopt).IgnoreError();  // no record: nothing to upload
+      return group->Done(OkStatus());
+    }
     pinned_.push_back(id);
   }
   store_.pins().Pin(id);
   auto has = store_.db().Has(Cf::kChunkMeta, id.view());
-  if (!has.ok() || *has) return group->Done(has.status());
+  if (!has.ok() || *has) {
+    if (store_.tier()) AddInOrder(seq, std::nullopt).IgnoreError();
+    return group->Done(has.status());
+  }
   EncodedChunk enc = EncodeChunk(data, kind, policy_, store_.options().zstd_level);
   uint32_t stored = static_cast<uint32_t>(enc.record.size() - kChunkRecordHeader);
   if (store_.tier()) {
-    // Tiered: the record goes into a pack; the chunk is recorded once the pack is uploaded.
-    std::unique_lock<std::mutex> lock(pack_mu_);
-    pack_.Add(id, ChunkMeta{enc.codec, slot->raw_len, stored}, enc.record);
-    if (pack_.bytes() < store_.options().pack_bytes) return group->Done(OkStatus());
-    PackBuilder full = std::move(pack_);
-    pack_ = PackBuilder();
-    lock.unlock();
-    return group->Done(Upload(std::move(full)));
+    // Tiered: the record goes into a pack, in the order the chunks were submitted (a file's
+    // chunks then lie in order, and a download reads several with one GET); the chunk is recorded
+    // once its pack is uploaded.
+    return group->Done(AddInOrder(seq, Pending{id, ChunkMeta{enc.codec, slot->raw_len, stored}, std::move(enc.record)}));
   }
   auto batch = store_.db().NewBatch();
   batch.Put(Cf::kChunks, id.view(), enc.record);
@@ -101,7 +128,8 @@ Status ChunkWriter::Flush() {
 
 void ChunkWriter::Submit(std::shared_ptr<std::string> data, ElementKind kind, ChunkRef* slot, TaskGroup* group) {
   group->Add();
-  store_.pool().Submit([this, data, kind, slot, group] { Write(*data, kind, slot, group); });
+  const uint64_t seq = next_submit_++;
+  store_.pool().Submit([this, data, kind, slot, group, seq] { Write(*data, kind, slot, group, seq); });
 }
 
 }  // namespace hubnode::store

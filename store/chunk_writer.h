@@ -2,9 +2,12 @@
 // (content_writer.cc): hash, pin, and compress and write the chunk only when the store lacks it.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -55,7 +58,16 @@ class ChunkWriter {
   Status Flush();
 
  private:
-  void Write(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group);
+  // A record waiting for its turn in the pack.
+  struct Pending {
+    ChunkId id;
+    ChunkMeta meta;
+    std::string record;
+  };
+  void Write(const std::string& data, ElementKind kind, ChunkRef* slot, TaskGroup* group, uint64_t seq);
+  // Tier only: puts submitted chunk `seq` (nullopt: one with nothing to write) into the pack once
+  // every chunk submitted before it is in, and uploads the packs that fills.
+  Status AddInOrder(uint64_t seq, std::optional<Pending> chunk);
   // Uploads a full pack (tier only) and counts its chunks.
   Status Upload(PackBuilder pack);
 
@@ -65,8 +77,11 @@ class ChunkWriter {
   std::vector<ChunkId> pinned_;
   std::unordered_set<ChunkId, DigestHash> seen_;  // chunks this writer already wrote or found
   ChunkCounts counts_;
-  std::mutex pack_mu_;  // guards pack_
+  std::atomic<uint64_t> next_submit_{0};  // Submit's sequence numbers
+  std::mutex pack_mu_;  // guards pack_, reorder_ and next_seq_
   PackBuilder pack_;    // tier only: records waiting for their pack's upload
+  std::map<uint64_t, std::optional<Pending>> reorder_;  // finished out of submission order
+  uint64_t next_seq_ = 0;
 };
 
 }  // namespace hubnode::store

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -13,14 +14,17 @@
 #include "store/codec.h"
 #include "store/safetensors.h"
 #include "store/store_impl.h"
+#include "store/tier.h"
 
 namespace hubnode::store {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Chunks read ahead at once when they come from the object store (each a ranged GET).
-constexpr size_t kTierReadAhead = 6;
+// Chunks read ahead at once when they come from the object store, and the most read with one
+// ranged GET when they lie close together in a pack: 8 chunks (~8 MiB) per stream in memory.
+constexpr size_t kTierReadAhead = 8;
+constexpr size_t kTierRun = 4;
 
 class FileReaderImpl final : public FileReader {
  public:
@@ -133,11 +137,54 @@ class FileReaderImpl final : public FileReader {
     // (sends) this one. One chunk ahead from local disk; with the chunk tier, where each chunk is
     // a round trip to the object store, kTierReadAhead of them in flight at once.
     const size_t depth = store_.tier() ? kTierReadAhead : 1;
+    while (!tasks_.empty() && tasks_.front().wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      tasks_.pop_front();
+    }
     size_t n = ahead_.empty() ? i + 1 : ahead_.back().first + 1;
-    for (; ahead_.size() < depth && WantAhead(n, end, sequential); ++n) {
-      ahead_.emplace_back(n, std::async(std::launch::async, [this, n] { return Fetch(n); }));
+    while (ahead_.size() < depth && WantAhead(n, end, sequential)) {
+      // A tiered chunk waits until a whole run fits.
+      if (!ahead_.empty() && depth - ahead_.size() < kTierRun && Tiered(n)) break;
+      // Tiered chunks close together in a pack (an import writes a file's chunks nearly in
+      // order) go as one ranged GET of up to kTierRun chunks.
+      size_t g = 1;
+      while (store_.tier() && g < kTierRun && ahead_.size() + g < depth && WantAhead(n + g, end, sequential) &&
+             Tiered(n) && Tiered(n + g)) {
+        ++g;
+      }
+      if (g == 1) {
+        ahead_.emplace_back(n, std::async(std::launch::async, [this, n] { return Fetch(n); }));
+      } else {
+        auto promises = std::make_shared<std::vector<std::promise<Result<std::string>>>>(g);
+        for (size_t k = 0; k < g; ++k) ahead_.emplace_back(n + k, (*promises)[k].get_future());
+        tasks_.push_back(std::async(std::launch::async, [this, n, g, promises] { FetchRun(n, g, *promises); }));
+      }
+      n += g;
     }
     return OkStatus();
+  }
+
+  // Whether chunk n is in the chunk tier and not cached here.
+  bool Tiered(size_t n) const {
+    const ChunkId& id = record_.chunks[n].id;
+    if (store_.tier_cache().Contains(id)) return false;
+    auto loc = db_.Has(Cf::kDefault, TierLocKey(id));
+    return loc.ok() && *loc;
+  }
+
+  // Chunks [n, n+g) with one ranged GET, or one by one when they are not close in one pack.
+  void FetchRun(size_t n, size_t g, std::vector<std::promise<Result<std::string>>>& out) const {
+    std::vector<ChunkId> ids;
+    for (size_t k = 0; k < g; ++k) ids.push_back(record_.chunks[n + k].id);
+    auto run = store_.FetchTieredRun(ids);
+    for (size_t k = 0; k < g; ++k) {
+      if (run.ok() && (*run)[k].size() == record_.chunks[n + k].raw_len) {
+        out[k].set_value(std::move((*run)[k]));
+      } else if (!run.ok() && run.status().code() == StatusCode::kUnavailable) {
+        out[k].set_value(run.status());
+      } else {
+        out[k].set_value(Fetch(n + k));
+      }
+    }
   }
 
   // bf16/fp16/fp32 tensor data is stored by byte planes.
@@ -157,8 +204,10 @@ class FileReaderImpl final : public FileReader {
   std::string cached_;
   size_t cached_index_ = static_cast<size_t>(-1);
   uint64_t last_end_ = 0;  // where the previous Read ended (sequential reads read ahead)
-  // Chunks being read ahead, in order; destroyed (and so waited for) before the members above.
+  // Chunks being read ahead, in order.
   std::deque<std::pair<size_t, std::future<Result<std::string>>>> ahead_;
+  // Runs being read (their chunks' futures are in ahead_); destroyed, and so waited for, first.
+  std::deque<std::future<void>> tasks_;
 };
 
 Status WriteAll(int fd, std::string_view data, const std::string& path) {

@@ -109,6 +109,11 @@ class StoreImpl final : public Store {
   // the chunk is not tiered. Unavailable when the object store is down; DataLoss when its bytes
   // are not the chunk's.
   Result<std::optional<TieredChunk>> FetchTiered(const ChunkId& id);
+  // Tiered chunks lying close together in one pack (spanning at most twice their size), read with
+  // one ranged GET, each checked against its id and cached; their raw bytes in order.
+  // InvalidArgument when they are not such a run (read them one by one); Unavailable when the
+  // object store is down.
+  Result<std::vector<std::string>> FetchTieredRun(const std::vector<ChunkId>& ids);
   // Keeps a tiered chunk's record in the local cache, evicting the least recently used past the
   // bound.
   void CacheRecord(const ChunkId& id, std::string_view record);

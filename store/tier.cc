@@ -281,6 +281,40 @@ Result<std::optional<TieredChunk>> StoreImpl::FetchTiered(const ChunkId& id) {
   return InternalError("unreachable");
 }
 
+Result<std::vector<std::string>> StoreImpl::FetchTieredRun(const std::vector<ChunkId>& ids) {
+  ChunkTier* t = tier();
+  if (!t || ids.empty()) return InvalidArgumentError("no run");
+  std::vector<ChunkLoc> locs;
+  uint64_t begin = UINT64_MAX, end = 0, sum = 0;
+  for (const ChunkId& id : ids) {
+    ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kDefault, TierLocKey(id)));
+    if (!v) return InvalidArgumentError("not tiered");
+    ASSIGN_OR_RETURN(ChunkLoc loc, DecodeChunkLoc(*v));
+    if (!locs.empty() && loc.pack != locs.front().pack) return InvalidArgumentError("not in one pack");
+    begin = std::min(begin, loc.offset);
+    end = std::max(end, loc.offset + loc.length);
+    sum += loc.length;
+    locs.push_back(std::move(loc));
+  }
+  // An import's pool writes a file's chunks into its pack nearly in order (in the order they
+  // finish): one GET may carry a few records of other chunks, no more than the run itself.
+  if (end - begin > 2 * sum) return InvalidArgumentError("not close together");
+  auto bytes = t->ReadPack(locs.front().pack, begin, end - begin);
+  if (!bytes.ok() && bytes.status().code() == StatusCode::kNotFound) return InvalidArgumentError("pack moved");
+  if (!bytes.ok()) {
+    return UnavailableError("chunks of " + t->Describe() + " cannot be read now: " + bytes.status().message());
+  }
+  std::vector<std::string> raws;
+  for (size_t k = 0; k < ids.size(); ++k) {
+    std::string_view record = std::string_view(*bytes).substr(locs[k].offset - begin, locs[k].length);
+    auto raw = DecodeVerifiedChunk(ids[k], record);
+    if (!raw.ok()) return InvalidArgumentError("a chunk of the run is damaged");  // one by one says which
+    CacheRecord(ids[k], record);
+    raws.push_back(std::move(*raw));
+  }
+  return raws;
+}
+
 Result<TierPushResult> StoreImpl::PushToTier() {
   if (!tier()) return FailedPreconditionError("no chunk tier (start with --chunks s3://bucket/prefix)");
   if (db_->read_only()) return FailedPreconditionError("the store is read-only");

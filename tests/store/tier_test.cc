@@ -99,6 +99,30 @@ TEST(TierTest, ImportGoesToPacksAndReadsBackByteExact) {
   EXPECT_TRUE(fsck.clean());
 }
 
+TEST(TierTest, SequentialReadsTakeSeveralChunksPerGet) {
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  Options o = Tiered(dir, tier);
+  o.pack_bytes = 64 << 20;
+  o.chunk_cache_bytes = 0;
+  ASSERT_OK_AND_ASSIGN(auto store, Store::Open(o));
+  std::string a = Model(dir, "a", 8);
+  ASSERT_OK_AND_ASSIGN(ImportResult r, store->ImportDirectory(a, *RepoId::Parse("t/a"), ImportOptions()));
+  ASSERT_OK_AND_ASSIGN(auto files, store->ListFiles(r.commit));
+  const FileEntry* big = &files[0];
+  for (const auto& f : files) {
+    if (f.size > big->size) big = &f;
+  }
+  ASSERT_OK_AND_ASSIGN(auto chunks, store->ListChunks(*big));
+  ASSERT_GE(chunks.size(), 8u);
+  const int reads_before = tier->reads;
+  ASSERT_OK_AND_ASSIGN(auto reader, store->OpenFile(*big));
+  ASSERT_OK_AND_ASSIGN(std::string whole, reader->ReadToString(0, big->size));
+  EXPECT_EQ(Sha256Of(whole), big->sha256);
+  // Chunks close together in the pack come several per ranged GET.
+  EXPECT_LT(static_cast<size_t>(tier->reads - reads_before), chunks.size() / 2);
+}
+
 TEST(TierTest, TamperedPackBytesAreNeverServed) {
   TempDir dir;
   auto tier = std::make_shared<FakeTier>();
