@@ -170,6 +170,10 @@ Status ParseDeepseek(const json& j, ModelConfig& c) {
   if (Bool(j, "attention_bias", false)) return Bad("attention_bias", "not supported for MLA");
   // V2 rotates (x[2i], x[2i+1]) pairs always; V3 when rope_interleave (default true).
   m.rope_interleave = v3 ? Bool(j, "rope_interleave", true) : true;
+  // The per-token query and attention-output widths, bounded as heads x head_dim is elsewhere.
+  if (int64_t{c.heads} * m.qk_head_dim() > (1 << 24) || int64_t{c.heads} * m.v_head_dim > (1 << 24)) {
+    return Bad("num_attention_heads", "times qk_nope_head_dim + qk_rope_head_dim or v_head_dim exceeds 16777216");
+  }
   c.head_dim = m.qk_rope_head_dim;  // RoPE covers the rope part only
   c.kv_heads = c.heads;
   m.softmax_scale = 1.0 / std::sqrt(static_cast<double>(m.qk_head_dim()));
@@ -186,6 +190,9 @@ Status ParseDeepseek(const json& j, ModelConfig& c) {
       ASSIGN_OR_RETURN(double mscale, Num(*rs, "mscale", 1.0));
       c.rope.attention_factor = YarnMscale(c.rope.factor, mscale) / YarnMscale(c.rope.factor, mscale_all_dim);
     }
+    if (!std::isfinite(m.softmax_scale) || m.softmax_scale <= 0 || !std::isfinite(c.rope.attention_factor)) {
+      return Bad("rope_scaling.mscale_all_dim", "gives a softmax scale or attention factor that is zero or not finite");
+    }
   }
   auto routed = j.find("n_routed_experts");
   if (routed == j.end() || routed->is_null()) {
@@ -195,6 +202,9 @@ Status ParseDeepseek(const json& j, ModelConfig& c) {
   ASSIGN_OR_RETURN(c.experts, Int(j, "n_routed_experts", std::nullopt, 1, 4096));
   ASSIGN_OR_RETURN(c.moe_intermediate, Int(j, "moe_intermediate_size", std::nullopt, 1));
   ASSIGN_OR_RETURN(int shared, Int(j, "n_shared_experts", 0, 0, 4096));
+  if (int64_t{shared} * c.moe_intermediate > (1 << 24)) {
+    return Bad("n_shared_experts", "times moe_intermediate_size exceeds 16777216");
+  }
   c.shared_intermediate = shared * c.moe_intermediate;
   ASSIGN_OR_RETURN(c.first_k_dense_replace, Int(j, "first_k_dense_replace", 0, 0, 1 << 20));
   ASSIGN_OR_RETURN(c.moe_layer_freq, Int(j, "moe_layer_freq", 1, 1, 4096));

@@ -204,6 +204,15 @@ TEST(Config, Deepseek) {
   bad([](json& j) { j["qk_rope_head_dim"] = 63; }, "qk_rope_head_dim");
   bad([](json& j) { j["qk_nope_head_dim"] = 0; }, "qk_nope_head_dim");
   bad([](json& j) { j["attention_bias"] = true; }, "attention_bias");
+  // Hostile sizes: 4096 shared experts of 2^24 wrapped an int to 0 (shared experts silently gone);
+  // 4096 heads of 2^17 query values had the loader build a 4 GiB row permutation per layer before
+  // any tensor was looked at; a huge mscale_all_dim made the softmax scale infinite.
+  bad([](json& j) { j["n_shared_experts"] = 4096; j["moe_intermediate_size"] = 1 << 24; }, "n_shared_experts");
+  bad([](json& j) { j["num_attention_heads"] = 4096; j["num_key_value_heads"] = 4096; j["hidden_size"] = 8192;
+                    j["qk_nope_head_dim"] = 65536; j["qk_rope_head_dim"] = 65536; }, "num_attention_heads");
+  bad([](json& j) { j["num_attention_heads"] = 4096; j["num_key_value_heads"] = 4096; j["hidden_size"] = 8192;
+                    j["v_head_dim"] = 65536; }, "num_attention_heads");
+  bad([](json& j) { j["rope_scaling"]["mscale_all_dim"] = 1e308; }, "mscale_all_dim");
 }
 
 TEST(Route, DeepseekGroupsBiasAndScaling) {
