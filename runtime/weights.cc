@@ -331,7 +331,11 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(TensorSource& source, B
         ASSIGN_OR_RETURN(L.shared_down, ld.Get(s + "down_proj.weight", H, I));
       }
       if (c.IsDeepseek() && c.topk_method == TopkMethod::kNoauxTc) {
-        ASSIGN_OR_RETURN(L.router_bias, ld.HostF32(p + "mlp.gate.e_score_correction_bias", 0, c.experts));
+        const std::string bias = p + "mlp.gate.e_score_correction_bias";
+        ASSIGN_OR_RETURN(L.router_bias, ld.HostF32(bias, 0, c.experts));
+        for (float f : L.router_bias) {
+          if (!std::isfinite(f)) return InvalidArgumentError("tensor " + bias + " holds a non-finite value");
+        }
       }
     } else {
       const int64_t I = c.intermediate;

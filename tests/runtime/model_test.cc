@@ -404,6 +404,45 @@ TEST(ModelWeights, DeepseekFp8) {
   fails([](Fp8Source&) {}, StatusCode::kUnimplemented, "128-row scale block", 124);
 }
 
+// A MoE layer's router bias (noaux_tc's e_score_correction_bias) of the wrong length, or holding
+// NaN or an infinity, is refused by name: a NaN in the choice scores leaves which experts are
+// picked to the sort's whims.
+TEST(ModelWeights, DeepseekRouterBias) {
+  auto backend = MakeCpuBackend(1);
+  const std::string bias = "model.layers.0.mlp.gate.e_score_correction_bias";
+  auto load = [&](const std::function<void(Fp8Source&)>& edit) {
+    auto [c, s] = Fp8Deepseek(4);
+    c.first_k_dense_replace = 0;  // layer 0 routes 2 of 4 experts (noaux_tc, 2 groups)
+    c.experts = 4;
+    c.top_k = 2;
+    c.n_group = 2;
+    c.topk_group = 1;
+    c.moe_intermediate = 8;
+    c.shared_intermediate = 0;
+    EXPECT_TRUE(c.IsMoeLayer(0));
+    EXPECT_EQ(c.topk_method, TopkMethod::kNoauxTc);
+    s.Add("model.layers.0.mlp.gate.weight", {4, 8}, DType::kBF16);
+    s.Add(bias, {4}, DType::kF32, 0.5f);
+    edit(s);
+    return ModelWeights::Load(s, *backend, c, *s.ListTensors());
+  };
+  {
+    auto w = load([](Fp8Source&) {});
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    EXPECT_EQ((*w)->layers[0].router_bias, std::vector<float>(4, 0.5f));
+  }
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    auto w = load([&](Fp8Source& s) { s.SetF32(bias, {0.5f, bad, 0.5f, 0.5f}); });
+    ASSERT_FALSE(w.ok());
+    EXPECT_EQ(w.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(w.status().message().find(bias), std::string::npos) << w.status().message();
+    EXPECT_NE(w.status().message().find("non-finite"), std::string::npos) << w.status().message();
+  }
+  auto w = load([&](Fp8Source& s) { s.Add(bias, {3}, DType::kF32); });
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find(bias), std::string::npos) << w.status().message();
+}
+
 TEST(Sampler, GreedySeededTopKTopP) {
   std::vector<float> logits = {0.1f, 2.0f, 1.9f, -1.0f, 0.0f};
   SamplingParams greedy;
