@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 
 namespace hubnode::runtime {
@@ -71,6 +72,10 @@ float F8E4M3ToF32(uint8_t v) {
 
 namespace {
 
+// 1 / scale, or 0 for a scale below the smallest normal float, whose inverse would overflow to
+// infinity (0 · inf is NaN): such a block's weights (all under ~1e-36) quantize to 0.
+inline float InverseScale(float scale) { return scale >= std::numeric_limits<float>::min() ? 1.0f / scale : 0.0f; }
+
 // int8 / int4 with one scale per `bc` columns of a row (bc a multiple of 32, cols a multiple of
 // bc or bc == cols a multiple of 32): the same values as the scalar loop below (round to nearest
 // even, the same scale), 16 at a time. Returns false at a non-finite weight.
@@ -91,7 +96,7 @@ __attribute__((target("avx512f"))) bool QuantizeRowsAvx512(const float* src, int
       const float amax = _mm512_reduce_max_ps(m);
       if (bad || !std::isfinite(amax)) return false;
       const float scale = amax / levels;
-      const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+      const float inv = InverseScale(scale);
       *scales++ = scale;
       const __m512 iv = _mm512_set1_ps(inv);
       for (int64_t c = c0; c < c0 + bc; c += 16) {
@@ -153,7 +158,7 @@ Status Quantize(const float* src, int64_t rows, int64_t cols, const QuantFormat&
         }
       }
       const float scale = amax / levels;
-      const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+      const float inv = InverseScale(scale);
       scales[(r0 / f.block_rows) * nbc + bc] = scale;
       for (int64_t r = r0; r < r1; ++r) {
         const float* row = src + r * cols;

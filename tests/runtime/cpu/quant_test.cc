@@ -145,6 +145,30 @@ TEST(Quantize, EveryPathRoundsToNearestEvenWithTheSameScale) {
   }
 }
 
+// A block whose largest weight is tiny (below ~1e-36, finite in bf16 and f32) has a scale whose
+// inverse overflows to infinity: 0 · inf made NaN, and fp8 stored it as its NaN code, poisoning
+// every product the expert took part in (int8/int4 cast NaN and inf to an integer: undefined).
+TEST(Quantize, TinyBlocksQuantizeToZeroNotNaN) {
+  constexpr int64_t rows = 2, cols = 128;
+  std::vector<float> src(rows * cols);
+  for (int64_t i = 0; i < rows * cols; ++i) src[i] = i % 3 == 0 ? 0.0f : (i % 3 == 1 ? 1e-37f : -3e-38f);
+  for (const QuantFormat& f : {DefaultQuantFormat(DType::kI8), DefaultQuantFormat(DType::kI4),
+                               DefaultQuantFormat(DType::kF8E4M3), QuantFormat{DType::kI8, 2, 16},
+                               QuantFormat{DType::kI4, 2, 32}, QuantFormat{DType::kF8E4M3, 128, 128}}) {
+    std::vector<uint8_t> data(QuantDataBytes(rows, cols, f.dtype));
+    std::vector<float> scales(QuantScaleCount(rows, cols, f.block_rows, f.block_cols));
+    ASSERT_TRUE(Quantize(src.data(), rows, cols, f, data.data(), scales.data()).ok());
+    const WeightView v{data.data(), f.dtype, rows, cols, scales.data(), f.block_rows, f.block_cols};
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t i = 0; i < cols; ++i) {
+        const float got = Element(v, r, i);
+        ASSERT_TRUE(std::isfinite(got)) << DTypeName(f.dtype) << " " << f.block_rows << "x" << f.block_cols << " at " << r << "," << i;
+        ASSERT_LE(std::abs(got - src[r * cols + i]), 1e-36f);
+      }
+    }
+  }
+}
+
 TEST(Quantize, RefusesWhatTheKernelsCannotRead) {
   std::vector<float> src(64, 1.0f);
   std::vector<uint8_t> data(64);
