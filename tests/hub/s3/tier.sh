@@ -5,7 +5,8 @@
 # commit leaves nothing visible and GC deletes the orphan pack; a reader node pulls the writer's
 # commit without fetching a chunk (it finds them in the packs' indexes) and serves it byte-exact,
 # redirecting HTTP writes to the writer and refusing imports; a plain node pulls the writer's
-# tiered chunks through its peer API; radosgw down: a download of an
+# tiered chunks through its peer API; a MoE run reloads experts from the bucket with the logits of
+# a local run; radosgw down: a download of an
 # uncached chunk is 503 + Retry-After with the JSON error, and works again, byte-exact, once it is
 # back. Prints "N passed, M failed"; exit 77 when Ceph is not installed (scripts/install-deps.sh).
 set -uo pipefail
@@ -111,6 +112,20 @@ check "after push: nothing held only here" 0 "$(stat_of local_only_chunks < "$WO
 check "after push: every chunk in the bucket" "$(stat_of chunks < "$WORK/old.json")" "$(stat_of remote_chunks < "$WORK/old.json")"
 check "after push: the cache within 1 MiB" True "$([[ $(stat_of cached_bytes < "$WORK/old.json") -le 1048576 ]] && echo True)"
 check "after push: byte-exact export" "$(cd "$WORK/m" && cat * | sha256sum)" "$(O -q export t/old "$WORK/old-out" > /dev/null && cd "$WORK/old-out" && cat * | sha256sum)"
+N=$(objects)
+
+# The runtime's expert loads through the tier: a MoE run at a 10% expert budget (experts reloaded
+# as they are routed) with every chunk in the bucket and no local cache gives the logits of the
+# same run from a local store.
+"$HUBNODE" -q testmodel --family olmoe --size small --experts 16 --shards 2 --seed 5 --out "$WORK/moe" > /dev/null
+"$HUBNODE" --data "$WORK/rt-local" -q import "$WORK/moe" --repo t/moe > /dev/null
+RT() { "$HUBNODE" --data "$WORK/rt" --chunks "s3://$B/rt" --chunk-cache 0 "$@"; }
+RT -q import "$WORK/moe" --repo t/moe > /dev/null
+PROMPT=3,14,15,92,65,35,89,79,32,38,46,26,43,38,32,79,50,28,84,19
+LOCAL=$("$HUBNODE" --data "$WORK/rt-local" run t/moe --tokens "$PROMPT" --dump-logits 8 --expert-budget 10% --raw-cache-size 0 2> /dev/null | sha256sum)
+check "run at 10% experts from the bucket: the local store's logits" "$LOCAL" \
+  "$(RT run t/moe --tokens "$PROMPT" --dump-logits 8 --expert-budget 10% --raw-cache-size 0 2> "$WORK/rt.err" | sha256sum)"
+check "logits were dumped" True "$([[ "$LOCAL" != "$(printf '' | sha256sum)" ]] && echo True)"
 N=$(objects)
 
 # A crash between a pack's upload and the commit naming it: nothing visible, GC removes the pack.
