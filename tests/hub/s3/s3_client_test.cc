@@ -4,6 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -153,6 +161,127 @@ TEST_F(S3ClientTest, EndpointDownIsUnavailableAfterRetries) {
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
   EXPECT_EQ(down->attempts(), 4u);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
+// A scripted HTTP server on 127.0.0.1: answers each request with the next scripted answer (the
+// last one repeats), for what radosgw will not do on demand: throttling, short or oversized bodies.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::vector<std::string> answers) : answers_(std::move(answers)) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    listen(fd_, 16);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ScriptedServer() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int requests() const { return requests_.load(); }
+
+  static std::string Answer(int status, const std::string& body, const std::string& extra = "") {
+    return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+           extra + "\r\n" + body;
+  }
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string in;
+      char buf[4096];
+      while (true) {  // requests on this connection until the client closes it
+        size_t end;
+        while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+          ssize_t n = read(c, buf, sizeof(buf));
+          if (n <= 0) break;
+          in.append(buf, static_cast<size_t>(n));
+        }
+        if (end == std::string::npos) break;
+        in.erase(0, end + 4);  // the tests send no bodies
+        size_t k = std::min<size_t>(requests_++, answers_.size() - 1);
+        const std::string& a = answers_[k];
+        if (write(c, a.data(), a.size()) < 0) break;
+      }
+      close(c);
+    }
+  }
+
+  std::vector<std::string> answers_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+std::unique_ptr<S3Client> ClientOf(const std::string& url) {
+  S3Options o;
+  o.endpoint = url;
+  o.bucket = "b";
+  o.credentials = {"AKIDEXAMPLE", "a-secret-that-must-not-show", ""};
+  o.backoff_ms = 10;
+  auto c = S3Client::Create(o);
+  EXPECT_TRUE(c.ok());
+  return std::move(*c);
+}
+
+const char* kSlowDown = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+
+TEST(S3ClientRetries, ThrottlingIsRetriedWithBackoff) {
+  ScriptedServer server({ScriptedServer::Answer(503, kSlowDown), ScriptedServer::Answer(503, kSlowDown),
+                         ScriptedServer::Answer(200, "hello")});
+  auto c = ClientOf(server.url());
+  auto got = c->Get("k", 100);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, "hello");
+  EXPECT_EQ(c->attempts(), 3u);
+}
+
+TEST(S3ClientRetries, ThrottledToTheEndIsUnavailableNamingTheCode) {
+  ScriptedServer server({ScriptedServer::Answer(503, kSlowDown)});
+  auto c = ClientOf(server.url());
+  auto got = c->Get("k", 100);
+  EXPECT_EQ(got.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(got.status().message().find("SlowDown"), std::string::npos) << got.status().message();
+  EXPECT_EQ(got.status().message().find("a-secret-that-must-not-show"), std::string::npos);
+  EXPECT_EQ(c->attempts(), 4u);
+  EXPECT_EQ(server.requests(), 4);
+}
+
+TEST(S3ClientRetries, HostileAnswersAreRefused) {
+  {
+    // A range answered with fewer bytes than asked.
+    ScriptedServer server({ScriptedServer::Answer(206, "abc")});
+    EXPECT_EQ(ClientOf(server.url())->GetRange("k", 10, 5).status().code(), StatusCode::kDataLoss);
+  }
+  {
+    // A range answered with the whole (larger) object: never buffered past what was asked.
+    ScriptedServer server({ScriptedServer::Answer(200, std::string(3 << 20, 'x'))});
+    EXPECT_FALSE(ClientOf(server.url())->GetRange("k", 10, 5).ok());
+  }
+  {
+    // A listing that says it is truncated but gives no token.
+    ScriptedServer server({ScriptedServer::Answer(200, "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>")});
+    EXPECT_EQ(ClientOf(server.url())->List("", "").status().code(), StatusCode::kDataLoss);
+  }
+  {
+    // A 404 is NotFound at once, not retried.
+    ScriptedServer server({ScriptedServer::Answer(404, "<Error><Code>NoSuchKey</Code></Error>")});
+    auto c = ClientOf(server.url());
+    EXPECT_EQ(c->Get("k", 10).status().code(), StatusCode::kNotFound);
+    EXPECT_EQ(c->attempts(), 1u);
+  }
 }
 
 TEST(S3Url, Parses) {
