@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -15,6 +16,9 @@ using nlohmann::json;
 Status Bad(std::string_view field, std::string_view why) {
   return InvalidArgumentError("config.json: " + std::string(field) + ": " + std::string(why));
 }
+
+// Whether a value computed in double survives the runtime's conversion to f32.
+bool FitsF32(double v) { return std::isfinite(v) && std::abs(v) <= std::numeric_limits<float>::max(); }
 
 // Reads an integer field; `fallback` when absent or null (if has_fallback), else an error.
 Result<int> Int(const json& j, const char* key, std::optional<int> fallback = std::nullopt,
@@ -120,6 +124,9 @@ Status ParseRope(const json& j, ModelConfig& c) {
                                     ? get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim)
                                     : get_mscale(factor, 1.0);
     }
+    if (!FitsF32(c.rope.attention_factor)) {
+      return Bad("rope_scaling.attention_factor", "(given, or from mscale / mscale_all_dim) not finite in f32");
+    }
   } else {
     return Bad("rope_scaling.rope_type", "unsupported \"" + type + "\"");
   }
@@ -190,8 +197,11 @@ Status ParseDeepseek(const json& j, ModelConfig& c) {
       ASSIGN_OR_RETURN(double mscale, Num(*rs, "mscale", 1.0));
       c.rope.attention_factor = YarnMscale(c.rope.factor, mscale) / YarnMscale(c.rope.factor, mscale_all_dim);
     }
-    if (!std::isfinite(m.softmax_scale) || m.softmax_scale <= 0 || !std::isfinite(c.rope.attention_factor)) {
-      return Bad("rope_scaling.mscale_all_dim", "gives a softmax scale or attention factor that is zero or not finite");
+    if (!FitsF32(m.softmax_scale) || m.softmax_scale <= 0) {
+      return Bad("rope_scaling.mscale_all_dim", "makes the softmax scale zero or not finite in f32");
+    }
+    if (!FitsF32(c.rope.attention_factor)) {
+      return Bad("rope_scaling.mscale", "makes the attention factor (mscale / mscale_all_dim) not finite in f32");
     }
   }
   auto routed = j.find("n_routed_experts");
@@ -374,6 +384,9 @@ Result<ModelConfig> ParseModelConfig(std::string_view config_json,
   }
   if (auto b = j.find("bos_token_id"); b != j.end() && b->is_number_integer()) {
     c.bos_id = static_cast<int>(b->get<int64_t>());
+  }
+  for (double f : RopeInvFreq(c, c.max_position)) {  // e.g. YaRN's beta_fast 0 gives NaN
+    if (!FitsF32(f)) return Bad("rope_scaling", "gives RoPE frequencies that are not finite in f32");
   }
   RETURN_IF_ERROR(AddIds(j, "eos_token_id", c.eos_ids));
   if (!generation_config_json.empty()) {

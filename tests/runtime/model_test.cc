@@ -76,6 +76,12 @@ TEST(Config, RefusesUnsupportedAndMalformed) {
   bad([](json& j) { j["num_experts_per_tok"] = 9; }, "num_experts_per_tok");
   bad([](json& j) { j.erase("vocab_size"); }, "vocab_size");
   bad([](json& j) { j["clip_qkv"] = 8.0; }, "clip_qkv");
+  // YaRN values that are finite in JSON but not in what the runtime computes from them: an
+  // attention factor beyond f32 (cos and sin scaled by inf), beta_fast 0 (NaN frequencies).
+  bad([](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"attention_factor", 1e300}}; },
+      "attention_factor");
+  bad([](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"beta_fast", 0}}; }, "rope_scaling");
+  bad([](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"beta_slow", -1}}; }, "rope_scaling");
   EXPECT_FALSE(ParseModelConfig("{not json", "").ok());
   EXPECT_FALSE(ParseModelConfig("[]", "").ok());
   EXPECT_FALSE(ParseModelConfig(BaseConfig().dump(), "nope").ok());
@@ -213,6 +219,8 @@ TEST(Config, Deepseek) {
   bad([](json& j) { j["num_attention_heads"] = 4096; j["num_key_value_heads"] = 4096; j["hidden_size"] = 8192;
                     j["v_head_dim"] = 65536; }, "num_attention_heads");
   bad([](json& j) { j["rope_scaling"]["mscale_all_dim"] = 1e308; }, "mscale_all_dim");
+  bad([](json& j) { j["rope_scaling"]["mscale_all_dim"] = 1e150; }, "mscale_all_dim");  // finite, not in f32
+  bad([](json& j) { j["rope_scaling"]["mscale"] = 1e300; j["rope_scaling"]["mscale_all_dim"] = 1e-300; }, "mscale");
 }
 
 TEST(Route, DeepseekGroupsBiasAndScaling) {
