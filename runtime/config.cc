@@ -313,6 +313,7 @@ Result<ModelConfig> ParseModelConfig(std::string_view config_json,
   ASSIGN_OR_RETURN(c.kv_heads, Int(j, "num_key_value_heads", c.heads, 1, 4096));
   if (c.heads % c.kv_heads != 0) return Bad("num_key_value_heads", "must divide num_attention_heads");
   ASSIGN_OR_RETURN(c.head_dim, Int(j, "head_dim", c.hidden / c.heads, 2, 4096));
+  if (c.head_dim < 2) return Bad("head_dim", "must be at least 2 (hidden_size / num_attention_heads when absent)");
   if (c.head_dim % 2 != 0) return Bad("head_dim", "must be even");
   ASSIGN_OR_RETURN(c.vocab, Int(j, "vocab_size", std::nullopt, 1, 1 << 22));
   ASSIGN_OR_RETURN(c.intermediate, Int(j, "intermediate_size", std::nullopt, 1));

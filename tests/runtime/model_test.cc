@@ -76,6 +76,9 @@ TEST(Config, RefusesUnsupportedAndMalformed) {
   bad([](json& j) { j["num_experts_per_tok"] = 9; }, "num_experts_per_tok");
   bad([](json& j) { j.erase("vocab_size"); }, "vocab_size");
   bad([](json& j) { j["clip_qkv"] = 8.0; }, "clip_qkv");
+  // No head_dim and hidden_size < num_attention_heads: head_dim 0 slipped past its minimum of 2
+  // (the fallback was not range-checked) and q_proj was then expected as a vector.
+  bad([](json& j) { j["hidden_size"] = 2; }, "head_dim");
   // YaRN values that are finite in JSON but not in what the runtime computes from them: an
   // attention factor beyond f32 (cos and sin scaled by inf), beta_fast 0 (NaN frequencies).
   bad([](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"attention_factor", 1e300}}; },
