@@ -1,119 +1,19 @@
-// The chunk tier (docs/store-format.md "Chunk tier"): location records, the pack format, the
-// local cache, and StoreImpl's tier methods.
+// The chunk tier (docs/store-format.md "Chunk tier"): its keys, the local cache, and StoreImpl's
+// tier methods (the location records and the pack format are in records.cc).
 #include "store/tier.h"
 
 #include <chrono>
-#include <cstring>
 #include <map>
-#include <random>
 #include <set>
 
-#include "base/hex.h"
 #include "base/log.h"
 #include "store/codec.h"
 #include "store/store_impl.h"
 
 namespace hubnode::store {
-namespace {
-
-constexpr std::string_view kPackMagic = "HNPACK01";
-
-void PutU32(std::string* s, uint32_t v) {
-  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
-}
-void PutU64(std::string* s, uint64_t v) {
-  for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
-}
-uint64_t GetLe(std::string_view s, size_t at, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= uint64_t{static_cast<uint8_t>(s[at + i])} << (8 * i);
-  return v;
-}
-
-}  // namespace
 
 std::string TierLocKey(const ChunkId& id) { return std::string(kTierLocPrefix) + std::string(id.view()); }
 std::string TierCacheKey(const ChunkId& id) { return std::string(kTierCachePrefix) + std::string(id.view()); }
-
-std::string EncodeChunkLoc(const ChunkLoc& loc) {
-  std::string s = loc.pack;
-  PutU64(&s, loc.offset);
-  PutU32(&s, loc.length);
-  return s;
-}
-
-Result<ChunkLoc> DecodeChunkLoc(std::string_view v) {
-  if (v.size() != 44) return DataLossError("corrupt chunk location record");
-  ChunkLoc loc;
-  loc.pack = std::string(v.substr(0, 32));
-  for (char c : loc.pack) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return DataLossError("corrupt chunk location record");
-  }
-  loc.offset = GetLe(v, 32, 8);
-  loc.length = static_cast<uint32_t>(GetLe(v, 40, 4));
-  return loc;
-}
-
-std::string NewPackName() {
-  std::random_device rd;
-  std::string raw;
-  for (int i = 0; i < 4; ++i) PutU32(&raw, rd());
-  return HexEncode(raw);
-}
-
-void PackBuilder::Add(const ChunkId& id, const ChunkMeta& meta, std::string_view record) {
-  entries_.push_back(Entry{id, meta, data_.size(), static_cast<uint32_t>(record.size())});
-  data_.append(record);
-}
-
-std::string PackBuilder::Finish() {
-  uint64_t index_offset = data_.size();
-  for (const auto& e : entries_) {
-    data_.append(e.id.view());
-    PutU64(&data_, e.offset);
-    PutU32(&data_, e.length);
-    data_.push_back(static_cast<char>(e.meta.codec));
-    PutU32(&data_, e.meta.raw_len);
-  }
-  PutU32(&data_, static_cast<uint32_t>(entries_.size()));
-  PutU64(&data_, index_offset);
-  data_.append(kPackMagic);
-  return std::move(data_);
-}
-
-Result<std::pair<uint32_t, uint64_t>> DecodePackFooter(std::string_view footer, uint64_t pack_size) {
-  if (footer.size() != kPackFooter || footer.substr(12) != kPackMagic) return DataLossError("not a hubnode pack");
-  uint32_t count = static_cast<uint32_t>(GetLe(footer, 0, 4));
-  uint64_t index_offset = GetLe(footer, 4, 8);
-  if (index_offset > pack_size || (pack_size - kPackFooter - index_offset) != uint64_t{count} * kPackIndexEntry) {
-    return DataLossError("a pack's footer disagrees with its size");
-  }
-  return std::make_pair(count, index_offset);
-}
-
-Result<std::vector<PackIndexEntry>> DecodePackIndex(std::string_view index, uint32_t count, uint64_t index_offset) {
-  if (index.size() != uint64_t{count} * kPackIndexEntry) return DataLossError("a pack's index has the wrong size");
-  std::vector<PackIndexEntry> out;
-  out.reserve(count);
-  for (uint32_t i = 0; i < count; ++i) {
-    std::string_view e = index.substr(size_t{i} * kPackIndexEntry, kPackIndexEntry);
-    PackIndexEntry p;
-    ASSIGN_OR_RETURN(p.id, ChunkId::FromBytes(e.substr(0, 32)));
-    p.offset = GetLe(e, 32, 8);
-    p.length = static_cast<uint32_t>(GetLe(e, 40, 4));
-    if (p.offset > index_offset || p.length > index_offset - p.offset || p.length < kChunkRecordHeader) {
-      return DataLossError("a pack's index names bytes outside its records");
-    }
-    const uint8_t codec = static_cast<uint8_t>(e[44]);
-    if (codec > static_cast<uint8_t>(Codec::kZstdGroup4)) return DataLossError("a pack's index names an unknown codec");
-    p.meta.codec = static_cast<Codec>(codec);
-    p.meta.raw_len = static_cast<uint32_t>(GetLe(e, 45, 4));
-    p.meta.stored_len = p.length - static_cast<uint32_t>(kChunkRecordHeader);
-    if (p.meta.raw_len > kMaxChunkRawLen) return DataLossError("a pack's index names a chunk over the size limit");
-    out.push_back(p);
-  }
-  return out;
-}
 
 std::vector<ChunkId> TierCache::Add(const ChunkId& id, uint32_t length, uint64_t budget) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -10,7 +10,7 @@ command -v clang++ > /dev/null || { echo "fuzz: clang++ not found (apt-get insta
 SOURCES="$SRC/base/bytes.cc $SRC/base/file.cc $SRC/base/hash.cc $SRC/base/hex.cc $SRC/base/log.cc \
   $SRC/base/status.cc $SRC/base/thread_pool.cc $SRC/base/time_format.cc $SRC/verify/*.cc $SRC/runtime/jinja/*.cc \
   $SRC/runtime/tokenizer/*.cc $SRC/base/json_limits.cc $SRC/store/safetensors.cc $SRC/hub/http/router.cc \
-  $SRC/hub/http/http_util.cc"
+  $SRC/hub/http/http_util.cc $SRC/store/records.cc"
 FLAGS="-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I $SRC"
 # The library sources are compiled once (and again only when changed), then linked per target.
 mkdir -p "$OUT/obj"
@@ -24,7 +24,7 @@ for src in $SOURCES; do
   OBJS+=("$obj")
 done
 pass=0 fail=0
-for target in bundle spdx card jinja tokenizer chunkmap safetensors http; do
+for target in bundle spdx card jinja tokenizer chunkmap safetensors http pack; do
   bin="$OUT/${target}_fuzzer"
   clang++ $FLAGS -fsanitize=fuzzer "$SRC/tests/fuzz/${target}_fuzzer.cc" "${OBJS[@]}" -lcrypto -lyaml-cpp -lpcre2-8 -licuuc -lcpp-httplib -lpthread -o "$bin"
   mkdir -p "$OUT/corpus-$target"
