@@ -53,7 +53,7 @@ check "tampered map refused" "1 True" "$? $(grep -q PermissionDenied "$WORK/err"
 # Served: the node-signed map over HTTP, then a partial download checked chunk by chunk.
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference > "$WORK/out" 2> "$WORK/serve.err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 check "chunk-map status" 200 "$(curl -s -o "$WORK/served.json" -w '%{http_code}' "$U/api/models/org/model/chunk-map/main")"
 "$HUBNODE" --data "$WORK/data" chunkmap verify "$WORK/served.json" --key "$WORK/node.pub" > /dev/null 2>&1

@@ -16,7 +16,7 @@ hub import "$WORK/m" --repo org/files > /dev/null
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference --raw-cache-size 0 \
   --header-timeout 3 --idle-timeout 3 > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 /usr/bin/python3 "$(dirname "$0")/slow_clients.py" "$U" /org/files/resolve/main/big.bin /org/files/resolve/main/config.json
 rc=$?

@@ -19,7 +19,7 @@ serve() {  # serve NAME [FLAGS...] -> sets URL
   shift
   "$HUBNODE" --data "$WORK/$name" serve --listen 127.0.0.1:0 --no-inference "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   PIDS+=($!)
-  for _ in $(seq 100); do grep -q serving "$WORK/$name.out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -q serving "$WORK/$name.out" && break; sleep 0.05; done
   URL=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/$name.out")
 }
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

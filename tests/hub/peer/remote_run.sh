@@ -13,7 +13,7 @@ node() { local d=$1; shift; "$HUBNODE" --data "$WORK/$d" -q "$@"; }
 serve() {
   "$HUBNODE" --data "$WORK/$1" serve --listen 127.0.0.1:0 --no-inference > "$WORK/$1.out" 2> "$WORK/$1.err" &
   PIDS+=($!)
-  for _ in $(seq 100); do grep -q serving "$WORK/$1.out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -q serving "$WORK/$1.out" && break; sleep 0.05; done
   URL=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/$1.out")
 }
 

@@ -19,7 +19,7 @@ hub import "$WORK/g" --repo org/private --private > /dev/null
 TOKEN=$(hub token create --name t --scope read)
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 COMMIT=$(hub_commit=$(curl -s "$U/api/models/org/model" | sed -n 's/.*"sha":"\([0-9a-f]*\)".*/\1/p'); echo "$hub_commit")
 H="$WORK/h"

@@ -39,7 +39,7 @@ echo c4 > "$WORK/h/d/e/c.txt"; hub import "$WORK/h" --repo org/h -m c4 > /dev/nu
 
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 
 # ---- item 12: the billion laughs -------------------------------------------------------------

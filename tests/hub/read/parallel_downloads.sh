@@ -18,7 +18,7 @@ SHA=$(sha256sum "$WORK/m/$F" | cut -d' ' -f1)
 BYTES=$(stat -c %s "$WORK/m/$F")
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 > "$WORK/out" 2> /dev/null &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 rss_before=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
 

@@ -9,7 +9,7 @@ work_dir "$1"
 serve() {
   "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference --raw-cache-size "$1" > "$WORK/s.out" 2> "$WORK/s.err" &
   PID=$!
-  for _ in $(seq 100); do grep -q serving "$WORK/s.out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -q serving "$WORK/s.out" && break; sleep 0.05; done
   U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/s.out")
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null; PID=; }

@@ -79,7 +79,7 @@ check "then: tokens of 100%" "$REF_TEXT" "$(gen --expert-budget 10%)"
 rm -rf "$HUBNODE_DATA/rawcache"
 "$HUBNODE" serve --listen 127.0.0.1:0 --expert-budget 10% > "$WORK/s.out" 2> "$WORK/s.err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/s.out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/s.out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/s.out")
 complete() {
   curl -s -H 'Content-Type: application/json' "$U/v1/completions" \

@@ -23,7 +23,7 @@ hub import "$WORK/d" --repo held/llama > /dev/null 2>&1 || true
 TOKEN=$(hub token create --name t --scope read)
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --runtime-threads 2 --max-batch 4 > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 
 # /v1/models lists the stored models of a supported architecture visible to the caller.
@@ -228,7 +228,7 @@ kill "$PID"; wait "$PID" 2>/dev/null; PID=
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --runtime-threads 2 --expert-dtype int4 --expert-budget 25% \
   > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 check "int4 experts: completion" 200 "$(post "$U/v1/completions" -d '{"model":"org/moe","prompt":"Hello","max_tokens":6}')"
 curl -s "$U/v1/models" > "$WORK/models"

@@ -38,7 +38,7 @@ OTHERW=$(hub token create --name other-writer --scope write --namespace other)
 ADMIN=$(hub token create --name admin --scope write)
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 
 # The writer of `other` cannot read acme/base: for them it is absent, so the commit passes and

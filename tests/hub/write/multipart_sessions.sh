@@ -17,7 +17,7 @@ TC=$(hub token create --name carol --scope write --namespace c)
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference --multipart-threshold 4194304 \
   --multipart-chunk 1048576 --upload-url-lifetime 4 > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 
 # up.py TOKEN REPO FILE ACTION...: drives the LFS flow as huggingface_hub does. Actions: create,

@@ -22,7 +22,7 @@ hub trust require-signature signed > /dev/null
 TS=$(hub token create --name s --scope write --namespace signed)
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 100); do grep -q serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 
 "$HUBNODE" -q push "$WORK/m" a/model --to "$U" --token "$TA" > /dev/null 2>&1
