@@ -219,6 +219,7 @@ Status ParseDeepseek(const json& j, ModelConfig& c) {
   ASSIGN_OR_RETURN(c.first_k_dense_replace, Int(j, "first_k_dense_replace", 0, 0, 1 << 20));
   ASSIGN_OR_RETURN(c.moe_layer_freq, Int(j, "moe_layer_freq", 1, 1, 4096));
   ASSIGN_OR_RETURN(c.routed_scaling_factor, Num(j, "routed_scaling_factor", 1.0));
+  if (!FitsF32(c.routed_scaling_factor)) return Bad("routed_scaling_factor", "not finite in f32");
   c.norm_topk_prob = Bool(j, "norm_topk_prob", v3);
   auto text = [&](const char* key, const char* fallback) {
     auto f = j.find(key);
@@ -318,6 +319,7 @@ Result<ModelConfig> ParseModelConfig(std::string_view config_json,
   ASSIGN_OR_RETURN(c.vocab, Int(j, "vocab_size", std::nullopt, 1, 1 << 22));
   ASSIGN_OR_RETURN(c.intermediate, Int(j, "intermediate_size", std::nullopt, 1));
   ASSIGN_OR_RETURN(c.rms_eps, Num(j, "rms_norm_eps", 1e-6));
+  if (!FitsF32(c.rms_eps)) return Bad("rms_norm_eps", "not finite in f32");
   ASSIGN_OR_RETURN(c.max_position, Int(j, "max_position_embeddings", 4096, 1, 1 << 24));
   c.tie_embeddings = Bool(j, "tie_word_embeddings", false);
   RETURN_IF_ERROR(ParseRope(j, c));

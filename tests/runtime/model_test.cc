@@ -79,6 +79,8 @@ TEST(Config, RefusesUnsupportedAndMalformed) {
   // No head_dim and hidden_size < num_attention_heads: head_dim 0 slipped past its minimum of 2
   // (the fallback was not range-checked) and q_proj was then expected as a vector.
   bad([](json& j) { j["hidden_size"] = 2; }, "head_dim");
+  // Converted to f32 by the model: a double beyond f32's range made that conversion undefined.
+  bad([](json& j) { j["rms_norm_eps"] = 1e300; }, "rms_norm_eps");
   // YaRN values that are finite in JSON but not in what the runtime computes from them: an
   // attention factor beyond f32 (cos and sin scaled by inf), beta_fast 0 (NaN frequencies).
   bad([](json& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"attention_factor", 1e300}}; },
@@ -223,6 +225,7 @@ TEST(Config, Deepseek) {
                     j["v_head_dim"] = 65536; }, "num_attention_heads");
   bad([](json& j) { j["rope_scaling"]["mscale_all_dim"] = 1e308; }, "mscale_all_dim");
   bad([](json& j) { j["rope_scaling"]["mscale_all_dim"] = 1e150; }, "mscale_all_dim");  // finite, not in f32
+  bad([](json& j) { j["routed_scaling_factor"] = 1e300; }, "routed_scaling_factor");  // routing weights in f32
   bad([](json& j) { j["rope_scaling"]["mscale"] = 1e300; j["rope_scaling"]["mscale_all_dim"] = 1e-300; }, "mscale");
 }
 
