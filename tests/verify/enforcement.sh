@@ -15,7 +15,7 @@ serve() {  # serve NAME DATA [flags]
   local name=$1 data=$2; shift 2
   "$HUBNODE" --data "$data" serve --listen 127.0.0.1:0 "$@" > "$name.out" 2> "$name.err" &
   PIDS+=($!)
-  for _ in $(seq 200); do grep -q serving "$name.out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -q serving "$name.out" && break; sleep 0.05; done
   eval "URL_$name=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$name.out")"
   eval "PID_$name=$!"
 }

@@ -51,7 +51,7 @@ start() {
   "$HUBNODE" --data "$DATA" --min-free-space 8MiB serve --listen 127.0.0.1:0 --no-inference --raw-cache-size 0 \
     > "$WORK/out" 2>> "$WORK/err" &
   PID=$!
-  for _ in $(seq 100); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
   U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 }
 rm -f "$WORK/fs"/filler.*

@@ -16,7 +16,7 @@ serve() {  # serve NAME [FLAGS...] -> URL
   "$HUBNODE" --data "$WORK/$name" serve --listen 127.0.0.1:0 --no-inference --raw-cache-size 0 "$@" \
     > "$WORK/$name.out" 2> "$WORK/$name.err" &
   PIDS+=($!)
-  for _ in $(seq 100); do grep -qs serving "$WORK/$name.out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -qs serving "$WORK/$name.out" && break; sleep 0.05; done
   URL=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/$name.out")
 }
 PY=/usr/bin/python3

@@ -36,7 +36,7 @@ BYTES=$(du -cb "$WORK/model"/*.safetensors | tail -1 | cut -f1)
 [[ -n "$HEAD" && -n "$TOKEN" && "$BYTES" -gt 0 ]] || { echo "FAIL: setup (model, import, token)"; exit 1; }
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 200); do grep -qs "serving http" "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -qs "serving http" "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 [[ -n "$U" ]] || { echo "FAIL: the node did not start"; cat "$WORK/err"; exit 1; }
 hwm_mb() { awk '/^VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$PID/status"; }

@@ -21,7 +21,7 @@ hub() { "$HUBNODE" --data "$WORK/data" -q "$@"; }
 start() {
   "$HUBNODE" --data "$WORK/data" serve --listen "127.0.0.1:${PORT:-0}" --no-inference > "$WORK/out" 2>> "$WORK/err" &
   PID=$!
-  for _ in $(seq 200); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
   U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
   PORT=${U##*:}
 }

@@ -24,7 +24,7 @@ start() {  # start NAME DATA ARGS...: serves, sets URL_NAME and PID_NAME
   shift 2
   "$HUBNODE" --data "$data" serve --listen 127.0.0.1:0 --no-inference "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   local pid=$!
-  for _ in $(seq 200); do grep -qs serving "$WORK/$name.out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -qs serving "$WORK/$name.out" && break; sleep 0.05; done
   eval "PID${name}=$pid"
   eval "U${name}=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/$name.out")"
 }

@@ -13,7 +13,7 @@ start() {  # start NAME DATA [serve flags...]; sets URL_<NAME> and PID_<NAME>
   "$HUBNODE" --data "$data" serve --listen 127.0.0.1:0 "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   local pid=$!
   PIDS+=($pid)
-  for _ in $(seq 200); do grep -q serving "$WORK/$name.out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -q serving "$WORK/$name.out" && break; sleep 0.05; done
   eval "PID_$name=$pid"
   eval "URL_$name=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/$name.out")"
 }
@@ -70,7 +70,7 @@ curl -s "$URL_C/org/model/resolve/main/config.json" | cmp -s - "$WORK/m/config.j
 check "a small file streams during the fill" 0 "$?"
 curl -s "$URL_C/org/model/resolve/main/$BIG" | cmp -s - "$WORK/m/$BIG"
 check "a large file streams byte-exact during the fill" 0 "$?"
-for _ in $(seq 200); do grep -q "mirrored org/model" "$WORK/C.err" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q "mirrored org/model" "$WORK/C.err" && break; sleep 0.1; done
 held=$(curl -s -I "$URL_C/org/model/resolve/main/config.json" | grep -i '^x-repo-commit' | tr -d '\r' | cut -d' ' -f2)
 check "the commit made equals the one announced during the fill" "$planned" "$held"
 stop "$PID_C"

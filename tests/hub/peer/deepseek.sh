@@ -22,7 +22,7 @@ serve() {  # serve NAME [FLAGS...] -> sets URL and SPID
   "$HUBNODE" --data "$WORK/$name" serve --listen 127.0.0.1:0 --runtime-threads 2 "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   SPID=$!
   PIDS+=($SPID)
-  for _ in $(seq 200); do grep -q serving "$WORK/$name.out" && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -q serving "$WORK/$name.out" && break; sleep 0.05; done
   URL=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/$name.out")
 }
 stat_raw() { node "$1" stats --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["chunk_raw_bytes"])'; }

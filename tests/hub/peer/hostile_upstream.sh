@@ -49,7 +49,7 @@ check "laughs: memory bounded (<400 MiB)" True "$([[ $rss -lt 400 ]] && echo Tru
 "$HUBNODE" --data "$WORK/ok" -q import "$WORK/m" --repo org/m > /dev/null
 "$HUBNODE" --data "$WORK/ok" serve --listen 127.0.0.1:0 --no-inference > "$WORK/ok.out" 2> /dev/null &
 OKPID=$!
-for _ in $(seq 100); do grep -qs serving "$WORK/ok.out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -qs serving "$WORK/ok.out" && break; sleep 0.05; done
 OK=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/ok.out")
 /usr/bin/time -f "%x %M" -o "$WORK/peer.time" "$HUBNODE" --data "$WORK/data" pull org/m --from "$OK" --peer "$EVIL" \
   > /dev/null 2> "$WORK/peer.err"

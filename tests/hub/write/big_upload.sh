@@ -41,7 +41,7 @@ OID=$(sha256sum big.safetensors | cut -c1-64)
 TOKEN=$("$HUBNODE" --data data -q token create --name up --scope write --namespace big)
 "$HUBNODE" --data data serve --listen 127.0.0.1:0 --no-inference > serve.out 2> serve.err &
 PID=$!
-for _ in $(seq 200); do grep -q "serving http" serve.out 2>/dev/null && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q "serving http" serve.out 2>/dev/null && break; sleep 0.05; done
 URL=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' serve.out)
 [[ -n "$URL" ]] || { cat serve.err >&2; exit 1; }
 AUTH="Authorization: Bearer $TOKEN"

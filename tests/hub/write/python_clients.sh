@@ -25,7 +25,7 @@ TA=$(hub token create --name admin --scope write)
 TO=$(hub token create --name bob --scope write --namespace bob)
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 200); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 rc=0
 for v in 0.35.3 1.3.7; do

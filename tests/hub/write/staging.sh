@@ -27,7 +27,7 @@ TR=$(hub token create --name reader --scope read)
 TA=$(hub token create --name admin --scope write)
 "$HUBNODE" --data "$WORK/data" serve --listen 127.0.0.1:0 --no-inference > "$WORK/out" 2> "$WORK/err" &
 PID=$!
-for _ in $(seq 200); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -qs serving "$WORK/out" && break; sleep 0.05; done
 U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/out")
 AW=(-H "Authorization: Bearer $TW")
 AO=(-H "Authorization: Bearer $TO")
