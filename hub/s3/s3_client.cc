@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -143,6 +144,18 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
 
 bool Retryable(long status) { return status == 500 || status == 502 || status == 503 || status == 504 || status == 429; }
 
+// Retry-After in seconds from now: delta-seconds or an HTTP date (RFC 9110 10.2.3); -1 when absent
+// or unreadable.
+int64_t RetryAfterSeconds(const std::string& v, int64_t now) {
+  if (v.empty()) return -1;
+  if (v.find_first_not_of("0123456789") == std::string::npos) {
+    return v.size() > 9 ? INT64_MAX / 2 : std::stoll(v);
+  }
+  time_t t = curl_getdate(v.c_str(), nullptr);
+  if (t < 0) return -1;
+  return std::max<int64_t>(0, static_cast<int64_t>(t) - now);
+}
+
 }  // namespace
 
 struct S3Client::Rep {
@@ -261,12 +274,14 @@ struct S3Client::Rep {
   Result<Response> Send(const Request& req) {
     Status last = OkStatus();
     std::minstd_rand rng(static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    int64_t asked_ms = 0;  // the last answer's Retry-After
     for (int attempt = 1; attempt <= std::max(1, options.max_attempts); ++attempt) {
       if (attempt > 1) {
         int64_t ms = int64_t{options.backoff_ms} << std::min(attempt - 2, 10);
         ms += static_cast<int64_t>(rng() % static_cast<unsigned>(ms / 2 + 1));
-        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::max(ms, asked_ms)));
       }
+      asked_ms = 0;
       auto r = Once(req);
       if (!r.ok()) {
         if (r.status().code() != StatusCode::kUnavailable) return r.status();
@@ -280,6 +295,12 @@ struct S3Client::Rep {
                          (message.empty() ? "" : " (" + message + ")");
       if (Retryable(r->status)) {
         last = UnavailableError(what);
+        const int64_t now = options.clock ? options.clock() : static_cast<int64_t>(std::time(nullptr));
+        const int64_t after = RetryAfterSeconds(r->retry_after, now);
+        if (after > options.max_retry_after_s) {
+          return UnavailableError(what + "; it asks to retry after " + std::to_string(after) + " s");
+        }
+        if (after > 0) asked_ms = after * 1000;
         continue;
       }
       switch (r->status) {
@@ -444,10 +465,12 @@ Status S3Client::Delete(std::string_view key) {
   return r.status();
 }
 
-Result<ListPage> S3Client::List(std::string_view prefix, std::string_view token, int max_keys) {
+Result<ListPage> S3Client::List(std::string_view prefix, std::string_view token, int max_keys,
+                                std::string_view start_after) {
   Request req;
   req.query = {{"list-type", "2"}, {"prefix", std::string(prefix)}, {"max-keys", std::to_string(max_keys)}};
   if (!token.empty()) req.query.emplace_back("continuation-token", std::string(token));
+  if (token.empty() && !start_after.empty()) req.query.emplace_back("start-after", std::string(start_after));
   ASSIGN_OR_RETURN(Response r, rep_->Send(req));
   ListPage page;
   size_t pos = 0;
@@ -466,11 +489,11 @@ Result<ListPage> S3Client::List(std::string_view prefix, std::string_view token,
   return page;
 }
 
-Result<std::vector<ObjectInfo>> S3Client::ListAll(std::string_view prefix) {
+Result<std::vector<ObjectInfo>> S3Client::ListAll(std::string_view prefix, std::string_view start_after) {
   std::vector<ObjectInfo> all;
   std::string token;
   do {
-    ASSIGN_OR_RETURN(ListPage page, List(prefix, token));
+    ASSIGN_OR_RETURN(ListPage page, List(prefix, token, 1000, start_after));
     for (auto& o : page.objects) all.push_back(std::move(o));
     token = page.next_token;
   } while (!token.empty());

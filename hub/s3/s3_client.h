@@ -53,6 +53,10 @@ struct S3Options {
   int max_attempts = 4;
   // First backoff in milliseconds, doubled per retry, with up to 50% jitter. Default: 200.
   int backoff_ms = 200;
+  // A retryable answer's Retry-After (seconds or an HTTP date) replaces the backoff when it is
+  // longer, up to this many seconds; a longer one ends the retries at once (Unavailable, naming
+  // the wait asked for). Default: 10.
+  int max_retry_after_s = 10;
   // Idle curl handles (connections) kept for reuse. Default: 32.
   size_t max_idle_handles = 32;
   // Unix time now, for x-amz-date. Default: the system clock.
@@ -105,10 +109,12 @@ class S3Client {
   Result<ObjectInfo> Head(std::string_view key);
   // Deletes `key`; OK when it was already absent.
   Status Delete(std::string_view key);
-  // One page (at most `max_keys`) of the keys under `prefix`, in key order, from `token`.
-  Result<ListPage> List(std::string_view prefix, std::string_view token, int max_keys = 1000);
-  // Every key under `prefix`.
-  Result<std::vector<ObjectInfo>> ListAll(std::string_view prefix);
+  // One page (at most `max_keys`) of the keys under `prefix`, in key order, from `token` (or,
+  // for the first page, from the first key after `start_after`).
+  Result<ListPage> List(std::string_view prefix, std::string_view token, int max_keys = 1000,
+                        std::string_view start_after = {});
+  // Every key under `prefix` (that sorts after `start_after`, when given).
+  Result<std::vector<ObjectInfo>> ListAll(std::string_view prefix, std::string_view start_after = {});
 
   // Multipart upload: Begin, then UploadPart for parts 1..N (each but the last at least 5 MiB),
   // then Complete; Abort frees the parts of one given up.

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <ctime>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -257,6 +259,34 @@ TEST(S3ClientRetries, ThrottledToTheEndIsUnavailableNamingTheCode) {
   EXPECT_EQ(got.status().message().find("a-secret-that-must-not-show"), std::string::npos);
   EXPECT_EQ(c->attempts(), 4u);
   EXPECT_EQ(server.requests(), 4);
+}
+
+TEST(S3ClientRetries, RetryAfterReplacesAShorterBackoff) {
+  ScriptedServer server({ScriptedServer::Answer(503, kSlowDown, "Retry-After: 1\r\n"), ScriptedServer::Answer(200, "hello")});
+  auto c = ClientOf(server.url());  // backoff 10 ms
+  const auto t0 = std::chrono::steady_clock::now();
+  auto got = c->Get("k", 100);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(c->attempts(), 2u);
+  EXPECT_GE(waited, std::chrono::milliseconds(1000));  // a lower bound: the sleep the store asked for
+}
+
+TEST(S3ClientRetries, ARetryAfterPastTheLimitEndsTheRetries) {
+  // Seconds, then an HTTP date an hour ahead: both over max_retry_after_s (10), so one attempt.
+  char date[64];
+  std::time_t later = std::time(nullptr) + 3600;
+  std::tm tm{};
+  gmtime_r(&later, &tm);
+  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  for (const std::string& header : {std::string("Retry-After: 120\r\n"), "Retry-After: " + std::string(date) + "\r\n"}) {
+    ScriptedServer server({ScriptedServer::Answer(503, kSlowDown, header), ScriptedServer::Answer(200, "hello")});
+    auto c = ClientOf(server.url());
+    auto got = c->Get("k", 100);
+    EXPECT_EQ(got.status().code(), StatusCode::kUnavailable) << header;
+    EXPECT_NE(got.status().message().find("retry after"), std::string::npos) << got.status().message();
+    EXPECT_EQ(c->attempts(), 1u) << header;
+  }
 }
 
 TEST(S3ClientRetries, HostileAnswersAreRefused) {
