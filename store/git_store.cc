@@ -85,6 +85,7 @@ Status CheckTree(std::string_view body) {
 }  // namespace
 
 Status StoreImpl::PutGitObject(const GitOid& oid, GitObjectType type, std::string_view body) {
+  RETURN_IF_ERROR(CheckWritable());
   if (read_only()) return FailedPreconditionError("the store is open read-only");
   if (HashObject(GitTypeName(type), body) != oid) {
     return InvalidArgumentError(std::string(GitTypeName(type)) + " " + oid.hex() + " does not hash to its id");
@@ -135,6 +136,7 @@ Status StoreImpl::PutGitObject(const GitOid& oid, GitObjectType type, std::strin
 }
 
 Status StoreImpl::IndexCommit(const GitOid& commit) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(auto files, ListFiles(commit));
   ExpertIndex experts;
   for (const auto& f : files) {

@@ -201,6 +201,7 @@ Status MovedError(const RepoId& repo, const std::string& ref, const std::optiona
 
 Result<ImportResult> StoreImpl::ImportDirectory(const std::string& dir, const RepoId& repo,
                                                 const ImportOptions& options) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(std::string ref, BranchRef(options.branch));
 
   // 1. Validate everything before writing anything.

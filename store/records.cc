@@ -1,5 +1,7 @@
 #include "store/records.h"
 
+#include <algorithm>
+#include <chrono>
 #include <random>
 
 #include "base/bytes.h"
@@ -243,11 +245,32 @@ Result<ChunkLoc> DecodeChunkLoc(std::string_view v) {
   return loc;
 }
 
+std::string PackNamePrefix(int64_t ms) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out(12, '0');
+  uint64_t v = static_cast<uint64_t>(std::max<int64_t>(0, ms));
+  for (int i = 11; i >= 0; --i, v >>= 4) out[i] = kHex[v & 15];
+  return out;
+}
+
+int64_t PackNameMillis(std::string_view name) {
+  if (name.size() < 12) return -1;
+  int64_t v = 0;
+  for (char c : name.substr(0, 12)) {
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
 std::string NewPackName() {
+  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
   std::random_device rd;
   std::string raw;
-  for (int i = 0; i < 4; ++i) PackPutU32(&raw, rd());
-  return HexEncode(raw);
+  for (int i = 0; i < 3; ++i) PackPutU32(&raw, rd());
+  return PackNamePrefix(ms) + HexEncode(raw).substr(0, 20);
 }
 
 void PackBuilder::Add(const ChunkId& id, const ChunkMeta& meta, std::string_view record) {
@@ -277,6 +300,8 @@ Result<std::pair<uint32_t, uint64_t>> DecodePackFooter(std::string_view footer, 
   if (index_offset > pack_size || (pack_size - kPackFooter - index_offset) != uint64_t{count} * kPackIndexEntry) {
     return DataLossError("a pack's footer disagrees with its size");
   }
+  // Bounds what a reader buffers per pack (writers close a pack, index included, at pack_bytes).
+  if (uint64_t{count} * kPackIndexEntry > kMaxPackIndexBytes) return DataLossError("a pack's index is over 64 MiB");
   return std::make_pair(count, index_offset);
 }
 

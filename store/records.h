@@ -66,8 +66,20 @@ struct ChunkLoc {
 std::string EncodeChunkLoc(const ChunkLoc& loc);
 Result<ChunkLoc> DecodeChunkLoc(std::string_view v);
 
-// A new pack's name: 128 random bits, hex.
+// A new pack's name, 32 hex digits: the time it is named (milliseconds since the Unix epoch, 12
+// digits) then 80 random bits, so that names sort by time and a reader lists only the packs
+// named since it last looked.
 std::string NewPackName();
+// The milliseconds a pack name begins with (names made before time-ordered names were random:
+// theirs is a meaningless number, and callers ignore times in the future).
+int64_t PackNameMillis(std::string_view name);
+// The 12 digits that begin the names of packs named at `ms`: the ListPacks `after` that lists
+// the packs named from then on.
+std::string PackNamePrefix(int64_t ms);
+
+inline constexpr size_t kPackFooter = 20;
+inline constexpr size_t kPackIndexEntry = 49;
+inline constexpr uint64_t kMaxPackIndexBytes = uint64_t{64} << 20;
 
 // A pack being filled: chunk records back to back, then the index (id, offset, length, codec,
 // raw length per chunk: 49 bytes), then a 20-byte footer: u32 count, u64 index offset, "HNPACK01".
@@ -80,7 +92,9 @@ class PackBuilder {
     uint32_t length;
   };
   void Add(const ChunkId& id, const ChunkMeta& meta, std::string_view record);
-  uint64_t bytes() const { return data_.size(); }
+  // The pack's size so far, its index included (writers close a pack at Options::pack_bytes, so
+  // no index they write passes kMaxPackIndexBytes).
+  uint64_t bytes() const { return data_.size() + entries_.size() * kPackIndexEntry; }
   bool empty() const { return entries_.empty(); }
   const std::vector<Entry>& entries() const { return entries_; }
   // The whole pack (records, index, footer). Call once.
@@ -91,8 +105,6 @@ class PackBuilder {
   std::vector<Entry> entries_;
 };
 
-inline constexpr size_t kPackFooter = 20;
-inline constexpr size_t kPackIndexEntry = 49;
 // The index of a pack from its footer and index bytes (untrusted): DataLoss when malformed.
 struct PackIndexEntry {
   ChunkId id;

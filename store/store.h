@@ -46,8 +46,9 @@ class ChunkTier {
     std::string name;
     uint64_t size = 0;
   };
-  // Every pack in the object store.
-  virtual Result<std::vector<PackInfo>> ListPacks() = 0;
+  // The packs in the object store whose names sort after `after` (every pack when empty), in
+  // name order.
+  virtual Result<std::vector<PackInfo>> ListPacks(std::string_view after) = 0;
   // Where the packs are, for messages ("s3://bucket/prefix"); never a secret.
   virtual std::string Describe() const = 0;
 };
@@ -82,12 +83,23 @@ struct Options {
   // Stored bytes of tiered chunks kept in the local cache (least recently read go first).
   // Default: 1 GiB.
   uint64_t chunk_cache_bytes = uint64_t{1} << 30;
-  // Size at which a pack being written is closed and uploaded. Default: 32 MiB.
+  // Live chunk ids GC holds in memory at once (~70 bytes each); a store with more is marked in
+  // up to 256 passes over ranges of ids, reading its live file records once per pass. Default:
+  // 2^24 (about 1 GiB).
+  uint64_t gc_mark_chunks = uint64_t{1} << 24;
+  // Size (index included) at which a pack being written is closed and uploaded; readers refuse
+  // an index over 64 MiB. Default: 32 MiB.
   uint64_t pack_bytes = uint64_t{32} << 20;
   // A reader node of the chunk tier: it reads the packs a writer node uploads (learning where
-  // chunks are from the packs' indexes) and never uploads or deletes a pack. Writes that would
-  // add chunks are FailedPrecondition. Default: false (the writer).
+  // chunks are from the packs' indexes) and never uploads or deletes a pack. It writes nothing of
+  // its own: every write (a repo, a ref, a commit, an object, repo data, an import, tier push) is
+  // FailedPrecondition, unless `replica_writes`. Chunks fetched to read (a peer's, the bucket's)
+  // are cached as on any node. Default: false (the writer).
   bool tier_reader = false;
+  // With tier_reader: this store is opened to replicate the writer's commits (`pull`, `follow`),
+  // so their metadata writes are allowed; writes that would add chunks are still refused. Default:
+  // false.
+  bool replica_writes = false;
 };
 
 // What `fsck` found: every chunk re-read and re-hashed, every git object re-hashed, every file
@@ -305,6 +317,8 @@ struct TierPushResult {
 struct GcResult {
   uint64_t chunks_deleted = 0, bytes_freed = 0, objects_deleted = 0, files_deleted = 0;
   uint64_t chunks_kept = 0;
+  // Passes over the chunks (1, or more when the live ids exceed Options::gc_mark_chunks).
+  uint32_t mark_passes = 1;
   // The chunk tier: packs deleted (no live chunk left, or orphans of a crash) and rewritten
   // (live fraction under a half), and the object-store bytes that freed.
   uint64_t packs_deleted = 0, packs_rewritten = 0, pack_bytes_freed = 0;

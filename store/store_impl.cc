@@ -206,6 +206,7 @@ Result<RepoInfo> StoreImpl::GetRepo(const RepoId& repo) {
 }
 
 Status StoreImpl::SetVisibility(const RepoId& repo, Visibility visibility) {
+  RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(commit_mu_);
   ASSIGN_OR_RETURN(RepoInfo info, GetRepo(repo));
   info.visibility = visibility;
@@ -296,6 +297,7 @@ Result<GitOid> StoreImpl::Resolve(const RepoId& repo, std::string_view rev, bool
 
 Status StoreImpl::UpdateRef(const RepoId& repo, std::string_view ref, const GitOid& expected,
                             const GitOid& target) {
+  RETURN_IF_ERROR(CheckWritable());
   RETURN_IF_ERROR(ValidateRefName(ref));
   // Checked under the lock GC and repo deletes hold: the repo and the target cannot go between
   // check and write.

@@ -101,8 +101,11 @@ class StoreImpl final : public Store {
   void SetChunkSource(ChunkSource source) override;
   Result<TierPushResult> PushToTier() override;
 
-  // ---- the chunk tier (tier_store.cc) ----
+  // ---- the chunk tier (tier.cc) ----
   ChunkTier* tier() const { return options_.chunk_tier.get(); }
+  // FailedPrecondition on a reader node (Options::tier_reader) not opened to replicate: it writes
+  // nothing of its own. Every public write method asks first.
+  Status CheckWritable() const;
   // Uploads `pack`, then records where each of its chunks is (meta and location).
   Status UploadPack(PackBuilder pack);
   // A tiered chunk's record from the object store, checked against `id` and cached; nullopt when

@@ -3,8 +3,11 @@
 #include "store/tier.h"
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <set>
+#include <thread>
+#include <unordered_map>
 
 #include "base/log.h"
 #include "store/codec.h"
@@ -89,6 +92,14 @@ Status StoreImpl::LoadTierCache() {
     batch.Delete(Cf::kDefault, TierCacheKey(victim));
   }
   return db_->Write(batch, /*sync=*/false);
+}
+
+Status StoreImpl::CheckWritable() const {
+  if (!options_.tier_reader || options_.replica_writes) return OkStatus();
+  const std::string where = tier() ? tier()->Describe() : std::string("its bucket");
+  return FailedPreconditionError("this node reads the chunks a writer node puts in " + where +
+                                 " and writes nothing of its own; send writes to the writer (a reader "
+                                 "takes the writer's commits with `hubnode follow` or `pull --experts all`)");
 }
 
 Status StoreImpl::UploadPack(PackBuilder pack) {
@@ -218,6 +229,7 @@ Result<std::vector<std::string>> StoreImpl::FetchTieredRun(const std::vector<Chu
 Result<TierPushResult> StoreImpl::PushToTier() {
   if (!tier()) return FailedPreconditionError("no chunk tier (start with --chunks s3://bucket/prefix)");
   if (db_->read_only()) return FailedPreconditionError("the store is read-only");
+  RETURN_IF_ERROR(CheckWritable());
   std::vector<std::pair<ChunkId, ChunkMeta>> local;
   Status err;
   RETURN_IF_ERROR(db_->Scan(Cf::kChunkMeta, "", [&](std::string_view k, std::string_view v) {
@@ -290,37 +302,86 @@ Status StoreImpl::IndexPacks() {
                           std::chrono::steady_clock::now().time_since_epoch()).count();
   if (last_index_ms_ != 0 && now - last_index_ms_ < 1000) return OkStatus();
   last_index_ms_ = now;
-  auto packs = t->ListPacks();
+  // Pack names begin with the time they were named: list only those named since an hour before
+  // the newest one indexed (an upload may finish well after packs named later), not the bucket.
+  ASSIGN_OR_RETURN(auto listed_v, db_->Get(Cf::kDefault, kTierListedKey));
+  const std::string after = listed_v.value_or("");
+  auto packs = t->ListPacks(after);
   if (!packs.ok()) return UnavailableError("cannot list the packs of " + t->Describe() + ": " + packs.status().message());
+  std::vector<ChunkTier::PackInfo> fresh;
   for (const auto& p : *packs) {
-    const std::string marker = std::string(kTierPackPrefix) + p.name;
-    ASSIGN_OR_RETURN(bool seen, db_->Has(Cf::kDefault, marker));
-    if (seen || p.size < kPackFooter) continue;
-    // The footer and the index are untrusted like every byte of the bucket: a lie about where a
-    // chunk is shows when its bytes fail to hash to its id.
-    ASSIGN_OR_RETURN(std::string footer, t->ReadPack(p.name, p.size - kPackFooter, kPackFooter));
-    auto f = DecodePackFooter(footer, p.size);
+    ASSIGN_OR_RETURN(bool seen, db_->Has(Cf::kDefault, std::string(kTierPackPrefix) + p.name));
+    if (!seen && p.size >= kPackFooter) fresh.push_back(p);
+  }
+  // Footer and index of each new pack, kIndexReads packs at a time (two small ranged GETs each:
+  // what a new reader of a large bucket waits on). They are untrusted like every byte of the
+  // bucket: a lie about where a chunk is shows when its bytes fail to hash to its id.
+  constexpr size_t kIndexReads = 16;
+  struct Indexed {
+    Status status;  // not OK: the object store failed (the pass stops); a bad pack is only skipped
+    std::optional<std::vector<PackIndexEntry>> entries;
+  };
+  auto read_index = [t](const ChunkTier::PackInfo& p) -> Indexed {
+    auto footer = t->ReadPack(p.name, p.size - kPackFooter, kPackFooter);
+    if (!footer.ok()) return {footer.status(), std::nullopt};
+    auto f = DecodePackFooter(*footer, p.size);
     if (!f.ok()) {
       LOG(Warning) << "pack " << p.name << " in " << t->Describe() << ": " << f.status().message() << "; skipped";
-      continue;
+      return {OkStatus(), std::nullopt};
     }
     auto [count, index_offset] = *f;
-    ASSIGN_OR_RETURN(std::string index, t->ReadPack(p.name, index_offset, uint64_t{count} * kPackIndexEntry));
-    auto entries = DecodePackIndex(index, count, index_offset);
+    auto index = t->ReadPack(p.name, index_offset, uint64_t{count} * kPackIndexEntry);
+    if (!index.ok()) return {index.status(), std::nullopt};
+    auto entries = DecodePackIndex(*index, count, index_offset);
     if (!entries.ok()) {
       LOG(Warning) << "pack " << p.name << " in " << t->Describe() << ": " << entries.status().message() << "; skipped";
-      continue;
+      return {OkStatus(), std::nullopt};
     }
-    auto batch = db_->NewBatch();
-    for (const auto& e : *entries) {
-      ASSIGN_OR_RETURN(bool has_loc, db_->Has(Cf::kDefault, TierLocKey(e.id)));
-      if (has_loc) continue;
-      ASSIGN_OR_RETURN(bool has_meta, db_->Has(Cf::kChunkMeta, e.id.view()));
-      if (!has_meta) batch.Put(Cf::kChunkMeta, e.id.view(), EncodeChunkMeta(e.meta));
-      batch.Put(Cf::kDefault, TierLocKey(e.id), EncodeChunkLoc(ChunkLoc{p.name, e.offset, e.length}));
+    return {OkStatus(), std::move(*entries)};
+  };
+  for (size_t begin = 0; begin < fresh.size(); begin += kIndexReads) {
+    const size_t n = std::min(kIndexReads, fresh.size() - begin);
+    std::vector<Indexed> got(n);
+    {
+      std::vector<std::thread> readers;
+      for (size_t k = 1; k < n; ++k) readers.emplace_back([&, k] { got[k] = read_index(fresh[begin + k]); });
+      got[0] = read_index(fresh[begin]);
+      for (auto& r : readers) r.join();
     }
-    batch.Put(Cf::kDefault, marker, "");
-    RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
+    for (size_t k = 0; k < n; ++k) {
+      const std::string& name = fresh[begin + k].name;
+      if (!got[k].status.ok()) {
+        return UnavailableError("cannot read the index of pack " + name + " in " + t->Describe() + ": " +
+                                got[k].status.message());
+      }
+      auto batch = db_->NewBatch();
+      for (const auto& e : got[k].entries.value_or(std::vector<PackIndexEntry>{})) {
+        ASSIGN_OR_RETURN(bool has_loc, db_->Has(Cf::kDefault, TierLocKey(e.id)));
+        if (has_loc) continue;
+        ASSIGN_OR_RETURN(bool has_meta, db_->Has(Cf::kChunkMeta, e.id.view()));
+        if (!has_meta) batch.Put(Cf::kChunkMeta, e.id.view(), EncodeChunkMeta(e.meta));
+        batch.Put(Cf::kDefault, TierLocKey(e.id), EncodeChunkLoc(ChunkLoc{name, e.offset, e.length}));
+      }
+      batch.Put(Cf::kDefault, std::string(kTierPackPrefix) + name, "");
+      RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
+    }
+  }
+  // The next listing starts an hour before the newest pack named (names from the future, or the
+  // random names of packs made before names carried a time, do not count).
+  const int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+  int64_t newest = -1;
+  for (const auto& p : *packs) {
+    const int64_t ms = PackNameMillis(p.name);
+    if (ms <= wall + kPackClockSkewMs) newest = std::max(newest, ms);
+  }
+  if (newest > kPackUploadWindowMs) {
+    const std::string next = PackNamePrefix(newest - kPackUploadWindowMs);
+    if (next > after) {
+      auto batch = db_->NewBatch();
+      batch.Put(Cf::kDefault, kTierListedKey, next);
+      RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
+    }
   }
   return OkStatus();
 }
@@ -330,55 +391,75 @@ Status StoreImpl::SweepPacks(GcResult* result) {
   // Only the writer deletes packs: a reader's records do not say what the writer still names.
   if (!t || options_.tier_reader) return OkStatus();
   // Listed first, then the packs in flight, then the records: a pack listed and not in flight had
-  // its records written before the scan below reads them.
-  ASSIGN_OR_RETURN(auto packs, t->ListPacks());
+  // its records written before the scans below read them.
+  ASSIGN_OR_RETURN(auto packs, t->ListPacks(""));
   std::set<std::string> in_flight;
   {
     std::lock_guard<std::mutex> lock(packs_mu_);
     in_flight = packs_in_flight_;
   }
-  std::map<std::string, std::vector<std::pair<ChunkId, ChunkLoc>>> live;
-  Status err;
-  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierLocPrefix, [&](std::string_view k, std::string_view v) {
-    auto id = ChunkId::FromBytes(k.substr(kTierLocPrefix.size()));
-    auto loc = DecodeChunkLoc(v);
-    if (!id.ok() || !loc.ok()) {
-      err = DataLossError("corrupt chunk location record");
-      return false;
-    }
-    live[loc->pack].emplace_back(*id, *loc);
-    return true;
+  // Live bytes per pack: memory in packs, not chunks (a pass over the location records).
+  std::unordered_map<std::string, uint64_t> live_bytes;
+  for (const auto& p : packs) live_bytes.emplace(p.name, 0);
+  auto scan_locations = [&](const std::function<void(const ChunkId&, const ChunkLoc&)>& fn) -> Status {
+    Status err;
+    RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierLocPrefix, [&](std::string_view k, std::string_view v) {
+      auto id = ChunkId::FromBytes(k.substr(kTierLocPrefix.size()));
+      auto loc = DecodeChunkLoc(v);
+      if (!id.ok() || !loc.ok()) {
+        err = DataLossError("corrupt chunk location record");
+        return false;
+      }
+      fn(*id, *loc);
+      return true;
+    }));
+    return err;
+  };
+  RETURN_IF_ERROR(scan_locations([&](const ChunkId&, const ChunkLoc& loc) {
+    auto it = live_bytes.find(loc.pack);
+    if (it != live_bytes.end()) it->second += loc.length + 1;  // + 1: a pack of empty records is live
   }));
-  RETURN_IF_ERROR(err);
+  std::vector<const ChunkTier::PackInfo*> rewrite;
   for (const auto& p : packs) {
     if (in_flight.count(p.name)) continue;
-    auto it = live.find(p.name);
-    if (it == live.end()) {
+    const uint64_t live = live_bytes[p.name];
+    if (live == 0) {
       RETURN_IF_ERROR(t->DeletePack(p.name));
       RETURN_IF_ERROR(DeleteDefaultKey(std::string(kTierPackPrefix) + p.name));
       ++result->packs_deleted;
       result->pack_bytes_freed += p.size;
-      continue;
+    } else if (live * 2 < p.size) {
+      rewrite.push_back(&p);
     }
-    uint64_t live_bytes = 0;
-    for (const auto& [id, loc] : it->second) live_bytes += loc.length;
-    if (live_bytes * 2 >= p.size) continue;
-    // Mostly dead: its live records move to a new pack (written and named first), then it goes.
-    PackBuilder fresh;
-    for (const auto& [id, loc] : it->second) {
-      ASSIGN_OR_RETURN(std::string rec, t->ReadPack(p.name, loc.offset, loc.length));
-      if (!DecodeVerifiedChunk(id, rec).ok()) return DataLossError("chunk " + id.hex() + " in pack " + p.name + " is damaged");
-      ASSIGN_OR_RETURN(auto meta, db_->Get(Cf::kChunkMeta, id.view()));
-      if (!meta) continue;
-      ASSIGN_OR_RETURN(ChunkMeta m, DecodeChunkMeta(*meta));
-      fresh.Add(id, m, rec);
+  }
+  // Mostly dead packs: their live records move to a new pack (written and named first), then they
+  // go. Their records are gathered kRewriteBatch packs per pass, so memory stays bounded.
+  constexpr size_t kRewriteBatch = 64;
+  for (size_t begin = 0; begin < rewrite.size(); begin += kRewriteBatch) {
+    std::map<std::string, std::vector<std::pair<ChunkId, ChunkLoc>>> live;
+    for (size_t k = begin; k < std::min(rewrite.size(), begin + kRewriteBatch); ++k) live[rewrite[k]->name];
+    RETURN_IF_ERROR(scan_locations([&](const ChunkId& id, const ChunkLoc& loc) {
+      auto it = live.find(loc.pack);
+      if (it != live.end()) it->second.emplace_back(id, loc);
+    }));
+    for (size_t k = begin; k < std::min(rewrite.size(), begin + kRewriteBatch); ++k) {
+      const ChunkTier::PackInfo& p = *rewrite[k];
+      PackBuilder fresh;
+      for (const auto& [id, loc] : live[p.name]) {
+        ASSIGN_OR_RETURN(std::string rec, t->ReadPack(p.name, loc.offset, loc.length));
+        if (!DecodeVerifiedChunk(id, rec).ok()) return DataLossError("chunk " + id.hex() + " in pack " + p.name + " is damaged");
+        ASSIGN_OR_RETURN(auto meta, db_->Get(Cf::kChunkMeta, id.view()));
+        if (!meta) continue;
+        ASSIGN_OR_RETURN(ChunkMeta m, DecodeChunkMeta(*meta));
+        fresh.Add(id, m, rec);
+      }
+      uint64_t fresh_bytes = fresh.bytes();
+      RETURN_IF_ERROR(UploadPack(std::move(fresh)));
+      RETURN_IF_ERROR(t->DeletePack(p.name));
+      RETURN_IF_ERROR(DeleteDefaultKey(std::string(kTierPackPrefix) + p.name));
+      ++result->packs_rewritten;
+      result->pack_bytes_freed += p.size - std::min(p.size, fresh_bytes);
     }
-    uint64_t fresh_bytes = fresh.bytes();
-    RETURN_IF_ERROR(UploadPack(std::move(fresh)));
-    RETURN_IF_ERROR(t->DeletePack(p.name));
-    RETURN_IF_ERROR(DeleteDefaultKey(std::string(kTierPackPrefix) + p.name));
-    ++result->packs_rewritten;
-    result->pack_bytes_freed += p.size - std::min(p.size, fresh_bytes);
   }
   return OkStatus();
 }

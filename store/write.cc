@@ -225,6 +225,7 @@ struct TreeSlot {
 }  // namespace
 
 Result<std::unique_ptr<ContentWriter>> StoreImpl::NewContentWriter(const ContentSpec& spec) {
+  RETURN_IF_ERROR(CheckWritable());
   RETURN_IF_ERROR(ValidatePath(spec.path));
   return std::unique_ptr<ContentWriter>(new ContentWriterImpl(*this, spec));
 }
@@ -237,6 +238,7 @@ Result<bool> StoreImpl::HasContent(const Sha256Digest& sha256, uint64_t size) {
 }
 
 Result<WrittenCommit> StoreImpl::WriteCommit(const CommitSpec& spec) {
+  RETURN_IF_ERROR(CheckWritable());
   std::map<std::string, TreeSlot> files;
   GitOid parent_tree;
   if (spec.parent) {
@@ -384,6 +386,7 @@ Status StoreImpl::ReplaceChunk(const ChunkId& id, std::string_view raw, ElementK
 }
 
 Status StoreImpl::RecordContent(const PartialContent& content) {
+  RETURN_IF_ERROR(CheckWritable());
   RETURN_IF_ERROR(ValidatePath(content.path));
   FileRecord record;
   record.size = content.size;
@@ -500,6 +503,7 @@ Status StoreImpl::CheckNewRepoName(const RepoId& repo, const RepoId* except) {
 }
 
 Status StoreImpl::CreateRepo(const RepoId& repo, Visibility visibility) {
+  RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(commit_mu_);
   ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kRepos, repo.str()));
   if (have) return AlreadyExistsError("repository '" + repo.str() + "' already exists");
@@ -534,6 +538,7 @@ Result<std::optional<std::string>> StoreImpl::GetRepoData(const RepoId& repo, st
 
 Status StoreImpl::PutRepoData(const RepoId& repo,
                               const std::vector<std::pair<std::string, std::optional<std::string>>>& puts) {
+  RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(commit_mu_);
   RETURN_IF_ERROR(GetRepo(repo).status());
   auto b = db_->NewBatch();
@@ -562,6 +567,7 @@ Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::ListRepoData
 }
 
 Status StoreImpl::DeleteRepo(const RepoId& repo) {
+  RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(commit_mu_);
   ASSIGN_OR_RETURN(bool have, db_->Has(Cf::kRepos, repo.str()));
   if (!have) return NotFoundError("repository '" + repo.str() + "' not found");
@@ -579,6 +585,7 @@ Status StoreImpl::DeleteRepo(const RepoId& repo) {
 }
 
 Status StoreImpl::MoveRepo(const RepoId& from, const RepoId& to) {
+  RETURN_IF_ERROR(CheckWritable());
   std::lock_guard<std::mutex> lock(commit_mu_);
   ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kRepos, from.str()));
   if (!v) return NotFoundError("repository '" + from.str() + "' not found");

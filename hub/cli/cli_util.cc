@@ -29,7 +29,7 @@ Result<RepoSpec> ParseRepoSpec(std::string_view s) {
   return spec;
 }
 
-Result<std::unique_ptr<store::Store>> OpenStore(const GlobalFlags& flags) {
+Result<std::unique_ptr<store::Store>> OpenStore(const GlobalFlags& flags, bool replicate) {
   store::Options o;
   o.data_dir = flags.data_dir;
   o.min_free_bytes = flags.min_free_bytes;
@@ -44,6 +44,7 @@ Result<std::unique_ptr<store::Store>> OpenStore(const GlobalFlags& flags) {
     ASSIGN_OR_RETURN(o.chunk_tier, s3::OpenS3ChunkTier(flags.chunks));
     o.chunk_cache_bytes = flags.chunk_cache_bytes;
     o.tier_reader = flags.chunks_reader;
+    o.replica_writes = replicate;
   }
   return store::Store::Open(o);
 }

@@ -32,7 +32,9 @@ struct RepoSpec {
 };
 Result<RepoSpec> ParseRepoSpec(std::string_view s);
 
-Result<std::unique_ptr<store::Store>> OpenStore(const GlobalFlags& flags);
+// `replicate`: the command takes another node's commits (pull, follow), the only writes a reader
+// node (--chunks-reader) makes.
+Result<std::unique_ptr<store::Store>> OpenStore(const GlobalFlags& flags, bool replicate = false);
 
 // "1.5 GiB".
 std::string HumanBytes(uint64_t n);

@@ -118,6 +118,7 @@ int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   o.upload_url_lifetime_s = a.upload_url_lifetime;
   o.raw_cache_bytes = a.raw_cache;
   o.writer_url = a.writer;
+  o.reader_node = flags.chunks_reader && !flags.chunks.empty();
   auto node_key = LoadOrCreateNodeKey(flags.data_dir);
   if (!node_key.ok()) return Fail(node_key.status());
   o.node_key = &*node_key;
@@ -262,7 +263,7 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
         sel = *parsed;
         if (a->peers.empty()) a->peers.push_back(a->from);  // the origin is a hubnode peer too
       }
-      auto st = OpenStore(flags);
+      auto st = OpenStore(flags, /*replicate=*/true);
       if (!st.ok()) return Fail(st.status());
       UpstreamOptions uo;
       uo.url = a->from;
@@ -335,7 +336,7 @@ void AddServeCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
         sel = *parsed;
         if (a->peers.empty()) a->peers.push_back(a->from);  // the origin is a hubnode peer too
       }
-      auto st = OpenStore(flags);
+      auto st = OpenStore(flags, /*replicate=*/true);
       if (!st.ok()) return Fail(st.status());
       UpstreamOptions uo;
       uo.url = a->from;

@@ -442,6 +442,7 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
                   static_cast<unsigned long long>(r->chunks_deleted), HumanBytes(r->bytes_freed).c_str(),
                   static_cast<unsigned long long>(r->objects_deleted), static_cast<unsigned long long>(r->files_deleted),
                   static_cast<unsigned long long>(r->chunks_kept));
+      if (r->mark_passes > 1) std::printf("chunks marked in %u passes (more live chunks than one pass holds)\n", r->mark_passes);
       if (r->packs_deleted > 0 || r->packs_rewritten > 0) {
         std::printf("packs: deleted %llu, rewrote %llu; freed %s in the bucket\n",
                     static_cast<unsigned long long>(r->packs_deleted),

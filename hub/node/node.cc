@@ -38,8 +38,8 @@ class PrefixService final : public Service {
 // The write API: its routes read their own bodies (uploads stream into the store).
 class WriteService final : public Service {
  public:
-  WriteService(WriteApi* api, TokenStore* tokens, std::string writer_url)
-      : api_(api), tokens_(tokens), writer_url_(std::move(writer_url)) {
+  WriteService(WriteApi* api, TokenStore* tokens, bool reader_node, std::string writer_url)
+      : api_(api), tokens_(tokens), reader_node_(reader_node), writer_url_(std::move(writer_url)) {
     while (!writer_url_.empty() && writer_url_.back() == '/') writer_url_.pop_back();
   }
   bool Handles(const httplib::Request& req) const override {
@@ -48,9 +48,16 @@ class WriteService final : public Service {
   }
   bool StreamsBody() const override { return true; }
   void Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader* body) override {
-    if (!writer_url_.empty() && req.method != "GET") {
-      // A reader node writes nothing: the client repeats the request (method and body) at the
-      // writer, whose commits this node then follows.
+    if ((reader_node_ || !writer_url_.empty()) && !WriteApi::Reads(req)) {
+      // A reader node writes nothing (its store would refuse each write; this says why before
+      // any body is read). With its writer named, the client repeats the request (method and
+      // body) there, and this node then follows the writer's commits. Reads (git fetch, LFS
+      // downloads) are served here.
+      if (writer_url_.empty()) {
+        return SendError(res, 403, "ReaderNode",
+                         "this node serves the chunks of a writer node and takes no writes: send them to the writer "
+                         "(start the reader with --writer URL to redirect them)");
+      }
       SendError(res, 307, "ReaderNode", "this node serves the chunks of a writer node; write to " + writer_url_);
       res.set_header("Location", writer_url_ + req.target);
       return;
@@ -69,6 +76,7 @@ class WriteService final : public Service {
  private:
   WriteApi* api_;
   TokenStore* tokens_;
+  bool reader_node_;
   std::string writer_url_;
 };
 
@@ -152,8 +160,11 @@ class NodeImpl final : public Node {
         wo.multipart_threshold = o.multipart_threshold;
         wo.multipart_chunk = o.multipart_chunk;
         wo.url_lifetime_s = o.upload_url_lifetime_s;
+        wo.reader_node = o.reader_node || !o.writer_url.empty();
+        wo.writer_url = o.writer_url;
+        while (!wo.writer_url.empty() && wo.writer_url.back() == '/') wo.writer_url.pop_back();
         write_ = std::make_unique<WriteApi>(store, std::move(wo));
-        write_service_ = std::make_unique<WriteService>(write_.get(), tokens, o.writer_url);
+        write_service_ = std::make_unique<WriteService>(write_.get(), tokens, o.reader_node, o.writer_url);
       }
       if (o.raw_cache) {
         handlers_.SetRawCache(o.raw_cache);

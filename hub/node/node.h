@@ -58,8 +58,10 @@ struct NodeOptions {
   // Peers this node knows (serve --peer), listed in its peer catalog so that others learn them.
   // Default: none.
   std::vector<std::string> peers;
-  // A reader node of the chunk tier: the write API answers every write (anything but its GETs)
-  // with a 307 to this writer node's URL + the request's target. Default: empty (write here).
+  // A reader node of the chunk tier (--chunks-reader): the write API refuses every write
+  // (anything but its GETs) with 403 ReaderNode, or, given writer_url, answers it with a 307 to
+  // the writer node's URL + the request's target. Default: false, empty (write here).
+  bool reader_node = false;
   std::string writer_url;
   // The write API (repo create, LFS uploads, commits); disabled when data_dir is empty.
   // DATA holds the upload URL key (upload.key) and multipart parts (uploads/).

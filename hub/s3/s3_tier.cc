@@ -45,8 +45,8 @@ class S3ChunkTier final : public store::ChunkTier {
     return client_->Delete(Key(name));
   }
 
-  Result<std::vector<PackInfo>> ListPacks() override {
-    ASSIGN_OR_RETURN(auto objects, client_->ListAll(prefix_ + "packs/"));
+  Result<std::vector<PackInfo>> ListPacks(std::string_view after) override {
+    ASSIGN_OR_RETURN(auto objects, client_->ListAll(prefix_ + "packs/", after.empty() ? std::string() : Key(after)));
     std::vector<PackInfo> out;
     for (const auto& o : objects) {
       std::string_view name = std::string_view(o.key).substr(prefix_.size() + 6);

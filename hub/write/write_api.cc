@@ -773,6 +773,19 @@ WriteApi::~WriteApi() = default;
 
 bool WriteApi::Handles(const httplib::Request& req) { return ParseWrite(req.method, req.target).kind != Kind::kNone; }
 
+bool WriteApi::Reads(const httplib::Request& req) {
+  switch (ParseWrite(req.method, req.target).kind) {
+    case Kind::kGitInfoRefs:
+    case Kind::kGitUploadPack:
+    case Kind::kLfsGet:
+    case Kind::kLfsBatch:
+    case Kind::kValidateYaml:
+      return true;
+    default:
+      return req.method == "GET";
+  }
+}
+
 void WriteApi::Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
                       const std::optional<Principal>& who) {
   WRoute r = ParseWrite(req.method, req.target);

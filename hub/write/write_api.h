@@ -52,6 +52,10 @@ struct WriteOptions {
   uint64_t max_push_inflated = uint64_t{2} << 30;
   // Lifetime of a signed LFS download URL, seconds. Default: 3600.
   int64_t download_url_lifetime_s = 3600;
+  // A reader node of the chunk tier: an LFS upload batch is refused (403 ReaderNode), or with
+  // writer_url redirected there (307). Default: false, empty.
+  bool reader_node = false;
+  std::string writer_url;
 };
 
 // Releases what is staged for review on `branch` (refs/held/<branch>, or the staged commit
@@ -76,6 +80,10 @@ class WriteApi {
   // Whether this request is one of the write routes (decided from the method and path alone,
   // before the body is read).
   static bool Handles(const httplib::Request& req);
+  // Whether this write-API route only reads (git fetch, LFS downloads, YAML validation, every GET)
+  // or, for the LFS batch, decides from its body: what a reader node of the chunk tier still
+  // serves.
+  static bool Reads(const httplib::Request& req);
   // Serves a write route, reading the body from `reader` as it needs it.
   void Handle(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
               const std::optional<Principal>& who);

@@ -2,9 +2,14 @@
 // verified, a tampered pack is never served, the cache keeps its bound, GC deletes and rewrites
 // packs, push moves a local store's chunks, a reader learns chunks from pack indexes, and the pack
 // format's parsers refuse malformed input.
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <thread>
 
+#include "store/git_objects.h"
+#include "store/records.h"
 #include "store/store.h"
 #include "store/tier.h"
 #include "testmodel/testmodel.h"
@@ -39,10 +44,13 @@ class FakeTier final : public ChunkTier {
     packs.erase(std::string(name));
     return OkStatus();
   }
-  Result<std::vector<PackInfo>> ListPacks() override {
+  Result<std::vector<PackInfo>> ListPacks(std::string_view after) override {
     std::lock_guard<std::mutex> lock(mu_);
+    afters.emplace_back(after);
     std::vector<PackInfo> out;
-    for (const auto& [n, b] : packs) out.push_back(PackInfo{n, b.size()});
+    for (const auto& [n, b] : packs) {
+      if (n > after) out.push_back(PackInfo{n, b.size()});
+    }
     return out;
   }
   std::string Describe() const override { return "fake://"; }
@@ -51,6 +59,7 @@ class FakeTier final : public ChunkTier {
   std::map<std::string, std::string> packs;
   bool down = false;
   int reads = 0;
+  std::vector<std::string> afters;  // each listing's `after`
 };
 
 std::string Model(const TempDir& dir, const std::string& name, uint64_t seed) {
@@ -245,6 +254,131 @@ TEST(TierTest, PushMovesALocalStoreAndAReaderFindsItsChunks) {
   size_t packs = tier->packs.size();
   ASSERT_OK(reader->CollectGarbage().status());
   EXPECT_EQ(tier->packs.size(), packs);
+}
+
+std::vector<ChunkId> ChunksOf(Store& st, const GitOid& commit) {
+  std::vector<ChunkId> ids;
+  auto files = st.ListFiles(commit);
+  EXPECT_OK(files.status());
+  for (const auto& f : *files) {
+    auto chunks = st.ListChunks(f);
+    EXPECT_OK(chunks.status());
+    for (const auto& c : *chunks) ids.push_back(c.id);
+  }
+  return ids;
+}
+
+TEST(TierTest, AReaderWritesNothingOfItsOwn) {
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  std::string a = Model(dir, "a", 1);
+  {
+    ASSERT_OK_AND_ASSIGN(auto writer, Store::Open(Tiered(dir, tier)));
+    ASSERT_OK(writer->ImportDirectory(a, *RepoId::Parse("t/a"), ImportOptions()).status());
+  }
+  const size_t packs = tier->packs.size();
+  Options ro = Tiered(dir, tier, "reader");
+  ro.tier_reader = true;
+  {
+    ASSERT_OK_AND_ASSIGN(auto reader, Store::Open(ro));
+    // Every chunk of `a` is in the bucket: importing it again adds no chunk, only metadata, and is
+    // refused all the same (it would be a commit the writer never sees).
+    auto copy = *RepoId::Parse("t/copy");
+    auto imported = reader->ImportDirectory(a, copy, ImportOptions());
+    EXPECT_EQ(imported.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(imported.status().message().find("send writes to the writer"), std::string::npos);
+    EXPECT_EQ(reader->CreateRepo(copy, Visibility::kPublic).code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(reader->SetVisibility(copy, Visibility::kPrivate).code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(reader->PutRepoData(copy, {{"k", std::string("v")}}).code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(reader->DeleteRepo(copy).code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(reader->PutGitObject(HashObject("blob", "x"), GitObjectType::kBlob, "x").code(),
+              StatusCode::kFailedPrecondition);
+    ContentSpec spec;
+    spec.path = "f.bin";
+    EXPECT_EQ(reader->NewContentWriter(spec).status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(reader->PushToTier().status().code(), StatusCode::kFailedPrecondition);
+    ASSERT_OK_AND_ASSIGN(auto repos, reader->ListRepos());
+    EXPECT_TRUE(repos.empty());
+    EXPECT_FALSE(reader->HasGitObject(HashObject("blob", "x")).value());
+  }
+  EXPECT_EQ(tier->packs.size(), packs);
+  // Opened to replicate (pull, follow), the same reader records commits whose chunks the bucket has.
+  ro.replica_writes = true;
+  ASSERT_OK_AND_ASSIGN(auto replica, Store::Open(ro));
+  ASSERT_OK(replica->HasChunks({ChunkIdOf("unknown")}).status());  // a miss: the packs get indexed
+  ASSERT_OK_AND_ASSIGN(ImportResult r, replica->ImportDirectory(a, *RepoId::Parse("t/a"), ImportOptions()));
+  EXPECT_EQ(tier->packs.size(), packs);
+  ASSERT_OK(replica->Export(r.commit, dir / "out"));
+  EXPECT_EQ(ReadTree(dir / "out"), ReadTree(a));
+}
+
+TEST(TierTest, AReaderListsOnlyPacksNamedSinceItsLastLook) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string name = NewPackName();
+  EXPECT_EQ(name.size(), 32u);
+  EXPECT_LE(std::abs(PackNameMillis(name) - now), 60000);
+  EXPECT_EQ(PackNamePrefix(PackNameMillis(name)), name.substr(0, 12));
+  EXPECT_LT(name, NewPackName().substr(0, 12) + "ffffffffffffffffffff");
+
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  ASSERT_OK_AND_ASSIGN(auto writer, Store::Open(Tiered(dir, tier)));
+  ASSERT_OK_AND_ASSIGN(ImportResult ra, writer->ImportDirectory(Model(dir, "a", 1), *RepoId::Parse("t/a"), ImportOptions()));
+  // A pack named before names carried a time (random hex, here one that reads as the far future)
+  // is indexed and does not move the reader's listing past newer packs.
+  {
+    std::lock_guard<std::mutex> lock(tier->mu_);
+    tier->packs["ff" + std::string(30, '0')] = tier->packs.begin()->second;
+  }
+  Options ro = Tiered(dir, tier, "reader");
+  ro.tier_reader = true;
+  ASSERT_OK_AND_ASSIGN(auto reader, Store::Open(ro));
+  std::vector<ChunkId> ids = ChunksOf(*writer, ra.commit);
+  ASSERT_OK_AND_ASSIGN(std::vector<bool> held, reader->HasChunks(ids));
+  EXPECT_EQ(std::count(held.begin(), held.end(), true), static_cast<long>(ids.size()));
+  ASSERT_EQ(tier->afters.size(), 1u);
+  EXPECT_EQ(tier->afters[0], "");  // the first look lists the bucket
+
+  ASSERT_OK_AND_ASSIGN(ImportResult rb, writer->ImportDirectory(Model(dir, "b", 2), *RepoId::Parse("t/b"), ImportOptions()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a reader looks at most once a second
+  ids = ChunksOf(*writer, rb.commit);
+  ASSERT_OK_AND_ASSIGN(held, reader->HasChunks(ids));
+  EXPECT_EQ(std::count(held.begin(), held.end(), true), static_cast<long>(ids.size()));
+  ASSERT_EQ(tier->afters.size(), 2u);
+  // The second look starts an hour before the newest pack it had seen, not at the bucket's start.
+  EXPECT_EQ(tier->afters[1].size(), 12u);
+  EXPECT_GE(PackNameMillis(tier->afters[1]), now - kPackUploadWindowMs);
+  EXPECT_LE(PackNameMillis(tier->afters[1]), now - kPackUploadWindowMs + 60000);
+  ASSERT_OK_AND_ASSIGN(std::string rec, reader->ReadChunkRecord(ids.back()));
+  EXPECT_OK(DecodeVerifiedChunk(ids.back(), rec).status());
+}
+
+TEST(TierTest, GcInRangesOfIdsDeletesWhatOnePassDoes) {
+  TempDir dir;
+  std::string a = Model(dir, "a", 1), b = Model(dir, "b", 2);
+  GcResult results[2];
+  for (int parted = 0; parted < 2; ++parted) {
+    Options o;
+    o.data_dir = dir / (parted ? "parted" : "whole");
+    if (parted) o.gc_mark_chunks = 8;  // far fewer than the live chunks: many passes
+    ASSERT_OK_AND_ASSIGN(auto st, Store::Open(o));
+    ASSERT_OK_AND_ASSIGN(ImportResult ra, st->ImportDirectory(a, *RepoId::Parse("t/a"), ImportOptions()));
+    ASSERT_OK(st->ImportDirectory(b, *RepoId::Parse("t/b"), ImportOptions()).status());
+    ASSERT_OK(st->DeleteRepo(*RepoId::Parse("t/b")));
+    ASSERT_OK_AND_ASSIGN(results[parted], st->CollectGarbage());
+    ASSERT_OK(st->Export(ra.commit, dir / (parted ? "out-parted" : "out-whole")));
+    EXPECT_EQ(ReadTree(dir / (parted ? "out-parted" : "out-whole")), ReadTree(a));
+    ASSERT_OK_AND_ASSIGN(FsckReport fsck, st->Fsck(FsckOptions()));
+    EXPECT_TRUE(fsck.clean());
+    EXPECT_EQ(fsck.missing_chunks, 0u);
+  }
+  EXPECT_EQ(results[0].mark_passes, 1u);
+  EXPECT_GT(results[1].mark_passes, 2u);
+  EXPECT_GT(results[0].chunks_deleted, 0u);
+  EXPECT_EQ(results[1].chunks_deleted, results[0].chunks_deleted);
+  EXPECT_EQ(results[1].bytes_freed, results[0].bytes_freed);
+  EXPECT_EQ(results[1].chunks_kept, results[0].chunks_kept);
 }
 
 TEST(TierTest, PackParsersRefuseMalformedInput) {

@@ -3,8 +3,9 @@
 # --chunks puts every chunk in packs in the bucket and keeps the local cache in its bound;
 # downloads with an empty local cache are byte-exact; tier push moves a local store into packs; a crash between a pack's upload and its
 # commit leaves nothing visible and GC deletes the orphan pack; a reader node pulls the writer's
-# commit without fetching a chunk (it finds them in the packs' indexes) and serves it byte-exact,
-# redirecting HTTP writes to the writer and refusing imports; a plain node pulls the writer's
+# commit without fetching a chunk (it finds them in the packs' indexes) and serves it byte-exact
+# (HTTP, git clone + git lfs pull), redirecting HTTP writes to the writer (or, with no writer named,
+# refusing them: 403) and refusing every command-line write, metadata-only ones too; a plain node pulls the writer's
 # tiered chunks through its peer API; a MoE run reloads experts from the bucket with the logits of
 # a local run; radosgw down: a download of an
 # uncached chunk is 503 + Retry-After with the JSON error, and works again, byte-exact, once it is
@@ -87,6 +88,39 @@ check "a write to the reader is redirected: 307" 307 "$(head -1 "$WORK/w.h" | cu
 check "to the writer" "$U/api/repos/create" "$(grep -i '^Location' "$WORK/w.h" | tr -d '\r' | cut -d' ' -f2)"
 check "with the JSON error" ReaderNode "$(grep -i '^X-Error-Code' "$WORK/w.h" | tr -d '\r' | cut -d' ' -f2)"
 kill "$RPID"; wait "$RPID" 2>/dev/null; RPID=
+# Without --writer a reader refuses writes outright: 403 ReaderNode, before any body is read.
+"$HUBNODE" --data "$WORK/reader" --chunks "s3://$B/models" --chunks-reader serve --listen 127.0.0.1:0 --no-inference \
+  --raw-cache-size 0 > "$WORK/r.out" 2> "$WORK/r.err" &
+RPID=$!
+for _ in $(seq 600); do grep -qs serving "$WORK/r.out" && break; sleep 0.05; done
+RU=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/r.out")
+curl -s -D "$WORK/w.h" -o "$WORK/w.body" -X POST -H 'Content-Type: application/json' -d '{"name":"x","type":"model"}' \
+  "$RU/api/repos/create"
+check "no --writer: a write to the reader is refused: 403" 403 "$(head -1 "$WORK/w.h" | cut -d' ' -f2)"
+check "no --writer: ReaderNode" ReaderNode "$(grep -i '^X-Error-Code' "$WORK/w.h" | tr -d '\r' | cut -d' ' -f2)"
+curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+  -d '{"operation":"upload","objects":[{"oid":"'"$(printf %064d 0)"'","size":1}]}' "$RU/t/m.git/info/lfs/objects/batch" > "$WORK/lfs.code"
+check "no --writer: an LFS upload batch is refused" 403 "$(cat "$WORK/lfs.code")"
+check "no --writer: downloads still work" "$(sha256sum < "$WORK/m/$S1")" "$(curl -sf "$RU/t/m/resolve/main/$S1" | sha256sum)"
+# Reads that the write API carries (git fetch, LFS download batches) are the reader's own (no
+# writer named here to send them to).
+if command -v git > /dev/null && command -v git-lfs > /dev/null; then
+  GIT_LFS_SKIP_SMUDGE=1 git -c credential.helper= clone -q "$RU/t/m" "$WORK/rclone" > "$WORK/clone.err" 2>&1
+  check "git clone from the reader" 0 $?
+  (cd "$WORK/rclone" && git lfs pull > /dev/null 2>> "$WORK/clone.err")
+  check "git lfs pull from the reader" 0 $?
+  check "the clone is byte-exact" "$(cd "$WORK/m" && cat * | sha256sum)" "$(cd "$WORK/rclone" && cat $(cd "$WORK/m" && ls) | sha256sum)"
+fi
+kill "$RPID"; wait "$RPID" 2>/dev/null; RPID=
+# From the command line: a commit whose chunks are all in the bucket already (a metadata-only
+# import) is refused too, and leaves no repo behind; follow still replicates.
+R -q import "$WORK/m" --repo t/copy > /dev/null 2> "$WORK/rc.err"
+check "a metadata-only import on the reader is refused" 1 $?
+check "it says to write to the writer" True "$(grep -q 'send writes to the writer' "$WORK/rc.err" && echo True)"
+check "and leaves no repo" 1 "$(R -q ls t/copy > /dev/null 2>&1; echo $?)"
+check "tier push on the reader is refused" 1 "$(R -q tier push > /dev/null 2>&1; echo $?)"
+check "follow on the reader still replicates" True \
+  "$(R -q follow t/m --from "$U" --experts all --rounds 1 2>&1 | grep -q 't/m@main = ' && echo True)"
 "$HUBNODE" -q testmodel --family llama --size small --shards 1 --seed 5 --hidden 256 --layers 2 --out "$WORK/m3" > /dev/null
 # A plain node (no tier) pulls from the writer's peer API, which reads the chunks from the bucket.
 P() { "$HUBNODE" --data "$WORK/plain" "$@"; }
