@@ -1,9 +1,5 @@
 #include "hub/s3/s3_tier.h"
 
-#include <unistd.h>
-
-#include <cstdlib>
-
 namespace hubnode::hub::s3 {
 namespace {
 
@@ -21,18 +17,11 @@ bool PackName(std::string_view name) {
 class S3ChunkTier final : public store::ChunkTier {
  public:
   S3ChunkTier(std::shared_ptr<S3Client> client, std::string prefix)
-      : client_(std::move(client)), prefix_(std::move(prefix)) {
-    // For the crash test (tests/hub/s3/tier.sh): die right after a pack is uploaded, before the
-    // store records it, as a power cut there would.
-    const char* crash = std::getenv("HUBNODE_TEST_CRASH_AFTER_PACK");
-    crash_after_pack_ = crash && std::string_view(crash) == "1";
-  }
+      : client_(std::move(client)), prefix_(std::move(prefix)) {}
 
   Status PutPack(std::string_view name, std::string_view bytes) override {
     if (!PackName(name)) return InvalidArgumentError("bad pack name");
-    RETURN_IF_ERROR(client_->PutLarge(Key(name), bytes, kPartBytes));
-    if (crash_after_pack_) _exit(70);
-    return OkStatus();
+    return client_->PutLarge(Key(name), bytes, kPartBytes);
   }
 
   Result<std::string> ReadPack(std::string_view name, uint64_t offset, uint64_t length) override {
@@ -63,7 +52,6 @@ class S3ChunkTier final : public store::ChunkTier {
 
   std::shared_ptr<S3Client> client_;
   std::string prefix_;
-  bool crash_after_pack_ = false;
 };
 
 }  // namespace

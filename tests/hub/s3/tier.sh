@@ -164,8 +164,17 @@ N=$(objects)
 
 # A crash between a pack's upload and the commit naming it: nothing visible, GC removes the pack.
 "$HUBNODE" -q testmodel --family llama --size small --shards 1 --seed 9 --hidden 256 --layers 4 --out "$WORK/m2" > /dev/null
-HUBNODE_TEST_CRASH_AFTER_PACK=1 H -q import "$WORK/m2" --repo t/crash > /dev/null 2>&1
-check "the import died after its pack's upload" 70 $?
+# A proxy in front of radosgw SIGKILLs the import the moment its pack is whole in the bucket.
+python3 "$(dirname "$0")/crash_proxy.py" "$S3_ENDPOINT" "$WORK/proxy.port" "$WORK/victim.pid" &
+XPID=$!
+for _ in $(seq 200); do [[ -s "$WORK/proxy.port" ]] && break; sleep 0.05; done
+AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$WORK/proxy.port")" \
+  "$HUBNODE" --data "$WORK/data" --chunks "s3://$B/models" -q import "$WORK/m2" --repo t/crash > /dev/null 2>&1 &
+VPID=$!
+echo "$VPID" > "$WORK/victim.pid"
+wait "$VPID"
+check "the import was killed right after its pack's upload" 137 $?
+kill "$XPID" 2>/dev/null; wait "$XPID" 2>/dev/null
 check "a pack more in the bucket" $((N + 1)) "$(objects)"
 check "the crashed import's repo does not exist" 1 "$(H -q ls t/crash > /dev/null 2>&1; echo $?)"
 check "gc deletes the orphan pack" True "$(H gc | grep -q 'packs: deleted 1,' && echo True)"
