@@ -516,12 +516,17 @@ Result<std::vector<bool>> StoreImpl::HasChunks(const std::vector<ChunkId>& ids) 
   // With a chunk tier, a chunk another node put in the bucket counts as held once its pack is
   // indexed here (a reader node pulls a writer's commits without fetching their chunks).
   if (missing && tier()) {
-    Status s = IndexPacks();
-    if (!s.ok()) LOG(Warning) << "chunk tier: " << s.message();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (out[i]) continue;
-      ASSIGN_OR_RETURN(bool has, db_->Has(Cf::kChunkMeta, ids[i].view()));
-      out[i] = has;
+    for (bool full : {false, true}) {
+      Status s = IndexPacks(full);
+      if (!s.ok()) LOG(Warning) << "chunk tier: " << s.message();
+      missing = false;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        if (out[i]) continue;
+        ASSIGN_OR_RETURN(bool has, db_->Has(Cf::kChunkMeta, ids[i].view()));
+        out[i] = has;
+        missing = missing || !has;
+      }
+      if (!missing) break;
     }
   }
   return out;

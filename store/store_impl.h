@@ -125,8 +125,10 @@ class StoreImpl final : public Store {
   // GC's part for packs (GcResult's pack counts).
   Status SweepPacks(GcResult* result);
   // Records where the chunks of packs this store has not seen yet are (from the packs' indexes in
-  // the object store: a reader node learns the writer's chunks so). At most once a second.
-  Status IndexPacks();
+  // the object store: a reader node learns the writer's chunks so). Lists the packs named since
+  // the last look's watermark, at most once a second; `full`: the whole bucket, at most once in
+  // ten minutes (a pack named by a clock behind the watermark's, e.g. a promoted writer's).
+  Status IndexPacks(bool full);
   Status DeleteDefaultKey(const std::string& key);
   std::shared_ptr<const ChunkSource> chunk_source();
 
@@ -161,6 +163,7 @@ class StoreImpl final : public Store {
   std::set<std::string> packs_in_flight_;  // uploading, not yet named by any record: GC keeps them
   std::mutex index_mu_;                     // held while packs are indexed
   int64_t last_index_ms_ = 0;
+  int64_t last_full_index_ms_ = 0;
 };
 
 // Validates a ref name: refs/heads/X, refs/tags/X or refs/pr/N, git's rules for X.

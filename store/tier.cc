@@ -161,9 +161,14 @@ Result<std::optional<TieredChunk>> StoreImpl::FetchTiered(const ChunkId& id) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kDefault, TierLocKey(id)));
     if (!v && tier() && attempt == 0) {
-      // Perhaps in a pack another node wrote since we last looked.
-      RETURN_IF_ERROR(IndexPacks());
+      // Perhaps in a pack another node wrote since we last looked (or, failing that, named by a
+      // clock behind ours).
+      RETURN_IF_ERROR(IndexPacks(/*full=*/false));
       ASSIGN_OR_RETURN(v, db_->Get(Cf::kDefault, TierLocKey(id)));
+      if (!v) {
+        RETURN_IF_ERROR(IndexPacks(/*full=*/true));
+        ASSIGN_OR_RETURN(v, db_->Get(Cf::kDefault, TierLocKey(id)));
+      }
     }
     if (!v) return std::optional<TieredChunk>();
     ASSIGN_OR_RETURN(ChunkLoc loc, DecodeChunkLoc(*v));
@@ -294,18 +299,23 @@ Status StoreImpl::DeleteDefaultKey(const std::string& key) {
   return db_->Write(batch, /*sync=*/false);
 }
 
-Status StoreImpl::IndexPacks() {
+Status StoreImpl::IndexPacks(bool full) {
   ChunkTier* t = tier();
   if (!t || db_->read_only()) return OkStatus();
   std::lock_guard<std::mutex> lock(index_mu_);
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now().time_since_epoch()).count();
-  if (last_index_ms_ != 0 && now - last_index_ms_ < 1000) return OkStatus();
-  last_index_ms_ = now;
   // Pack names begin with the time they were named: list only those named since an hour before
   // the newest one indexed (an upload may finish well after packs named later), not the bucket.
   ASSIGN_OR_RETURN(auto listed_v, db_->Get(Cf::kDefault, kTierListedKey));
-  const std::string after = listed_v.value_or("");
+  const std::string after = full ? std::string() : listed_v.value_or("");
+  if (after.empty()) {
+    if (last_full_index_ms_ != 0 && now - last_full_index_ms_ < kFullIndexEveryMs) return OkStatus();
+    last_full_index_ms_ = now;
+  } else {
+    if (last_index_ms_ != 0 && now - last_index_ms_ < 1000) return OkStatus();
+  }
+  last_index_ms_ = now;
   auto packs = t->ListPacks(after);
   if (!packs.ok()) return UnavailableError("cannot list the packs of " + t->Describe() + ": " + packs.status().message());
   std::vector<ChunkTier::PackInfo> fresh;
@@ -377,7 +387,7 @@ Status StoreImpl::IndexPacks() {
   }
   if (newest > kPackUploadWindowMs) {
     const std::string next = PackNamePrefix(newest - kPackUploadWindowMs);
-    if (next > after) {
+    if (next > listed_v.value_or("")) {
       auto batch = db_->NewBatch();
       batch.Put(Cf::kDefault, kTierListedKey, next);
       RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));

@@ -26,6 +26,9 @@ inline constexpr std::string_view kTierListedKey = "tier/listed";
 // and how far ahead of this clock a writer's may run.
 inline constexpr int64_t kPackUploadWindowMs = int64_t{3600} * 1000;
 inline constexpr int64_t kPackClockSkewMs = int64_t{86400} * 1000;
+// A reader that still misses a chunk after listing from its watermark lists the whole bucket, at
+// most this often.
+inline constexpr int64_t kFullIndexEveryMs = int64_t{600} * 1000;
 std::string TierLocKey(const ChunkId& id);
 std::string TierCacheKey(const ChunkId& id);
 
