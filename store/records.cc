@@ -254,9 +254,9 @@ std::string PackNamePrefix(int64_t ms) {
 }
 
 int64_t PackNameMillis(std::string_view name) {
-  if (name.size() < 12) return -1;
+  if (name.size() < 13) return -1;
   int64_t v = 0;
-  for (char c : name.substr(0, 12)) {
+  for (char c : name.substr(1, 12)) {
     int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
     if (d < 0) return -1;
     v = v * 16 + d;
@@ -270,7 +270,8 @@ std::string NewPackName() {
   std::random_device rd;
   std::string raw;
   for (int i = 0; i < 3; ++i) PackPutU32(&raw, rd());
-  return PackNamePrefix(ms) + HexEncode(raw).substr(0, 20);
+  const std::string random = HexEncode(raw);
+  return random.substr(0, 1) + PackNamePrefix(ms) + random.substr(1, 19);
 }
 
 void PackBuilder::Add(const ChunkId& id, const ChunkMeta& meta, std::string_view record) {

@@ -66,15 +66,16 @@ struct ChunkLoc {
 std::string EncodeChunkLoc(const ChunkLoc& loc);
 Result<ChunkLoc> DecodeChunkLoc(std::string_view v);
 
-// A new pack's name, 32 hex digits: the time it is named (milliseconds since the Unix epoch, 12
-// digits) then 80 random bits, so that names sort by time and a reader lists only the packs
-// named since it last looked.
+// A new pack's name, 32 hex digits: a random shard digit, the time it is named (milliseconds
+// since the Unix epoch, 12 digits), then 76 random bits. Within a shard names sort by time, so a
+// reader lists only the packs named since it last looked (16 listings); across shards, new packs
+// spread over the key space as random names did (object stores split hot key ranges).
 std::string NewPackName();
-// The milliseconds a pack name begins with (names made before time-ordered names were random:
-// theirs is a meaningless number, and callers ignore times in the future).
+// The milliseconds in a pack name, after its shard digit (names made before time-ordered names
+// were random: theirs is a meaningless number, and callers ignore times in the future).
 int64_t PackNameMillis(std::string_view name);
-// The 12 digits that begin the names of packs named at `ms`: the ListPacks `after` that lists
-// the packs named from then on.
+// The 12 digits of time that follow the shard digit in the names of packs named at `ms`: shard +
+// this is the ListPacks `after` that lists the shard's packs named from then on.
 std::string PackNamePrefix(int64_t ms);
 
 inline constexpr size_t kPackFooter = 20;

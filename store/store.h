@@ -46,9 +46,13 @@ class ChunkTier {
     std::string name;
     uint64_t size = 0;
   };
-  // The packs in the object store whose names sort after `after` (every pack when empty), in
-  // name order.
-  virtual Result<std::vector<PackInfo>> ListPacks(std::string_view after) = 0;
+  // The packs in the object store whose names sort after `after` and before `until` (either
+  // bound absent when empty), in name order.
+  virtual Result<std::vector<PackInfo>> ListPacks(std::string_view after, std::string_view until) = 0;
+  // Small control objects beside the packs (the writer's claim): the bytes of `name` (at most
+  // 64 KiB), nullopt when absent; and storing them whole.
+  virtual Result<std::optional<std::string>> GetControl(std::string_view name) = 0;
+  virtual Status PutControl(std::string_view name, std::string_view bytes) = 0;
   // Where the packs are, for messages ("s3://bucket/prefix"); never a secret.
   virtual std::string Describe() const = 0;
 };
@@ -581,6 +585,14 @@ class Store {
   // the cache bound. FailedPrecondition without a tier; Unavailable when the object store is down
   // (what was pushed before stays pushed).
   virtual Result<TierPushResult> PushToTier() = 0;
+  // Makes this store the one writer of its chunk tier's bucket prefix: the control object
+  // `writer` names this store's id (made once per store; a restored backup gets a new one). A
+  // writer store claims the prefix itself at its first pack upload; another store's claim makes
+  // its uploads and its pack GC FailedPrecondition, so two writers cannot delete each other's
+  // packs. `force`: over another store's claim (promoting a reader: that writer must be stopped
+  // for good). FailedPrecondition without a tier, on a reader, or when another store holds the
+  // claim and !force; Unavailable when the object store is down.
+  virtual Status ClaimTier(bool force) = 0;
 };
 
 }  // namespace hubnode::store

@@ -1,5 +1,6 @@
 #include "store/store_impl.h"
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <set>
@@ -8,6 +9,7 @@
 #include "base/bytes.h"
 #include "base/hex.h"
 #include "base/log.h"
+#include "store/tier.h"
 
 namespace hubnode::store {
 namespace {
@@ -174,11 +176,21 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
 }
 
 Status Store::Restore(const std::string& backup_dir, const std::string& data_dir) {
-  return Db::Restore(backup_dir, data_dir + "/db");
+  RETURN_IF_ERROR(Db::Restore(backup_dir, data_dir + "/db"));
+  // A restored copy is another store: it gets its own id at first use, so it never passes for
+  // the original as a chunk tier's writer.
+  ASSIGN_OR_RETURN(std::unique_ptr<Db> db, Db::Open(data_dir + "/db", Db::OpenOptions()));
+  auto b = db->NewBatch();
+  b.Delete(Cf::kDefault, kStoreIdKey);
+  return db->Write(b, /*sync=*/true);
 }
 
 StoreImpl::StoreImpl(const Options& options, std::unique_ptr<Db> db)
-    : options_(options), db_(std::move(db)), pool_(options.ingest_threads) {}
+    : options_(options), db_(std::move(db)), pool_(options.ingest_threads) {
+  // A pack's index is within its size (PackBuilder::bytes), and readers refuse indexes over
+  // kMaxPackIndexBytes: no pack may be larger.
+  options_.pack_bytes = std::clamp<uint64_t>(options_.pack_bytes, 1, kMaxPackIndexBytes);
+}
 
 // ---- repos and refs -----------------------------------------------------------------------------
 

@@ -100,12 +100,19 @@ class StoreImpl final : public Store {
   Status RecordContent(const PartialContent& content) override;
   void SetChunkSource(ChunkSource source) override;
   Result<TierPushResult> PushToTier() override;
+  Status ClaimTier(bool force) override;
 
   // ---- the chunk tier (tier.cc) ----
   ChunkTier* tier() const { return options_.chunk_tier.get(); }
   // FailedPrecondition on a reader node (Options::tier_reader) not opened to replicate: it writes
   // nothing of its own. Every public write method asks first.
   Status CheckWritable() const;
+  // OK when this store holds the tier's writer claim. Without a claim in the bucket: takes it when
+  // `take_if_none` (a first upload), else NotFound (GC never claims: packs without a claim may be
+  // another writer's). Another store's claim: FailedPrecondition naming it.
+  Status CheckWriterClaim(bool take_if_none);
+  // This store's id (16 random bytes, hex), made at first use.
+  Result<std::string> StoreId();
   // Uploads `pack`, then records where each of its chunks is (meta and location).
   Status UploadPack(PackBuilder pack);
   // A tiered chunk's record from the object store, checked against `id` and cached; nullopt when
@@ -164,6 +171,7 @@ class StoreImpl final : public Store {
   std::mutex index_mu_;                     // held while packs are indexed
   int64_t last_index_ms_ = 0;
   int64_t last_full_index_ms_ = 0;
+  std::mutex claim_mu_;  // held while the writer claim is read and written
 };
 
 // Validates a ref name: refs/heads/X, refs/tags/X or refs/pr/N, git's rules for X.

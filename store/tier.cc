@@ -2,13 +2,19 @@
 // tier methods (the location records and the pack format are in records.cc).
 #include "store/tier.h"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <ctime>
 #include <functional>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
+#include "base/hex.h"
 #include "base/log.h"
 #include "store/codec.h"
 #include "store/store_impl.h"
@@ -102,6 +108,98 @@ Status StoreImpl::CheckWritable() const {
                                  "takes the writer's commits with `hubnode follow` or `pull --experts all`)");
 }
 
+namespace {
+
+constexpr std::string_view kWriterControl = "writer";
+
+// The claim object: "hubnode-writer 1" then "key value" lines (store, host, data, since).
+std::string ClaimField(std::string_view claim, std::string_view field) {
+  size_t at = 0;
+  while (at < claim.size()) {
+    size_t end = claim.find('\n', at);
+    if (end == std::string_view::npos) end = claim.size();
+    std::string_view line = claim.substr(at, end - at);
+    if (line.size() > field.size() && line.substr(0, field.size()) == field && line[field.size()] == ' ') {
+      return std::string(line.substr(field.size() + 1, 256));
+    }
+    at = end + 1;
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<std::string> StoreImpl::StoreId() {
+  ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kDefault, kStoreIdKey));
+  if (v && v->size() == 32) return *v;
+  std::random_device rd;
+  std::string raw;
+  for (int i = 0; i < 4; ++i) {
+    uint32_t w = rd();
+    raw.append(reinterpret_cast<const char*>(&w), 4);
+  }
+  const std::string id = HexEncode(raw);
+  auto batch = db_->NewBatch();
+  batch.Put(Cf::kDefault, kStoreIdKey, id);
+  RETURN_IF_ERROR(db_->Write(batch, /*sync=*/true));
+  return id;
+}
+
+Status StoreImpl::CheckWriterClaim(bool take_if_none) {
+  ChunkTier* t = tier();
+  if (!t) return FailedPreconditionError("no chunk tier (start with --chunks s3://bucket/prefix)");
+  std::lock_guard<std::mutex> lock(claim_mu_);
+  ASSIGN_OR_RETURN(std::string id, StoreId());
+  auto claim = t->GetControl(kWriterControl);
+  if (!claim.ok()) {
+    return UnavailableError("cannot read the writer claim of " + t->Describe() + ": " + claim.status().message());
+  }
+  if (!*claim) {
+    if (!take_if_none) {
+      return NotFoundError("no writer has claimed " + t->Describe() +
+                                     " (its packs may be another store's): on the writer, run `hubnode --chunks " +
+                                     t->Describe() + " tier claim`, then gc");
+    }
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    const std::string mine = "hubnode-writer 1\nstore " + id + "\nhost " + host + "\ndata " + options_.data_dir +
+                             "\nsince " + std::to_string(std::time(nullptr)) + "\n";
+    RETURN_IF_ERROR(t->PutControl(kWriterControl, mine).WithContext("claiming " + t->Describe()));
+    // Read back: of two stores claiming at once, the one whose claim stayed is the writer.
+    ASSIGN_OR_RETURN(claim, t->GetControl(kWriterControl));
+    if (!*claim) return UnavailableError("the writer claim of " + t->Describe() + " vanished");
+  }
+  const std::string holder = ClaimField(**claim, "store");
+  if (holder == id) return OkStatus();
+  return FailedPreconditionError(
+      t->Describe() + " is written by another store (host " + ClaimField(**claim, "host") + ", data " +
+      ClaimField(**claim, "data") + ", since " + ClaimField(**claim, "since") + "); this store (" + options_.data_dir +
+      ") may only read it: start it with --chunks-reader, or, once that writer is stopped for good, take the bucket "
+      "over with `hubnode --chunks " + t->Describe() + " tier claim --force`");
+}
+
+Status StoreImpl::ClaimTier(bool force) {
+  ChunkTier* t = tier();
+  if (!t) return FailedPreconditionError("no chunk tier (start with --chunks s3://bucket/prefix)");
+  RETURN_IF_ERROR(CheckWritable());
+  if (options_.tier_reader) {
+    return FailedPreconditionError("a reader (--chunks-reader) cannot be the writer: start it without --chunks-reader");
+  }
+  if (db_->read_only()) return FailedPreconditionError("the store is read-only");
+  Status s = CheckWriterClaim(/*take_if_none=*/true);
+  if (s.ok() || !force || s.code() != StatusCode::kFailedPrecondition) return s;
+  {
+    std::lock_guard<std::mutex> lock(claim_mu_);
+    ASSIGN_OR_RETURN(std::string id, StoreId());
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    const std::string mine = "hubnode-writer 1\nstore " + id + "\nhost " + host + "\ndata " + options_.data_dir +
+                             "\nsince " + std::to_string(std::time(nullptr)) + "\n";
+    RETURN_IF_ERROR(t->PutControl(kWriterControl, mine).WithContext("claiming " + t->Describe()));
+  }
+  return CheckWriterClaim(/*take_if_none=*/false);
+}
+
 Status StoreImpl::UploadPack(PackBuilder pack) {
   if (pack.empty()) return OkStatus();
   ChunkTier* t = tier();
@@ -110,6 +208,9 @@ Status StoreImpl::UploadPack(PackBuilder pack) {
     return FailedPreconditionError("this node reads the chunks a writer node puts in " + t->Describe() +
                                    "; send writes to the writer");
   }
+  // Asked before every pack (one small GET per ~32 MiB): a writer whose prefix was taken over
+  // stops uploading at once.
+  RETURN_IF_ERROR(CheckWriterClaim(/*take_if_none=*/true));
   const std::string name = NewPackName();
   {
     std::lock_guard<std::mutex> lock(packs_mu_);
@@ -302,61 +403,123 @@ Status StoreImpl::DeleteDefaultKey(const std::string& key) {
 Status StoreImpl::IndexPacks(bool full) {
   ChunkTier* t = tier();
   if (!t || db_->read_only()) return OkStatus();
+  // Only a reader lists the whole bucket again: a writer knows its own packs.
+  if (full && !options_.tier_reader) return OkStatus();
   std::lock_guard<std::mutex> lock(index_mu_);
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now().time_since_epoch()).count();
-  // Pack names begin with the time they were named: list only those named since an hour before
-  // the newest one indexed (an upload may finish well after packs named later), not the bucket.
+  const int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+  // Pack names begin with the time they were named: a look lists only those named from an hour
+  // before the newest one indexed (an upload may finish well after packs named later) up to a
+  // little past this clock (names past that are old random ones or a wrong clock's: a full
+  // listing finds them), not the bucket.
   ASSIGN_OR_RETURN(auto listed_v, db_->Get(Cf::kDefault, kTierListedKey));
-  const std::string after = full ? std::string() : listed_v.value_or("");
-  if (after.empty()) {
+  const std::string watermark = listed_v.value_or("");
+  const std::string after = full ? std::string() : watermark;
+  const std::string until = full || watermark.empty() ? std::string() : PackNamePrefix(wall + kPackClockSkewMs);
+  if (full) {
     if (last_full_index_ms_ != 0 && now - last_full_index_ms_ < kFullIndexEveryMs) return OkStatus();
-    last_full_index_ms_ = now;
   } else {
     if (last_index_ms_ != 0 && now - last_index_ms_ < 1000) return OkStatus();
   }
   last_index_ms_ = now;
-  auto packs = t->ListPacks(after);
+  Result<std::vector<ChunkTier::PackInfo>> packs = std::vector<ChunkTier::PackInfo>();
+  if (after.empty()) {
+    packs = t->ListPacks("", "");
+  } else {
+    // One listing per shard digit, from the watermark to the clock.
+    for (char shard : std::string_view("0123456789abcdef")) {
+      auto part = t->ListPacks(shard + after, until.empty() ? std::string() : shard + until);
+      if (!part.ok()) {
+        packs = part.status();
+        break;
+      }
+      for (auto& p : *part) packs->push_back(std::move(p));
+    }
+  }
   if (!packs.ok()) return UnavailableError("cannot list the packs of " + t->Describe() + ": " + packs.status().message());
+  if (after.empty()) last_full_index_ms_ = now;
   std::vector<ChunkTier::PackInfo> fresh;
   for (const auto& p : *packs) {
     ASSIGN_OR_RETURN(bool seen, db_->Has(Cf::kDefault, std::string(kTierPackPrefix) + p.name));
     if (!seen && p.size >= kPackFooter) fresh.push_back(p);
   }
-  // Footer and index of each new pack, kIndexReads packs at a time (two small ranged GETs each:
-  // what a new reader of a large bucket waits on). They are untrusted like every byte of the
-  // bucket: a lie about where a chunk is shows when its bytes fail to hash to its id.
+  // Footers, then indexes, of the new packs, kIndexReads at a time and at most kIndexBytesInFlight
+  // of indexes at once (the GETs a new reader of a large bucket waits on). Untrusted like every
+  // byte of the bucket: a lie about where a chunk is shows when its bytes fail to hash to its id.
   constexpr size_t kIndexReads = 16;
+  constexpr uint64_t kIndexBytesInFlight = uint64_t{128} << 20;
   struct Indexed {
-    Status status;  // not OK: the object store failed (the pass stops); a bad pack is only skipped
-    std::optional<std::vector<PackIndexEntry>> entries;
+    Status status;  // not OK: the object store failed (the pass stops)
+    uint32_t count = 0;
+    uint64_t index_offset = 0;
+    bool bad = false;  // a malformed footer or index: skipped, not marked seen (tried again later)
+    std::vector<PackIndexEntry> entries;
   };
-  auto read_index = [t](const ChunkTier::PackInfo& p) -> Indexed {
-    auto footer = t->ReadPack(p.name, p.size - kPackFooter, kPackFooter);
-    if (!footer.ok()) return {footer.status(), std::nullopt};
-    auto f = DecodePackFooter(*footer, p.size);
-    if (!f.ok()) {
-      LOG(Warning) << "pack " << p.name << " in " << t->Describe() << ": " << f.status().message() << "; skipped";
-      return {OkStatus(), std::nullopt};
+  // Runs fn(k) for k in [first, end), one thread each; an exception becomes that item's status.
+  auto parallel = [](size_t first, size_t end, std::vector<Indexed>& got, const std::function<void(size_t)>& fn) {
+    auto guarded = [&](size_t k) {
+      try {
+        fn(k);
+      } catch (const std::exception& e) {
+        got[k].status = ResourceExhaustedError(std::string("reading a pack index: ") + e.what());
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t k = first + 1; k < end; ++k) {
+      try {
+        threads.emplace_back(guarded, k);
+      } catch (const std::exception&) {
+        guarded(k);  // no thread to be had: here, in turn
+      }
     }
-    auto [count, index_offset] = *f;
-    auto index = t->ReadPack(p.name, index_offset, uint64_t{count} * kPackIndexEntry);
-    if (!index.ok()) return {index.status(), std::nullopt};
-    auto entries = DecodePackIndex(*index, count, index_offset);
-    if (!entries.ok()) {
-      LOG(Warning) << "pack " << p.name << " in " << t->Describe() << ": " << entries.status().message() << "; skipped";
-      return {OkStatus(), std::nullopt};
-    }
-    return {OkStatus(), std::move(*entries)};
+    if (first < end) guarded(first);
+    for (auto& th : threads) th.join();
   };
   for (size_t begin = 0; begin < fresh.size(); begin += kIndexReads) {
     const size_t n = std::min(kIndexReads, fresh.size() - begin);
     std::vector<Indexed> got(n);
-    {
-      std::vector<std::thread> readers;
-      for (size_t k = 1; k < n; ++k) readers.emplace_back([&, k] { got[k] = read_index(fresh[begin + k]); });
-      got[0] = read_index(fresh[begin]);
-      for (auto& r : readers) r.join();
+    parallel(0, n, got, [&](size_t k) {
+      const ChunkTier::PackInfo& p = fresh[begin + k];
+      auto footer = t->ReadPack(p.name, p.size - kPackFooter, kPackFooter);
+      if (!footer.ok()) {
+        got[k].status = footer.status();
+        return;
+      }
+      auto f = DecodePackFooter(*footer, p.size);
+      if (!f.ok()) {
+        LOG(Warning) << "pack " << p.name << " in " << t->Describe() << ": " << f.status().message() << "; skipped";
+        got[k].bad = true;
+        return;
+      }
+      std::tie(got[k].count, got[k].index_offset) = *f;
+    });
+    // Indexes in groups whose bytes stay under the bound (one at least).
+    for (size_t g = 0; g < n;) {
+      size_t e = g;
+      uint64_t bytes = 0;
+      while (e < n && (e == g || bytes + uint64_t{got[e].count} * kPackIndexEntry <= kIndexBytesInFlight)) {
+        bytes += got[e].status.ok() && !got[e].bad ? uint64_t{got[e].count} * kPackIndexEntry : 0;
+        ++e;
+      }
+      parallel(g, e, got, [&](size_t k) {
+        if (!got[k].status.ok() || got[k].bad) return;
+        const ChunkTier::PackInfo& p = fresh[begin + k];
+        auto index = t->ReadPack(p.name, got[k].index_offset, uint64_t{got[k].count} * kPackIndexEntry);
+        if (!index.ok()) {
+          got[k].status = index.status();
+          return;
+        }
+        auto entries = DecodePackIndex(*index, got[k].count, got[k].index_offset);
+        if (!entries.ok()) {
+          LOG(Warning) << "pack " << p.name << " in " << t->Describe() << ": " << entries.status().message() << "; skipped";
+          got[k].bad = true;
+          return;
+        }
+        got[k].entries = std::move(*entries);
+      });
+      g = e;
     }
     for (size_t k = 0; k < n; ++k) {
       const std::string& name = fresh[begin + k].name;
@@ -364,8 +527,9 @@ Status StoreImpl::IndexPacks(bool full) {
         return UnavailableError("cannot read the index of pack " + name + " in " + t->Describe() + ": " +
                                 got[k].status.message());
       }
+      if (got[k].bad) continue;
       auto batch = db_->NewBatch();
-      for (const auto& e : got[k].entries.value_or(std::vector<PackIndexEntry>{})) {
+      for (const auto& e : got[k].entries) {
         ASSIGN_OR_RETURN(bool has_loc, db_->Has(Cf::kDefault, TierLocKey(e.id)));
         if (has_loc) continue;
         ASSIGN_OR_RETURN(bool has_meta, db_->Has(Cf::kChunkMeta, e.id.view()));
@@ -376,33 +540,38 @@ Status StoreImpl::IndexPacks(bool full) {
       RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
     }
   }
-  // The next listing starts an hour before the newest pack named (names from the future, or the
-  // random names of packs made before names carried a time, do not count).
-  const int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count();
+  // The next look starts an hour before the newest pack named (not past this clock; a bucket
+  // with no time-named pack starts from this clock).
   int64_t newest = -1;
   for (const auto& p : *packs) {
     const int64_t ms = PackNameMillis(p.name);
-    if (ms <= wall + kPackClockSkewMs) newest = std::max(newest, ms);
+    if (ms <= wall + kPackClockSkewMs) newest = std::max(newest, std::min(ms, wall));
   }
-  if (newest > kPackUploadWindowMs) {
-    const std::string next = PackNamePrefix(newest - kPackUploadWindowMs);
-    if (next > listed_v.value_or("")) {
-      auto batch = db_->NewBatch();
-      batch.Put(Cf::kDefault, kTierListedKey, next);
-      RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
-    }
+  if (newest < 0) newest = wall;
+  const std::string next = PackNamePrefix(std::max<int64_t>(0, newest - kPackUploadWindowMs));
+  if (next > watermark) {
+    auto batch = db_->NewBatch();
+    batch.Put(Cf::kDefault, kTierListedKey, next);
+    RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
   }
   return OkStatus();
 }
 
 Status StoreImpl::SweepPacks(GcResult* result) {
   ChunkTier* t = tier();
-  // Only the writer deletes packs: a reader's records do not say what the writer still names.
+  // Only the writer deletes packs: a reader's records do not say what the writer still names,
+  // nor do those of a store that lost (or never held) the writer claim.
   if (!t || options_.tier_reader) return OkStatus();
   // Listed first, then the packs in flight, then the records: a pack listed and not in flight had
   // its records written before the scans below read them.
-  ASSIGN_OR_RETURN(auto packs, t->ListPacks(""));
+  ASSIGN_OR_RETURN(auto packs, t->ListPacks("", ""));
+  Status claimed = CheckWriterClaim(/*take_if_none=*/false);
+  if (claimed.code() == StatusCode::kNotFound) {
+    // No pack at all, or packs uploaded before writers claimed their prefix: left alone.
+    if (!packs.empty()) LOG(Warning) << "gc: packs left alone: " << claimed.message();
+    return OkStatus();
+  }
+  RETURN_IF_ERROR(claimed);
   std::set<std::string> in_flight;
   {
     std::lock_guard<std::mutex> lock(packs_mu_);

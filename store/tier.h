@@ -20,12 +20,14 @@ namespace hubnode::store {
 inline constexpr std::string_view kTierLocPrefix = "tier/loc/";      // + chunk id (32 bytes)
 inline constexpr std::string_view kTierCachePrefix = "tier/cache/";  // + chunk id: cached copy
 inline constexpr std::string_view kTierPackPrefix = "tier/pack/";    // + pack name: its index is recorded
+// This store's id (32 hex digits), named in the writer claim of the tier it writes.
+inline constexpr std::string_view kStoreIdKey = "store/id";
 // A reader's next pack listing starts after this value (a PackNamePrefix).
 inline constexpr std::string_view kTierListedKey = "tier/listed";
 // How long after its name a pack's upload may still finish (so a listing reaches back that far),
-// and how far ahead of this clock a writer's may run.
+// and how far ahead of this clock a writer's may run (a look lists no further).
 inline constexpr int64_t kPackUploadWindowMs = int64_t{3600} * 1000;
-inline constexpr int64_t kPackClockSkewMs = int64_t{86400} * 1000;
+inline constexpr int64_t kPackClockSkewMs = int64_t{600} * 1000;
 // A reader that still misses a chunk after listing from its watermark lists the whole bucket, at
 // most this often.
 inline constexpr int64_t kFullIndexEveryMs = int64_t{600} * 1000;

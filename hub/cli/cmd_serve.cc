@@ -86,6 +86,11 @@ struct MirrorRig {
 int Serve(const GlobalFlags& flags, const ServeArgs& a) {
   auto hp = ParseListen(a.listen);
   if (!hp.ok()) return Fail(hp.status());
+  if (flags.chunks_reader && !flags.chunks.empty() && !a.upstream.empty()) {
+    // A reader records nothing of its own, mirrored commits included: the writer mirrors.
+    return Fail(InvalidArgumentError("--upstream on a reader node (--chunks-reader): mirror on the writer, whose "
+                                     "commits this node follows"));
+  }
   // Block the shutdown signals in every thread (RocksDB's and the server's inherit this mask), and
   // take them in one thread with sigwait.
   sigset_t set;

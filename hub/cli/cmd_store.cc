@@ -463,6 +463,23 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
       std::printf("bucket of %s ready\n", flags.chunks.c_str());
       return 0;
     }});
+    {
+      auto* claim = tier->add_subcommand("claim", "Make this store the one writer of --chunks (a writer claims it at its "
+                                                  "first upload; --force takes it from another store)");
+      auto force = std::make_shared<bool>(false);
+      claim->add_flag("--force", *force,
+                      "Take the bucket prefix over from the store that holds it (promoting a reader: stop that writer "
+                      "for good first)");
+      out->push_back({claim, [&flags, force]() -> int {
+        if (flags.chunks.empty()) return Fail(InvalidArgumentError("tier claim needs --chunks s3://bucket/prefix"));
+        auto st = OpenStore(flags);
+        if (!st.ok()) return Fail(st.status());
+        Status s = (*st)->ClaimTier(*force);
+        if (!s.ok()) return Fail(s);
+        std::printf("this store (%s) is the writer of %s\n", flags.data_dir.c_str(), flags.chunks.c_str());
+        return 0;
+      }});
+    }
     auto* sub = tier->add_subcommand("push", "Move the chunks held only here into packs in the bucket; keep at most "
                                              "--chunk-cache of them here");
     out->push_back({sub, [&flags]() -> int {

@@ -145,14 +145,16 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
 bool Retryable(long status) { return status == 500 || status == 502 || status == 503 || status == 504 || status == 429; }
 
 // Retry-After in seconds from now: delta-seconds or an HTTP date (RFC 9110 10.2.3); -1 when absent
-// or unreadable.
-int64_t RetryAfterSeconds(const std::string& v, int64_t now) {
+// or unreadable. *is_date: the date form, which depends on both clocks agreeing.
+int64_t RetryAfterSeconds(const std::string& v, int64_t now, bool* is_date) {
+  *is_date = false;
   if (v.empty()) return -1;
   if (v.find_first_not_of("0123456789") == std::string::npos) {
     return v.size() > 9 ? INT64_MAX / 2 : std::stoll(v);
   }
   time_t t = curl_getdate(v.c_str(), nullptr);
   if (t < 0) return -1;
+  *is_date = true;
   return std::max<int64_t>(0, static_cast<int64_t>(t) - now);
 }
 
@@ -296,7 +298,10 @@ struct S3Client::Rep {
       if (Retryable(r->status)) {
         last = UnavailableError(what);
         const int64_t now = options.clock ? options.clock() : static_cast<int64_t>(std::time(nullptr));
-        const int64_t after = RetryAfterSeconds(r->retry_after, now);
+        bool is_date = false;
+        int64_t after = RetryAfterSeconds(r->retry_after, now, &is_date);
+        // A date far off may be our clock's error, not the store's wish: waited for up to the cap.
+        if (is_date) after = std::min<int64_t>(after, options.max_retry_after_s);
         if (after > options.max_retry_after_s) {
           return UnavailableError(what + "; it asks to retry after " + std::to_string(after) + " s");
         }

@@ -54,8 +54,9 @@ struct S3Options {
   // First backoff in milliseconds, doubled per retry, with up to 50% jitter. Default: 200.
   int backoff_ms = 200;
   // A retryable answer's Retry-After (seconds or an HTTP date) replaces the backoff when it is
-  // longer, up to this many seconds; a longer one ends the retries at once (Unavailable, naming
-  // the wait asked for). Default: 10.
+  // longer, up to this many seconds; a longer one in seconds ends the retries at once
+  // (Unavailable, naming the wait asked for), a date further off is waited for this long (it may
+  // be a clock's error). Default: 10.
   int max_retry_after_s = 10;
   // Idle curl handles (connections) kept for reuse. Default: 32.
   size_t max_idle_handles = 32;

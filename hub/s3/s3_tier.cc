@@ -34,15 +34,33 @@ class S3ChunkTier final : public store::ChunkTier {
     return client_->Delete(Key(name));
   }
 
-  Result<std::vector<PackInfo>> ListPacks(std::string_view after) override {
-    ASSIGN_OR_RETURN(auto objects, client_->ListAll(prefix_ + "packs/", after.empty() ? std::string() : Key(after)));
+  Result<std::vector<PackInfo>> ListPacks(std::string_view after, std::string_view until) override {
+    const std::string dir = prefix_ + "packs/";
     std::vector<PackInfo> out;
-    for (const auto& o : objects) {
-      std::string_view name = std::string_view(o.key).substr(prefix_.size() + 6);
-      if (name.size() != 37 || name.substr(32) != ".pack" || !PackName(name.substr(0, 32))) continue;
-      out.push_back(PackInfo{std::string(name.substr(0, 32)), o.size});
-    }
+    std::string token;
+    do {
+      // Keys come in order: the listing stops at the first name past `until`.
+      ASSIGN_OR_RETURN(ListPage page, client_->List(dir, token, 1000, after.empty() ? std::string() : Key(after)));
+      for (const auto& o : page.objects) {
+        std::string_view name = std::string_view(o.key).substr(std::min(o.key.size(), dir.size()));
+        if (!until.empty() && name >= until) return out;
+        if (name.size() != 37 || name.substr(32) != ".pack" || !PackName(name.substr(0, 32))) continue;
+        out.push_back(PackInfo{std::string(name.substr(0, 32)), o.size});
+      }
+      token = page.next_token;
+    } while (!token.empty());
     return out;
+  }
+
+  Result<std::optional<std::string>> GetControl(std::string_view name) override {
+    auto got = client_->Get(prefix_ + std::string(name), 64 << 10);
+    if (!got.ok() && got.status().code() == StatusCode::kNotFound) return std::optional<std::string>();
+    if (!got.ok()) return got.status();
+    return std::optional<std::string>(std::move(*got));
+  }
+
+  Status PutControl(std::string_view name, std::string_view bytes) override {
+    return client_->Put(prefix_ + std::string(name), bytes);
   }
 
   std::string Describe() const override { return "s3://" + client_->options().bucket + "/" + prefix_; }

@@ -776,6 +776,9 @@ bool WriteApi::Handles(const httplib::Request& req) { return ParseWrite(req.meth
 bool WriteApi::Reads(const httplib::Request& req) {
   switch (ParseWrite(req.method, req.target).kind) {
     case Kind::kGitInfoRefs:
+      // A push starts with this GET: refused (or redirected) here, git moves to the writer at
+      // once instead of failing on the POST that follows.
+      return req.get_param_value("service") != "git-receive-pack";
     case Kind::kGitUploadPack:
     case Kind::kLfsGet:
     case Kind::kLfsBatch:

@@ -4,6 +4,7 @@
 // format's parsers refuse malformed input.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -45,22 +46,36 @@ class FakeTier final : public ChunkTier {
     packs.erase(std::string(name));
     return OkStatus();
   }
-  Result<std::vector<PackInfo>> ListPacks(std::string_view after) override {
+  Result<std::vector<PackInfo>> ListPacks(std::string_view after, std::string_view until) override {
     std::lock_guard<std::mutex> lock(mu_);
     afters.emplace_back(after);
+    untils.emplace_back(until);
     std::vector<PackInfo> out;
     for (const auto& [n, b] : packs) {
-      if (n > after) out.push_back(PackInfo{n, b.size()});
+      if (n > after && (until.empty() || n < until)) out.push_back(PackInfo{n, b.size()});
     }
     return out;
+  }
+  Result<std::optional<std::string>> GetControl(std::string_view name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (down) return UnavailableError("down");
+    auto it = controls.find(std::string(name));
+    return it == controls.end() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+  }
+  Status PutControl(std::string_view name, std::string_view bytes) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (down) return UnavailableError("down");
+    controls[std::string(name)] = std::string(bytes);
+    return OkStatus();
   }
   std::string Describe() const override { return "fake://"; }
 
   std::mutex mu_;
   std::map<std::string, std::string> packs;
+  std::map<std::string, std::string> controls;
   bool down = false;
   int reads = 0;
-  std::vector<std::string> afters;  // each listing's `after`
+  std::vector<std::string> afters, untils;  // each listing's bounds
 };
 
 std::string Model(const TempDir& dir, const std::string& name, uint64_t seed) {
@@ -319,8 +334,9 @@ TEST(TierTest, AReaderListsOnlyPacksNamedSinceItsLastLook) {
   const std::string name = NewPackName();
   EXPECT_EQ(name.size(), 32u);
   EXPECT_LE(std::abs(PackNameMillis(name) - now), 60000);
-  EXPECT_EQ(PackNamePrefix(PackNameMillis(name)), name.substr(0, 12));
-  EXPECT_LT(name, NewPackName().substr(0, 12) + "ffffffffffffffffffff");
+  EXPECT_EQ(PackNamePrefix(PackNameMillis(name)), name.substr(1, 12));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_GT(PackNameMillis(NewPackName()), PackNameMillis(name));
 
   TempDir dir;
   auto tier = std::make_shared<FakeTier>();
@@ -346,11 +362,19 @@ TEST(TierTest, AReaderListsOnlyPacksNamedSinceItsLastLook) {
   ids = ChunksOf(*writer, rb.commit);
   ASSERT_OK_AND_ASSIGN(held, reader->HasChunks(ids));
   EXPECT_EQ(std::count(held.begin(), held.end(), true), static_cast<long>(ids.size()));
-  ASSERT_EQ(tier->afters.size(), 2u);
-  // The second look starts an hour before the newest pack it had seen, not at the bucket's start.
-  EXPECT_EQ(tier->afters[1].size(), 12u);
+  ASSERT_EQ(tier->afters.size(), 17u);
+  // The second look lists each of the 16 shards from an hour before the newest pack it had seen
+  // to a little past the clock, not the bucket.
+  for (int shard = 0; shard < 16; ++shard) {
+    const std::string& after = tier->afters[1 + shard];
+    ASSERT_EQ(after.size(), 13u);
+    EXPECT_EQ(after[0], "0123456789abcdef"[shard]);
+    EXPECT_EQ(after.substr(1), tier->afters[1].substr(1));
+    EXPECT_EQ(tier->untils[1 + shard], after.substr(0, 1) + tier->untils[1].substr(1));
+  }
   EXPECT_GE(PackNameMillis(tier->afters[1]), now - kPackUploadWindowMs);
   EXPECT_LE(PackNameMillis(tier->afters[1]), now - kPackUploadWindowMs + 60000);
+  EXPECT_GE(PackNameMillis(tier->untils[1]), now + kPackClockSkewMs);
   ASSERT_OK_AND_ASSIGN(std::string rec, reader->ReadChunkRecord(ids.back()));
   EXPECT_OK(DecodeVerifiedChunk(ids.back(), rec).status());
 
@@ -365,7 +389,8 @@ TEST(TierTest, AReaderListsOnlyPacksNamedSinceItsLastLook) {
     std::map<std::string, std::string> renamed;
     int k = 0;
     for (auto& [n, bytes] : tier->packs) {
-      const std::string old_name = PackNamePrefix(now - 3 * kPackUploadWindowMs) + std::string(18, '0') + char('a' + k / 10) + char('0' + k % 10);
+      const std::string old_name =
+          "7" + PackNamePrefix(now - 3 * kPackUploadWindowMs) + std::string(17, '0') + char('a' + k / 10) + char('0' + k % 10);
       renamed[before.count(n) ? n : (++k, old_name)] = std::move(bytes);
     }
     tier->packs = std::move(renamed);
@@ -376,9 +401,9 @@ TEST(TierTest, AReaderListsOnlyPacksNamedSinceItsLastLook) {
   ids = ChunksOf(*writer, rc.commit);
   ASSERT_OK_AND_ASSIGN(held, reader->HasChunks(ids));
   EXPECT_EQ(std::count(held.begin(), held.end(), true), static_cast<long>(ids.size()));
-  ASSERT_EQ(tier->afters.size(), 2u);
+  ASSERT_EQ(tier->afters.size(), 17u);  // 16 shards from the watermark, then the whole bucket
   EXPECT_NE(tier->afters[0], "");
-  EXPECT_EQ(tier->afters[1], "");
+  EXPECT_EQ(tier->afters[16], "");
   ASSERT_OK_AND_ASSIGN(rec, reader->ReadChunkRecord(ids.front()));
   EXPECT_OK(DecodeVerifiedChunk(ids.front(), rec).status());
 }
@@ -408,6 +433,57 @@ TEST(TierTest, GcInRangesOfIdsDeletesWhatOnePassDoes) {
   EXPECT_EQ(results[1].chunks_deleted, results[0].chunks_deleted);
   EXPECT_EQ(results[1].bytes_freed, results[0].bytes_freed);
   EXPECT_EQ(results[1].chunks_kept, results[0].chunks_kept);
+}
+
+TEST(TierTest, OneWriterPerBucketPrefix) {
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  ASSERT_OK_AND_ASSIGN(auto a, Store::Open(Tiered(dir, tier, "a")));
+  ASSERT_OK_AND_ASSIGN(ImportResult ra, a->ImportDirectory(Model(dir, "m1", 1), *RepoId::Parse("t/a"), ImportOptions()));
+  ASSERT_EQ(tier->controls.count("writer"), 1u);  // the first upload claimed the prefix
+  const size_t packs = tier->packs.size();
+
+  // A second writer store over the same prefix (a reader started without --chunks-reader, a
+  // copied data directory): no uploads, and above all no GC of packs it does not name.
+  ASSERT_OK_AND_ASSIGN(auto b, Store::Open(Tiered(dir, tier, "b")));
+  auto imported = b->ImportDirectory(Model(dir, "m2", 2), *RepoId::Parse("t/b"), ImportOptions());
+  EXPECT_EQ(imported.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(imported.status().message().find("is written by another store"), std::string::npos) << imported.status().ToString();
+  EXPECT_NE(imported.status().message().find(dir / "a"), std::string::npos) << imported.status().ToString();
+  EXPECT_EQ(b->CollectGarbage().status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(tier->packs.size(), packs);
+  EXPECT_EQ(b->ClaimTier(/*force=*/false).code(), StatusCode::kFailedPrecondition);
+
+  // Taken over (the old writer stopped for good): the new writer writes and collects; the old
+  // one is refused both at once.
+  ASSERT_OK(b->ClaimTier(/*force=*/true));
+  ASSERT_OK(b->ImportDirectory(Model(dir, "m3", 3), *RepoId::Parse("t/b"), ImportOptions()).status());
+  EXPECT_GT(tier->packs.size(), packs);
+  auto refused = a->ImportDirectory(Model(dir, "m4", 4), *RepoId::Parse("t/c"), ImportOptions());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(a->CollectGarbage().status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_OK(a->Export(ra.commit, dir / "out"));  // reading goes on
+  EXPECT_EQ(ReadTree(dir / "out"), ReadTree(dir / "m1"));
+
+  // A reader never claims.
+  Options ro = Tiered(dir, tier, "reader");
+  ro.tier_reader = true;
+  ASSERT_OK_AND_ASSIGN(auto reader, Store::Open(ro));
+  EXPECT_EQ(reader->ClaimTier(/*force=*/true).code(), StatusCode::kFailedPrecondition);
+
+  // A restored backup is another store: it does not inherit the writer's claim.
+  ASSERT_OK(b->Backup(dir / "backup").status());
+  std::filesystem::create_directories(dir / "restored");
+  ASSERT_OK(Store::Restore(dir / "backup", dir / "restored"));
+  ASSERT_OK_AND_ASSIGN(auto restored, Store::Open(Tiered(dir, tier, "restored")));
+  EXPECT_EQ(restored->ImportDirectory(Model(dir, "m5", 5), *RepoId::Parse("t/d"), ImportOptions()).status().code(),
+            StatusCode::kFailedPrecondition);
+  // Without a claim in the bucket (packs from before claims), GC leaves every pack alone.
+  tier->controls.clear();
+  const size_t now_packs = tier->packs.size();
+  ASSERT_OK_AND_ASSIGN(auto again, Store::Open(Tiered(dir, tier, "c")));
+  ASSERT_OK(again->CollectGarbage().status());
+  EXPECT_EQ(tier->packs.size(), now_packs);
 }
 
 TEST(TierTest, PackParsersRefuseMalformedInput) {

@@ -9,7 +9,8 @@
 # tiered chunks through its peer API; a MoE run reloads experts from the bucket with the logits of
 # a local run; radosgw down: a download of an
 # uncached chunk is 503 + Retry-After with the JSON error, and works again, byte-exact, once it is
-# back. Prints "N passed, M failed"; exit 77 when Ceph is not installed (scripts/install-deps.sh).
+# back; a second writer store over the same prefix can neither upload nor collect packs.
+# Prints "N passed, M failed"; exit 77 when Ceph is not installed (scripts/install-deps.sh).
 set -uo pipefail
 source "$(dirname "$0")/../../lib.sh"
 work_dir "$1"
@@ -180,6 +181,16 @@ check "the crashed import's repo does not exist" 1 "$(H -q ls t/crash > /dev/nul
 check "gc deletes the orphan pack" True "$(H gc | grep -q 'packs: deleted 1,' && echo True)"
 check "the bucket is back to its packs" "$N" "$(objects)"
 check "fsck is clean (tiered chunks read from the bucket)" 0 "$(H -q fsck > /dev/null 2>&1; echo $?)"
+
+# One writer per prefix: a second writer store (a reader started without --chunks-reader) can
+# neither upload nor collect the first one's packs.
+S2() { "$HUBNODE" --data "$WORK/second" --chunks "s3://$B/models" "$@"; }
+S2 -q import "$WORK/m3" --repo t/second > /dev/null 2> "$WORK/s2.err"
+check "a second writer's import is refused" 1 $?
+check "naming the writer's data directory" True "$(grep -q "is written by another store.*data $WORK/data" "$WORK/s2.err" && echo True)"
+check "a second writer's gc is refused" 1 "$(S2 -q gc > /dev/null 2>&1; echo $?)"
+check "and deletes no pack" "$N" "$(objects)"
+check "tier claim without --force is refused" 1 "$(S2 -q tier claim > /dev/null 2>&1; echo $?)"
 
 # The object store down: an uncached chunk is a clean 503 with Retry-After, nothing corrupt.
 serve --chunk-cache 0
