@@ -261,7 +261,7 @@ void StoreImpl::CacheRecord(const ChunkId& id, std::string_view record) {
 Result<std::optional<TieredChunk>> StoreImpl::FetchTiered(const ChunkId& id) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kDefault, TierLocKey(id)));
-    if (!v && tier() && attempt == 0) {
+    if (!v && tier()) {
       // Perhaps in a pack another node wrote since we last looked (or, failing that, named by a
       // clock behind ours).
       RETURN_IF_ERROR(IndexPacks(/*full=*/false));
@@ -278,7 +278,18 @@ Result<std::optional<TieredChunk>> StoreImpl::FetchTiered(const ChunkId& id) {
       return UnavailableError("chunk " + id.hex() + " is in the object store, and this node was started without --chunks");
     }
     auto rec = t->ReadPack(loc.pack, loc.offset, loc.length);
-    if (!rec.ok() && rec.status().code() == StatusCode::kNotFound && attempt == 0) continue;  // GC moved it
+    if (!rec.ok() && rec.status().code() == StatusCode::kNotFound && attempt == 0) {
+      // The writer's GC moved it (rewrote a mostly dead pack) or deleted it. The writer reads its
+      // new location again; a reader forgets the stale one and finds the pack it moved to by
+      // indexing (IndexPacks records no location over one it holds).
+      if (options_.tier_reader && !db_->read_only()) {
+        auto batch = db_->NewBatch();
+        batch.Delete(Cf::kDefault, TierLocKey(id));
+        batch.Delete(Cf::kDefault, std::string(kTierPackPrefix) + loc.pack);
+        RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
+      }
+      continue;
+    }
     if (!rec.ok() && rec.status().code() == StatusCode::kNotFound) {
       return DataLossError("chunk " + id.hex() + ": its pack is missing from " + t->Describe());
     }

@@ -220,6 +220,14 @@ TEST(TierTest, GcDeletesDeadPacksAndRewritesMostlyDeadOnes) {
   ASSERT_OK(store->CreateRepo(cfg, Visibility::kPublic));
   ASSERT_OK(store->UpdateRef(cfg, "refs/heads/main", GitOid(), only.commit));
   ASSERT_OK(store->UpdateRef(keep, "refs/heads/main", ra.commit, GitOid()));
+  // A reader node that learned where config.json's chunks were before the rewrite.
+  Options ro = Tiered(dir, tier, "reader");
+  ro.tier_reader = true;
+  ASSERT_OK_AND_ASSIGN(auto reader_node, Store::Open(ro));
+  ASSERT_OK_AND_ASSIGN(auto cfg_chunks, store->ListChunks(*small));
+  ASSERT_FALSE(cfg_chunks.empty());
+  ASSERT_OK_AND_ASSIGN(std::vector<bool> held, reader_node->HasChunks({cfg_chunks[0].id}));
+  ASSERT_TRUE(held[0]);
   uint64_t before = tier->packs.begin()->second.size();
   ASSERT_OK_AND_ASSIGN(GcResult gc2, store->CollectGarbage());
   EXPECT_EQ(gc2.packs_rewritten, 1u);
@@ -228,6 +236,11 @@ TEST(TierTest, GcDeletesDeadPacksAndRewritesMostlyDeadOnes) {
   ASSERT_OK_AND_ASSIGN(auto reader, store->OpenFile(*small));
   ASSERT_OK_AND_ASSIGN(std::string got, reader->ReadToString(0, small->size));
   EXPECT_EQ(got, hubnode::testing::ReadWholeFile(a + "/config.json"));
+  // The reader's location names the deleted pack: it forgets it and finds the new pack.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a reader looks at most once a second
+  ASSERT_OK_AND_ASSIGN(std::string rec, reader_node->ReadChunkRecord(cfg_chunks[0].id));
+  ASSERT_OK_AND_ASSIGN(std::string raw, DecodeVerifiedChunk(cfg_chunks[0].id, rec));
+  EXPECT_EQ(raw, hubnode::testing::ReadWholeFile(a + "/config.json").substr(0, raw.size()));
 }
 
 TEST(TierTest, PushMovesALocalStoreAndAReaderFindsItsChunks) {
