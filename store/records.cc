@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <span>
 
 #include "base/bytes.h"
 #include "base/hex.h"
@@ -328,6 +329,68 @@ Result<std::vector<PackIndexEntry>> DecodePackIndex(std::string_view index, uint
     out.push_back(p);
   }
   return out;
+}
+
+namespace {
+constexpr std::string_view kManifestMagic = "HNMIDX01";
+
+std::string PackNameBinary(std::string_view hex) {
+  std::string out(16, '\0');
+  (void)HexDecodeInto(hex, std::span<uint8_t>(reinterpret_cast<uint8_t*>(out.data()), out.size()));
+  return out;
+}
+}  // namespace
+
+void ManifestBuilder::Add(std::string_view pack, const ChunkId& id, uint64_t offset, uint32_t length,
+                          const ChunkMeta& meta) {
+  data_.append(PackNameBinary(pack));
+  data_.append(id.view());
+  PackPutU64(&data_, offset);
+  PackPutU32(&data_, length);
+  data_.push_back(static_cast<char>(meta.codec));
+  PackPutU32(&data_, meta.raw_len);
+  ++count_;
+}
+
+void ManifestBuilder::Cover(std::string_view pack) { packs_.push_back(PackNameBinary(pack)); }
+
+std::string ManifestBuilder::Finish() {
+  for (const auto& p : packs_) data_.append(p);
+  PackPutU32(&data_, count_);
+  PackPutU32(&data_, static_cast<uint32_t>(packs_.size()));
+  data_.append(kManifestMagic);
+  return std::move(data_);
+}
+
+Result<Manifest> DecodeManifest(std::string_view bytes) {
+  if (bytes.size() < 16 || bytes.size() > kMaxManifestBytes || bytes.substr(bytes.size() - 8) != kManifestMagic) {
+    return DataLossError("not a hubnode manifest");
+  }
+  const uint64_t count = PackGetLe(bytes, bytes.size() - 16, 4);
+  const uint64_t packs = PackGetLe(bytes, bytes.size() - 12, 4);
+  if (count * kManifestEntry + packs * 16 + 16 != bytes.size()) return DataLossError("a manifest's counts disagree with its size");
+  Manifest m;
+  m.entries.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string_view e = bytes.substr(i * kManifestEntry, kManifestEntry);
+    ManifestEntry me;
+    me.pack = HexEncode(e.substr(0, 16));
+    ASSIGN_OR_RETURN(me.entry.id, ChunkId::FromBytes(e.substr(16, 32)));
+    me.entry.offset = PackGetLe(e, 48, 8);
+    me.entry.length = static_cast<uint32_t>(PackGetLe(e, 56, 4));
+    const uint8_t codec = static_cast<uint8_t>(e[60]);
+    if (codec > static_cast<uint8_t>(Codec::kZstdGroup4)) return DataLossError("a manifest names an unknown codec");
+    me.entry.meta.codec = static_cast<Codec>(codec);
+    me.entry.meta.raw_len = static_cast<uint32_t>(PackGetLe(e, 61, 4));
+    if (me.entry.length < kChunkRecordHeader || me.entry.meta.raw_len > kMaxChunkRawLen) {
+      return DataLossError("a manifest names an impossible chunk record");
+    }
+    me.entry.meta.stored_len = me.entry.length - static_cast<uint32_t>(kChunkRecordHeader);
+    m.entries.push_back(std::move(me));
+  }
+  const uint64_t at = count * kManifestEntry;
+  for (uint64_t i = 0; i < packs; ++i) m.packs.push_back(HexEncode(bytes.substr(at + i * 16, 16)));
+  return m;
 }
 
 }  // namespace hubnode::store

@@ -116,4 +116,37 @@ struct PackIndexEntry {
 Result<std::pair<uint32_t, uint64_t>> DecodePackFooter(std::string_view footer, uint64_t pack_size);
 Result<std::vector<PackIndexEntry>> DecodePackIndex(std::string_view index, uint32_t count, uint64_t index_offset);
 
+// A manifest: the live chunk locations of many packs in one object, which the writer puts at GC
+// (`<prefix>manifests/<name>`) so that a new reader learns them from a few large reads instead of
+// two per pack. Entries: pack name (16 bytes) + a pack index entry (49); then the covered pack
+// names (16 bytes each); then u32 entry count, u32 pack count, "HNMIDX01". At most
+// kMaxManifestBytes.
+inline constexpr size_t kManifestEntry = 16 + kPackIndexEntry;
+inline constexpr uint64_t kMaxManifestBytes = uint64_t{64} << 20;
+struct ManifestEntry {
+  std::string pack;  // 32 hex
+  PackIndexEntry entry;
+};
+struct Manifest {
+  std::vector<ManifestEntry> entries;
+  std::vector<std::string> packs;  // every pack whose live chunks it lists (32 hex each)
+};
+class ManifestBuilder {
+ public:
+  // REQUIRES: `pack` is 32 lowercase hex digits.
+  void Add(std::string_view pack, const ChunkId& id, uint64_t offset, uint32_t length, const ChunkMeta& meta);
+  void Cover(std::string_view pack);
+  // The size Finish() would return.
+  uint64_t bytes() const { return data_.size() + packs_.size() * 16 + 16; }
+  bool empty() const { return count_ == 0 && packs_.empty(); }
+  std::string Finish();
+
+ private:
+  std::string data_;
+  std::vector<std::string> packs_;  // binary, 16 bytes each
+  uint32_t count_ = 0;
+};
+// Untrusted bytes: DataLoss when malformed.
+Result<Manifest> DecodeManifest(std::string_view bytes);
+
 }  // namespace hubnode::store

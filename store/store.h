@@ -49,10 +49,13 @@ class ChunkTier {
   // The packs in the object store whose names sort after `after` and before `until` (either
   // bound absent when empty), in name order.
   virtual Result<std::vector<PackInfo>> ListPacks(std::string_view after, std::string_view until) = 0;
-  // Small control objects beside the packs (the writer's claim): the bytes of `name` (at most
-  // 64 KiB), nullopt when absent; and storing them whole.
-  virtual Result<std::optional<std::string>> GetControl(std::string_view name) = 0;
+  // Control objects beside the packs (the writer's claim, manifests): the bytes of `name`
+  // (ResourceExhausted past `max_bytes`), nullopt when absent; storing them whole; deleting
+  // (OK when absent); the names under `dir` ("manifests/"), in order.
+  virtual Result<std::optional<std::string>> GetControl(std::string_view name, uint64_t max_bytes) = 0;
   virtual Status PutControl(std::string_view name, std::string_view bytes) = 0;
+  virtual Status DeleteControl(std::string_view name) = 0;
+  virtual Result<std::vector<std::string>> ListControls(std::string_view dir) = 0;
   // Where the packs are, for messages ("s3://bucket/prefix"); never a secret.
   virtual std::string Describe() const = 0;
 };
@@ -326,6 +329,8 @@ struct GcResult {
   // The chunk tier: packs deleted (no live chunk left, or orphans of a crash) and rewritten
   // (live fraction under a half), and the object-store bytes that freed.
   uint64_t packs_deleted = 0, packs_rewritten = 0, pack_bytes_freed = 0;
+  // Manifests written (the live locations of packs no manifest covered yet).
+  uint64_t manifests_written = 0;
 };
 
 // Random access to one file's content. Not thread-safe; open one per reader.

@@ -136,6 +136,11 @@ class StoreImpl final : public Store {
   // the last look's watermark, at most once a second; `full`: the whole bucket, at most once in
   // ten minutes (a pack named by a clock behind the watermark's, e.g. a promoted writer's).
   Status IndexPacks(bool full);
+  // The writer, at GC: manifests of the live locations in packs no manifest covers yet.
+  Status WriteManifests(GcResult* result);
+  // A reader's first look: every manifest's locations recorded, the packs they cover marked
+  // indexed.
+  Status ReadManifests();
   Status DeleteDefaultKey(const std::string& key);
   std::shared_ptr<const ChunkSource> chunk_source();
 

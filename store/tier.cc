@@ -13,6 +13,7 @@
 #include <thread>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/hex.h"
 #include "base/log.h"
@@ -150,7 +151,7 @@ Status StoreImpl::CheckWriterClaim(bool take_if_none) {
   if (!t) return FailedPreconditionError("no chunk tier (start with --chunks s3://bucket/prefix)");
   std::lock_guard<std::mutex> lock(claim_mu_);
   ASSIGN_OR_RETURN(std::string id, StoreId());
-  auto claim = t->GetControl(kWriterControl);
+  auto claim = t->GetControl(kWriterControl, 64 << 10);
   if (!claim.ok()) {
     return UnavailableError("cannot read the writer claim of " + t->Describe() + ": " + claim.status().message());
   }
@@ -166,7 +167,7 @@ Status StoreImpl::CheckWriterClaim(bool take_if_none) {
                              "\nsince " + std::to_string(std::time(nullptr)) + "\n";
     RETURN_IF_ERROR(t->PutControl(kWriterControl, mine).WithContext("claiming " + t->Describe()));
     // Read back: of two stores claiming at once, the one whose claim stayed is the writer.
-    ASSIGN_OR_RETURN(claim, t->GetControl(kWriterControl));
+    ASSIGN_OR_RETURN(claim, t->GetControl(kWriterControl, 64 << 10));
     if (!*claim) return UnavailableError("the writer claim of " + t->Describe() + " vanished");
   }
   const std::string holder = ClaimField(**claim, "store");
@@ -435,6 +436,11 @@ Status StoreImpl::IndexPacks(bool full) {
     if (last_index_ms_ != 0 && now - last_index_ms_ < 1000) return OkStatus();
   }
   last_index_ms_ = now;
+  if (watermark.empty() && options_.tier_reader) {
+    // A reader's first look: the writer's manifests first, so that only packs written since the
+    // last one need their own index read.
+    RETURN_IF_ERROR(ReadManifests());
+  }
   Result<std::vector<ChunkTier::PackInfo>> packs = std::vector<ChunkTier::PackInfo>();
   if (after.empty()) {
     packs = t->ListPacks("", "");
@@ -616,6 +622,7 @@ Status StoreImpl::SweepPacks(GcResult* result) {
     if (live == 0) {
       RETURN_IF_ERROR(t->DeletePack(p.name));
       RETURN_IF_ERROR(DeleteDefaultKey(std::string(kTierPackPrefix) + p.name));
+      RETURN_IF_ERROR(DeleteDefaultKey(std::string(kTierManifestedPrefix) + p.name));
       ++result->packs_deleted;
       result->pack_bytes_freed += p.size;
     } else if (live * 2 < p.size) {
@@ -647,11 +654,100 @@ Status StoreImpl::SweepPacks(GcResult* result) {
       RETURN_IF_ERROR(UploadPack(std::move(fresh)));
       RETURN_IF_ERROR(t->DeletePack(p.name));
       RETURN_IF_ERROR(DeleteDefaultKey(std::string(kTierPackPrefix) + p.name));
+      RETURN_IF_ERROR(DeleteDefaultKey(std::string(kTierManifestedPrefix) + p.name));
       ++result->packs_rewritten;
       result->pack_bytes_freed += p.size - std::min(p.size, fresh_bytes);
     }
   }
-  return OkStatus();
+  return WriteManifests(result);
+}
+
+Status StoreImpl::WriteManifests(GcResult* result) {
+  ChunkTier* t = tier();
+  // The packs earlier manifests cover (one record each).
+  std::unordered_set<std::string> covered;
+  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierManifestedPrefix, [&](std::string_view k, std::string_view) {
+    covered.emplace(k.substr(kTierManifestedPrefix.size()));
+    return true;
+  }));
+  // The live locations in the other packs, in record order, as many manifests as they fill. No
+  // manifest says it covers a pack until every entry of this pass is written: the covers go last,
+  // so a reader that marks a covered pack as indexed has every one of its entries.
+  std::unordered_set<std::string> packs;
+  ManifestBuilder m;
+  Status err;
+  auto flush = [&](ManifestBuilder& done) -> Status {
+    if (done.empty()) return OkStatus();
+    RETURN_IF_ERROR(t->PutControl(std::string(kManifestDir) + NewPackName(), done.Finish()));
+    ++result->manifests_written;
+    done = ManifestBuilder();
+    return OkStatus();
+  };
+  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierLocPrefix, [&](std::string_view k, std::string_view v) {
+    auto id = ChunkId::FromBytes(k.substr(kTierLocPrefix.size()));
+    auto loc = DecodeChunkLoc(v);
+    if (!id.ok() || !loc.ok()) {
+      err = DataLossError("corrupt chunk location record");
+      return false;
+    }
+    if (covered.count(loc->pack)) return true;
+    auto meta_v = db_->Get(Cf::kChunkMeta, id->view());
+    if (!meta_v.ok() || !*meta_v) return true;  // a chunk being deleted
+    auto meta = DecodeChunkMeta(**meta_v);
+    if (!meta.ok()) {
+      err = DataLossError("corrupt chunk meta record");
+      return false;
+    }
+    if (m.bytes() + kManifestEntry > kMaxManifestBytes) {
+      err = flush(m);
+      if (!err.ok()) return false;
+    }
+    m.Add(loc->pack, *id, loc->offset, loc->length, *meta);
+    packs.insert(loc->pack);
+    return true;
+  }));
+  RETURN_IF_ERROR(err);
+  for (const std::string& p : packs) {
+    if (m.bytes() + 16 > kMaxManifestBytes) RETURN_IF_ERROR(flush(m));
+    m.Cover(p);
+  }
+  RETURN_IF_ERROR(flush(m));
+  auto batch = db_->NewBatch();
+  for (const std::string& p : packs) batch.Put(Cf::kDefault, std::string(kTierManifestedPrefix) + p, "");
+  return db_->Write(batch, /*sync=*/false);
+}
+
+Status StoreImpl::ReadManifests() {
+  ChunkTier* t = tier();
+  auto names = t->ListControls(kManifestDir);
+  if (!names.ok()) return UnavailableError("cannot list the manifests of " + t->Describe() + ": " + names.status().message());
+  std::vector<std::string> covers;
+  for (const std::string& name : *names) {
+    auto bytes = t->GetControl(name, kMaxManifestBytes);
+    if (!bytes.ok() && bytes.status().code() != StatusCode::kResourceExhausted) {
+      return UnavailableError("cannot read " + name + " of " + t->Describe() + ": " + bytes.status().message());
+    }
+    // Untrusted like a pack index: a malformed one is skipped (the packs' own indexes remain).
+    auto m = bytes.ok() && *bytes ? DecodeManifest(**bytes) : Result<Manifest>(DataLossError("unreadable"));
+    if (!m.ok()) {
+      LOG(Warning) << name << " in " << t->Describe() << ": " << m.status().message() << "; skipped";
+      continue;
+    }
+    auto batch = db_->NewBatch();
+    for (const ManifestEntry& e : m->entries) {
+      ASSIGN_OR_RETURN(bool has_loc, db_->Has(Cf::kDefault, TierLocKey(e.entry.id)));
+      if (has_loc) continue;
+      ASSIGN_OR_RETURN(bool has_meta, db_->Has(Cf::kChunkMeta, e.entry.id.view()));
+      if (!has_meta) batch.Put(Cf::kChunkMeta, e.entry.id.view(), EncodeChunkMeta(e.entry.meta));
+      batch.Put(Cf::kDefault, TierLocKey(e.entry.id), EncodeChunkLoc(ChunkLoc{e.pack, e.entry.offset, e.entry.length}));
+    }
+    RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
+    for (auto& p : m->packs) covers.push_back(std::move(p));
+  }
+  // Covered packs count as indexed once every manifest is read (a pack's entries may span several).
+  auto batch = db_->NewBatch();
+  for (const std::string& p : covers) batch.Put(Cf::kDefault, std::string(kTierPackPrefix) + p, "");
+  return db_->Write(batch, /*sync=*/false);
 }
 
 }  // namespace hubnode::store

@@ -22,6 +22,10 @@ inline constexpr std::string_view kTierCachePrefix = "tier/cache/";  // + chunk 
 inline constexpr std::string_view kTierPackPrefix = "tier/pack/";    // + pack name: its index is recorded
 // This store's id (32 hex digits), named in the writer claim of the tier it writes.
 inline constexpr std::string_view kStoreIdKey = "store/id";
+// + pack name: a manifest the writer put lists this pack's live chunks.
+inline constexpr std::string_view kTierManifestedPrefix = "tier/manifested/";
+// Where manifests are, among the tier's control objects.
+inline constexpr std::string_view kManifestDir = "manifests/";
 // A reader's next pack listing starts after this value (a PackNamePrefix).
 inline constexpr std::string_view kTierListedKey = "tier/listed";
 // How long after its name a pack's upload may still finish (so a listing reaches back that far),

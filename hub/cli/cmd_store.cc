@@ -448,6 +448,10 @@ void AddStoreCommands(CLI::App& app, const GlobalFlags& flags, std::vector<Comma
                     static_cast<unsigned long long>(r->packs_deleted),
                     static_cast<unsigned long long>(r->packs_rewritten), HumanBytes(r->pack_bytes_freed).c_str());
       }
+      if (r->manifests_written > 0) {
+        std::printf("manifests: wrote %llu (chunk locations for new readers)\n",
+                    static_cast<unsigned long long>(r->manifests_written));
+      }
       return 0;
     }});
   }

@@ -52,15 +52,24 @@ class S3ChunkTier final : public store::ChunkTier {
     return out;
   }
 
-  Result<std::optional<std::string>> GetControl(std::string_view name) override {
-    auto got = client_->Get(prefix_ + std::string(name), 64 << 10);
+  Result<std::optional<std::string>> GetControl(std::string_view name, uint64_t max_bytes) override {
+    auto got = client_->Get(prefix_ + std::string(name), max_bytes);
     if (!got.ok() && got.status().code() == StatusCode::kNotFound) return std::optional<std::string>();
     if (!got.ok()) return got.status();
     return std::optional<std::string>(std::move(*got));
   }
 
   Status PutControl(std::string_view name, std::string_view bytes) override {
-    return client_->Put(prefix_ + std::string(name), bytes);
+    return client_->PutLarge(prefix_ + std::string(name), bytes, kPartBytes);
+  }
+
+  Status DeleteControl(std::string_view name) override { return client_->Delete(prefix_ + std::string(name)); }
+
+  Result<std::vector<std::string>> ListControls(std::string_view dir) override {
+    ASSIGN_OR_RETURN(auto objects, client_->ListAll(prefix_ + std::string(dir)));
+    std::vector<std::string> out;
+    for (const auto& o : objects) out.push_back(o.key.substr(std::min(o.key.size(), prefix_.size())));
+    return out;
   }
 
   std::string Describe() const override { return "s3://" + client_->options().bucket + "/" + prefix_; }

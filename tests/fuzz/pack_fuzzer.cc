@@ -1,5 +1,5 @@
-// libFuzzer target: a pack's footer and index and a chunk location record, as read back from an
-// object store (untrusted bytes, store/records.h).
+// libFuzzer target: a pack's footer and index, a chunk location record and a manifest, as read
+// back from an object store (untrusted bytes, store/records.h).
 #include <cstdint>
 #include <string>
 
@@ -8,6 +8,13 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view pack(reinterpret_cast<const char*>(data), size);
   (void)hubnode::store::DecodeChunkLoc(pack);
+  if (auto m = hubnode::store::DecodeManifest(pack); m.ok()) {
+    // What decodes encodes back to the same bytes.
+    hubnode::store::ManifestBuilder b;
+    for (const auto& e : m->entries) b.Add(e.pack, e.entry.id, e.entry.offset, e.entry.length, e.entry.meta);
+    for (const auto& p : m->packs) b.Cover(p);
+    if (b.Finish() != pack) __builtin_trap();
+  }
   if (size < hubnode::store::kPackFooter) return 0;
   auto footer = hubnode::store::DecodePackFooter(pack.substr(size - hubnode::store::kPackFooter), size);
   if (!footer.ok()) return 0;

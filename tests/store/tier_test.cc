@@ -56,11 +56,26 @@ class FakeTier final : public ChunkTier {
     }
     return out;
   }
-  Result<std::optional<std::string>> GetControl(std::string_view name) override {
+  Result<std::optional<std::string>> GetControl(std::string_view name, uint64_t max_bytes) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (down) return UnavailableError("down");
     auto it = controls.find(std::string(name));
+    if (it != controls.end() && it->second.size() > max_bytes) return ResourceExhaustedError("too large");
     return it == controls.end() ? std::optional<std::string>() : std::optional<std::string>(it->second);
+  }
+  Status DeleteControl(std::string_view name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    controls.erase(std::string(name));
+    return OkStatus();
+  }
+  Result<std::vector<std::string>> ListControls(std::string_view dir) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (down) return UnavailableError("down");
+    std::vector<std::string> out;
+    for (const auto& [n, b] : controls) {
+      if (n.starts_with(dir)) out.push_back(n);
+    }
+    return out;
   }
   Status PutControl(std::string_view name, std::string_view bytes) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -497,6 +512,48 @@ TEST(TierTest, OneWriterPerBucketPrefix) {
   ASSERT_OK_AND_ASSIGN(auto again, Store::Open(Tiered(dir, tier, "c")));
   ASSERT_OK(again->CollectGarbage().status());
   EXPECT_EQ(tier->packs.size(), now_packs);
+}
+
+TEST(TierTest, ANewReaderLearnsLocationsFromTheWritersManifests) {
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  ASSERT_OK_AND_ASSIGN(auto writer, Store::Open(Tiered(dir, tier)));
+  ASSERT_OK_AND_ASSIGN(ImportResult ra, writer->ImportDirectory(Model(dir, "a", 1), *RepoId::Parse("t/a"), ImportOptions()));
+  ASSERT_GT(tier->packs.size(), 2u);
+  ASSERT_OK_AND_ASSIGN(GcResult gc, writer->CollectGarbage());
+  EXPECT_EQ(gc.manifests_written, 1u);
+  ASSERT_OK_AND_ASSIGN(GcResult again, writer->CollectGarbage());
+  EXPECT_EQ(again.manifests_written, 0u);  // every pack covered already
+  // A pack written after the manifest, and a hostile object among the manifests.
+  ASSERT_OK_AND_ASSIGN(ImportResult rb, writer->ImportDirectory(Model(dir, "b", 2), *RepoId::Parse("t/b"), ImportOptions()));
+  tier->controls[std::string(kManifestDir) + "junk"] = "HNMIDX01 but not one";
+
+  Options ro = Tiered(dir, tier, "reader");
+  ro.tier_reader = true;
+  ASSERT_OK_AND_ASSIGN(auto reader, Store::Open(ro));
+  std::vector<ChunkId> ids = ChunksOf(*writer, ra.commit);
+  for (const ChunkId& id : ChunksOf(*writer, rb.commit)) ids.push_back(id);
+  const int reads_before = tier->reads;
+  ASSERT_OK_AND_ASSIGN(std::vector<bool> held, reader->HasChunks(ids));
+  EXPECT_EQ(std::count(held.begin(), held.end(), true), static_cast<long>(ids.size()));
+  // Two index reads (footer, index) per pack written since the manifest; none for the others.
+  size_t after_manifest = 0;
+  {
+    for (const auto& [name, bytes] : tier->controls) {
+      if (!name.starts_with(kManifestDir) || name.ends_with("junk")) continue;
+      ASSERT_OK_AND_ASSIGN(Manifest m, DecodeManifest(bytes));
+      for (const auto& [pack, b] : tier->packs) {
+        if (std::find(m.packs.begin(), m.packs.end(), pack) == m.packs.end()) ++after_manifest;
+      }
+    }
+  }
+  EXPECT_GT(after_manifest, 0u);
+  EXPECT_EQ(tier->reads - reads_before, static_cast<int>(2 * after_manifest));
+  // And the locations it learned read back, verified.
+  for (const ChunkId& id : ids) {
+    ASSERT_OK_AND_ASSIGN(std::string rec, reader->ReadChunkRecord(id));
+    EXPECT_OK(DecodeVerifiedChunk(id, rec).status());
+  }
 }
 
 TEST(TierTest, PackParsersRefuseMalformedInput) {
