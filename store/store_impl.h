@@ -4,6 +4,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -118,11 +119,12 @@ class StoreImpl final : public Store {
   // A tiered chunk's record from the object store, checked against `id` and cached; nullopt when
   // the chunk is not tiered. Unavailable when the object store is down; DataLoss when its bytes
   // are not the chunk's.
+  // Concurrent calls for one chunk (many clients of one file, cold cache) share one GET.
   Result<std::optional<TieredChunk>> FetchTiered(const ChunkId& id);
   // Tiered chunks lying close together in one pack (spanning at most twice their size), read with
   // one ranged GET, each checked against its id and cached; their raw bytes in order.
-  // InvalidArgument when they are not such a run (read them one by one); Unavailable when the
-  // object store is down.
+  // InvalidArgument when they are not such a run, or one of them is being read already (read
+  // them one by one: FetchTiered shares that read); Unavailable when the object store is down.
   Result<std::vector<std::string>> FetchTieredRun(const std::vector<ChunkId>& ids);
   // Keeps a tiered chunk's record in the local cache, evicting the least recently used past the
   // bound.
@@ -177,6 +179,13 @@ class StoreImpl final : public Store {
   int64_t last_index_ms_ = 0;
   int64_t last_full_index_ms_ = 0;
   std::mutex claim_mu_;  // held while the writer claim is read and written
+  // Tiered chunk records being read from the object store, and the answer each reader of the same
+  // chunk waits for meanwhile (the record; nullopt: not tiered).
+  using PendingRecord = std::shared_future<Result<std::optional<std::string>>>;
+  std::mutex fetching_mu_;
+  std::unordered_map<ChunkId, PendingRecord, DigestHash> fetching_;
+  Result<std::optional<TieredChunk>> FetchTieredAlone(const ChunkId& id);
+  Result<std::vector<std::string>> FetchTieredRunAlone(const std::vector<ChunkId>& ids, std::vector<std::string>* records);
 };
 
 // Validates a ref name: refs/heads/X, refs/tags/X or refs/pr/N, git's rules for X.

@@ -260,6 +260,39 @@ void StoreImpl::CacheRecord(const ChunkId& id, std::string_view record) {
 }
 
 Result<std::optional<TieredChunk>> StoreImpl::FetchTiered(const ChunkId& id) {
+  PendingRecord pending;
+  std::promise<Result<std::optional<std::string>>> mine;
+  {
+    std::lock_guard<std::mutex> lock(fetching_mu_);
+    auto it = fetching_.find(id);
+    if (it != fetching_.end()) {
+      pending = it->second;
+    } else {
+      fetching_.emplace(id, mine.get_future().share());
+    }
+  }
+  if (pending.valid()) {
+    // Another reader is fetching it: its answer, checked here as any record from the bucket.
+    Result<std::optional<std::string>> rec = pending.get();
+    if (!rec.ok()) return rec.status();
+    if (!*rec) return std::optional<TieredChunk>();
+    ASSIGN_OR_RETURN(std::string raw, DecodeVerifiedChunk(id, **rec));
+    return std::optional<TieredChunk>(TieredChunk{std::move(**rec), std::move(raw)});
+  }
+  Result<std::optional<TieredChunk>> got = FetchTieredAlone(id);
+  if (!got.ok()) {
+    mine.set_value(got.status());
+  } else if (!*got) {
+    mine.set_value(std::optional<std::string>());
+  } else {
+    mine.set_value(std::optional<std::string>((*got)->record));
+  }
+  std::lock_guard<std::mutex> lock(fetching_mu_);
+  fetching_.erase(id);
+  return got;
+}
+
+Result<std::optional<TieredChunk>> StoreImpl::FetchTieredAlone(const ChunkId& id) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     ASSIGN_OR_RETURN(auto v, db_->Get(Cf::kDefault, TierLocKey(id)));
     if (!v && tier()) {
@@ -313,6 +346,38 @@ Result<std::optional<TieredChunk>> StoreImpl::FetchTiered(const ChunkId& id) {
 Result<std::vector<std::string>> StoreImpl::FetchTieredRun(const std::vector<ChunkId>& ids) {
   ChunkTier* t = tier();
   if (!t || ids.empty()) return InvalidArgumentError("no run");
+  // Registered as being read (the run, or nothing when one of them is read already); every
+  // waiter gets an answer however this returns.
+  std::vector<std::promise<Result<std::optional<std::string>>>> mine(ids.size());
+  {
+    std::lock_guard<std::mutex> lock(fetching_mu_);
+    for (size_t k = 0; k < ids.size(); ++k) {
+      if (fetching_.count(ids[k])) return InvalidArgumentError("being read");
+      for (size_t j = 0; j < k; ++j) {
+        if (ids[j] == ids[k]) return InvalidArgumentError("a chunk twice in one run");
+      }
+    }
+    for (size_t k = 0; k < ids.size(); ++k) fetching_.emplace(ids[k], mine[k].get_future().share());
+  }
+  std::vector<std::string> records(ids.size());
+  Result<std::vector<std::string>> got = FetchTieredRunAlone(ids, &records);
+  for (size_t k = 0; k < ids.size(); ++k) {
+    if (got.ok()) {
+      mine[k].set_value(std::optional<std::string>(std::move(records[k])));
+    } else {
+      // A run that could not be read as one: the waiter reads this chunk alone.
+      mine[k].set_value(got.status().code() == StatusCode::kUnavailable ? Result<std::optional<std::string>>(got.status())
+                                                                         : Result<std::optional<std::string>>(UnavailableError("retry")));
+    }
+  }
+  std::lock_guard<std::mutex> lock(fetching_mu_);
+  for (const ChunkId& id : ids) fetching_.erase(id);
+  return got;
+}
+
+Result<std::vector<std::string>> StoreImpl::FetchTieredRunAlone(const std::vector<ChunkId>& ids,
+                                                                std::vector<std::string>* records) {
+  ChunkTier* t = tier();
   std::vector<ChunkLoc> locs;
   uint64_t begin = UINT64_MAX, end = 0, sum = 0;
   for (const ChunkId& id : ids) {
@@ -339,6 +404,7 @@ Result<std::vector<std::string>> StoreImpl::FetchTieredRun(const std::vector<Chu
     auto raw = DecodeVerifiedChunk(ids[k], record);
     if (!raw.ok()) return InvalidArgumentError("a chunk of the run is damaged");  // one by one says which
     CacheRecord(ids[k], record);
+    (*records)[k] = std::string(record);
     raws.push_back(std::move(*raw));
   }
   return raws;

@@ -3,6 +3,7 @@
 // packs, push moves a local store's chunks, a reader learns chunks from pack indexes, and the pack
 // format's parsers refuse malformed input.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -33,6 +34,7 @@ class FakeTier final : public ChunkTier {
     return OkStatus();
   }
   Result<std::string> ReadPack(std::string_view name, uint64_t offset, uint64_t length) override {
+    if (read_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(read_delay_ms));
     std::lock_guard<std::mutex> lock(mu_);
     ++reads;
     if (down) return UnavailableError("down");
@@ -90,6 +92,7 @@ class FakeTier final : public ChunkTier {
   std::map<std::string, std::string> controls;
   bool down = false;
   int reads = 0;
+  std::atomic<int> read_delay_ms{0};
   std::vector<std::string> afters, untils;  // each listing's bounds
 };
 
@@ -554,6 +557,30 @@ TEST(TierTest, ANewReaderLearnsLocationsFromTheWritersManifests) {
     ASSERT_OK_AND_ASSIGN(std::string rec, reader->ReadChunkRecord(id));
     EXPECT_OK(DecodeVerifiedChunk(id, rec).status());
   }
+}
+
+TEST(TierTest, ConcurrentReadersOfAChunkShareOneGet) {
+  TempDir dir;
+  auto tier = std::make_shared<FakeTier>();
+  Options o = Tiered(dir, tier);
+  o.chunk_cache_bytes = 0;  // every read goes to the bucket
+  ASSERT_OK_AND_ASSIGN(auto store, Store::Open(o));
+  ASSERT_OK_AND_ASSIGN(ImportResult r, store->ImportDirectory(Model(dir, "a", 1), *RepoId::Parse("t/a"), ImportOptions()));
+  std::vector<ChunkId> ids = ChunksOf(*store, r.commit);
+  ASSERT_GE(ids.size(), 2u);
+  tier->read_delay_ms = 200;  // a slow GET: the other readers arrive while it is in flight
+  const int before = tier->reads;
+  std::vector<std::thread> readers;
+  std::atomic<int> good{0};
+  for (int k = 0; k < 8; ++k) {
+    readers.emplace_back([&, k] {
+      auto rec = store->ReadChunkRecord(ids[k % 2]);
+      if (rec.ok() && DecodeVerifiedChunk(ids[k % 2], *rec).ok()) ++good;
+    });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(good.load(), 8);
+  EXPECT_EQ(tier->reads - before, 2);  // one GET per chunk, not per reader
 }
 
 TEST(TierTest, PackParsersRefuseMalformedInput) {
