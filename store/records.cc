@@ -325,7 +325,10 @@ Result<std::vector<PackIndexEntry>> DecodePackIndex(std::string_view index, uint
     p.meta.codec = static_cast<Codec>(codec);
     p.meta.raw_len = static_cast<uint32_t>(PackGetLe(e, 45, 4));
     p.meta.stored_len = p.length - static_cast<uint32_t>(kChunkRecordHeader);
-    if (p.meta.raw_len > kMaxChunkRawLen) return DataLossError("a pack's index names a chunk over the size limit");
+    // A record is never longer than its raw bytes (a compressed form is kept only when smaller).
+    if (p.meta.raw_len > kMaxChunkRawLen || p.meta.stored_len > p.meta.raw_len) {
+      return DataLossError("a pack's index names a chunk over the size limit");
+    }
     out.push_back(p);
   }
   return out;
@@ -382,7 +385,8 @@ Result<Manifest> DecodeManifest(std::string_view bytes) {
     if (codec > static_cast<uint8_t>(Codec::kZstdGroup4)) return DataLossError("a manifest names an unknown codec");
     me.entry.meta.codec = static_cast<Codec>(codec);
     me.entry.meta.raw_len = static_cast<uint32_t>(PackGetLe(e, 61, 4));
-    if (me.entry.length < kChunkRecordHeader || me.entry.meta.raw_len > kMaxChunkRawLen) {
+    if (me.entry.length < kChunkRecordHeader || me.entry.meta.raw_len > kMaxChunkRawLen ||
+        me.entry.length - kChunkRecordHeader > me.entry.meta.raw_len) {
       return DataLossError("a manifest names an impossible chunk record");
     }
     me.entry.meta.stored_len = me.entry.length - static_cast<uint32_t>(kChunkRecordHeader);

@@ -529,7 +529,7 @@ Result<std::vector<bool>> StoreImpl::HasChunks(const std::vector<ChunkId>& ids) 
   // indexed here (a reader node pulls a writer's commits without fetching their chunks).
   if (missing && tier()) {
     for (bool full : {false, true}) {
-      Status s = IndexPacks(full);
+      Status s = IndexPacks(full, /*urgent=*/false);
       if (!s.ok()) LOG(Warning) << "chunk tier: " << s.message();
       missing = false;
       for (size_t i = 0; i < ids.size(); ++i) {

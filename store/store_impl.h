@@ -111,7 +111,9 @@ class StoreImpl final : public Store {
   // OK when this store holds the tier's writer claim. Without a claim in the bucket: takes it when
   // `take_if_none` (a first upload), else NotFound (GC never claims: packs without a claim may be
   // another writer's). Another store's claim: FailedPrecondition naming it.
-  Status CheckWriterClaim(bool take_if_none);
+  // `explicit_claim` (tier claim): take it even when the bucket holds packs this store did not
+  // write; a first upload does not.
+  Status CheckWriterClaim(bool take_if_none, bool explicit_claim);
   // This store's id (16 random bytes, hex), made at first use.
   Result<std::string> StoreId();
   // Uploads `pack`, then records where each of its chunks is (meta and location).
@@ -135,9 +137,13 @@ class StoreImpl final : public Store {
   Status SweepPacks(GcResult* result);
   // Records where the chunks of packs this store has not seen yet are (from the packs' indexes in
   // the object store: a reader node learns the writer's chunks so). Lists the packs named since
-  // the last look's watermark, at most once a second; `full`: the whole bucket, at most once in
-  // ten minutes (a pack named by a clock behind the watermark's, e.g. a promoted writer's).
-  Status IndexPacks(bool full);
+  // the last look's watermark, at most once a second (`urgent`: now); `full`: the whole bucket,
+  // readers only, at most once in ten minutes (a pack named by a clock behind the watermark's,
+  // e.g. a promoted writer's).
+  Status IndexPacks(bool full, bool urgent);
+  // Records that `id` is at `loc` in `batch` (and its meta when absent), unless a location held
+  // already names the same pack or a newer one.
+  Status RecordLocation(Db::Batch& batch, const ChunkId& id, const ChunkMeta& meta, const ChunkLoc& loc);
   // The writer, at GC: manifests of the live locations in packs no manifest covers yet.
   Status WriteManifests(GcResult* result);
   // A reader's first look: every manifest's locations recorded, the packs they cover marked
@@ -178,6 +184,7 @@ class StoreImpl final : public Store {
   std::mutex index_mu_;                     // held while packs are indexed
   int64_t last_index_ms_ = 0;
   int64_t last_full_index_ms_ = 0;
+  bool manifests_read_ = false;  // under index_mu_
   std::mutex claim_mu_;  // held while the writer claim is read and written
   // Tiered chunk records being read from the object store, and the answer each reader of the same
   // chunk waits for meanwhile (the record; nullopt: not tiered).

@@ -146,20 +146,41 @@ Result<std::string> StoreImpl::StoreId() {
   return id;
 }
 
-Status StoreImpl::CheckWriterClaim(bool take_if_none) {
+Status StoreImpl::CheckWriterClaim(bool take_if_none, bool explicit_claim) {
   ChunkTier* t = tier();
   if (!t) return FailedPreconditionError("no chunk tier (start with --chunks s3://bucket/prefix)");
   std::lock_guard<std::mutex> lock(claim_mu_);
   ASSIGN_OR_RETURN(std::string id, StoreId());
   auto claim = t->GetControl(kWriterControl, 64 << 10);
+  if (!claim.ok() && claim.status().code() != StatusCode::kUnavailable) {
+    // Not one of ours (too large, refused): nobody's claim, which only --force replaces.
+    return DataLossError("the writer claim of " + t->Describe() + " cannot be read (" + claim.status().message() +
+                         "): replace it with `tier claim --force` once its writer, if any, is stopped");
+  }
   if (!claim.ok()) {
     return UnavailableError("cannot read the writer claim of " + t->Describe() + ": " + claim.status().message());
   }
   if (!*claim) {
     if (!take_if_none) {
       return NotFoundError("no writer has claimed " + t->Describe() +
-                                     " (its packs may be another store's): on the writer, run `hubnode --chunks " +
-                                     t->Describe() + " tier claim`, then gc");
+                           " (its packs may be another store's): on the writer, run `hubnode --chunks " +
+                           t->Describe() + " tier claim`, then gc");
+    }
+    if (!explicit_claim) {
+      // A first upload claims a prefix only when every pack there is this store's: packs of a
+      // writer from before claims existed must not become this store's orphans.
+      ASSIGN_OR_RETURN(auto packs, t->ListPacks("", ""));
+      uint64_t foreign = 0;
+      for (const auto& p : packs) {
+        ASSIGN_OR_RETURN(bool ours, db_->Has(Cf::kDefault, std::string(kTierPackPrefix) + p.name));
+        foreign += ours ? 0 : 1;
+      }
+      if (foreign > 0) {
+        return FailedPreconditionError(t->Describe() + " holds " + std::to_string(foreign) +
+                                       " packs this store did not write, and no writer has claimed it: if this store "
+                                       "is its writer, run `hubnode --chunks " + t->Describe() +
+                                       " tier claim`; if not, start it with --chunks-reader");
+      }
     }
     char host[256] = {};
     gethostname(host, sizeof host - 1);
@@ -187,8 +208,10 @@ Status StoreImpl::ClaimTier(bool force) {
     return FailedPreconditionError("a reader (--chunks-reader) cannot be the writer: start it without --chunks-reader");
   }
   if (db_->read_only()) return FailedPreconditionError("the store is read-only");
-  Status s = CheckWriterClaim(/*take_if_none=*/true);
-  if (s.ok() || !force || s.code() != StatusCode::kFailedPrecondition) return s;
+  Status s = CheckWriterClaim(/*take_if_none=*/true, /*explicit_claim=*/true);
+  // --force replaces another store's claim, or one that cannot be read; never acts on an object
+  // store that cannot be reached.
+  if (s.ok() || !force || s.code() == StatusCode::kUnavailable) return s;
   {
     std::lock_guard<std::mutex> lock(claim_mu_);
     ASSIGN_OR_RETURN(std::string id, StoreId());
@@ -198,7 +221,7 @@ Status StoreImpl::ClaimTier(bool force) {
                              "\nsince " + std::to_string(std::time(nullptr)) + "\n";
     RETURN_IF_ERROR(t->PutControl(kWriterControl, mine).WithContext("claiming " + t->Describe()));
   }
-  return CheckWriterClaim(/*take_if_none=*/false);
+  return CheckWriterClaim(/*take_if_none=*/false, /*explicit_claim=*/true);
 }
 
 Status StoreImpl::UploadPack(PackBuilder pack) {
@@ -211,7 +234,7 @@ Status StoreImpl::UploadPack(PackBuilder pack) {
   }
   // Asked before every pack (one small GET per ~32 MiB): a writer whose prefix was taken over
   // stops uploading at once.
-  RETURN_IF_ERROR(CheckWriterClaim(/*take_if_none=*/true));
+  RETURN_IF_ERROR(CheckWriterClaim(/*take_if_none=*/true, /*explicit_claim=*/false));
   const std::string name = NewPackName();
   {
     std::lock_guard<std::mutex> lock(packs_mu_);
@@ -260,36 +283,48 @@ void StoreImpl::CacheRecord(const ChunkId& id, std::string_view record) {
 }
 
 Result<std::optional<TieredChunk>> StoreImpl::FetchTiered(const ChunkId& id) {
-  PendingRecord pending;
-  std::promise<Result<std::optional<std::string>>> mine;
-  {
-    std::lock_guard<std::mutex> lock(fetching_mu_);
-    auto it = fetching_.find(id);
-    if (it != fetching_.end()) {
-      pending = it->second;
-    } else {
-      fetching_.emplace(id, mine.get_future().share());
+  for (;;) {
+    PendingRecord pending;
+    std::promise<Result<std::optional<std::string>>> mine;
+    {
+      std::lock_guard<std::mutex> lock(fetching_mu_);
+      auto it = fetching_.find(id);
+      if (it != fetching_.end()) {
+        pending = it->second;
+      } else {
+        fetching_.emplace(id, mine.get_future().share());
+      }
     }
+    if (pending.valid()) {
+      // Another reader is fetching it: its answer, checked here as any record from the bucket.
+      Result<std::optional<std::string>> rec = pending.get();
+      if (!rec.ok() && rec.status().code() == StatusCode::kAborted) continue;  // a run that could not be read as one
+      if (!rec.ok()) return rec.status();
+      if (!*rec) return std::optional<TieredChunk>();
+      ASSIGN_OR_RETURN(std::string raw, DecodeVerifiedChunk(id, **rec));
+      return std::optional<TieredChunk>(TieredChunk{std::move(**rec), std::move(raw)});
+    }
+    Result<std::optional<TieredChunk>> got = InternalError("unset");
+    try {
+      got = FetchTieredAlone(id);
+    } catch (...) {
+      // Waiters are answered and the chunk is free to be read again, whatever was thrown.
+      mine.set_value(InternalError("reading chunk " + id.hex() + " failed"));
+      std::lock_guard<std::mutex> lock(fetching_mu_);
+      fetching_.erase(id);
+      throw;
+    }
+    if (!got.ok()) {
+      mine.set_value(got.status());
+    } else if (!*got) {
+      mine.set_value(std::optional<std::string>());
+    } else {
+      mine.set_value(std::optional<std::string>((*got)->record));
+    }
+    std::lock_guard<std::mutex> lock(fetching_mu_);
+    fetching_.erase(id);
+    return got;
   }
-  if (pending.valid()) {
-    // Another reader is fetching it: its answer, checked here as any record from the bucket.
-    Result<std::optional<std::string>> rec = pending.get();
-    if (!rec.ok()) return rec.status();
-    if (!*rec) return std::optional<TieredChunk>();
-    ASSIGN_OR_RETURN(std::string raw, DecodeVerifiedChunk(id, **rec));
-    return std::optional<TieredChunk>(TieredChunk{std::move(**rec), std::move(raw)});
-  }
-  Result<std::optional<TieredChunk>> got = FetchTieredAlone(id);
-  if (!got.ok()) {
-    mine.set_value(got.status());
-  } else if (!*got) {
-    mine.set_value(std::optional<std::string>());
-  } else {
-    mine.set_value(std::optional<std::string>((*got)->record));
-  }
-  std::lock_guard<std::mutex> lock(fetching_mu_);
-  fetching_.erase(id);
-  return got;
 }
 
 Result<std::optional<TieredChunk>> StoreImpl::FetchTieredAlone(const ChunkId& id) {
@@ -298,10 +333,10 @@ Result<std::optional<TieredChunk>> StoreImpl::FetchTieredAlone(const ChunkId& id
     if (!v && tier()) {
       // Perhaps in a pack another node wrote since we last looked (or, failing that, named by a
       // clock behind ours).
-      RETURN_IF_ERROR(IndexPacks(/*full=*/false));
+      RETURN_IF_ERROR(IndexPacks(/*full=*/false, /*urgent=*/false));
       ASSIGN_OR_RETURN(v, db_->Get(Cf::kDefault, TierLocKey(id)));
       if (!v) {
-        RETURN_IF_ERROR(IndexPacks(/*full=*/true));
+        RETURN_IF_ERROR(IndexPacks(/*full=*/true, /*urgent=*/false));
         ASSIGN_OR_RETURN(v, db_->Get(Cf::kDefault, TierLocKey(id)));
       }
     }
@@ -321,6 +356,9 @@ Result<std::optional<TieredChunk>> StoreImpl::FetchTieredAlone(const ChunkId& id
         batch.Delete(Cf::kDefault, TierLocKey(id));
         batch.Delete(Cf::kDefault, std::string(kTierPackPrefix) + loc.pack);
         RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
+        // At once, not at the next look: this read wants the new pack now (each stale location
+        // is forgotten once, so this costs one look per chunk the writer's GC moved).
+        RETURN_IF_ERROR(IndexPacks(/*full=*/false, /*urgent=*/true));
       }
       continue;
     }
@@ -360,14 +398,20 @@ Result<std::vector<std::string>> StoreImpl::FetchTieredRun(const std::vector<Chu
     for (size_t k = 0; k < ids.size(); ++k) fetching_.emplace(ids[k], mine[k].get_future().share());
   }
   std::vector<std::string> records(ids.size());
-  Result<std::vector<std::string>> got = FetchTieredRunAlone(ids, &records);
+  Result<std::vector<std::string>> got = InternalError("unset");
+  try {
+    got = FetchTieredRunAlone(ids, &records);
+  } catch (...) {
+    got = InvalidArgumentError("reading the run failed");  // read one by one instead
+  }
   for (size_t k = 0; k < ids.size(); ++k) {
     if (got.ok()) {
       mine[k].set_value(std::optional<std::string>(std::move(records[k])));
+    } else if (got.status().code() == StatusCode::kUnavailable) {
+      mine[k].set_value(got.status());
     } else {
-      // A run that could not be read as one: the waiter reads this chunk alone.
-      mine[k].set_value(got.status().code() == StatusCode::kUnavailable ? Result<std::optional<std::string>>(got.status())
-                                                                         : Result<std::optional<std::string>>(UnavailableError("retry")));
+      // A run that could not be read as one: Aborted sends each waiter to read its chunk alone.
+      mine[k].set_value(AbortedError("read alone"));
     }
   }
   std::lock_guard<std::mutex> lock(fetching_mu_);
@@ -478,7 +522,37 @@ Status StoreImpl::DeleteDefaultKey(const std::string& key) {
   return db_->Write(batch, /*sync=*/false);
 }
 
-Status StoreImpl::IndexPacks(bool full) {
+namespace {
+
+// Whether pack `a` was named after pack `b` (names without a plausible time count as oldest: a
+// GC rewrite, the only way one chunk lands in two packs, always makes a time-named pack).
+bool NewerPack(std::string_view a, std::string_view b) {
+  const int64_t limit = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count() + kPackClockSkewMs;
+  auto time_of = [&](std::string_view n) {
+    const int64_t ms = PackNameMillis(n);
+    return ms > limit ? -1 : ms;
+  };
+  return time_of(a) > time_of(b);
+}
+
+}  // namespace
+
+Status StoreImpl::RecordLocation(Db::Batch& batch, const ChunkId& id, const ChunkMeta& meta, const ChunkLoc& loc) {
+  ASSIGN_OR_RETURN(auto cur, db_->Get(Cf::kDefault, TierLocKey(id)));
+  if (cur) {
+    // A location held already stays unless this pack is newer (the writer's GC moved the chunk).
+    auto old = DecodeChunkLoc(*cur);
+    if (old.ok() && (old->pack == loc.pack || !NewerPack(loc.pack, old->pack))) return OkStatus();
+  } else {
+    ASSIGN_OR_RETURN(bool has_meta, db_->Has(Cf::kChunkMeta, id.view()));
+    if (!has_meta) batch.Put(Cf::kChunkMeta, id.view(), EncodeChunkMeta(meta));
+  }
+  batch.Put(Cf::kDefault, TierLocKey(id), EncodeChunkLoc(loc));
+  return OkStatus();
+}
+
+Status StoreImpl::IndexPacks(bool full, bool urgent) {
   ChunkTier* t = tier();
   if (!t || db_->read_only()) return OkStatus();
   // Only a reader lists the whole bucket again: a writer knows its own packs.
@@ -498,14 +572,15 @@ Status StoreImpl::IndexPacks(bool full) {
   const std::string until = full || watermark.empty() ? std::string() : PackNamePrefix(wall + kPackClockSkewMs);
   if (full) {
     if (last_full_index_ms_ != 0 && now - last_full_index_ms_ < kFullIndexEveryMs) return OkStatus();
-  } else {
+  } else if (!urgent) {
     if (last_index_ms_ != 0 && now - last_index_ms_ < 1000) return OkStatus();
   }
   last_index_ms_ = now;
-  if (watermark.empty() && options_.tier_reader) {
+  if (watermark.empty() && options_.tier_reader && !manifests_read_) {
     // A reader's first look: the writer's manifests first, so that only packs written since the
     // last one need their own index read.
     RETURN_IF_ERROR(ReadManifests());
+    manifests_read_ = true;
   }
   Result<std::vector<ChunkTier::PackInfo>> packs = std::vector<ChunkTier::PackInfo>();
   if (after.empty()) {
@@ -613,11 +688,7 @@ Status StoreImpl::IndexPacks(bool full) {
       if (got[k].bad) continue;
       auto batch = db_->NewBatch();
       for (const auto& e : got[k].entries) {
-        ASSIGN_OR_RETURN(bool has_loc, db_->Has(Cf::kDefault, TierLocKey(e.id)));
-        if (has_loc) continue;
-        ASSIGN_OR_RETURN(bool has_meta, db_->Has(Cf::kChunkMeta, e.id.view()));
-        if (!has_meta) batch.Put(Cf::kChunkMeta, e.id.view(), EncodeChunkMeta(e.meta));
-        batch.Put(Cf::kDefault, TierLocKey(e.id), EncodeChunkLoc(ChunkLoc{name, e.offset, e.length}));
+        RETURN_IF_ERROR(RecordLocation(batch, e.id, e.meta, ChunkLoc{name, e.offset, e.length}));
       }
       batch.Put(Cf::kDefault, std::string(kTierPackPrefix) + name, "");
       RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
@@ -648,7 +719,7 @@ Status StoreImpl::SweepPacks(GcResult* result) {
   // Listed first, then the packs in flight, then the records: a pack listed and not in flight had
   // its records written before the scans below read them.
   ASSIGN_OR_RETURN(auto packs, t->ListPacks("", ""));
-  Status claimed = CheckWriterClaim(/*take_if_none=*/false);
+  Status claimed = CheckWriterClaim(/*take_if_none=*/false, /*explicit_claim=*/false);
   if (claimed.code() == StatusCode::kNotFound) {
     // No pack at all, or packs uploaded before writers claimed their prefix: left alone.
     if (!packs.empty()) LOG(Warning) << "gc: packs left alone: " << claimed.message();
@@ -788,6 +859,7 @@ Status StoreImpl::ReadManifests() {
   auto names = t->ListControls(kManifestDir);
   if (!names.ok()) return UnavailableError("cannot list the manifests of " + t->Describe() + ": " + names.status().message());
   std::vector<std::string> covers;
+  bool skipped = false;
   for (const std::string& name : *names) {
     auto bytes = t->GetControl(name, kMaxManifestBytes);
     if (!bytes.ok() && bytes.status().code() != StatusCode::kResourceExhausted) {
@@ -797,20 +869,20 @@ Status StoreImpl::ReadManifests() {
     auto m = bytes.ok() && *bytes ? DecodeManifest(**bytes) : Result<Manifest>(DataLossError("unreadable"));
     if (!m.ok()) {
       LOG(Warning) << name << " in " << t->Describe() << ": " << m.status().message() << "; skipped";
+      skipped = true;
       continue;
     }
     auto batch = db_->NewBatch();
     for (const ManifestEntry& e : m->entries) {
-      ASSIGN_OR_RETURN(bool has_loc, db_->Has(Cf::kDefault, TierLocKey(e.entry.id)));
-      if (has_loc) continue;
-      ASSIGN_OR_RETURN(bool has_meta, db_->Has(Cf::kChunkMeta, e.entry.id.view()));
-      if (!has_meta) batch.Put(Cf::kChunkMeta, e.entry.id.view(), EncodeChunkMeta(e.entry.meta));
-      batch.Put(Cf::kDefault, TierLocKey(e.entry.id), EncodeChunkLoc(ChunkLoc{e.pack, e.entry.offset, e.entry.length}));
+      RETURN_IF_ERROR(RecordLocation(batch, e.entry.id, e.entry.meta, ChunkLoc{e.pack, e.entry.offset, e.entry.length}));
     }
     RETURN_IF_ERROR(db_->Write(batch, /*sync=*/false));
     for (auto& p : m->packs) covers.push_back(std::move(p));
   }
-  // Covered packs count as indexed once every manifest is read (a pack's entries may span several).
+  // Covered packs count as indexed once every manifest is read (a pack's entries may span
+  // several), and only when none was skipped (a skipped one may hold some of their entries:
+  // those packs are then indexed from their own index).
+  if (skipped) covers.clear();
   auto batch = db_->NewBatch();
   for (const std::string& p : covers) batch.Put(Cf::kDefault, std::string(kTierPackPrefix) + p, "");
   return db_->Write(batch, /*sync=*/false);
