@@ -4,6 +4,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <set>
@@ -135,6 +136,8 @@ class StoreImpl final : public Store {
   Status LoadTierCache();
   // GC's part for packs (GcResult's pack counts).
   Status SweepPacks(GcResult* result);
+  // Calls fn for every chunk location record, in key order, until it returns an error (returned).
+  Status ScanLocations(const std::function<Status(const ChunkId&, const ChunkLoc&)>& fn);
   // Records where the chunks of packs this store has not seen yet are (from the packs' indexes in
   // the object store: a reader node learns the writer's chunks so). Lists the packs named since
   // the last look's watermark, at most once a second (`urgent`: now); `full`: the whole bucket,

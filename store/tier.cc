@@ -711,6 +711,21 @@ Status StoreImpl::IndexPacks(bool full, bool urgent) {
   return OkStatus();
 }
 
+Status StoreImpl::ScanLocations(const std::function<Status(const ChunkId&, const ChunkLoc&)>& fn) {
+  Status err;
+  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierLocPrefix, [&](std::string_view k, std::string_view v) {
+    auto id = ChunkId::FromBytes(k.substr(kTierLocPrefix.size()));
+    auto loc = DecodeChunkLoc(v);
+    if (!id.ok() || !loc.ok()) {
+      err = DataLossError("corrupt chunk location record");
+      return false;
+    }
+    err = fn(*id, *loc);
+    return err.ok();
+  }));
+  return err;
+}
+
 Status StoreImpl::SweepPacks(GcResult* result) {
   ChunkTier* t = tier();
   // Only the writer deletes packs: a reader's records do not say what the writer still names,
@@ -734,23 +749,10 @@ Status StoreImpl::SweepPacks(GcResult* result) {
   // Live bytes per pack: memory in packs, not chunks (a pass over the location records).
   std::unordered_map<std::string, uint64_t> live_bytes;
   for (const auto& p : packs) live_bytes.emplace(p.name, 0);
-  auto scan_locations = [&](const std::function<void(const ChunkId&, const ChunkLoc&)>& fn) -> Status {
-    Status err;
-    RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierLocPrefix, [&](std::string_view k, std::string_view v) {
-      auto id = ChunkId::FromBytes(k.substr(kTierLocPrefix.size()));
-      auto loc = DecodeChunkLoc(v);
-      if (!id.ok() || !loc.ok()) {
-        err = DataLossError("corrupt chunk location record");
-        return false;
-      }
-      fn(*id, *loc);
-      return true;
-    }));
-    return err;
-  };
-  RETURN_IF_ERROR(scan_locations([&](const ChunkId&, const ChunkLoc& loc) {
+  RETURN_IF_ERROR(ScanLocations([&](const ChunkId&, const ChunkLoc& loc) {
     auto it = live_bytes.find(loc.pack);
     if (it != live_bytes.end()) it->second += loc.length + 1;  // + 1: a pack of empty records is live
+    return OkStatus();
   }));
   std::vector<const ChunkTier::PackInfo*> rewrite;
   for (const auto& p : packs) {
@@ -772,9 +774,10 @@ Status StoreImpl::SweepPacks(GcResult* result) {
   for (size_t begin = 0; begin < rewrite.size(); begin += kRewriteBatch) {
     std::map<std::string, std::vector<std::pair<ChunkId, ChunkLoc>>> live;
     for (size_t k = begin; k < std::min(rewrite.size(), begin + kRewriteBatch); ++k) live[rewrite[k]->name];
-    RETURN_IF_ERROR(scan_locations([&](const ChunkId& id, const ChunkLoc& loc) {
+    RETURN_IF_ERROR(ScanLocations([&](const ChunkId& id, const ChunkLoc& loc) {
       auto it = live.find(loc.pack);
       if (it != live.end()) it->second.emplace_back(id, loc);
+      return OkStatus();
     }));
     for (size_t k = begin; k < std::min(rewrite.size(), begin + kRewriteBatch); ++k) {
       const ChunkTier::PackInfo& p = *rewrite[k];
@@ -812,7 +815,6 @@ Status StoreImpl::WriteManifests(GcResult* result) {
   // so a reader that marks a covered pack as indexed has every one of its entries.
   std::unordered_set<std::string> packs;
   ManifestBuilder m;
-  Status err;
   auto flush = [&](ManifestBuilder& done) -> Status {
     if (done.empty()) return OkStatus();
     RETURN_IF_ERROR(t->PutControl(std::string(kManifestDir) + NewPackName(), done.Finish()));
@@ -820,30 +822,17 @@ Status StoreImpl::WriteManifests(GcResult* result) {
     done = ManifestBuilder();
     return OkStatus();
   };
-  RETURN_IF_ERROR(db_->Scan(Cf::kDefault, kTierLocPrefix, [&](std::string_view k, std::string_view v) {
-    auto id = ChunkId::FromBytes(k.substr(kTierLocPrefix.size()));
-    auto loc = DecodeChunkLoc(v);
-    if (!id.ok() || !loc.ok()) {
-      err = DataLossError("corrupt chunk location record");
-      return false;
-    }
-    if (covered.count(loc->pack)) return true;
-    auto meta_v = db_->Get(Cf::kChunkMeta, id->view());
-    if (!meta_v.ok() || !*meta_v) return true;  // a chunk being deleted
+  RETURN_IF_ERROR(ScanLocations([&](const ChunkId& id, const ChunkLoc& loc) -> Status {
+    if (covered.count(loc.pack)) return OkStatus();
+    auto meta_v = db_->Get(Cf::kChunkMeta, id.view());
+    if (!meta_v.ok() || !*meta_v) return OkStatus();  // a chunk being deleted
     auto meta = DecodeChunkMeta(**meta_v);
-    if (!meta.ok()) {
-      err = DataLossError("corrupt chunk meta record");
-      return false;
-    }
-    if (m.bytes() + kManifestEntry > kMaxManifestBytes) {
-      err = flush(m);
-      if (!err.ok()) return false;
-    }
-    m.Add(loc->pack, *id, loc->offset, loc->length, *meta);
-    packs.insert(loc->pack);
-    return true;
+    if (!meta.ok()) return DataLossError("corrupt chunk meta record");
+    if (m.bytes() + kManifestEntry > kMaxManifestBytes) RETURN_IF_ERROR(flush(m));
+    m.Add(loc.pack, id, loc.offset, loc.length, *meta);
+    packs.insert(loc.pack);
+    return OkStatus();
   }));
-  RETURN_IF_ERROR(err);
   for (const std::string& p : packs) {
     if (m.bytes() + 16 > kMaxManifestBytes) RETURN_IF_ERROR(flush(m));
     m.Cover(p);
