@@ -58,6 +58,12 @@ class WriteService final : public Service {
                          "this node serves the chunks of a writer node and takes no writes: send them to the writer "
                          "(start the reader with --writer URL to redirect them)");
       }
+      if (req.has_header("Authorization")) {
+        // HTTP clients drop the token when a redirect changes host or port (requests, httpx), so
+        // a 307 would end as the writer's 401: say where to write instead.
+        return SendError(res, 403, "ReaderNode",
+                         "this node serves the chunks of a writer node and takes no writes: send them to " + writer_url_);
+      }
       SendError(res, 307, "ReaderNode", "this node serves the chunks of a writer node; write to " + writer_url_);
       res.set_header("Location", writer_url_ + req.target);
       return;

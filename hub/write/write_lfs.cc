@@ -119,13 +119,15 @@ void WriteApi::Impl::LfsBatch(const WRoute& r, const httplib::Request& req, http
   const std::string operation = Str(*body, "operation");
   if (operation == "download") return LfsDownloadBatch(r, req, res, *body, who);
   if (operation != "upload") return SendError(res, 400, "BadRequest", "operation must be upload or download");
-  if (options.reader_node && !options.writer_url.empty()) {
+  if (options.reader_node && !options.writer_url.empty() && !req.has_header("Authorization")) {
     SendError(res, 307, "ReaderNode", "this node serves the chunks of a writer node; upload to " + options.writer_url);
     res.set_header("Location", options.writer_url + req.target);
     return;
   }
   if (options.reader_node) {
-    return SendError(res, 403, "ReaderNode", "this node serves the chunks of a writer node and takes no uploads: send them to the writer");
+    return SendError(res, 403, "ReaderNode",
+                     "this node serves the chunks of a writer node and takes no uploads: send them to " +
+                         (options.writer_url.empty() ? std::string("the writer") : options.writer_url));
   }
   if (!who) {
     // git-lfs retries with the credentials git's helper gives once it is challenged.

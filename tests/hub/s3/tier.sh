@@ -95,6 +95,12 @@ curl -s -D "$WORK/w.h" -o "$WORK/w.body" -X POST -H 'Content-Type: application/j
 check "a write to the reader is redirected: 307" 307 "$(head -1 "$WORK/w.h" | cut -d' ' -f2)"
 check "to the writer" "$U/api/repos/create" "$(grep -i '^Location' "$WORK/w.h" | tr -d '\r' | cut -d' ' -f2)"
 check "with the JSON error" ReaderNode "$(grep -i '^X-Error-Code' "$WORK/w.h" | tr -d '\r' | cut -d' ' -f2)"
+# With a token, no redirect: clients drop Authorization when a redirect changes host or port
+# (python's requests does, so huggingface_hub's write would reach the writer as a 401).
+curl -s -D "$WORK/wa.h" -o /dev/null -X POST -H 'Authorization: Bearer hf_any' -H 'Content-Type: application/json' \
+  -d '{"name":"x","type":"model"}' "$RU/api/repos/create"
+check "an authenticated write to the reader: 403, not a redirect" 403 "$(head -1 "$WORK/wa.h" | cut -d' ' -f2)"
+check "naming the writer's URL" True "$(grep -i '^X-Error-Message' "$WORK/wa.h" | grep -qF "$U" && echo True)"
 kill "$RPID"; wait "$RPID" 2>/dev/null; RPID=
 # Without --writer a reader refuses writes outright: 403 ReaderNode, before any body is read.
 "$HUBNODE" --data "$WORK/reader" --chunks "s3://$B/models" --chunks-reader serve --listen 127.0.0.1:0 --no-inference \
