@@ -1,7 +1,8 @@
 // The compute backend interface, after ggml-backend: a backend owns memory for weights and
 // activations and runs the ops of a decoder layer on it. The CPU backend (cpu_backend.cc) is
 // complete and the reference; a device backend (runtime/cuda/, later) implements the same
-// interface, says which ops and dtypes it supports, and is tested op by op against the CPU.
+// interface (runtime/cuda/), says which ops and dtypes it supports, and is tested op by op against
+// the CPU (tests/runtime/cuda/backend_test.cc).
 //
 // Activation and weight pointers in op arguments point into memory of the backend that runs the
 // op (host memory for the CPU); the small per-step index arrays (token ids, positions, RoPE
@@ -9,8 +10,12 @@
 // the launch (a few KiB per step). Arguments travel as small structs by value. All shapes are
 // row-major.
 //
-// Thread safety: a backend runs one op at a time (the engine's scheduler thread); Alloc may be
-// called from any thread.
+// Thread safety: a backend runs one op at a time (the engine's scheduler thread); Alloc, Upload and
+// freeing a Buffer may happen on any thread (the expert cache's loader).
+//
+// A device backend queues ops asynchronously: an op returns before it ran, Download waits for
+// everything queued, and faults (a lost device) show in Check(), which the model calls once per
+// forward pass.
 #pragma once
 
 #include <cstdint>
@@ -128,6 +133,10 @@ class Backend {
   // into them, without a staging copy and Upload).
   virtual bool host_memory() const { return false; }
 
+  // The first asynchronous error (a failed launch, a fault, a lost device): sticky; once it is set
+  // every later op is skipped and Download returns zeros. Always OK on the CPU.
+  virtual Status Check() { return OkStatus(); }
+
   // ResourceExhausted when the memory cannot be had.
   virtual Result<std::unique_ptr<Buffer>> Alloc(size_t bytes) = 0;
   // Copies host bytes into backend memory at `dst` (a pointer into one of its buffers).
@@ -156,6 +165,13 @@ MatMulPrecision CpuMatMulPrecision(MatMulPrecision requested);
 // Which kernel set the CPU backend would use ("avx512", "avx2", "scalar"); HUBNODE_CPU_KERNELS
 // (one of those names) forces a lower one, for tests and benchmarks.
 std::string_view CpuKernelSet();
+
+// The CUDA backend on GPU `device` (runtime/cuda/): Unavailable when this binary was built without
+// CUDA ("built without CUDA"), when there is no usable device ("no CUDA device: ..."), or when the
+// device is older than compute capability 8.0.
+Result<std::unique_ptr<Backend>> MakeCudaBackend(int device);
+// Whether this binary has the CUDA backend.
+bool CudaBuilt();
 
 // Converts `n` elements of `dtype` in host memory to fp32 with the CPU backend's portable code,
 // for weights prepared on the host before their upload (biases are added in fp32).

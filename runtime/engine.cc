@@ -57,6 +57,14 @@ std::string ChatTemplateSource(TensorSource& source, const std::string& tokenize
   return "";
 }
 
+// The backend `options` ask for: kAuto takes a CUDA device when there is one, else the CPU.
+Result<std::unique_ptr<Backend>> MakeBackend(const EngineOptions& options) {
+  if (options.backend == BackendKind::kCpu) return MakeCpuBackend(options.threads, options.matmul_precision);
+  auto gpu = MakeCudaBackend(options.gpu_device);
+  if (gpu.ok() || options.backend == BackendKind::kCuda) return gpu;
+  return MakeCpuBackend(options.threads, options.matmul_precision);
+}
+
 class EngineImpl final : public Engine {
  public:
   EngineImpl(std::unique_ptr<TensorSource> source, const EngineOptions& options)
@@ -89,11 +97,12 @@ class EngineImpl final : public Engine {
       template_ = std::make_unique<jinja::Template>(std::move(*tmpl));
     }
     ASSIGN_OR_RETURN(std::vector<TensorDesc> tensors, source_->ListTensors());
-    backend_ = MakeCpuBackend(options_.threads, options_.matmul_precision);
+    ASSIGN_OR_RETURN(backend_, MakeBackend(options_));
     ASSIGN_OR_RETURN(weights_, ModelWeights::Load(*source_, *backend_, config_, tensors));
     if (config_.experts > 0) {
-      experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, options_.expert_budget_bytes,
-                                               options_.expert_dtype);
+      // On a GPU the cache holds experts in device memory, within the GPU's budget.
+      const uint64_t budget = backend_->host_memory() ? options_.expert_budget_bytes : options_.gpu_expert_budget_bytes;
+      experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, budget, options_.expert_dtype);
       info_.expert_dtype = std::string(ExpertDTypeName(options_.expert_dtype));
       ASSIGN_OR_RETURN(info_.expert_bytes, experts_->Validate());
     }
@@ -191,6 +200,8 @@ class EngineImpl final : public Engine {
     }
     return trace;
   }
+
+  Status Health() const override { return backend_ ? backend_->Check() : OkStatus(); }
 
   EngineStats stats() const override {
     EngineStats s;
@@ -445,6 +456,19 @@ uint64_t TensorDesc::bytes() const {
   uint64_t n = 1;
   for (int64_t s : shape) n *= static_cast<uint64_t>(s);
   return DTypeBytes(dtype, n);
+}
+
+bool ParseBackendKind(std::string_view text, BackendKind* out) {
+  if (text == "cpu") {
+    *out = BackendKind::kCpu;
+  } else if (text == "cuda") {
+    *out = BackendKind::kCuda;
+  } else if (text == "auto") {
+    *out = BackendKind::kAuto;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 std::string_view FinishReasonName(FinishReason r) {

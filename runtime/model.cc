@@ -240,6 +240,7 @@ Result<std::vector<float>> Model::Forward(std::span<const SeqInput> batch) {
   b_.MatMul({&head, 1});
   std::vector<float> out(out_rows * c_.vocab);
   b_.Download(out.data(), logits, out.size() * sizeof(float));
+  RETURN_IF_ERROR(b_.Check());  // a device backend's fault in any op of the pass
   return out;
 }
 
@@ -275,6 +276,7 @@ Status Model::Moe(int l, int64_t n, float* hn, float* x, std::span<const int32_t
   b_.MatMul({&route, 1});
   std::vector<float> logits(n * E);
   b_.Download(logits.data(), r, logits.size() * sizeof(float));
+  RETURN_IF_ERROR(b_.Check());
   // Group the (token, weight) assignments by expert.
   std::vector<std::vector<std::pair<int32_t, float>>> by_expert(E);
   std::vector<int32_t> routed;  // each token's experts, for on_routing_

@@ -68,6 +68,12 @@ enum class ExpertDType { kStored, kBf16, kFp8, kInt8, kInt4 };
 bool ParseExpertDType(std::string_view text, ExpertDType* out);
 std::string_view ExpertDTypeName(ExpertDType d);
 
+// Which backend computes (`--backend`): the CPU, a CUDA GPU, or kAuto: CUDA when this binary has it
+// and a device is present, else the CPU.
+enum class BackendKind { kCpu, kCuda, kAuto };
+// "cpu", "cuda", "auto"; false for anything else.
+bool ParseBackendKind(std::string_view text, BackendKind* out);
+
 struct TensorDesc {
   std::string name;
   DType dtype = DType::kF32;
@@ -108,7 +114,14 @@ struct RoutingEvent {
 };
 
 struct EngineOptions {
-  // Compute threads. Default: 0 = hardware concurrency.
+  // The backend. Default: the CPU.
+  BackendKind backend = BackendKind::kCpu;
+  // The CUDA device a kCuda/kAuto backend uses. Default: 0.
+  int gpu_device = 0;
+  // Bytes the routed experts may occupy in GPU memory when a CUDA backend runs the model (in place
+  // of expert_budget_bytes, which is the CPU's); 0 = all experts. Default: 0.
+  uint64_t gpu_expert_budget_bytes = 0;
+  // Compute threads (the CPU backend). Default: 0 = hardware concurrency.
   int threads = 0;
   // Bytes the routed experts may occupy in memory; 0 = all experts fit (no eviction).
   // Default: 0.
@@ -279,6 +292,10 @@ class Engine {
   virtual Result<LogitsTrace> TraceLogits(std::span<const int32_t> prompt, int decode_steps) = 0;
 
   virtual EngineStats stats() const = 0;
+
+  // OK while the engine can serve; the backend's sticky error once a device failed (a lost GPU):
+  // its owner drops the engine and loads the model again (ModelHost does).
+  virtual Status Health() const = 0;
 };
 
 }  // namespace hubnode::runtime

@@ -21,6 +21,13 @@
 namespace hubnode::hub {
 
 void AddRuntimeFlags(CLI::App* sub, RuntimeFlags* f) {
+  sub->add_option("--backend", f->backend,
+                  "What computes: cpu, cuda (an NVIDIA GPU; fails without one) or auto (cuda when this binary has it and "
+                  "a device is present, else cpu; default)");
+  sub->add_option("--gpu-device", f->gpu_device, "The CUDA device to use (default 0)");
+  sub->add_option("--gpu-expert-budget", f->gpu_expert_budget,
+                  "GPU memory for routed experts on the cuda backend: a percentage of the model's experts (25%) or bytes "
+                  "(8GiB); default all (--expert-budget is the CPU backend's)");
   sub->add_option("--runtime-threads", f->threads, "Compute threads for inference (default: all cores)");
   sub->add_option("--expert-budget", f->expert_budget,
                   "Memory for routed experts: a percentage of the model's experts (50%) or bytes (512MiB); default all");
@@ -36,6 +43,34 @@ void AddRuntimeFlags(CLI::App* sub, RuntimeFlags* f) {
                   "int4 (converted as each expert loads, with block scales: more experts per byte of budget, at a "
                   "measured accuracy cost; docs/runtime-quant.md)");
 }
+
+namespace {
+
+// A budget flag's value: "50%" (a fraction of the model's experts) or bytes with an optional unit;
+// empty = all experts.
+Status ParseBudget(const std::string& flag, const std::string& b, double* fraction, uint64_t* bytes) {
+  if (b.empty()) return OkStatus();
+  double value = 0;
+  auto [end, ec] = std::from_chars(b.data(), b.data() + b.size(), value);
+  const std::string unit(end, b.data() + b.size());
+  if (ec != std::errc() || !(value > 0) || !std::isfinite(value)) return InvalidArgumentError(flag + ": expected 50% or 512MiB");
+  if (unit == "%") {
+    if (value > 100) return InvalidArgumentError(flag + ": at most 100%");
+    *fraction = value / 100;
+    return OkStatus();
+  }
+  const std::pair<const char*, double> units[] = {{"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
+  for (const auto& [name, mult] : units) {
+    if (unit == name) {
+      if (value * mult >= 1.8e19) return InvalidArgumentError(flag + ": too large");
+      *bytes = static_cast<uint64_t>(value * mult);
+      return OkStatus();
+    }
+  }
+  return InvalidArgumentError(flag + ": unknown unit '" + unit + "' (use %, B, KiB, MiB, GiB)");
+}
+
+}  // namespace
 
 Result<ModelHostOptions> ModelHostOptionsFrom(const RuntimeFlags& f) {
   ModelHostOptions o;
@@ -54,27 +89,12 @@ Result<ModelHostOptions> ModelHostOptionsFrom(const RuntimeFlags& f) {
     return InvalidArgumentError("--expert-dtype must be stored, bf16, fp8, int8 or int4");
   }
   o.max_models = f.max_models;
-  if (!f.expert_budget.empty()) {
-    const std::string& b = f.expert_budget;
-    double value = 0;
-    auto [end, ec] = std::from_chars(b.data(), b.data() + b.size(), value);
-    const std::string unit(end, b.data() + b.size());
-    if (ec != std::errc() || value <= 0) return InvalidArgumentError("--expert-budget: expected 50% or 512MiB");
-    if (unit == "%") {
-      if (value > 100) return InvalidArgumentError("--expert-budget: at most 100%");
-      o.expert_budget_fraction = value / 100;
-    } else {
-      const std::pair<const char*, double> units[] = {{"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
-      bool known = false;
-      for (const auto& [name, mult] : units) {
-        if (unit == name) {
-          o.engine.expert_budget_bytes = static_cast<uint64_t>(value * mult);
-          known = true;
-        }
-      }
-      if (!known) return InvalidArgumentError("--expert-budget: unknown unit '" + unit + "' (use %, B, KiB, MiB, GiB)");
-    }
-  }
+  if (!runtime::ParseBackendKind(f.backend, &o.engine.backend)) return InvalidArgumentError("--backend must be cpu, cuda or auto");
+  if (f.gpu_device < 0 || f.gpu_device > 255) return InvalidArgumentError("--gpu-device must be 0..255");
+  o.engine.gpu_device = f.gpu_device;
+  RETURN_IF_ERROR(ParseBudget("--expert-budget", f.expert_budget, &o.expert_budget_fraction, &o.engine.expert_budget_bytes));
+  RETURN_IF_ERROR(ParseBudget("--gpu-expert-budget", f.gpu_expert_budget, &o.gpu_expert_budget_fraction,
+                              &o.engine.gpu_expert_budget_bytes));
   return o;
 }
 

@@ -14,7 +14,10 @@ namespace hubnode::hub {
 
 struct RuntimeFlags {
   int threads = 0;
-  std::string expert_budget;  // "50%", "512MiB", "1073741824"; empty = all experts
+  std::string backend = "auto";  // cpu, cuda, auto
+  int gpu_device = 0;
+  std::string expert_budget;      // "50%", "512MiB", "1073741824"; empty = all experts
+  std::string gpu_expert_budget;  // the same, for the experts in GPU memory
   int max_models = 2;
   int max_batch = 8;
   int max_context = 0;

@@ -42,6 +42,12 @@ Result<LoadedModel> ModelHost::Get(const std::string& model) {
     std::lock_guard lock(mu_);
     for (auto it = loaded_.begin(); it != loaded_.end(); ++it) {
       if (it->commit == *commit && it->id == model) {
+        if (Status health = it->engine->Health(); !health.ok()) {
+          // Its device failed (a lost GPU): unload it; the load below starts it afresh (or fails).
+          LOG(Warning) << "unloading " << model << ": " << health.ToString();
+          loaded_.erase(it);
+          return std::nullopt;
+        }
         loaded_.splice(loaded_.begin(), loaded_, it);
         return *it;
       }
@@ -86,10 +92,17 @@ Result<LoadedModel> ModelHost::Get(const std::string& model) {
   if (eo.expert_budget_bytes == 0 && options_.expert_budget_fraction > 0) {
     eo.expert_budget_bytes = std::max<uint64_t>(1, static_cast<uint64_t>(expert_bytes * options_.expert_budget_fraction));
   }
+  if (eo.gpu_expert_budget_bytes == 0 && options_.gpu_expert_budget_fraction > 0) {
+    eo.gpu_expert_budget_bytes =
+        std::max<uint64_t>(1, static_cast<uint64_t>(expert_bytes * options_.gpu_expert_budget_fraction));
+  }
   // Below the working set, evicted experts are reloaded on every token: from raw copies of their
   // shards rather than through chunk reads, checksums, decompression and hashes (measured in
   // docs/decisions.md 46). Until a copy is written, its shard is read from the chunks.
-  if (eo.expert_budget_bytes > 0 && eo.expert_budget_bytes < expert_bytes) source->FillExpertShards();
+  const bool below = (eo.expert_budget_bytes > 0 && eo.expert_budget_bytes < expert_bytes) ||
+                     (eo.backend != runtime::BackendKind::kCpu && eo.gpu_expert_budget_bytes > 0 &&
+                      eo.gpu_expert_budget_bytes < expert_bytes);
+  if (below) source->FillExpertShards();
   auto loaded_engine = runtime::Engine::Load(std::unique_ptr<runtime::TensorSource>(std::move(source)), eo);
   if (!loaded_engine.ok()) return loaded_engine.status().WithContext(model);
   LoadedModel lm{model, *commit, std::shared_ptr<runtime::Engine>(std::move(*loaded_engine)), std::move(reads)};

@@ -25,6 +25,8 @@ struct ModelHostOptions {
   // Expert budget as a fraction of a model's routed-expert bytes, used when
   // engine.expert_budget_bytes is 0; 0 = all experts. Default: 0.
   double expert_budget_fraction = 0;
+  // The same for the expert cache in GPU memory (engine.gpu_expert_budget_bytes). Default: 0.
+  double gpu_expert_budget_fraction = 0;
   // Engines kept loaded; loading another unloads the least recently used. Default: 2.
   int max_models = 2;
   // The trust store file (DATA/trust.json); empty = none. Default: empty.

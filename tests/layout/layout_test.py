@@ -5,11 +5,12 @@ Checks, from the sources alone:
 - the include graph between the folders of hub/ and of runtime/ has no cycle, and every edge of
   hub/ is one hub/README.md's table declares;
 - the module rules of shared/STYLE.md: base, store, verify and runtime never include hub/;
-  store, verify and runtime never include each other; the runtime's root reaches cpu/ only
-  through backend.h;
+  store, verify and runtime never include each other; the runtime's root reaches cpu/ and cuda/
+  only through backend.h;
 - third-party headers stay where their library is linked: <httplib.h> only in hub/http/,
   <curl/...> only in hub/client/, hub/peer/ and hub/s3/, <CLI/...> only in hub/cli/, <rocksdb/...> only
-  in store/, <yaml-cpp/...> only in verify/ (the one model-card parser);
+  in store/, <yaml-cpp/...> only in verify/ (the one model-card parser), <cuda...>/<cublas...> only in
+  runtime/cuda/;
 - no folder of hub/ or runtime/ holds more than 16 source files (no other module more than 16
   translation units), and every folder has a README.md.
 Usage: layout_test.py SOURCE_DIR
@@ -97,11 +98,11 @@ for p in all_files:
                 fail(f"{p} includes {inc}: store, verify and runtime never include each other")
             if module == "base" and target_module != "base":
                 fail(f"{p} includes {inc}: base/ includes only base/")
-            if here == "runtime" and inc.startswith("runtime/cpu/"):
-                fail(f"{p} includes {inc}: the runtime reaches cpu/ only through backend.h")
+            if here == "runtime" and inc.startswith(("runtime/cpu/", "runtime/cuda/")):
+                fail(f"{p} includes {inc}: the runtime reaches its backends only through backend.h")
         else:
             homes = {"httplib.h": ["hub/http"], "curl/": ["hub/client", "hub/peer", "hub/s3"], "CLI/": ["hub/cli"],
-                     "rocksdb/": ["store"], "yaml-cpp/": ["verify"]}
+                     "rocksdb/": ["store"], "yaml-cpp/": ["verify"], "cuda": ["runtime/cuda"], "cublas": ["runtime/cuda"]}
             for prefix, allowed in homes.items():
                 if inc.startswith(prefix) and here not in allowed:
                     fail(f"{p} includes <{inc}>, which belongs in {' or '.join(allowed)}/ only")
