@@ -101,8 +101,13 @@ class EngineImpl final : public Engine {
     ASSIGN_OR_RETURN(weights_, ModelWeights::Load(*source_, *backend_, config_, tensors));
     if (config_.experts > 0) {
       // On a GPU the cache holds experts in device memory, within the GPU's budget.
-      const uint64_t budget = backend_->host_memory() ? options_.expert_budget_bytes : options_.gpu_expert_budget_bytes;
-      experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, budget, options_.expert_dtype);
+      // Below it, host memory keeps the images of experts loaded before (as held: read and
+      // converted once) within the CPU's budget, all of them by default.
+      const bool host = backend_->host_memory();
+      const uint64_t budget = host ? options_.expert_budget_bytes : options_.gpu_expert_budget_bytes;
+      const uint64_t tier = options_.expert_budget_bytes ? options_.expert_budget_bytes : UINT64_MAX;
+      experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, budget, options_.expert_dtype,
+                                               host ? 0 : tier);
       info_.expert_dtype = std::string(ExpertDTypeName(options_.expert_dtype));
       ASSIGN_OR_RETURN(info_.expert_bytes, experts_->Validate());
     }
@@ -224,6 +229,8 @@ class EngineImpl final : public Engine {
       s.expert_prefetch_present = e.prefetch_present;
       s.expert_prefetch_hits = e.prefetch_hits;
       s.expert_prefetch_dropped = e.prefetches_dropped;
+      s.expert_host_tier_hits = e.host_tier_hits;
+      s.expert_host_tier_bytes = e.host_tier_bytes;
     }
     const PredictionStats p = model_->prediction_stats();
     s.predicted_experts = p.predicted;

@@ -85,10 +85,10 @@ Result<ExpertTensorPlan> PlanExpertTensor(const std::unordered_map<std::string, 
 }
 
 Result<WeightView> LoadExpertTensor(TensorSource& source, Backend& backend, const ExpertTensorPlan& p, uint8_t* dst,
-                                    std::vector<uint8_t>& staging) {
+                                    std::vector<uint8_t>& staging, bool dst_on_host) {
   const TensorDesc& d = *p.tensor;
   const int64_t rows = d.shape[0], cols = d.shape[1];
-  const bool host = backend.host_memory();
+  const bool host = dst_on_host || backend.host_memory();
   WeightView v{dst, p.dtype, rows, cols};
   const bool block_scaled = IsBlockScaled(p.dtype);
   if (block_scaled) {

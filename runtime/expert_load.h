@@ -32,9 +32,10 @@ struct ExpertTensorPlan {
 Result<ExpertTensorPlan> PlanExpertTensor(const std::unordered_map<std::string, TensorDesc>& tensors,
                                           const std::string& name, ExpertDType target);
 
-// Reads the planned tensor through `source` into `dst` (plan.bytes of `backend` memory) and
-// returns its view. `staging` is reused scratch memory of the calling thread.
+// Reads the planned tensor through `source` into `dst` (plan.bytes of `backend` memory, or of host
+// memory when `dst_on_host`) and returns its view. `staging` is reused scratch memory of the
+// calling thread.
 Result<WeightView> LoadExpertTensor(TensorSource& source, Backend& backend, const ExpertTensorPlan& plan,
-                                    uint8_t* dst, std::vector<uint8_t>& staging);
+                                    uint8_t* dst, std::vector<uint8_t>& staging, bool dst_on_host = false);
 
 }  // namespace hubnode::runtime

@@ -229,6 +229,9 @@ struct EngineStats {
   uint64_t expert_bytes_loaded = 0;
   double expert_load_seconds = 0;
   uint64_t expert_resident_bytes = 0, expert_budget_bytes = 0;
+  // A device backend's host tier (EngineOptions::expert_budget_bytes of host memory below the
+  // GPU's cache): loads it served, and the bytes it holds.
+  uint64_t expert_host_tier_hits = 0, expert_host_tier_bytes = 0;
   // Next-layer predictions (layer l + 1's router on layer l's hidden state), compared per forward
   // pass and MoE layer over the batch's distinct experts: experts predicted for the next layer,
   // experts routed at layers that had a prediction, and experts in both. Precision = correct /

@@ -351,8 +351,10 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(TensorSource& source, B
 // --- ExpertCache ---
 
 ExpertCache::ExpertCache(TensorSource& source, Backend& backend, const ModelConfig& config,
-                         const std::vector<TensorDesc>& tensors, uint64_t budget_bytes, ExpertDType dtype)
-    : source_(source), backend_(backend), config_(config), budget_(budget_bytes), dtype_(dtype) {
+                         const std::vector<TensorDesc>& tensors, uint64_t budget_bytes, ExpertDType dtype,
+                         uint64_t host_tier_bytes)
+    : source_(source), backend_(backend), config_(config), budget_(budget_bytes), dtype_(dtype),
+      host_tier_budget_(backend.host_memory() ? 0 : host_tier_bytes) {
   for (const TensorDesc& t : tensors) descs_.emplace(t.name, t);
   const size_t keys = static_cast<size_t>(std::max(0, config_.layers)) * std::max(0, config_.experts);
   uses_.assign(keys, 0.0);
@@ -402,21 +404,80 @@ Result<std::shared_ptr<const Expert>> ExpertCache::LoadExpert(int layer, int exp
     e->bytes += plans[which].bytes;
   }
   // Each projection starts 64-byte aligned (the padding, < 192 bytes, is not counted).
-  ASSIGN_OR_RETURN(e->buffer, backend_.Alloc(e->bytes + 3 * 64));
-  // Held as stored on a host backend: one copy, straight into the expert's buffer.
-  thread_local std::vector<uint8_t> staging;
-  uint64_t offset = 0;
-  WeightView* views[3] = {&e->gate, &e->up, &e->down};
-  for (int which = 0; which < 3; ++which) {
-    uint8_t* dst = static_cast<uint8_t*>(e->buffer->data()) + offset;
-    ASSIGN_OR_RETURN(*views[which], LoadExpertTensor(source_, backend_, plans[which], dst, staging));
-    offset += (plans[which].bytes + 63) / 64 * 64;
+  if (host_tier_budget_ > 0) {  // a device: one upload of the image the host tier holds
+    ASSIGN_OR_RETURN(std::shared_ptr<const HostImage> image,
+                     TierImage((uint64_t(layer) << 32) | uint32_t(expert), plans, e->bytes + 3 * 64));
+    ASSIGN_OR_RETURN(e->buffer, backend_.Alloc(image->bytes.size()));
+    backend_.Upload(e->buffer->data(), image->bytes);
+    uint8_t* base = static_cast<uint8_t*>(e->buffer->data());
+    WeightView* out[3] = {&e->gate, &e->up, &e->down};
+    for (int which = 0; which < 3; ++which) {
+      *out[which] = image->views[which];
+      out[which]->data = base + reinterpret_cast<uintptr_t>(image->views[which].data);
+      if (image->views[which].scales) {
+        out[which]->scales = reinterpret_cast<const float*>(base + reinterpret_cast<uintptr_t>(image->views[which].scales));
+      }
+    }
+  } else {
+    ASSIGN_OR_RETURN(e->buffer, backend_.Alloc(e->bytes + 3 * 64));
+    // Held as stored on a host backend: one copy, straight into the expert's buffer.
+    thread_local std::vector<uint8_t> staging;
+    uint64_t offset = 0;
+    WeightView* views[3] = {&e->gate, &e->up, &e->down};
+    for (int which = 0; which < 3; ++which) {
+      uint8_t* dst = static_cast<uint8_t*>(e->buffer->data()) + offset;
+      ASSIGN_OR_RETURN(*views[which], LoadExpertTensor(source_, backend_, plans[which], dst, staging));
+      offset += (plans[which].bytes + 63) / 64 * 64;
+    }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard lock(mu_);
   stats_.bytes_loaded += e->bytes;
   stats_.load_seconds += seconds;
   return std::shared_ptr<const Expert>(std::move(e));
+}
+
+Result<std::shared_ptr<const ExpertCache::HostImage>> ExpertCache::TierImage(Key key, const ExpertTensorPlan (&plans)[3],
+                                                                              uint64_t bytes) {
+  {
+    std::lock_guard lock(tier_mu_);
+    auto it = tier_.find(key);
+    if (it != tier_.end()) {
+      tier_lru_.splice(tier_lru_.begin(), tier_lru_, it->second.second);
+      ++tier_hits_;
+      return it->second.first;
+    }
+  }
+  auto image = std::make_shared<HostImage>();
+  image->bytes.resize(bytes);
+  thread_local std::vector<uint8_t> staging;
+  uint64_t offset = 0;
+  for (int which = 0; which < 3; ++which) {
+    uint8_t* dst = image->bytes.data() + offset;
+    ASSIGN_OR_RETURN(WeightView v, LoadExpertTensor(source_, backend_, plans[which], dst, staging, /*dst_on_host=*/true));
+    // Offsets from the image's start: the caller rebases them onto the device buffer.
+    v.data = reinterpret_cast<const void*>(static_cast<uintptr_t>(static_cast<const uint8_t*>(v.data) - image->bytes.data()));
+    if (v.scales) {
+      v.scales = reinterpret_cast<const float*>(
+          static_cast<uintptr_t>(reinterpret_cast<const uint8_t*>(v.scales) - image->bytes.data()));
+    }
+    image->views[which] = v;
+    offset += (plans[which].bytes + 63) / 64 * 64;
+  }
+  std::lock_guard lock(tier_mu_);
+  if (auto it = tier_.find(key); it != tier_.end()) return it->second.first;  // the other thread was first
+  if (image->bytes.size() <= host_tier_budget_) {
+    tier_lru_.push_front(key);
+    tier_.emplace(key, std::make_pair(image, tier_lru_.begin()));
+    tier_bytes_ += image->bytes.size();
+    while (tier_bytes_ > host_tier_budget_ && tier_lru_.size() > 1) {
+      auto victim = tier_.find(tier_lru_.back());
+      tier_bytes_ -= victim->second.first->bytes.size();
+      tier_.erase(victim);
+      tier_lru_.pop_back();
+    }
+  }
+  return std::shared_ptr<const HostImage>(std::move(image));
 }
 
 void ExpertCache::Insert(Key key, std::shared_ptr<const Expert> expert, bool prefetched) {
@@ -600,8 +661,15 @@ void ExpertCache::LoaderLoop() {
 }
 
 ExpertCacheStats ExpertCache::stats() const {
-  std::lock_guard lock(mu_);
-  return stats_;
+  ExpertCacheStats s;
+  {
+    std::lock_guard lock(mu_);
+    s = stats_;
+  }
+  std::lock_guard lock(tier_mu_);
+  s.host_tier_hits = tier_hits_;
+  s.host_tier_bytes = tier_bytes_;
+  return s;
 }
 
 }  // namespace hubnode::runtime

@@ -18,6 +18,7 @@
 
 #include "runtime/backend.h"
 #include "runtime/config.h"
+#include "runtime/expert_load.h"
 
 namespace hubnode::runtime {
 
@@ -72,15 +73,21 @@ struct ExpertCacheStats {
   uint64_t prefetch_requests = 0, prefetch_present = 0;
   uint64_t bytes_loaded = 0, resident_bytes = 0;
   double load_seconds = 0;
+  // A device backend's host tier: loads served from it (no read through the source, no
+  // conversion), and the bytes it holds.
+  uint64_t host_tier_hits = 0, host_tier_bytes = 0;
 };
 
 class ExpertCache {
  public:
   // budget_bytes 0 = unlimited. `tensors` is the source's tensor list (shapes and dtypes).
   // Experts are held in `dtype` (runtime/expert_load.h); the budget counts their bytes as held.
+  // On a device backend (not host memory) `host_tier_bytes` of host memory keep the images of
+  // experts loaded before (as held: read and converted once), so an expert evicted from device
+  // memory comes back with one upload; least recently loaded goes first; 0 = no host tier.
   ExpertCache(TensorSource& source, Backend& backend, const ModelConfig& config,
               const std::vector<TensorDesc>& tensors, uint64_t budget_bytes,
-              ExpertDType dtype = ExpertDType::kStored);
+              ExpertDType dtype = ExpertDType::kStored, uint64_t host_tier_bytes = 0);
   ~ExpertCache();
 
   // Checks that every routed expert's tensors exist with consistent shapes and dtypes and can be
@@ -109,6 +116,13 @@ class ExpertCache {
     bool prefetched = false;
   };
   Result<std::shared_ptr<const Expert>> LoadExpert(int layer, int expert);
+  // An expert's bytes as held, in host memory, and where its three views start in them.
+  struct HostImage {
+    std::vector<uint8_t> bytes;
+    WeightView views[3];  // data and scales as offsets from bytes.data()
+  };
+  // The host tier's image of `key`, read and converted when it has none. Any thread.
+  Result<std::shared_ptr<const HostImage>> TierImage(Key key, const ExpertTensorPlan (&plans)[3], uint64_t bytes);
   void Insert(Key key, std::shared_ptr<const Expert> expert, bool prefetched);  // REQUIRES: mu_
   // Counts a use of `key` (decayed frequency: each use adds 1, halving over half_life_ uses of
   // any expert). REQUIRES: mu_
@@ -123,6 +137,12 @@ class ExpertCache {
   const uint64_t budget_;
   const ExpertDType dtype_;
   uint64_t expert_bytes_ = 0;  // a typical expert's size (set by Validate)
+  const uint64_t host_tier_budget_;
+
+  mutable std::mutex tier_mu_;  // the host tier (loads run on two threads outside mu_)
+  std::unordered_map<Key, std::pair<std::shared_ptr<const HostImage>, std::list<Key>::iterator>> tier_;
+  std::list<Key> tier_lru_;  // front = most recently loaded
+  uint64_t tier_bytes_ = 0, tier_hits_ = 0;
 
   mutable std::mutex mu_;
   std::condition_variable loaded_, work_;

@@ -258,6 +258,10 @@ void PrintStats(const runtime::Engine& e, const runtime::EngineStats& since) {
                  d(s.expert_prefetch_hits, since.expert_prefetch_hits),
                  d(s.expert_prefetch_dropped, since.expert_prefetch_dropped));
   }
+  if (s.expert_host_tier_bytes > 0) {
+    std::fprintf(stderr, "  host tier below the GPU's experts: %llu loads served, %.1f MiB held\n",
+                 d(s.expert_host_tier_hits, since.expert_host_tier_hits), s.expert_host_tier_bytes / 1048576.0);
+  }
 }
 
 // A model this node does not hold, run from peers: the same policy gate on the card and LICENSE

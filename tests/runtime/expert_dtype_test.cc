@@ -3,6 +3,7 @@
 // its 128 × 128 `_scale_inv` kept as is or converted, and refusals naming the tensor.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -223,6 +224,105 @@ TEST(ExpertDTypeNames, ParseEveryNameAndRefuseOthers) {
   }
   EXPECT_FALSE(ParseExpertDType("q4_0", &d));
   EXPECT_FALSE(ParseExpertDType("", &d));
+}
+
+// A backend whose memory the loaders treat as a device's (host_memory() false: weights staged in
+// host memory, then Upload): the CPU backend underneath, uploads counted. The CUDA backend's load
+// path, run here without a GPU.
+class StagedBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "staged"; }
+  std::string_view device() const override { return "cpu"; }
+  bool Supports(Op op, DType dt) const override { return cpu_->Supports(op, dt); }
+  bool host_memory() const override { return false; }
+  Result<std::unique_ptr<Buffer>> Alloc(size_t bytes) override { return cpu_->Alloc(bytes); }
+  void Upload(void* dst, std::span<const uint8_t> src) override {
+    std::memcpy(dst, src.data(), src.size());
+    uploads.fetch_add(1);
+  }
+  void Download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void MatMul(std::span<const MatMulArgs> p) override { cpu_->MatMul(p); }
+  void RmsNorm(const RmsNormArgs& a) override { cpu_->RmsNorm(a); }
+  void Rope(const RopeArgs& a) override { cpu_->Rope(a); }
+  void Attention(const AttentionArgs& a) override { cpu_->Attention(a); }
+  void SiluMul(const SiluMulArgs& a) override { cpu_->SiluMul(a); }
+  void AddScaled(const AddScaledArgs& a) override { cpu_->AddScaled(a); }
+  void Embed(const EmbedArgs& a) override { cpu_->Embed(a); }
+  std::atomic<int> uploads{0};
+
+ private:
+  std::unique_ptr<Backend> cpu_ = MakeCpuBackend(1);
+};
+
+// The bytes of a held expert's three views (data, then scales).
+std::vector<uint8_t> HeldBytes(const Expert& e) {
+  std::vector<uint8_t> out;
+  for (const WeightView* w : {&e.gate, &e.up, &e.down}) {
+    const auto* d = static_cast<const uint8_t*>(w->data);
+    out.insert(out.end(), d, d + DTypeBytes(w->dtype, static_cast<uint64_t>(w->rows * w->cols)));
+    if (w->scales) {
+      const auto* s = reinterpret_cast<const uint8_t*>(w->scales);
+      out.insert(out.end(), s, s + 4 * QuantScaleCount(w->rows, w->cols, w->block_rows, w->block_cols));
+    }
+  }
+  return out;
+}
+
+TEST_F(ExpertDTypeTest, DeviceLoadsHoldTheSameBytesAndReloadFromTheHostTier) {
+  for (bool fp8 : {false, true}) {
+    source_ = Source();
+    values_.clear();
+    if (fp8) {
+      AddFp8Experts();
+    } else {
+      AddBf16Experts();
+    }
+    const std::vector<TensorDesc> tensors = *source_.ListTensors();
+    for (ExpertDType dt : {ExpertDType::kStored, ExpertDType::kBf16, ExpertDType::kInt8, ExpertDType::kInt4, ExpertDType::kFp8}) {
+      SCOPED_TRACE(std::string(fp8 ? "fp8 " : "bf16 ") + std::string(ExpertDTypeName(dt)));
+      ExpertCache host(source_, *backend_, config_, tensors, 0, dt);
+      StagedBackend staged;
+      // The device's budget holds one expert: every other Acquire reloads.
+      ASSERT_TRUE(host.Validate().ok());
+      ExpertCache device(source_, staged, config_, tensors, 1, dt, /*host_tier_bytes=*/UINT64_MAX);
+      ASSERT_TRUE(device.Validate().ok());
+      for (int round = 0; round < 2; ++round) {
+        for (int e = 0; e < 4; ++e) {
+          const int one[] = {e};
+          auto want = host.Acquire(1, one);
+          const int reads = source_.reads();
+          auto got = device.Acquire(1, one);
+          ASSERT_TRUE(want.ok() && got.ok()) << got.status().ToString();
+          EXPECT_EQ(HeldBytes(*(*got)[0]), HeldBytes(*(*want)[0])) << "expert " << e;
+          if (round == 1) {
+            EXPECT_EQ(source_.reads(), reads) << "a reload read the source again";
+          }
+        }
+      }
+      const ExpertCacheStats s = device.stats();
+      EXPECT_EQ(s.host_tier_hits, 4u);  // the second round came from the tier
+      EXPECT_GT(s.host_tier_bytes, 0u);
+      EXPECT_EQ(staged.uploads.load(), 8);  // one upload per load of an expert
+    }
+  }
+}
+
+TEST_F(ExpertDTypeTest, HostTierKeepsItsBudget) {
+  AddBf16Experts();
+  const std::vector<TensorDesc> tensors = *source_.ListTensors();
+  StagedBackend staged;
+  ExpertCache probe(source_, *backend_, config_, tensors, 0);
+  const uint64_t per_expert = *probe.Validate() / 8;
+  // Room for two experts' images (with their padding).
+  ExpertCache device(source_, staged, config_, tensors, 1, ExpertDType::kStored, 2 * (per_expert + 192));
+  ASSERT_TRUE(device.Validate().ok());
+  for (int e : {0, 1, 2, 3, 0}) {
+    const int one[] = {e};
+    ASSERT_TRUE(device.Acquire(0, one).ok());
+  }
+  const ExpertCacheStats s = device.stats();
+  EXPECT_LE(s.host_tier_bytes, 2 * (per_expert + 192));
+  EXPECT_EQ(s.host_tier_hits, 0u);  // expert 0 was pushed out of the tier by 2 and 3
 }
 
 }  // namespace
