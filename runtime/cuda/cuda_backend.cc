@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -37,7 +38,7 @@ namespace {
 using cuda::GemvProduct;
 
 constexpr int64_t kGemvMaxTokens = 8;        // products with more rows go to cuBLAS when it can take them
-constexpr size_t kStageBytes = 8u << 20;     // staging ring for per-op host arrays
+constexpr size_t kStageBytes = 64u << 20;    // staging ring for per-op host arrays
 constexpr size_t kBounceBytes = 16u << 20;   // each of the two upload bounce buffers
 constexpr int64_t kAttentionChunk = 256;     // keys per block of a split context
 
@@ -228,12 +229,11 @@ class CudaBackend final : public Backend {
 
   void Download(void* dst, const void* src, size_t bytes) override {
     cudaSetDevice(dev_->id);
-    if (!Ok()) {
-      std::memset(dst, 0, bytes);
-      return;
+    if (Ok()) {
+      Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, dev_->stream), "download");
+      Note(cudaStreamSynchronize(dev_->stream), "download");
     }
-    Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, dev_->stream), "download");
-    Note(cudaStreamSynchronize(dev_->stream), "download");
+    if (!Ok()) std::memset(dst, 0, bytes);  // never garbage, even from the call that found the fault
   }
 
   void MatMul(std::span<const MatMulArgs> products) override {
@@ -272,7 +272,8 @@ class CudaBackend final : public Backend {
       p.rows = a.w.rows;
       p.cols = a.w.cols;
       p.block_rows = std::max<int64_t>(1, a.w.block_rows);
-      p.block_cols = std::max<int64_t>(1, a.w.block_cols);
+      // 0 (or wider than the row) means one block across the row, as the CPU reads it.
+      p.block_cols = a.w.block_cols > 0 && a.w.block_cols < a.w.cols ? a.w.block_cols : std::max<int64_t>(1, a.w.cols);
       p.scale_cols = (a.w.cols + p.block_cols - 1) / p.block_cols;
       p.n = static_cast<int32_t>(a.n);
       p.accumulate = a.accumulate;
@@ -304,6 +305,7 @@ class CudaBackend final : public Backend {
   void Rope(const RopeArgs& a) override {
     if (!Ok() || a.n <= 0) return;
     cudaSetDevice(dev_->id);
+    Reserve({a.n * sizeof(int32_t), a.head_dim / 2 * sizeof(float)});
     const int32_t* pos = Stage(a.positions, a.n);
     const float* inv = Stage(a.inv_freq, a.head_dim / 2);
     if (!pos || !inv) return;
@@ -360,6 +362,7 @@ class CudaBackend final : public Backend {
   void AddScaled(const AddScaledArgs& a) override {
     if (!Ok() || a.n <= 0) return;
     cudaSetDevice(dev_->id);
+    Reserve({a.scale ? a.n * sizeof(float) : 0, a.rows ? a.n * sizeof(int32_t) : 0});
     const float* scale = a.scale ? Stage(a.scale, a.n) : nullptr;
     const int32_t* rows = a.rows ? Stage(a.rows, a.n) : nullptr;
     if ((a.scale && !scale) || (a.rows && !rows)) return;
@@ -375,7 +378,11 @@ class CudaBackend final : public Backend {
     const bool scaled = IsBlockScaled(a.table.dtype);
     Launched(cuda::LaunchEmbed(a.table.data, Code(a.table.dtype), a.table.cols, scaled ? a.table.scales : nullptr,
                                scaled ? std::max<int64_t>(1, a.table.block_rows) : 0,
-                               scaled ? std::max<int64_t>(1, a.table.block_cols) : 0, ids, a.n, a.y, dev_->stream),
+                               scaled ? (a.table.block_cols > 0 && a.table.block_cols < a.table.cols
+                                             ? a.table.block_cols
+                                             : std::max<int64_t>(1, a.table.cols))
+                                      : 0,
+                               ids, a.n, a.y, dev_->stream),
              "embed");
   }
 
@@ -397,6 +404,17 @@ class CudaBackend final : public Backend {
     if (error_.ok()) error_ = UnavailableError(std::string("cuda: ") + what + " on " + device_ + ": " + CudaError(e));
   }
   void Launched(cudaError_t e, const char* what) { Note(e, what); }
+
+  // Makes room in the staging ring for all of one op's arrays before the first is staged: a wrap
+  // between two of them would reuse the first's bytes before its kernel ran.
+  void Reserve(std::initializer_list<size_t> sizes) {
+    size_t total = 0;
+    for (size_t b : sizes) total += (b + 255) / 256 * 256;
+    if ((stage_at_ + 255) / 256 * 256 + total > kStageBytes) {
+      Note(cudaStreamSynchronize(dev_->stream), "staging");
+      stage_at_ = 0;
+    }
+  }
 
   // Copies `count` host elements to the device through the staging ring (stream-ordered: the
   // ring's bytes are reused only after the stream has drained). Null (and the backend failed)
@@ -453,7 +471,7 @@ class CudaBackend final : public Backend {
                          static_cast<int>(a.x_stride), a.accumulate ? &one : &zero, a.y, CUDA_R_32F,
                          static_cast<int>(a.y_stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     } else {
-      const size_t half = static_cast<size_t>(a.n * a.w.cols) * 2;
+      const size_t half = (static_cast<size_t>(a.n * a.w.cols) * 2 + 255) / 256 * 256;  // lo 256-byte aligned
       if (!Grow(&split_, &split_bytes_, 2 * half)) return;
       void* hi = split_;
       void* lo = static_cast<uint8_t*>(split_) + half;

@@ -28,15 +28,12 @@ __device__ __forceinline__ float F16ToF32(uint32_t bits16) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(bits16)));
 }
 
-// float8 e4m3fn (runtime/quant.cc F8E4M3ToF32): no infinities, S.1111.111 is NaN.
+// float8 e4m3 as the CPU kernels read it (runtime/cpu/quant_kernels.cc F8ToF16Bits): its bits
+// widened into an fp16 (the value times 2⁻⁸), converted by the hardware, times 2⁸ (exact).
+// S.1111.111 reads as ±480 there too (the quantizer never writes it).
 __device__ __forceinline__ float F8ToF32(uint32_t v) {
-  const uint32_t sign = (v & 0x80u) << 24, e = (v >> 3) & 0xFu, m = v & 7u;
-  if (e == 0) {
-    const float f = static_cast<float>(m) * 0.001953125f;  // m · 2⁻⁹
-    return sign ? -f : f;
-  }
-  if (e == 15 && m == 7) return __uint_as_float(0x7FC00000u);
-  return __uint_as_float(sign | ((e + 120u) << 23) | (m << 20));
+  const unsigned short h = static_cast<unsigned short>(((v & 0x7Fu) << 7) | ((v & 0x80u) << 8));
+  return __half2float(__ushort_as_half(h)) * 256.0f;
 }
 
 // Element `i` (row-major, flat) of a weight of code D.
@@ -155,7 +152,7 @@ __global__ void __launch_bounds__(kGemvThreads) GemvKernel(const GemvProduct* __
   for (int64_t k0 = 0; k0 < p.cols; k0 += kChunk) {
     const int kc = static_cast<int>(min(static_cast<int64_t>(kChunk), p.cols - k0));
     __syncthreads();  // the previous chunk is consumed
-    for (int idx = threadIdx.x; idx < T * kChunk; idx += kGemvThreads) {
+    for (int idx = threadIdx.x; idx < nt * kChunk; idx += kGemvThreads) {  // rows t >= nt are never written out
       const int t = idx / kChunk, c = idx % kChunk;
       xs[t][c] = (t < nt && c < kc) ? p.x[(tok0 + t) * p.x_stride + k0 + c] : 0.0f;
     }
@@ -262,7 +259,8 @@ __global__ void SplitBf16Kernel(const float* x, int64_t n, int64_t cols, int64_t
     const int64_t i = idx / cols, c = idx % cols;
     const float v = x[i * x_stride + c];
     const __nv_bfloat16 h = __float2bfloat16_rn(v);
-    const __nv_bfloat16 l = __float2bfloat16_rn(v - __bfloat162float(h));
+    const float r = v - __bfloat162float(h);
+    const __nv_bfloat16 l = __float2bfloat16_rn(r == r ? r : 0.0f);  // an infinite v: hi carries it (as the CPU)
     hi[idx] = __bfloat16_as_ushort(h);
     lo[idx] = __bfloat16_as_ushort(l);
   }

@@ -295,7 +295,9 @@ TEST_F(CudaVsCpu, Attention) {
   // Decode (n = 1) over long contexts splits the context across blocks; prefill does not.
   for (const Case& c : {Case{1, 0, 4, 2, 64, 0}, Case{7, 3, 8, 2, 128, 0}, Case{1, 4099, 8, 2, 128, 0},
                         Case{1, 4099, 8, 8, 64, 100}, Case{5, 300, 4, 1, 1, 0}, Case{2, 1500, 16, 1, 576, 0},
-                        Case{33, 0, 4, 4, 32, 7}}) {
+                        Case{33, 0, 4, 4, 32, 7},
+                        // queries whose spans differ by more than a slice: the first's later slices are empty
+                        Case{250, 10, 1, 1, 64, 0}}) {
     const int64_t ctx = c.start + c.n, kvd = c.kv_heads * c.hd, qd = c.heads * c.hd, qs = qd + 3;
     std::vector<float> q = Random(rng, c.n * qs), k = Random(rng, ctx * kvd), v = Random(rng, ctx * kvd);
     auto [qc, qg] = PutF(q);
