@@ -168,8 +168,11 @@ std::string_view CpuKernelSet();
 
 // The CUDA backend on GPU `device` (runtime/cuda/): Unavailable when this binary was built without
 // CUDA ("built without CUDA"), when there is no usable device ("no CUDA device: ..."), or when the
-// device is older than compute capability 8.0.
-Result<std::unique_ptr<Backend>> MakeCudaBackend(int device);
+// device is older than compute capability 8.0. `precision` treats bf16 products of more than 8
+// activation rows (prefill; on cuBLAS) as the CPU does: kAuto and kBf16x2 split each activation into
+// two bf16, kBf16 rounds it to one, kFp32 keeps fp32 (our kernel; slower prefill). Smaller products
+// are always fp32.
+Result<std::unique_ptr<Backend>> MakeCudaBackend(int device, MatMulPrecision precision = MatMulPrecision::kAuto);
 // Whether this binary has the CUDA backend.
 bool CudaBuilt();
 

@@ -7,7 +7,7 @@ namespace hubnode::runtime {
 
 bool CudaBuilt() { return false; }
 
-Result<std::unique_ptr<Backend>> MakeCudaBackend(int) {
+Result<std::unique_ptr<Backend>> MakeCudaBackend(int, MatMulPrecision) {
   return UnavailableError("this hubnode was built without CUDA (cmake found no CUDA toolkit, or -DHUBNODE_CUDA=OFF)");
 }
 

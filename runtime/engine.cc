@@ -60,7 +60,7 @@ std::string ChatTemplateSource(TensorSource& source, const std::string& tokenize
 // The backend `options` ask for: kAuto takes a CUDA device when there is one, else the CPU.
 Result<std::unique_ptr<Backend>> MakeBackend(const EngineOptions& options) {
   if (options.backend == BackendKind::kCpu) return MakeCpuBackend(options.threads, options.matmul_precision);
-  auto gpu = MakeCudaBackend(options.gpu_device);
+  auto gpu = MakeCudaBackend(options.gpu_device, options.matmul_precision);
   if (gpu.ok() || options.backend == BackendKind::kCuda) return gpu;
   return MakeCpuBackend(options.threads, options.matmul_precision);
 }

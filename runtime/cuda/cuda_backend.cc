@@ -136,8 +136,9 @@ int Code(DType d) {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(std::shared_ptr<Device> device, std::string description, int sms)
-      : dev_(std::move(device)), device_(std::move(description)), sms_(sms) {}
+  CudaBackend(std::shared_ptr<Device> device, std::string description, int sms, MatMulPrecision precision)
+      : dev_(std::move(device)), device_(std::move(description)), sms_(sms),
+        precision_(precision == MatMulPrecision::kAuto ? MatMulPrecision::kBf16x2 : precision) {}
 
   ~CudaBackend() override {
     cudaSetDevice(dev_->id);
@@ -171,6 +172,7 @@ class CudaBackend final : public Backend {
       if (cudaError_t e = cudaHostAlloc(&bounce_[i], kBounceBytes, cudaHostAllocDefault); e != cudaSuccess) return fail("pinned memory", e);
       if (cudaError_t e = cudaEventCreateWithFlags(&bounce_done_[i], cudaEventDisableTiming); e != cudaSuccess) return fail("event", e);
     }
+    device_ += std::string(", prefill ") + (precision_ == MatMulPrecision::kFp32 ? "fp32" : MatMulPrecisionName(precision_).data());
     if (!blas_.error.empty()) {
       device_ += ", without cuBLAS (" + blas_.error + "): prefill runs on the grouped kernel";
     } else if (cublasStatus_t s = blas_.create(&cublas_); s != CUBLAS_STATUS_SUCCESS) {
@@ -250,12 +252,16 @@ class CudaBackend final : public Backend {
     std::vector<Group> groups;
     for (const MatMulArgs& a : products) {
       if (a.n <= 0 || a.w.rows <= 0) continue;
-      if (cublas_ && a.n > kGemvMaxTokens && (a.w.dtype == DType::kBF16 || a.w.dtype == DType::kF32)) {
+      if (cublas_ && a.n > kGemvMaxTokens &&
+          (a.w.dtype == DType::kF32 || (a.w.dtype == DType::kBF16 && precision_ != MatMulPrecision::kFp32))) {
         Blas(a);
         continue;
       }
       const int code = Code(a.w.dtype);
-      const bool vec = a.w.cols % 8 == 0 && reinterpret_cast<uintptr_t>(a.w.data) % 16 == 0;
+      // 16-byte loads of 8 (16-bit, f32: two loads), 16 (8-bit) or 32 (int4) elements: whole row
+      // widths of them, and aligned data.
+      const int64_t group = a.w.dtype == DType::kI4 ? 32 : DTypeSize(a.w.dtype) == 1 ? 16 : 8;
+      const bool vec = a.w.cols % group == 0 && reinterpret_cast<uintptr_t>(a.w.data) % 16 == 0;
       auto it = std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.code == code && g.vec == vec; });
       if (it == groups.end()) {
         groups.push_back(Group{code, vec, 0, {}});
@@ -362,11 +368,29 @@ class CudaBackend final : public Backend {
   void AddScaled(const AddScaledArgs& a) override {
     if (!Ok() || a.n <= 0) return;
     cudaSetDevice(dev_->id);
-    Reserve({a.scale ? a.n * sizeof(float) : 0, a.rows ? a.n * sizeof(int32_t) : 0});
+    // Repeated target rows: each row's sources in order (a stable bucket sort), so every element
+    // takes its adds in the CPU's order and rows run in parallel.
+    std::vector<int32_t> first, by_row;
+    if (a.rows) {
+      int32_t targets = 0;
+      for (int64_t i = 0; i < a.n; ++i) {
+        if (a.rows[i] < 0) return Fail("add_scaled: negative row");
+        targets = std::max(targets, a.rows[i] + 1);
+      }
+      first.assign(targets + 1, 0);
+      for (int64_t i = 0; i < a.n; ++i) ++first[a.rows[i] + 1];
+      for (int32_t r = 0; r < targets; ++r) first[r + 1] += first[r];
+      by_row.resize(a.n);
+      std::vector<int32_t> next(first.begin(), first.end() - 1);
+      for (int64_t i = 0; i < a.n; ++i) by_row[next[a.rows[i]]++] = static_cast<int32_t>(i);
+    }
+    Reserve({a.scale ? a.n * sizeof(float) : 0, first.size() * sizeof(int32_t), by_row.size() * sizeof(int32_t)});
     const float* scale = a.scale ? Stage(a.scale, a.n) : nullptr;
-    const int32_t* rows = a.rows ? Stage(a.rows, a.n) : nullptr;
-    if ((a.scale && !scale) || (a.rows && !rows)) return;
-    Launched(cuda::LaunchAddScaled(a.y, a.x, scale, rows, a.n, a.d, a.y_stride, a.x_stride, a.assign, dev_->stream),
+    const int32_t* first_dev = a.rows ? Stage(first.data(), static_cast<int64_t>(first.size())) : nullptr;
+    const int32_t* by_row_dev = a.rows ? Stage(by_row.data(), static_cast<int64_t>(by_row.size())) : nullptr;
+    if ((a.scale && !scale) || (a.rows && (!first_dev || !by_row_dev))) return;
+    Launched(cuda::LaunchAddScaled(a.y, a.x, scale, first_dev, by_row_dev, static_cast<int64_t>(first.size()) - 1, a.n,
+                                   a.d, a.y_stride, a.x_stride, a.assign, dev_->stream),
              "add_scaled");
   }
 
@@ -479,8 +503,10 @@ class CudaBackend final : public Backend {
       check(blas_.gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, a.w.data, CUDA_R_16BF, k, hi, CUDA_R_16BF, k,
                          a.accumulate ? &one : &zero, a.y, CUDA_R_32F, static_cast<int>(a.y_stride), CUBLAS_COMPUTE_32F,
                          CUBLAS_GEMM_DEFAULT));
-      check(blas_.gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, a.w.data, CUDA_R_16BF, k, lo, CUDA_R_16BF, k,
-                         &one, a.y, CUDA_R_32F, static_cast<int>(a.y_stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      if (precision_ == MatMulPrecision::kBf16x2) {
+        check(blas_.gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, a.w.data, CUDA_R_16BF, k, lo, CUDA_R_16BF, k,
+                            &one, a.y, CUDA_R_32F, static_cast<int>(a.y_stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      }
     }
     if (a.bias) Launched(cuda::LaunchAddBias(a.y, a.n, a.w.rows, a.y_stride, a.bias, dev_->stream), "bias");
   }
@@ -489,6 +515,7 @@ class CudaBackend final : public Backend {
   std::string device_;
   const Cublas& blas_ = LoadCublas();
   int64_t sms_;
+  const MatMulPrecision precision_;  // of bf16 products on cuBLAS: kBf16x2, kBf16 or kFp32
   cublasHandle_t cublas_ = nullptr;
   cudaStream_t copy_stream_ = nullptr;
   std::mutex upload_mu_;
@@ -509,7 +536,7 @@ class CudaBackend final : public Backend {
 
 bool CudaBuilt() { return true; }
 
-Result<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
+Result<std::unique_ptr<Backend>> MakeCudaBackend(int device, MatMulPrecision precision) {
   int count = 0;
   if (cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess) {
     cudaGetLastError();
@@ -538,7 +565,7 @@ Result<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   }
   const std::string description = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
                                   ", " + Gib(prop.totalGlobalMem) + ")";
-  auto backend = std::make_unique<CudaBackend>(std::move(dev), description, prop.multiProcessorCount);
+  auto backend = std::make_unique<CudaBackend>(std::move(dev), description, prop.multiProcessorCount, precision);
   RETURN_IF_ERROR(backend->Init());
   return std::unique_ptr<Backend>(std::move(backend));
 }

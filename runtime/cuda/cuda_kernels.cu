@@ -19,8 +19,7 @@ namespace {
 
 constexpr int kWarpsPerBlock = kGemvThreads / 32;
 constexpr int kRowsPerWarp = kGemvRowsPerBlock / kWarpsPerBlock;
-constexpr int kChunk = 1024;  // activation columns staged per pass
-constexpr int kUnroll = 4;    // 8-element groups per lane and row in flight
+constexpr int kUnroll = 4;  // 16-byte weight loads per lane and row in flight (at most)
 
 __device__ __forceinline__ float Bf16ToF32(uint32_t bits16) { return __uint_as_float(bits16 << 16); }
 
@@ -55,17 +54,72 @@ __device__ __forceinline__ float Elem(const void* w, int64_t i) {
   }
 }
 
-// Elements [i, i + 8) of a weight of code D with one 16-byte (or narrower) load.
-// REQUIRES: i % 8 == 0 and the data 16-byte aligned.
+// A lane's weight load: kGroup elements in one 16-byte load (two for f32).
 template <int D>
-__device__ __forceinline__ void Load8(const void* w, int64_t i, float (&f)[8]) {
+struct Fmt {
+  static constexpr int kGroup = D == kWF32 || D == kWF16 || D == kWBF16 ? 8 : D == kWI4 ? 32 : 16;
+};
+
+struct Raw {
+  uint4 a, b;  // b: f32's second half only
+};
+
+// Raw bits of element `i` (flat), for the element-load path: f32 bits, a 16-bit value, a byte, or
+// an int4 nibble.
+template <int D>
+__device__ __forceinline__ uint32_t ElemBits(const void* w, int64_t i) {
   if constexpr (D == kWF32) {
-    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(w) + i);
-    const float4 a = __ldg(p), b = __ldg(p + 1);
-    f[0] = a.x, f[1] = a.y, f[2] = a.z, f[3] = a.w, f[4] = b.x, f[5] = b.y, f[6] = b.z, f[7] = b.w;
+    return __float_as_uint(__ldg(static_cast<const float*>(w) + i));
   } else if constexpr (D == kWF16 || D == kWBF16) {
-    const uint4 u = __ldg(reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(w) + i));
-    const uint32_t words[4] = {u.x, u.y, u.z, u.w};
+    return __ldg(static_cast<const unsigned short*>(w) + i);
+  } else if constexpr (D == kWF8 || D == kWI8) {
+    return __ldg(static_cast<const unsigned char*>(w) + i);
+  } else {
+    return (__ldg(static_cast<const unsigned char*>(w) + i / 2) >> ((i & 1) * 4)) & 0xFu;
+  }
+}
+
+__device__ __forceinline__ void PutBits(Raw& raw, int bit, uint32_t v) {
+  uint32_t* words = bit < 128 ? &raw.a.x : &raw.b.x;
+  bit &= 127;
+  words[bit / 32] |= v << (bit % 32);
+}
+
+// Elements [i, i + kGroup) of row-major weight data, `valid` of them in range (the rest read as 0).
+// kVec: one 16-byte load (two for f32); REQUIRES i % kGroup == 0, the data 16-byte aligned and the
+// row width a multiple of kGroup.
+template <int D, bool kVec>
+__device__ __forceinline__ Raw LoadRaw(const void* w, int64_t i, int valid) {
+  Raw raw{};
+  if constexpr (kVec) {
+    if constexpr (D == kWF32) {
+      const uint4* p = reinterpret_cast<const uint4*>(static_cast<const float*>(w) + i);
+      raw.a = __ldg(p);
+      raw.b = __ldg(p + 1);
+    } else {
+      const auto* bytes = static_cast<const unsigned char*>(w);
+      raw.a = __ldg(reinterpret_cast<const uint4*>(bytes + (D == kWI4 ? i / 2 : D == kWF8 || D == kWI8 ? i : 2 * i)));
+    }
+  } else {
+    constexpr int kBits = D == kWF32 ? 32 : D == kWF16 || D == kWBF16 ? 16 : D == kWI4 ? 4 : 8;
+    for (int e = 0; e < Fmt<D>::kGroup; ++e) {
+      // Out of range: 0, which is the value 0 in every format but int4 (nibble 8 is 0 there).
+      const uint32_t bits = e < valid ? ElemBits<D>(w, i + e) : (D == kWI4 ? 8u : 0u);
+      PutBits(raw, e * kBits, bits);
+    }
+  }
+  return raw;
+}
+
+// Elements [8·sub, 8·sub + 8) of a raw load, as f32 (block scale not applied).
+template <int D>
+__device__ __forceinline__ void Decode(const Raw& raw, int sub, float (&f)[8]) {
+  if constexpr (D == kWF32) {
+    const uint32_t words[8] = {raw.a.x, raw.a.y, raw.a.z, raw.a.w, raw.b.x, raw.b.y, raw.b.z, raw.b.w};
+#pragma unroll
+    for (int k = 0; k < 8; ++k) f[k] = __uint_as_float(words[k]);
+  } else if constexpr (D == kWF16 || D == kWBF16) {
+    const uint32_t words[4] = {raw.a.x, raw.a.y, raw.a.z, raw.a.w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       if constexpr (D == kWBF16) {
@@ -77,10 +131,10 @@ __device__ __forceinline__ void Load8(const void* w, int64_t i, float (&f)[8]) {
       }
     }
   } else if constexpr (D == kWF8 || D == kWI8) {
-    const uint2 u = __ldg(reinterpret_cast<const uint2*>(static_cast<const unsigned char*>(w) + i));
+    const uint32_t lo = sub == 0 ? raw.a.x : raw.a.z, hi = sub == 0 ? raw.a.y : raw.a.w;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
-      const uint32_t b = ((k < 4 ? u.x : u.y) >> ((k & 3) * 8)) & 0xFFu;
+      const uint32_t b = ((k < 4 ? lo : hi) >> ((k & 3) * 8)) & 0xFFu;
       if constexpr (D == kWF8) {
         f[k] = F8ToF32(b);
       } else {
@@ -88,7 +142,7 @@ __device__ __forceinline__ void Load8(const void* w, int64_t i, float (&f)[8]) {
       }
     }
   } else {
-    const uint32_t u = __ldg(reinterpret_cast<const unsigned int*>(static_cast<const unsigned char*>(w) + i / 2));
+    const uint32_t u = sub == 0 ? raw.a.x : sub == 1 ? raw.a.y : sub == 2 ? raw.a.z : raw.a.w;
 #pragma unroll
     for (int k = 0; k < 8; ++k) f[k] = static_cast<float>(static_cast<int>((u >> (4 * k)) & 0xFu) - 8);
   }
@@ -119,8 +173,20 @@ __device__ float BlockSum(float v) {
   return out;
 }
 
+// Activation columns staged per pass: 16 KB of shared memory per token row up to 32 KB in all.
+template <int T>
+__host__ __device__ constexpr int ChunkFor() {
+  return T <= 2 ? 4096 : 8192 / T;
+}
+
 template <int D, int T, bool kVec>
 __global__ void __launch_bounds__(kGemvThreads) GemvKernel(const GemvProduct* __restrict__ products, int count) {
+  constexpr int kChunk = ChunkFor<T>();
+  constexpr int kGroup = Fmt<D>::kGroup;
+  constexpr int kSubs = kGroup / 8;
+  // Loads in flight per lane and row: as many as a chunk holds, at most kUnroll.
+  constexpr int kU = kChunk / (32 * kGroup) < kUnroll ? (kChunk / (32 * kGroup) > 0 ? kChunk / (32 * kGroup) : 1) : kUnroll;
+  constexpr int kStep = 32 * kGroup;  // columns a warp covers with one load per lane
   __shared__ __align__(16) float xs[T][kChunk];
   // The product this block belongs to: the last whose first_block <= blockIdx.x.
   const int64_t block = blockIdx.x;
@@ -152,59 +218,65 @@ __global__ void __launch_bounds__(kGemvThreads) GemvKernel(const GemvProduct* __
   for (int64_t k0 = 0; k0 < p.cols; k0 += kChunk) {
     const int kc = static_cast<int>(min(static_cast<int64_t>(kChunk), p.cols - k0));
     __syncthreads();  // the previous chunk is consumed
-    for (int idx = threadIdx.x; idx < nt * kChunk; idx += kGemvThreads) {  // rows t >= nt are never written out
+    // Rows t >= nt are never written out; columns past kc read as 0 (the element path's tail).
+    for (int idx = threadIdx.x; idx < nt * kChunk; idx += kGemvThreads) {
       const int t = idx / kChunk, c = idx % kChunk;
-      xs[t][c] = (t < nt && c < kc) ? p.x[(tok0 + t) * p.x_stride + k0 + c] : 0.0f;
+      xs[t][c] = c < kc ? p.x[(tok0 + t) * p.x_stride + k0 + c] : 0.0f;
     }
     __syncthreads();
-    for (int g0 = lane * 8; g0 < kc; g0 += 256 * kUnroll) {
-      float wv[kUnroll][kRowsPerWarp][8];
-      float sc[kUnroll][kRowsPerWarp];
+    for (int g0 = lane * kGroup; g0 < kc; g0 += kStep * kU) {
+      Raw raw[kU][kRowsPerWarp];
+      // Every load first (bytes in flight), then the arithmetic.
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int g = g0 + u * 256;
-        const int64_t c = k0 + g;
+      for (int u = 0; u < kU; ++u) {
+        const int g = g0 + u * kStep;
 #pragma unroll
         for (int r = 0; r < kRowsPerWarp; ++r) {
           const int64_t row = row0 + r;
-          sc[u][r] = 1.0f;
-          if (g >= kc || row >= p.rows) {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) wv[u][r][e] = 0.0f;
-            continue;
-          }
-          if constexpr (kVec) {
-            Load8<D>(p.w, row * p.cols + c, wv[u][r]);
+          if (g < kc && row < p.rows) {
+            raw[u][r] = LoadRaw<D, kVec>(p.w, row * p.cols + k0 + g, static_cast<int>(min(static_cast<int64_t>(kGroup), p.cols - k0 - g)));
           } else {
-#pragma unroll
-            for (int e = 0; e < 8; ++e) wv[u][r][e] = c + e < p.cols ? Elem<D>(p.w, row * p.cols + c + e) : 0.0f;
-          }
-          if constexpr (kScaled) {
-            // block_cols is a multiple of 16 or the whole row: a group of 8 never straddles blocks.
-            sc[u][r] = __ldg(p.scales + (row / p.block_rows) * p.scale_cols + c / p.block_cols);
+            raw[u][r] = Raw{};
           }
         }
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int g = g0 + u * 256;
+      for (int u = 0; u < kU; ++u) {
+        const int g = g0 + u * kStep;
         if (g >= kc) break;
 #pragma unroll
-        for (int t = 0; t < T; ++t) {
-          const float4 a = *reinterpret_cast<const float4*>(&xs[t][g]);
-          const float4 b = *reinterpret_cast<const float4*>(&xs[t][g + 4]);
+        for (int sub = 0; sub < kSubs; ++sub) {
+          const int gs = g + sub * 8;  // this 8-element group's first column in the chunk
+          if (gs >= kc) break;
+          float wv[kRowsPerWarp][8];
+          float sc[kRowsPerWarp];
 #pragma unroll
           for (int r = 0; r < kRowsPerWarp; ++r) {
-            const float* w = wv[u][r];
-            float d = w[0] * a.x;
-            d = fmaf(w[1], a.y, d);
-            d = fmaf(w[2], a.z, d);
-            d = fmaf(w[3], a.w, d);
-            d = fmaf(w[4], b.x, d);
-            d = fmaf(w[5], b.y, d);
-            d = fmaf(w[6], b.z, d);
-            d = fmaf(w[7], b.w, d);
-            acc[r][t] = fmaf(d, sc[u][r], acc[r][t]);
+            Decode<D>(raw[u][r], sub, wv[r]);
+            sc[r] = 1.0f;
+            if constexpr (kScaled) {
+              // block_cols is a multiple of 16 or the whole row: 8 aligned columns share a block.
+              const int64_t row = min(row0 + r, p.rows - 1);
+              sc[r] = __ldg(p.scales + (row / p.block_rows) * p.scale_cols + (k0 + gs) / p.block_cols);
+            }
+          }
+#pragma unroll
+          for (int t = 0; t < T; ++t) {
+            const float4 a = *reinterpret_cast<const float4*>(&xs[t][gs]);
+            const float4 b = *reinterpret_cast<const float4*>(&xs[t][gs + 4]);
+#pragma unroll
+            for (int r = 0; r < kRowsPerWarp; ++r) {
+              const float* w = wv[r];
+              float d = w[0] * a.x;
+              d = fmaf(w[1], a.y, d);
+              d = fmaf(w[2], a.z, d);
+              d = fmaf(w[3], a.w, d);
+              d = fmaf(w[4], b.x, d);
+              d = fmaf(w[5], b.y, d);
+              d = fmaf(w[6], b.z, d);
+              d = fmaf(w[7], b.w, d);
+              acc[r][t] = fmaf(d, sc[r], acc[r][t]);
+            }
           }
         }
       }
@@ -389,6 +461,101 @@ __global__ void AttentionCombineKernel(AttentionParams p) {
   }
 }
 
+// Prefill (several queries of a sequence, head_dim <= 128): a block takes 16 queries of one head
+// and walks their keys in tiles of 32 staged in shared memory, so each key is read once per 16
+// queries rather than once per query. Warp w owns queries 4w..4w+3; lane l scores key l of the
+// tile against a query (keys padded to a stride of 129 floats: no bank conflicts), then owns
+// output dimensions l, l + 32, ... of the weighted sum (online softmax per query).
+constexpr int kTileQ = 16, kTileK = 32, kTileHd = 128, kTileQPerWarp = kTileQ / kAttentionWarps;
+
+__device__ __forceinline__ float WarpMax(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xFFFFFFFFu, v, o));
+  return v;
+}
+
+__global__ void __launch_bounds__(kAttentionWarps * 32) AttentionTiledKernel(AttentionParams p) {
+  __shared__ float ks[kTileK][kTileHd + 1];
+  __shared__ float vs[kTileK][kTileHd];
+  __shared__ float qs[kTileQ][kTileHd];
+  __shared__ float ps[kAttentionWarps][kTileK];
+  const int64_t h = blockIdx.y, i0 = int64_t{blockIdx.x} * kTileQ;
+  const int nq = static_cast<int>(min(static_cast<int64_t>(kTileQ), p.n - i0));
+  const int64_t kvh = h / (p.heads / p.kv_heads), hd = p.head_dim, kv_stride = p.kv_heads * hd;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t idx = threadIdx.x; idx < nq * hd; idx += blockDim.x) {
+    const int64_t qi = idx / hd, d = idx % hd;
+    qs[qi][d] = p.q[(i0 + qi) * p.q_stride + h * hd + d];
+  }
+  // The keys any of the block's queries attends to, and each of this warp's queries' own range.
+  int64_t lo = INT64_MAX, hi = -1;
+  for (int qi = 0; qi < nq; ++qi) {
+    const int64_t last = p.positions[i0 + qi];
+    lo = min(lo, p.window > 0 ? max(int64_t{0}, last - p.window + 1) : int64_t{0});
+    hi = max(hi, last);
+  }
+  float m[kTileQPerWarp], l[kTileQPerWarp], acc[kTileQPerWarp][kTileHd / 32];
+  int64_t first[kTileQPerWarp], last[kTileQPerWarp];
+#pragma unroll
+  for (int j = 0; j < kTileQPerWarp; ++j) {
+    const int qi = warp * kTileQPerWarp + j;
+    last[j] = qi < nq ? p.positions[i0 + qi] : -1;
+    first[j] = p.window > 0 ? max(int64_t{0}, last[j] - p.window + 1) : 0;
+    m[j] = -INFINITY;
+    l[j] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kTileHd / 32; ++e) acc[j][e] = 0.0f;
+  }
+  for (int64_t t0 = lo; t0 <= hi; t0 += kTileK) {
+    __syncthreads();  // the previous tile is consumed (and, the first time, qs written)
+    for (int64_t idx = threadIdx.x; idx < kTileK * hd; idx += blockDim.x) {
+      const int64_t kk = idx / hd, d = idx % hd, t = t0 + kk;
+      ks[kk][d] = t <= hi ? p.k[t * kv_stride + kvh * hd + d] : 0.0f;
+      vs[kk][d] = t <= hi ? p.v[t * kv_stride + kvh * hd + d] : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kTileQPerWarp; ++j) {
+      const int qi = warp * kTileQPerWarp + j;
+      if (qi >= nq) break;  // warp-uniform
+      const int64_t t = t0 + lane;
+      float s = -INFINITY;
+      if (t >= first[j] && t <= last[j]) {
+        s = 0.0f;
+        for (int64_t d = 0; d < hd; ++d) s = fmaf(qs[qi][d], ks[lane][d], s);
+        s *= p.scale;
+      }
+      const float m_new = fmaxf(m[j], WarpMax(s));
+      if (m_new == -INFINITY) continue;  // no key of this query yet (warp-uniform)
+      const float w = expf(s - m_new), corr = expf(m[j] - m_new);
+      l[j] = l[j] * corr + WarpSum(w);
+      ps[warp][lane] = w;
+      __syncwarp();
+#pragma unroll
+      for (int e = 0; e < kTileHd / 32; ++e) {
+        const int64_t d = lane + 32 * e;
+        float a = acc[j][e] * corr;
+        if (d < hd) {
+          for (int kk = 0; kk < kTileK; ++kk) a = fmaf(ps[warp][kk], vs[kk][d], a);
+        }
+        acc[j][e] = a;
+      }
+      __syncwarp();
+      m[j] = m_new;
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kTileQPerWarp; ++j) {
+    const int qi = warp * kTileQPerWarp + j;
+    if (qi >= nq) break;
+#pragma unroll
+    for (int e = 0; e < kTileHd / 32; ++e) {
+      const int64_t d = lane + 32 * e;
+      if (d < hd) p.out[(i0 + qi) * p.out_stride + h * hd + d] = acc[j][e] / l[j];
+    }
+  }
+}
+
 template <int E>
 cudaError_t AttentionFor(const AttentionParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.n * p.heads), static_cast<unsigned>(p.splits));
@@ -406,14 +573,17 @@ __global__ void SiluMulKernel(float* a, const float* b, int64_t n, int64_t d, in
   }
 }
 
-// One thread per column: every element takes its adds in order of i (rows may repeat).
-__global__ void AddScaledRowsKernel(float* y, const float* x, const float* scale, const int32_t* rows, int64_t n,
-                                    int64_t d, int64_t y_stride, int64_t x_stride, bool assign) {
-  for (int64_t j = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; j < d; j += int64_t{gridDim.x} * blockDim.x) {
-    for (int64_t i = 0; i < n; ++i) {
-      const float s = scale ? scale[i] : 1.0f;
-      float* out = y + int64_t{rows[i]} * y_stride + j;
-      const float v = s * x[i * x_stride + j];
+// One thread per element of a target row: its sources (by_row[first[r] .. first[r + 1]), in
+// increasing order of i) added in that order, as the CPU does for repeated rows.
+__global__ void AddScaledRowsKernel(float* y, const float* x, const float* scale, const int32_t* first,
+                                    const int32_t* by_row, int64_t targets, int64_t d, int64_t y_stride,
+                                    int64_t x_stride, bool assign) {
+  for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < targets * d; idx += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t r = idx / d, j = idx % d;
+    float* out = y + r * y_stride + j;
+    for (int32_t q = first[r]; q < first[r + 1]; ++q) {
+      const int64_t i = by_row[q];
+      const float v = (scale ? scale[i] : 1.0f) * x[i * x_stride + j];
       *out = assign ? v : *out + v;
     }
   }
@@ -506,6 +676,12 @@ cudaError_t LaunchAttention(const AttentionParams& p, cudaStream_t stream) {
       p.n * p.heads > 0x7FFFFFFF) {
     return cudaErrorInvalidValue;
   }
+  if (p.n > 1 && p.splits == 1 && p.head_dim <= kTileHd) {  // prefill: key tiles shared by 16 queries
+    const dim3 grid(static_cast<unsigned>((p.n + kTileQ - 1) / kTileQ), static_cast<unsigned>(p.heads));
+    if (p.heads > 65535) return cudaErrorInvalidConfiguration;
+    AttentionTiledKernel<<<grid, kAttentionWarps * 32, 0, stream>>>(p);
+    return cudaGetLastError();
+  }
   if (p.head_dim <= 128) return AttentionFor<4>(p, stream);
   if (p.head_dim <= 256) return AttentionFor<8>(p, stream);
   if (p.head_dim <= 640) return AttentionFor<20>(p, stream);
@@ -519,11 +695,14 @@ cudaError_t LaunchSiluMul(float* a, const float* b, int64_t n, int64_t d, int64_
   return cudaGetLastError();
 }
 
-cudaError_t LaunchAddScaled(float* y, const float* x, const float* scale, const int32_t* rows, int64_t n, int64_t d,
-                            int64_t y_stride, int64_t x_stride, bool assign, cudaStream_t stream) {
+cudaError_t LaunchAddScaled(float* y, const float* x, const float* scale, const int32_t* first, const int32_t* by_row,
+                            int64_t targets, int64_t n, int64_t d, int64_t y_stride, int64_t x_stride, bool assign,
+                            cudaStream_t stream) {
   if (n <= 0 || d <= 0) return cudaSuccess;
-  if (rows) {
-    AddScaledRowsKernel<<<GridFor(d, 128), 128, 0, stream>>>(y, x, scale, rows, n, d, y_stride, x_stride, assign);
+  if (first) {
+    if (targets <= 0) return cudaSuccess;
+    AddScaledRowsKernel<<<GridFor(targets * d), 256, 0, stream>>>(y, x, scale, first, by_row, targets, d, y_stride,
+                                                                  x_stride, assign);
   } else {
     AddScaledKernel<<<GridFor(n * d), 256, 0, stream>>>(y, x, scale, n, d, y_stride, x_stride, assign);
   }

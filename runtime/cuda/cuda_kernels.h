@@ -36,8 +36,9 @@ inline constexpr int kGemvRowsPerBlock = 8;  // 4 warps of 2 rows
 inline constexpr int kGemvThreads = 128;
 
 // The products (a device array of `count`, sorted by first_block) all of weight code `code`; `tile`
-// tokens per block (1, 2, 4 or 8); `vec`: every weight has cols % 8 == 0 and 16-byte aligned data
-// (16-byte loads), else element loads.
+// tokens per block (1, 2, 4 or 8); `vec`: every weight's rows are whole 16-byte loads (cols a
+// multiple of 8 for 16-bit and f32 weights, 16 for 8-bit, 32 for int4) and its data 16-byte
+// aligned, else element loads.
 cudaError_t LaunchGemv(const GemvProduct* products, int count, int64_t blocks, int code, int tile, bool vec,
                        cudaStream_t stream);
 
@@ -81,10 +82,12 @@ cudaError_t LaunchAttention(const AttentionParams& p, cudaStream_t stream);
 cudaError_t LaunchSiluMul(float* a, const float* b, int64_t n, int64_t d, int64_t a_stride, int64_t b_stride,
                           cudaStream_t stream);
 
-// y[r, :] (+)= scale[i] · x[i, :], r = rows ? rows[i] : i, in order of i (runtime/backend.h
-// AddScaledArgs); scale and rows may be null.
-cudaError_t LaunchAddScaled(float* y, const float* x, const float* scale, const int32_t* rows, int64_t n, int64_t d,
-                            int64_t y_stride, int64_t x_stride, bool assign, cudaStream_t stream);
+// y[r, :] (+)= scale[i] · x[i, :] (runtime/backend.h AddScaledArgs; scale may be null). Without
+// `first`, r = i; with it, target row r takes the sources by_row[first[r] .. first[r + 1]) in that
+// order (increasing i: the order of the CPU's adds), for r < targets.
+cudaError_t LaunchAddScaled(float* y, const float* x, const float* scale, const int32_t* first, const int32_t* by_row,
+                            int64_t targets, int64_t n, int64_t d, int64_t y_stride, int64_t x_stride, bool assign,
+                            cudaStream_t stream);
 
 // y[i, :] = table[ids[i], :] as f32 (block-scaled tables with their scales).
 cudaError_t LaunchEmbed(const void* table, int code, int64_t cols, const float* scales, int64_t block_rows,

@@ -232,6 +232,48 @@ TEST_F(CudaVsCpu, MatMulEveryDtypeAndShapeInOneGroupedCall) {
   }
 }
 
+TEST_F(CudaVsCpu, MatMulPrecisionOfPrefillProducts) {
+  // bf16 weights, 37 activation rows: cuBLAS with bf16x2 (auto), one bf16 (bf16: ~4e-3 per term),
+  // or our fp32 kernel (fp32).
+  std::mt19937 rng(17);
+  const int64_t rows = 70, cols = 520, n = 37;
+  const HostWeight hw = MakeWeight(rng, DType::kBF16, rows, cols);
+  auto [wc, wg] = PutW(hw);
+  std::vector<float> x = Random(rng, n * cols);
+  auto [xc, xg] = PutF(x);
+  auto [yc, yg] = PutF(std::vector<float>(n * rows, 0.0f));
+  const MatMulArgs c{xc, n, cols, wc, nullptr, yc, rows, false};
+  cpu_->MatMul({&c, 1});
+  std::vector<float> w(rows * cols);
+  HostRowsToF32(wc, 0, rows, w.data());
+  for (auto [precision, rtol] : {std::pair<MatMulPrecision, double>{MatMulPrecision::kFp32, 2e-6},
+                                 {MatMulPrecision::kBf16x2, 3e-5}, {MatMulPrecision::kBf16, 8e-3}}) {
+    auto gpu = MakeCudaBackend(0, precision);
+    ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
+    auto buf = (*gpu)->Alloc(x.size() * 4 + hw.data.size() + n * rows * 4);
+    ASSERT_TRUE(buf.ok());
+    auto* base = static_cast<uint8_t*>((*buf)->data());
+    (*gpu)->Upload(base, {reinterpret_cast<const uint8_t*>(x.data()), x.size() * 4});
+    (*gpu)->Upload(base + x.size() * 4, hw.data);
+    WeightView v{base + x.size() * 4, DType::kBF16, rows, cols};
+    float* y = reinterpret_cast<float*>(base + x.size() * 4 + hw.data.size());
+    const MatMulArgs g{reinterpret_cast<const float*>(base), n, cols, v, nullptr, y, rows, false};
+    (*gpu)->MatMul({&g, 1});
+    std::vector<float> got(n * rows);
+    (*gpu)->Download(got.data(), y, got.size() * 4);
+    ASSERT_TRUE((*gpu)->Check().ok()) << (*gpu)->Check().ToString();
+    const std::vector<float> want = GetCpu(yc, n * rows);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t r = 0; r < rows; ++r) {
+        double mag = 0;
+        for (int64_t k = 0; k < cols; ++k) mag += std::abs(double(x[i * cols + k]) * w[r * cols + k]);
+        ASSERT_NEAR(got[i * rows + r], want[i * rows + r], rtol * mag + 1e-6)
+            << MatMulPrecisionName(precision) << " at " << i << "," << r;
+      }
+    }
+  }
+}
+
 TEST_F(CudaVsCpu, MatMulUnalignedRowSlice) {
   // A view starting one row into a bf16 weight of odd width: not 16-byte aligned, element loads.
   std::mt19937 rng(12);
@@ -297,7 +339,9 @@ TEST_F(CudaVsCpu, Attention) {
                         Case{1, 4099, 8, 8, 64, 100}, Case{5, 300, 4, 1, 1, 0}, Case{2, 1500, 16, 1, 576, 0},
                         Case{33, 0, 4, 4, 32, 7},
                         // queries whose spans differ by more than a slice: the first's later slices are empty
-                        Case{250, 10, 1, 1, 64, 0}}) {
+                        Case{250, 10, 1, 1, 64, 0},
+                        // prefill that fills the GPU: key tiles shared by 16 queries (with a window too)
+                        Case{40, 1000, 8, 2, 128, 0}, Case{37, 1000, 8, 8, 64, 100}, Case{300, 0, 2, 1, 96, 0}}) {
     const int64_t ctx = c.start + c.n, kvd = c.kv_heads * c.hd, qd = c.heads * c.hd, qs = qd + 3;
     std::vector<float> q = Random(rng, c.n * qs), k = Random(rng, ctx * kvd), v = Random(rng, ctx * kvd);
     auto [qc, qg] = PutF(q);
