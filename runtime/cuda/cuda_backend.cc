@@ -92,15 +92,25 @@ const Cublas& LoadCublas() {
   return loaded;
 }
 
-// What buffers need after the backend is gone: the device and the compute stream to drain.
+// What buffers need after the backend is gone: the device, the compute stream a free is ordered
+// after, and the stream allocations are made on.
 struct Device {
   int id = 0;
   cudaStream_t stream = nullptr;
+  // Stream-ordered allocation (cudaMallocAsync): a freed buffer returns to the pool when the
+  // compute stream has passed the kernels queued before the free, without the host waiting for
+  // them (cudaFree waits for the whole device: an expert evicted under the cache's lock stalled
+  // the scheduler). Without pool support: cudaMalloc, and a free waits for the compute stream.
+  bool pools = false;
+  cudaStream_t alloc_stream = nullptr;
+  std::mutex alloc_mu;
   ~Device() {
-    if (stream) {
-      cudaSetDevice(id);
-      cudaStreamSynchronize(stream);
-      cudaStreamDestroy(stream);
+    cudaSetDevice(id);
+    for (cudaStream_t s : {stream, alloc_stream}) {
+      if (s) {
+        cudaStreamSynchronize(s);
+        cudaStreamDestroy(s);
+      }
     }
   }
 };
@@ -110,8 +120,12 @@ class CudaBuffer final : public Buffer {
   CudaBuffer(std::shared_ptr<Device> device, void* data, size_t size) : device_(std::move(device)), data_(data), size_(size) {}
   ~CudaBuffer() override {
     cudaSetDevice(device_->id);
-    cudaStreamSynchronize(device_->stream);  // no queued kernel reads it any more
-    cudaFree(data_);
+    if (device_->pools) {
+      cudaFreeAsync(data_, device_->stream);  // after every kernel queued so far; the host goes on
+    } else {
+      cudaStreamSynchronize(device_->stream);  // no queued kernel reads it any more
+      cudaFree(data_);
+    }
   }
   void* data() override { return data_; }
   size_t size() const override { return size_; }
@@ -201,7 +215,16 @@ class CudaBackend final : public Backend {
     cudaSetDevice(dev_->id);
     void* p = nullptr;
     const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
-    if (cudaError_t e = cudaMalloc(&p, rounded); e != cudaSuccess) {
+    cudaError_t e = cudaSuccess;
+    if (dev_->pools) {
+      // Allocated in order on the allocation stream, then waited for: usable by every stream.
+      std::lock_guard lock(dev_->alloc_mu);
+      e = cudaMallocAsync(&p, rounded, dev_->alloc_stream);
+      if (e == cudaSuccess) e = cudaStreamSynchronize(dev_->alloc_stream);
+    } else {
+      e = cudaMalloc(&p, rounded);
+    }
+    if (e != cudaSuccess) {
       cudaGetLastError();  // not sticky: the caller may try less
       size_t free_bytes = 0, total = 0;
       cudaMemGetInfo(&free_bytes, &total);
@@ -559,10 +582,20 @@ Result<std::unique_ptr<Backend>> MakeCudaBackend(int device, MatMulPrecision pre
   }
   auto dev = std::make_shared<Device>();
   dev->id = device;
-  if (cudaError_t e = cudaStreamCreateWithFlags(&dev->stream, cudaStreamNonBlocking); e != cudaSuccess) {
-    dev->stream = nullptr;
-    return UnavailableError("CUDA device " + std::to_string(device) + ": " + CudaError(e));
+  for (cudaStream_t* s : {&dev->stream, &dev->alloc_stream}) {
+    if (cudaError_t e = cudaStreamCreateWithFlags(s, cudaStreamNonBlocking); e != cudaSuccess) {
+      *s = nullptr;
+      return UnavailableError("CUDA device " + std::to_string(device) + ": " + CudaError(e));
+    }
   }
+  int pools = 0;
+  cudaMemPool_t pool = nullptr;
+  if (cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device) == cudaSuccess && pools &&
+      cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
+    uint64_t keep = UINT64_MAX;  // freed memory stays in the pool for the next expert
+    dev->pools = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) == cudaSuccess;
+  }
+  cudaGetLastError();
   const std::string description = std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
                                   ", " + Gib(prop.totalGlobalMem) + ")";
   auto backend = std::make_unique<CudaBackend>(std::move(dev), description, prop.multiProcessorCount, precision);
