@@ -137,6 +137,10 @@ class Backend {
   // every later op is skipped and Download returns zeros. Always OK on the CPU.
   virtual Status Check() { return OkStatus(); }
 
+  // Bytes the backend could still allocate (a device's free memory); 0 = not bounded this way (the
+  // CPU, whose budget the user sets).
+  virtual uint64_t free_memory() { return 0; }
+
   // ResourceExhausted when the memory cannot be had.
   virtual Result<std::unique_ptr<Buffer>> Alloc(size_t bytes) = 0;
   // Copies host bytes into backend memory at `dst` (a pointer into one of its buffers).

@@ -97,19 +97,16 @@ class EngineImpl final : public Engine {
       template_ = std::make_unique<jinja::Template>(std::move(*tmpl));
     }
     ASSIGN_OR_RETURN(std::vector<TensorDesc> tensors, source_->ListTensors());
-    ASSIGN_OR_RETURN(backend_, MakeBackend(options_));
-    ASSIGN_OR_RETURN(weights_, ModelWeights::Load(*source_, *backend_, config_, tensors));
-    if (config_.experts > 0) {
-      // On a GPU the cache holds experts in device memory, within the GPU's budget.
-      // Below it, host memory keeps the images of experts loaded before (as held: read and
-      // converted once) within the CPU's budget, all of them by default.
-      const bool host = backend_->host_memory();
-      const uint64_t budget = host ? options_.expert_budget_bytes : options_.gpu_expert_budget_bytes;
-      const uint64_t tier = options_.expert_budget_bytes ? options_.expert_budget_bytes : UINT64_MAX;
-      experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, budget, options_.expert_dtype,
-                                               host ? 0 : tier);
-      info_.expert_dtype = std::string(ExpertDTypeName(options_.expert_dtype));
-      ASSIGN_OR_RETURN(info_.expert_bytes, experts_->Validate());
+    ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, MakeBackend(options_));
+    const bool device = !backend->host_memory();
+    if (Status s = LoadWeights(std::move(backend), tensors); !s.ok()) {
+      // --backend auto: a model the GPU cannot hold runs on the CPU rather than not at all.
+      if (!device || options_.backend != BackendKind::kAuto || s.code() != StatusCode::kResourceExhausted) return s;
+      LOG(Warning) << "the GPU cannot hold this model (" << s.ToString() << "); running it on the CPU";
+      experts_.reset();
+      weights_.reset();
+      backend_.reset();
+      RETURN_IF_ERROR(LoadWeights(MakeCpuBackend(options_.threads, options_.matmul_precision), tensors));
     }
     model_ = std::make_unique<Model>(config_, *backend_, *weights_, experts_.get(), options_.prefetch, options_.on_routing);
     info_.architecture = config_.model_type;
@@ -204,6 +201,31 @@ class EngineImpl final : public Engine {
       trace.decode.push_back(last);
     }
     return trace;
+  }
+
+  // The resident weights and the expert cache on `backend`.
+  Status LoadWeights(std::unique_ptr<Backend> backend, const std::vector<TensorDesc>& tensors) {
+    backend_ = std::move(backend);
+    ASSIGN_OR_RETURN(weights_, ModelWeights::Load(*source_, *backend_, config_, tensors));
+    if (config_.experts > 0) {
+      // On a GPU the cache holds experts in device memory, within the GPU's budget (by default
+      // what the GPU has free after the resident weights, less room for activations and KV
+      // caches). Below it, host memory keeps the images of experts loaded before (as held: read
+      // and converted once) within the CPU's budget, all of them by default.
+      const bool host = backend_->host_memory();
+      uint64_t budget = host ? options_.expert_budget_bytes : options_.gpu_expert_budget_bytes;
+      if (!host && budget == 0) {
+        const uint64_t free = backend_->free_memory();
+        const uint64_t reserve = std::max<uint64_t>(uint64_t{1} << 30, free / 8);
+        budget = free > reserve ? free - reserve : 1;
+      }
+      const uint64_t tier = options_.expert_budget_bytes ? options_.expert_budget_bytes : UINT64_MAX;
+      experts_ = std::make_unique<ExpertCache>(*source_, *backend_, config_, tensors, budget, options_.expert_dtype,
+                                               host ? 0 : tier);
+      info_.expert_dtype = std::string(ExpertDTypeName(options_.expert_dtype));
+      ASSIGN_OR_RETURN(info_.expert_bytes, experts_->Validate());
+    }
+    return OkStatus();
   }
 
   Status Health() const override { return backend_ ? backend_->Check() : OkStatus(); }

@@ -206,6 +206,16 @@ class CudaBackend final : public Backend {
     return true;
   }
 
+  uint64_t free_memory() override {
+    cudaSetDevice(dev_->id);
+    size_t free_bytes = 0, total = 0;
+    if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    return free_bytes;
+  }
+
   Status Check() override {
     std::lock_guard lock(error_mu_);
     return error_;
@@ -601,18 +611,6 @@ Result<std::unique_ptr<Backend>> MakeCudaBackend(int device, MatMulPrecision pre
   auto backend = std::make_unique<CudaBackend>(std::move(dev), description, prop.multiProcessorCount, precision);
   RETURN_IF_ERROR(backend->Init());
   return std::unique_ptr<Backend>(std::move(backend));
-}
-
-Result<uint64_t> CudaFreeMemory(int device) {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || device < 0 || device >= count) {
-    cudaGetLastError();
-    return UnavailableError("no CUDA device");
-  }
-  cudaSetDevice(device);
-  size_t free_bytes = 0, total = 0;
-  if (cudaError_t e = cudaMemGetInfo(&free_bytes, &total); e != cudaSuccess) return UnavailableError(CudaError(e));
-  return static_cast<uint64_t>(free_bytes);
 }
 
 }  // namespace hubnode::runtime
