@@ -12,8 +12,8 @@
 // product table) are copied to the device through a pinned staging ring on the compute stream, so
 // ops queue without waiting for the GPU; Download waits for it. Uploads (weights, experts loaded
 // on the cache's loader thread) use a second stream and pinned bounce buffers, overlapping the
-// compute stream. A buffer is freed only once the compute stream has drained (a queued kernel may
-// still read an evicted expert).
+// compute stream. Allocation is stream-ordered: a buffer's free is queued after every kernel that
+// may still read it (an evicted expert), and the host does not wait.
 //
 // Errors are values: an allocation that fails is ResourceExhausted; a failed launch or a fault
 // (a lost device) makes the backend's Check() fail, and every later op is skipped.
@@ -168,8 +168,10 @@ class CudaBackend final : public Backend {
     }
     if (stage_host_) cudaFreeHost(stage_host_);
     if (stage_dev_) cudaFree(stage_dev_);
-    if (split_) cudaFree(split_);
-    if (partial_) cudaFree(partial_);
+    for (void* scratch : {split_, partial_}) {
+      if (scratch) dev_->pools ? cudaFreeAsync(scratch, dev_->stream) : cudaFree(scratch);
+    }
+    cudaStreamSynchronize(dev_->stream);
   }
 
   // The resources beyond the stream; Unavailable naming what failed.
@@ -213,6 +215,15 @@ class CudaBackend final : public Backend {
       cudaGetLastError();
       return 0;
     }
+    // Memory the pool holds but no buffer uses is free to this backend too.
+    cudaMemPool_t pool = nullptr;
+    uint64_t reserved = 0, used = 0;
+    if (dev_->pools && cudaDeviceGetDefaultMemPool(&pool, dev_->id) == cudaSuccess &&
+        cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess &&
+        cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used) == cudaSuccess && reserved > used) {
+      free_bytes += reserved - used;
+    }
+    cudaGetLastError();
     return free_bytes;
   }
 
@@ -230,7 +241,13 @@ class CudaBackend final : public Backend {
       // Allocated in order on the allocation stream, then waited for: usable by every stream.
       std::lock_guard lock(dev_->alloc_mu);
       e = cudaMallocAsync(&p, rounded, dev_->alloc_stream);
-      if (e == cudaSuccess) e = cudaStreamSynchronize(dev_->alloc_stream);
+      if (e == cudaSuccess) {
+        if (cudaError_t sync = cudaStreamSynchronize(dev_->alloc_stream); sync != cudaSuccess) {
+          Note(sync, "alloc");  // a fault, not a lack of memory
+          cudaFreeAsync(p, dev_->alloc_stream);
+          return UnavailableError("cuda: allocation on " + device_ + ": " + CudaError(sync));
+        }
+      }
     } else {
       e = cudaMalloc(&p, rounded);
     }
@@ -467,6 +484,10 @@ class CudaBackend final : public Backend {
   void Reserve(std::initializer_list<size_t> sizes) {
     size_t total = 0;
     for (size_t b : sizes) total += (b + 255) / 256 * 256;
+    if (total > kStageBytes) {
+      Fail("an op's host arrays exceed the staging ring (" + std::to_string(total) + " bytes)");
+      return;
+    }
     if ((stage_at_ + 255) / 256 * 256 + total > kStageBytes) {
       Note(cudaStreamSynchronize(dev_->stream), "staging");
       stage_at_ = 0;
@@ -501,11 +522,20 @@ class CudaBackend final : public Backend {
   bool Grow(void** buf, size_t* have, size_t need) {
     if (*have >= need) return true;
     const size_t want = std::max(need, *have * 2);
-    Note(cudaStreamSynchronize(dev_->stream), "scratch");
-    if (*buf) cudaFree(*buf);
-    *buf = nullptr;
-    *have = 0;
-    if (cudaError_t e = cudaMalloc(buf, want); e != cudaSuccess) {
+    cudaError_t e = cudaSuccess;
+    if (dev_->pools) {  // stream-ordered on the compute stream, the only one that uses scratch
+      if (*buf) cudaFreeAsync(*buf, dev_->stream);
+      *buf = nullptr;
+      *have = 0;
+      e = cudaMallocAsync(buf, want, dev_->stream);
+    } else {
+      Note(cudaStreamSynchronize(dev_->stream), "scratch");
+      if (*buf) cudaFree(*buf);
+      *buf = nullptr;
+      *have = 0;
+      e = cudaMalloc(buf, want);
+    }
+    if (e != cudaSuccess) {
       cudaGetLastError();
       *buf = nullptr;
       Fail("cannot allocate " + std::to_string(want) + " bytes of scratch: " + CudaError(e));
@@ -531,7 +561,7 @@ class CudaBackend final : public Backend {
       const size_t half = (static_cast<size_t>(a.n * a.w.cols) * 2 + 255) / 256 * 256;  // lo 256-byte aligned
       if (!Grow(&split_, &split_bytes_, 2 * half)) return;
       void* hi = split_;
-      void* lo = static_cast<uint8_t*>(split_) + half;
+      void* lo = precision_ == MatMulPrecision::kBf16x2 ? static_cast<uint8_t*>(split_) + half : nullptr;
       Launched(cuda::LaunchSplitBf16(a.x, a.n, a.w.cols, a.x_stride, hi, lo, dev_->stream), "split");
       check(blas_.gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, a.w.data, CUDA_R_16BF, k, hi, CUDA_R_16BF, k,
                          a.accumulate ? &one : &zero, a.y, CUDA_R_32F, static_cast<int>(a.y_stride), CUBLAS_COMPUTE_32F,

@@ -138,13 +138,15 @@ __device__ __forceinline__ void Decode(const Raw& raw, int sub, float (&f)[8]) {
       if constexpr (D == kWF8) {
         f[k] = F8ToF32(b);
       } else {
-        f[k] = static_cast<float>(static_cast<signed char>(b));
+        // b as signed, exactly, without an int-to-float conversion: 2²³ + (b ^ 0x80) − (2²³ + 128).
+        f[k] = __uint_as_float(0x4B000000u | (b ^ 0x80u)) - 8388736.0f;
       }
     }
   } else {
     const uint32_t u = sub == 0 ? raw.a.x : sub == 1 ? raw.a.y : sub == 2 ? raw.a.z : raw.a.w;
+    // nibble − 8, exactly: 2²³ + nibble − (2²³ + 8).
 #pragma unroll
-    for (int k = 0; k < 8; ++k) f[k] = static_cast<float>(static_cast<int>((u >> (4 * k)) & 0xFu) - 8);
+    for (int k = 0; k < 8; ++k) f[k] = __uint_as_float(0x4B000000u | ((u >> (4 * k)) & 0xFu)) - 8388616.0f;
   }
 }
 
@@ -218,9 +220,10 @@ __global__ void __launch_bounds__(kGemvThreads) GemvKernel(const GemvProduct* __
   for (int64_t k0 = 0; k0 < p.cols; k0 += kChunk) {
     const int kc = static_cast<int>(min(static_cast<int64_t>(kChunk), p.cols - k0));
     __syncthreads();  // the previous chunk is consumed
-    // Rows t >= nt are never written out; columns past kc read as 0 (the element path's tail).
-    for (int idx = threadIdx.x; idx < nt * kChunk; idx += kGemvThreads) {
-      const int t = idx / kChunk, c = idx % kChunk;
+    // Rows t >= nt are never read; columns past kc (to the next multiple of 8) read as 0.
+    const int kcs = (kc + 7) & ~7;
+    for (int idx = threadIdx.x; idx < nt * kcs; idx += kGemvThreads) {
+      const int t = idx / kcs, c = idx % kcs;
       xs[t][c] = c < kc ? p.x[(tok0 + t) * p.x_stride + k0 + c] : 0.0f;
     }
     __syncthreads();
@@ -262,6 +265,7 @@ __global__ void __launch_bounds__(kGemvThreads) GemvKernel(const GemvProduct* __
           }
 #pragma unroll
           for (int t = 0; t < T; ++t) {
+            if (t >= nt) break;  // block-uniform: a product with fewer rows than the tile
             const float4 a = *reinterpret_cast<const float4*>(&xs[t][gs]);
             const float4 b = *reinterpret_cast<const float4*>(&xs[t][gs + 4]);
 #pragma unroll
@@ -334,7 +338,7 @@ __global__ void SplitBf16Kernel(const float* x, int64_t n, int64_t cols, int64_t
     const float r = v - __bfloat162float(h);
     const __nv_bfloat16 l = __float2bfloat16_rn(r == r ? r : 0.0f);  // an infinite v: hi carries it (as the CPU)
     hi[idx] = __bfloat16_as_ushort(h);
-    lo[idx] = __bfloat16_as_ushort(l);
+    if (lo) lo[idx] = __bfloat16_as_ushort(l);
   }
 }
 

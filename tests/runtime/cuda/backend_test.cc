@@ -8,6 +8,10 @@
 // Products of bf16 weights with more than 8 activation rows run on cuBLAS with each activation split
 // into two bf16 (hi + lo: 16 significant bits, relative error ≤ 2⁻¹⁷ ≈ 7.6e-6 per term):
 // ≤ 3e-5 · Σ|xᵢ·wᵢ| + 1e-6. Element-wise ops: relative 1e-5 (expf/sincos differ in the last bits).
+//
+// Built a second time with HUBNODE_CUDA_TEST_ON_CPU (cuda_backend_test_harness, run everywhere):
+// the "device" is then a second CPU backend, which checks the harness itself — shapes, strides,
+// formats, expectations — so that on a GPU a failure is the kernels'.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +19,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "runtime/backend.h"
@@ -22,6 +27,16 @@
 
 namespace hubnode::runtime {
 namespace {
+
+#ifdef HUBNODE_CUDA_TEST_ON_CPU
+Result<std::unique_ptr<Backend>> Device(int, MatMulPrecision = MatMulPrecision::kAuto) {
+  return MakeCpuBackend(2, MatMulPrecision::kFp32);
+}
+#else
+Result<std::unique_ptr<Backend>> Device(int device, MatMulPrecision precision = MatMulPrecision::kAuto) {
+  return MakeCudaBackend(device, precision);
+}
+#endif
 
 uint16_t ToBf16(float f) {
   uint32_t b;
@@ -89,7 +104,7 @@ HostWeight MakeWeight(std::mt19937& rng, DType dt, int64_t rows, int64_t cols, i
 class CudaVsCpu : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto gpu = MakeCudaBackend(0);
+    auto gpu = Device(0);
     if (!gpu.ok()) GTEST_SKIP() << "no CUDA device to test on: " << gpu.status().ToString();
     gpu_ = std::move(*gpu);
     cpu_ = MakeCpuBackend(2, MatMulPrecision::kFp32);
@@ -163,7 +178,7 @@ std::string Name(const ProductCase& c) {
          std::to_string(c.n) + (c.bias ? " +bias" : "") + (c.accumulate ? " +=" : "");
 }
 
-TEST_F(CudaVsCpu, MatMulEveryDtypeAndShapeInOneGroupedCall) {
+TEST_F(CudaVsCpu, MatMulEveryDtypeShapeAndTile) {
   std::mt19937 rng(11);
   std::vector<ProductCase> cases;
   for (DType dt : {DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3, DType::kI8, DType::kI4}) {
@@ -178,6 +193,16 @@ TEST_F(CudaVsCpu, MatMulEveryDtypeAndShapeInOneGroupedCall) {
         for (int64_t n : {1, 4, 9}) cases.push_back({dt, rows, cols, n, true, n == 4});
       }
     }
+  }
+  // Block-scaled widths that are not whole 16-byte loads: the element path (partial groups, int4's
+  // padding nibble), with 16-column blocks too.
+  for (DType dt : {DType::kF8E4M3, DType::kI8}) {
+    for (auto [r, c, bc] : {std::tuple<int64_t, int64_t, int64_t>{7, 40, 16}, {5, 1000, 128}, {3, 4096 + 8, 128}}) {
+      for (int64_t n : {1, 2, 9}) cases.push_back({dt, r, c, n, true, n == 2, 1, bc});
+    }
+  }
+  for (auto [r, c] : {std::pair<int64_t, int64_t>{3, 2}, {7, 48}, {5, 4096 + 16}}) {
+    for (int64_t n : {1, 2, 9}) cases.push_back({DType::kI4, r, c, n, true, n == 2});
   }
   // DeepSeek-V3's float8 blocks: 128 x 128, rows not a multiple of the block.
   cases.push_back({DType::kF8E4M3, 200, 384, 1, false, false, 128, 128});
@@ -210,7 +235,15 @@ TEST_F(CudaVsCpu, MatMulEveryDtypeAndShapeInOneGroupedCall) {
     y0.push_back(std::move(y));
   }
   cpu_->MatMul(on_cpu);
-  gpu_->MatMul(on_gpu);
+  // Grouped calls by activation rows, so every token tile runs (1, 2, 4 and 8 rows per block; the
+  // batch-1 decode path is the 1-row tile with its 4096-column chunks).
+  for (auto [lo, hi] : {std::pair<int64_t, int64_t>{1, 1}, {2, 2}, {3, 4}, {5, INT64_MAX}}) {
+    std::vector<MatMulArgs> part;
+    for (const MatMulArgs& a : on_gpu) {
+      if (a.n >= lo && a.n <= hi) part.push_back(a);
+    }
+    gpu_->MatMul(part);
+  }
   for (size_t p = 0; p < cases.size(); ++p) {
     const ProductCase& c = cases[p];
     const int64_t ystride = c.rows + 3, xs = c.cols + 5;
@@ -248,7 +281,7 @@ TEST_F(CudaVsCpu, MatMulPrecisionOfPrefillProducts) {
   HostRowsToF32(wc, 0, rows, w.data());
   for (auto [precision, rtol] : {std::pair<MatMulPrecision, double>{MatMulPrecision::kFp32, 2e-6},
                                  {MatMulPrecision::kBf16x2, 3e-5}, {MatMulPrecision::kBf16, 8e-3}}) {
-    auto gpu = MakeCudaBackend(0, precision);
+    auto gpu = Device(0, precision);
     ASSERT_TRUE(gpu.ok()) << gpu.status().ToString();
     auto buf = (*gpu)->Alloc(x.size() * 4 + hw.data.size() + n * rows * 4);
     ASSERT_TRUE(buf.ok());
@@ -332,7 +365,7 @@ TEST_F(CudaVsCpu, Rope) {
 TEST_F(CudaVsCpu, Attention) {
   std::mt19937 rng(15);
   struct Case {
-    int64_t n, start, heads, kv_heads, hd, window;
+    int64_t n, start, heads, kv_heads, hd, window, step = 1;  // query i at start + step · i
   };
   // Decode (n = 1) over long contexts splits the context across blocks; prefill does not.
   for (const Case& c : {Case{1, 0, 4, 2, 64, 0}, Case{7, 3, 8, 2, 128, 0}, Case{1, 4099, 8, 2, 128, 0},
@@ -341,15 +374,17 @@ TEST_F(CudaVsCpu, Attention) {
                         // queries whose spans differ by more than a slice: the first's later slices are empty
                         Case{250, 10, 1, 1, 64, 0},
                         // prefill that fills the GPU: key tiles shared by 16 queries (with a window too)
-                        Case{40, 1000, 8, 2, 128, 0}, Case{37, 1000, 8, 8, 64, 100}, Case{300, 0, 2, 1, 96, 0}}) {
-    const int64_t ctx = c.start + c.n, kvd = c.kv_heads * c.hd, qd = c.heads * c.hd, qs = qd + 3;
+                        Case{40, 1000, 8, 2, 128, 0}, Case{37, 1000, 8, 8, 64, 100}, Case{300, 0, 2, 1, 96, 0},
+                        // spread positions with a short window: some queries have no key in a tile
+                        Case{40, 0, 4, 2, 64, 8, 5}}) {
+    const int64_t ctx = c.start + c.step * (c.n - 1) + 1, kvd = c.kv_heads * c.hd, qd = c.heads * c.hd, qs = qd + 3;
     std::vector<float> q = Random(rng, c.n * qs), k = Random(rng, ctx * kvd), v = Random(rng, ctx * kvd);
     auto [qc, qg] = PutF(q);
     auto [kc, kg] = PutF(k);
     auto [vc, vg] = PutF(v);
     auto [oc, og] = PutF(std::vector<float>(c.n * qd, 0.0f));
     std::vector<int32_t> pos(c.n);
-    for (int64_t i = 0; i < c.n; ++i) pos[i] = static_cast<int32_t>(c.start + i);
+    for (int64_t i = 0; i < c.n; ++i) pos[i] = static_cast<int32_t>(c.start + c.step * i);
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
     // MLA reads one latent as key and value: the same buffer for both when kv_heads == 1 and hd > 512.
     const bool shared = c.hd > 512;
@@ -417,6 +452,7 @@ TEST_F(CudaVsCpu, OutOfMemoryIsAValueAndTheBackendGoesOn) {
   ExpectNear(GetGpu(xg, 3), GetCpu(xc, 3), 1e-6, "after an allocation failure");
 }
 
+#ifndef HUBNODE_CUDA_TEST_ON_CPU
 TEST(CudaBackend, NameSaysWhyWhenAbsent) {
   auto gpu = MakeCudaBackend(0);
   if (gpu.ok()) {
@@ -431,6 +467,7 @@ TEST(CudaBackend, NameSaysWhyWhenAbsent) {
   auto bad = MakeCudaBackend(1000);
   EXPECT_FALSE(bad.ok());
 }
+#endif
 
 }  // namespace
 }  // namespace hubnode::runtime
