@@ -31,6 +31,8 @@
 # BUILD/gpu-run; the table also goes to LOG/gpu_results.md. Models and stores live in a temporary
 # directory (WORK, removed at the end; ~30 GB at the peak with the 7b model).
 # Usage, from the repository root: bench/gpu/run.sh
+#   With .gpu/bundle.tar.xz present (bench/gpu/pack.sh, run where the project builds: the device
+#   image lacks hubnode's Debian libraries), the bundle's programs run and nothing is built.
 #   NO_BUILD=1 BUILD=build bench/gpu/run.sh   use an existing build (no configure, no build)
 #   BUDGET_S=450 (seconds for everything), BIG_LAYERS=16|8|0, HUBNODE=path (another binary)
 set -euo pipefail
@@ -44,19 +46,37 @@ if [[ ${1:-} == --step ]]; then
   shift 2
 else
   STEP=
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/hubnode-gpu.XXXXXX")
+  BUNDLE=${BUNDLE:-$ROOT/.gpu/bundle.tar.xz}
+  if [[ ${NO_BUILD:-0} != 1 && -f $BUNDLE ]]; then
+    # The programs built where the project builds (bench/gpu/pack.sh), laid out as a build tree.
+    # Unpacked with Python's tarfile: the device image may have no xz.
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$BUNDLE" "$WORK/bundle"
+    BUILD=$WORK/bundle-build
+    mkdir -p "$BUILD/hub" "$BUILD/tests/runtime" "$BUILD/bench"
+    ln -s "$WORK/bundle/bin/hubnode" "$BUILD/hub/hubnode"
+    ln -s "$WORK/bundle/bin/cuda_backend_test" "$BUILD/tests/runtime/cuda_backend_test"
+    ln -s "$WORK/bundle/bin/cuda_membw" "$BUILD/bench/cuda_membw"
+    ln -s "$WORK/bundle/bin/membw" "$BUILD/bench/membw"
+    NO_BUILD=1
+    echo "bundle: $(cat "$WORK/bundle/COMMIT" 2> /dev/null | cut -c1-90)"
+  fi
   BUILD=$(realpath -m "${BUILD:-$ROOT/build-gpu}")
   export NO_BUILD=${NO_BUILD:-0}
   HUBNODE=$(realpath -m "${HUBNODE:-$BUILD/hub/hubnode}")
   export HUBNODE
-  LOG=$(realpath -m "${OUT:-$BUILD/gpu-run}")
-  WORK=$(mktemp -d "${TMPDIR:-/tmp}/hubnode-gpu.XXXXXX")
+  LOG=$(realpath -m "${OUT:-$ROOT/build-gpu/gpu-run}")
   export HUBNODE_DATA=$WORK/data
   THREADS=$(nproc)
   export BUILD LOG WORK THREADS
   export PROMPT_TOKENS=${PROMPT_TOKENS:-128} GEN=${GEN:-128}
   BUDGET_S=${BUDGET_S:-450}
 fi
-PY=/usr/bin/python3
+# A python3 with NumPy (the device image's is first on PATH; /usr/bin/python3 here).
+if [[ -z ${PY:-} ]]; then
+  for PY in /usr/bin/python3 python3; do "$PY" -c 'import numpy' 2> /dev/null && break; done
+fi
+export PY
 
 # --- steps (each runs in its own process; results go to files under LOG) --------------------------
 

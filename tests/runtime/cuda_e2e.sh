@@ -31,7 +31,19 @@ WORK=$(mktemp -d)
 SERVER=
 trap '[[ -n "$SERVER" ]] && kill "$SERVER" 2> /dev/null; rm -rf "$WORK"' EXIT
 export HUBNODE_DATA="$WORK/data"
-PY=/usr/bin/python3
+# A python3 with NumPy (on the device image it is the one first on PATH, not /usr/bin/python3).
+if [[ -z ${PY:-} ]]; then
+  for PY in /usr/bin/python3 python3; do "$PY" -c 'import numpy' 2> /dev/null && break; done
+fi
+# HTTP through Python (the device image may have no curl): http URL [JSON-BODY] -> the body.
+http() {
+  $PY - "$@" <<'PYEOF'
+import sys, urllib.request
+req = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode() if len(sys.argv) > 2 else None,
+                             headers={"Content-Type": "application/json"})
+sys.stdout.write(urllib.request.urlopen(req, timeout=120).read().decode())
+PYEOF
+}
 PROMPT=3,17,42,99,5,63,120,7,88,31,2,150
 TOL=${CUDA_TOL:-1e-4}
 # shellcheck disable=SC2206  # CUDA_FLAGS is a list of words
@@ -170,8 +182,7 @@ if want serve; then
   U=$(sed -n 's/^hubnode serving \(http[^ ]*\).*/\1/p' "$WORK/serve.out")
   # complete PROMPT-IDS MAX-TOKENS -> the greedy text of /v1/completions
   complete() {
-    curl -sS --max-time 120 "$U/v1/completions" -H 'Content-Type: application/json' \
-      -d "{\"model\":\"$M\",\"prompt\":[$1],\"max_tokens\":$2,\"ignore_eos\":true,\"temperature\":0}" |
+    http "$U/v1/completions" "{\"model\":\"$M\",\"prompt\":[$1],\"max_tokens\":$2,\"ignore_eos\":true,\"temperature\":0}" |
       $PY -c 'import json, sys; print(json.load(sys.stdin)["choices"][0]["text"])'
   }
   # same NAME CUDA-FILE CPU-FILE: a check that the two texts are equal (and the CPU's not empty)
@@ -183,8 +194,7 @@ if want serve; then
   else
     complete "$LONG" 32 > "$WORK/single.cuda" 2>&1 || true
     same "/v1/completions = run --backend cpu" "$WORK/single.cuda" "$WORK/single.cpu"
-    curl -sS --max-time 120 "$U/v1/chat/completions" -H 'Content-Type: application/json' \
-      -d "{\"model\":\"$M\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello there\"}],\"max_tokens\":16,\"temperature\":0}" |
+    http "$U/v1/chat/completions" "{\"model\":\"$M\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello there\"}],\"max_tokens\":16,\"temperature\":0}" |
       $PY -c 'import json, sys; print(json.load(sys.stdin)["choices"][0]["message"]["content"])' > "$WORK/chat.cuda" 2>&1 || true
     same "/v1/chat/completions = run --chat --backend cpu" "$WORK/chat.cuda" "$WORK/chat.cpu"
     # 8 concurrent requests (decoded together on the device), each with its own prompt.
@@ -195,7 +205,7 @@ if want serve; then
     done
     wait "${clients[@]}" || true
     for i in $(seq 8); do same "concurrent request $i of 8 = its run --backend cpu" "$WORK/batch$i.cuda" "$WORK/batch$i.cpu"; done
-    reported=$(curl -sS --max-time 30 "$U/v1/models" | $PY -c "
+    reported=$(http "$U/v1/models" | $PY -c "
 import json, sys
 d = {m['id']: m for m in json.load(sys.stdin)['data']}
 print(d['$M'].get('hubnode', {}).get('backend', 'none'))" || true)
