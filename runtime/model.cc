@@ -217,8 +217,8 @@ Result<std::vector<float>> Model::Forward(std::span<const SeqInput> batch) {
     }
     b_.RmsNorm({x, hn, n, H, L.ffn_norm, eps});
     if (L.moe) {
-      if ((prefetch_ || on_routing_) && experts_ && l + 1 < c_.layers && w_.layers[l + 1].moe) Predict(l + 1, n, hn);
-      RETURN_IF_ERROR(Moe(l, n, hn, x, positions));
+      const bool predict = (prefetch_ || on_routing_) && experts_ && l + 1 < c_.layers && w_.layers[l + 1].moe;
+      RETURN_IF_ERROR(Moe(l, n, hn, x, positions, predict));
     } else {
       const int64_t I = L.gate.rows;
       float* g = Scratch(kGate, n * I);
@@ -244,21 +244,13 @@ Result<std::vector<float>> Model::Forward(std::span<const SeqInput> batch) {
   return out;
 }
 
-void Model::Predict(int next, int64_t n, const float* hn) {
-  // The next layer's router applied to this layer's normalised hidden state predicts its
-  // experts well (the residual stream changes little between layers).
-  float* r = Scratch(kPrefetch, n * c_.experts);
-  if (!r) return;
-  const MatMulArgs route{hn, n, c_.hidden, w_.layers[next].router, nullptr, r, c_.experts, false};
-  b_.MatMul({&route, 1});
-  std::vector<float> host(n * c_.experts);
-  b_.Download(host.data(), r, host.size() * sizeof(float));
+void Model::Predict(int next, int64_t n, const float* logits) {
   std::vector<int>& want = predicted_set_[next];
   std::vector<int32_t>& per_token = predicted_tokens_[next];
   want.clear();
   per_token.clear();
   for (int64_t i = 0; i < n; ++i) {
-    for (const auto& [e, w] : RouteToken(c_, {host.data() + i * c_.experts, size_t(c_.experts)}, w_.layers[next].router_bias)) {
+    for (const auto& [e, w] : RouteToken(c_, {logits + i * c_.experts, size_t(c_.experts)}, w_.layers[next].router_bias)) {
       if (std::find(want.begin(), want.end(), e) == want.end()) want.push_back(e);
       if (on_routing_) per_token.push_back(e);
     }
@@ -267,16 +259,21 @@ void Model::Predict(int next, int64_t n, const float* hn) {
   if (prefetch_) experts_->Prefetch(next, want);
 }
 
-Status Model::Moe(int l, int64_t n, float* hn, float* x, std::span<const int32_t> positions) {
+Status Model::Moe(int l, int64_t n, float* hn, float* x, std::span<const int32_t> positions, bool predict) {
   const LayerWeights& L = w_.layers[l];
   const int64_t H = c_.hidden, E = c_.experts;
-  float* r = Scratch(kRouter, n * E);
+  // This layer's router and, to predict the next layer's experts, the next layer's router applied
+  // to this layer's normalised hidden state (the residual stream changes little between layers):
+  // one product call and one download (on a GPU, one synchronisation per layer).
+  float* r = Scratch(kRouter, (predict ? 2 : 1) * n * E);
   if (!r) return ResourceExhaustedError("cannot allocate activations");
-  const MatMulArgs route{hn, n, H, L.router, nullptr, r, E, false};
-  b_.MatMul({&route, 1});
-  std::vector<float> logits(n * E);
+  const MatMulArgs route[] = {{hn, n, H, L.router, nullptr, r, E, false},
+                              {hn, n, H, predict ? w_.layers[l + 1].router : L.router, nullptr, r + n * E, E, false}};
+  b_.MatMul({route, predict ? 2u : 1u});
+  std::vector<float> logits((predict ? 2 : 1) * n * E);
   b_.Download(logits.data(), r, logits.size() * sizeof(float));
   RETURN_IF_ERROR(b_.Check());
+  if (predict) Predict(l + 1, n, logits.data() + n * E);
   // Group the (token, weight) assignments by expert.
   std::vector<std::vector<std::pair<int32_t, float>>> by_expert(E);
   std::vector<int32_t> routed;  // each token's experts, for on_routing_

@@ -67,12 +67,13 @@ class Model {
 
  private:
   float* Scratch(int slot, int64_t floats);
-  Status Moe(int layer, int64_t n, float* hn, float* x, std::span<const int32_t> positions);
+  // `predict`: also predict (and prefetch) layer + 1's experts (Predict), from the same download.
+  Status Moe(int layer, int64_t n, float* hn, float* x, std::span<const int32_t> positions, bool predict);
   Status Mla(int layer, int64_t n, const float* hn, float* x, std::span<const SeqInput> batch,
              std::span<const int32_t> positions);
-  // Predicts `next_layer`'s experts from this layer's normalised hidden state; prefetches them
-  // when prefetching is on.
-  void Predict(int next_layer, int64_t n, const float* hn);
+  // Predicts `next_layer`'s experts from its router's logits over this layer's normalised hidden
+  // state (host memory, n × experts); prefetches them when prefetching is on.
+  void Predict(int next_layer, int64_t n, const float* logits);
 
   const ModelConfig& c_;
   Backend& b_;
