@@ -146,7 +146,8 @@ row() {
     locked "$WORK/row.err" || { cat "$WORK/row.err"; return 1; }
   done
   cat "$WORK/row.err"
-  line=$(grep '^\[' "$WORK/row.err" | tail -1)
+  # The stats line, and the prefetch figures of the line after it (next-layer prediction).
+  line="$(grep '^\[' "$WORK/row.err" | tail -1) $(grep 'next-layer prediction' "$WORK/row.err" | tail -1)"
   printf '%s\t%s\t1\t%s\tstats\t%s\n' "$model" "$backend" "$budget" "$line" >> "$LOG/rows"
 }
 
@@ -300,6 +301,9 @@ for line in read("rows").splitlines():
         hits, misses = num(r"experts: (\d+) hits"), num(r" (\d+) misses")
         r = dict(prefill=num(r"prompt \d+ tokens \(([\d.]+) tok/s\)"), decode=num(r"generated \d+ tokens \(([\d.]+) tok/s\)"),
                  hit=hits / (hits + misses) if hits + misses else 1.0, active=num(r"active weights ([\d.]+) MiB/token"))
+        ahead = re.search(r"(\d+) loaded ahead, (\d+) of those used", data)
+        if ahead and int(ahead.group(1)):
+            r["prefetch"] = f"{int(ahead.group(2)) / int(ahead.group(1)):.2f} of {ahead.group(1)}"
     else:
         d = json.loads(data)
         r = dict(prefill=d["prefill_tps"], decode=d["decode_tps"])
@@ -310,8 +314,8 @@ print(f"\ndevice: {device}; {threads} cores; prompt {prompt} random ids, {gen} t
       f"warm run. Copy bandwidth (bytes copied/s): GPU {bw['cuda'] or '?'} GB/s (cuda_membw), CPU {bw['cpu'] or '?'} GB/s "
       f"(membw, {threads} threads). Models: bench = OLMoE-shaped bf16 1.05 GB; 7b = OLMoE-1B-7B's shape with "
       f"{layers} of its 16 layers, bf16.\n")
-print("| backend | model | batch | GPU expert budget | prefill tok/s | decode tok/s | expert hit rate | roofline tok/s | decode / roofline | decode / CPU |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| backend | model | batch | GPU expert budget | prefill tok/s | decode tok/s | expert hit rate | prefetched experts used | roofline tok/s | decode / roofline | decode / CPU |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 cpu = rows.get(("bench", "cpu", "1", "100%"))
 order = [("bench", "cpu", "1", "100%")]
 for model in ("bench", "7b"):
@@ -329,7 +333,7 @@ for key in order:
     b = "—" if backend == "cpu" else budget
     r = rows.get(key)
     if r is None:
-        print(f"| {label} | {model} | {batch} | {b} | {steps.get(name, 'not run')} | | | | | |")
+        print(f"| {label} | {model} | {batch} | {b} | {steps.get(name, 'not run')} | | | | | | |")
         continue
     roof = ratio = "—"
     if "active" in r and bw[backend]:
@@ -339,7 +343,7 @@ for key in order:
     vs = "—"  # the baseline is the CPU at batch 1 on the bench model: compared with the same only
     if cpu and cpu["decode"] and model == "bench" and backend == "cuda" and batch == "1":
         vs = f"{r['decode'] / cpu['decode']:.1f}×"
-    print(f"| {label} | {model} | {batch} | {b} | {r['prefill']:.1f} | {r['decode']:.1f} | {hit} | {roof} | {ratio} | {vs} |")
+    print(f"| {label} | {model} | {batch} | {b} | {r['prefill']:.1f} | {r['decode']:.1f} | {hit} | {r.get('prefetch', '—')} | {roof} | {ratio} | {vs} |")
 print("\nBatch 8: 8 concurrent streamed requests to `serve --max-batch 8` (bench/gpu/batch.py), aggregate tok/s "
       "while all 8 decode; serve reports no expert hits or active bytes, so no hit rate or roofline there. "
       "decode / CPU: batch 1 on the bench model against the CPU's batch 1 (its own roofline: membw).")
