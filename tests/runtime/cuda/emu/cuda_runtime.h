@@ -3,9 +3,9 @@
 // CUDA backend's op test runs against the CPU backend here (tests/runtime/cuda/emu/README.md).
 //
 // Semantics: device memory is host memory; every call is synchronous. A launch runs the grid's
-// blocks one after another, each with blockDim.x real threads (std::thread): __syncthreads is a
-// barrier of the block's threads, a warp's shuffles and __syncwarp a barrier of its 32 threads,
-// and __shared__ variables are statics shared by the block's threads. So the kernels' index
+// blocks one after another, each with blockDim.x threads as fibers on the calling thread:
+// __syncthreads is a barrier of the block's threads, a warp's shuffles and __syncwarp a barrier
+// of its 32 threads, and __shared__ variables are statics shared by the block's threads. So the kernels' index
 // arithmetic, tails, shared-memory staging and warp reductions run as written; what cannot be
 // checked here is the hardware: memory ordering without barriers, timing, occupancy.
 //
@@ -15,7 +15,11 @@
 #pragma once
 
 #include <algorithm>
-#include <barrier>
+#include <setjmp.h>
+#include <ucontext.h>
+
+#include <cstdio>
+#include <tuple>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -55,19 +59,105 @@ inline thread_local dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 namespace emu {
 
-// The block being run: its barrier, and each warp's barrier and exchange slots.
+// A block's threads are fibers on the launching thread: a barrier switches to the next runnable
+// fiber, and the scheduler releases a barrier when every live thread of its scope (the block, or
+// the warp) waits at one. No OS threads: launches are cheap and deterministic. The fibers live as
+// long as the launching thread and run one block after another: each is entered once through
+// makecontext/swapcontext (its own stack) and switched after that with _setjmp/_longjmp, which
+// make no system call (swapcontext saves the signal mask each time).
+struct Fiber {
+  ucontext_t ctx;
+  jmp_buf jb;
+  bool started = false;
+  std::vector<char> stack;
+  enum State { kRunnable, kAtBlockBarrier, kAtWarpBarrier, kDone } state = kDone;
+};
 struct Block {
-  explicit Block(unsigned threads) : all(threads) {
-    for (unsigned w = 0; w < (threads + 31) / 32; ++w) {
-      warps.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - 32 * w)));
-    }
-    slots.resize(threads);
-  }
-  std::barrier<> all;
-  std::vector<std::unique_ptr<std::barrier<>>> warps;
+  std::function<void()> body;
   std::vector<float> slots;
+  Fiber* current = nullptr;
+  ucontext_t entry;
+  jmp_buf scheduler;
 };
 inline thread_local Block* block = nullptr;
+
+inline void Wait(Fiber::State why) {
+  Fiber* f = block->current;
+  f->state = why;
+  if (!_setjmp(f->jb)) _longjmp(block->scheduler, 1);
+}
+
+inline void FiberMain() {
+  for (;;) {  // one block's body per turn
+    block->body();
+    Fiber* f = block->current;
+    f->state = Fiber::kDone;
+    if (!_setjmp(f->jb)) _longjmp(block->scheduler, 1);
+  }
+}
+
+// The calling thread's first `threads` fibers (created once; stable addresses).
+inline std::vector<std::unique_ptr<Fiber>>& Fibers(unsigned threads) {
+  static thread_local std::vector<std::unique_ptr<Fiber>> pool;
+  while (pool.size() < threads) {
+    auto f = std::make_unique<Fiber>();
+    f->stack.resize(256 << 10);
+    getcontext(&f->ctx);
+    f->ctx.uc_stack.ss_sp = f->stack.data();
+    f->ctx.uc_stack.ss_size = f->stack.size();
+    f->ctx.uc_link = nullptr;
+    makecontext(&f->ctx, FiberMain, 0);
+    pool.push_back(std::move(f));
+  }
+  return pool;
+}
+
+// Runs one block to completion. Aborts on a barrier no thread can pass (a kernel bug).
+inline void RunBlock(Block& b, unsigned threads) {
+  std::vector<std::unique_ptr<Fiber>>& fibers = Fibers(threads);
+  for (unsigned t = 0; t < threads; ++t) fibers[t]->state = Fiber::kRunnable;
+  for (;;) {
+    for (unsigned t = 0; t < threads; ++t) {
+      Fiber& f = *fibers[t];
+      if (f.state != Fiber::kRunnable) continue;
+      b.current = &f;
+      threadIdx = dim3(t);
+      if (!_setjmp(b.scheduler)) {
+        if (f.started) _longjmp(f.jb, 1);
+        f.started = true;
+        swapcontext(&b.entry, &f.ctx);  // FiberMain; it comes back with _longjmp
+      }
+    }
+    unsigned done = 0, at_block = 0;
+    bool released = false;
+    for (unsigned w = 0; w * 32 < threads; ++w) {
+      unsigned live = 0, at_warp = 0;
+      for (unsigned t = w * 32; t < std::min(threads, w * 32 + 32); ++t) {
+        const Fiber::State s = fibers[t]->state;
+        done += s == Fiber::kDone;
+        at_block += s == Fiber::kAtBlockBarrier;
+        live += s != Fiber::kDone;
+        at_warp += s == Fiber::kAtWarpBarrier;
+      }
+      if (at_warp > 0 && at_warp == live) {
+        for (unsigned t = w * 32; t < std::min(threads, w * 32 + 32); ++t) fibers[t]->state = Fiber::kRunnable;
+        released = true;
+      }
+    }
+    if (done == threads) return;
+    if (!released && at_block > 0 && at_block + done == threads) {
+      for (unsigned t = 0; t < threads; ++t) {
+        if (fibers[t]->state == Fiber::kAtBlockBarrier) fibers[t]->state = Fiber::kRunnable;
+      }
+      released = true;
+    }
+    if (!released) {
+      std::fprintf(stderr, "CUDA emulator: block (%u, %u): threads wait at barriers no thread can pass\n", blockIdx.x,
+                   blockIdx.y);
+      std::abort();
+    }
+  }
+}
 
 template <typename... Params>
 struct Launcher {
@@ -76,25 +166,20 @@ struct Launcher {
   template <typename... Args>
   void operator()(Args&&... args) const {
     std::tuple<Params...> params(std::forward<Args>(args)...);
-    const unsigned n = threads.x;
-    Block b(n);
-    std::vector<std::thread> pool;
-    for (unsigned t = 0; t < n; ++t) {
-      pool.emplace_back([&, t] {
-        threadIdx = dim3(t);
-        blockDim = threads;
-        gridDim = grid;
-        block = &b;
-        for (unsigned y = 0; y < grid.y; ++y) {
-          for (unsigned x = 0; x < grid.x; ++x) {
-            blockIdx = dim3(x, y);
-            std::apply(kernel, params);
-            b.all.arrive_and_wait();  // the block's statics are free for the next block
-          }
-        }
-      });
+    Block b;
+    b.slots.resize(threads.x);
+    b.body = [&] { std::apply(kernel, params); };
+    Block* outer = block;
+    block = &b;
+    blockDim = threads;
+    gridDim = grid;
+    for (unsigned y = 0; y < grid.y; ++y) {
+      for (unsigned x = 0; x < grid.x; ++x) {
+        blockIdx = dim3(x, y);
+        RunBlock(b, threads.x);
+      }
     }
-    for (std::thread& t : pool) t.join();
+    block = outer;
   }
 };
 
@@ -105,8 +190,8 @@ Launcher<Params...> Launch(void (*kernel)(Params...), dim3 grid, dim3 threads, s
 
 }  // namespace emu
 
-inline void __syncthreads() { emu::block->all.arrive_and_wait(); }
-inline void __syncwarp(unsigned = 0xFFFFFFFFu) { emu::block->warps[threadIdx.x / 32]->arrive_and_wait(); }
+inline void __syncthreads() { emu::Wait(emu::Fiber::kAtBlockBarrier); }
+inline void __syncwarp(unsigned = 0xFFFFFFFFu) { emu::Wait(emu::Fiber::kAtWarpBarrier); }
 inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
   emu::Block& b = *emu::block;
   const unsigned me = threadIdx.x, base = me / 32 * 32;
