@@ -61,13 +61,7 @@ model() {
   shift 5
   "$BIN" testmodel --out "$WORK/$name" --family "$family" --size "$size" --dtype "$dtype" --seed 7 "$@" > /dev/null
   if [[ "$edit" != "-" ]]; then
-    $PY - "$WORK/$name/config.json" "$edit" << 'PYEOF'
-import json, sys
-path, edit = sys.argv[1], json.loads(sys.argv[2])
-cfg = json.load(open(path))
-cfg.update(edit)
-json.dump(cfg, open(path, "w"), indent=2, sort_keys=True)
-PYEOF
+    $PY "$HERE/edit_config.py" "$WORK/$name/config.json" "$edit"
   fi
   "$BIN" -q import "$WORK/$name" --repo "test/$name" > /dev/null
 }

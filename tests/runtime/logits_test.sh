@@ -26,13 +26,7 @@ check() {
   local dir="$WORK/$name"
   "$BIN" testmodel --out "$dir" --family "$family" --size "$size" --dtype "$dtype" --seed 7 "$@" > /dev/null
   if [[ "$edit" != "-" ]]; then
-    $PY - "$dir/config.json" "$edit" <<'PYEOF'
-import json, sys
-path, edit = sys.argv[1], json.loads(sys.argv[2])
-cfg = json.load(open(path))
-cfg.update(edit)
-json.dump(cfg, open(path, "w"), indent=2, sort_keys=True)
-PYEOF
+    $PY "$HERE/edit_config.py" "$dir/config.json" "$edit"
   fi
   "$BIN" -q import "$dir" --repo "test/$name" > /dev/null
   $PY "$HERE/reference.py" "$dir" --tokens "$PROMPT" --decode 16 > "$WORK/$name.ref.json"

@@ -10,27 +10,14 @@
 #include <random>
 
 #include "runtime/backend.h"
+#include "tests/runtime/half_bits.h"
 #include "runtime/cpu/cpu_kernels.h"
 
 namespace hubnode::runtime {
 namespace {
 
-uint16_t ToBf16(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return static_cast<uint16_t>((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
-}
-
-// Truncating float -> fp16 (the test only needs the stored half to be what `values` says).
-uint16_t ToF16(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  const uint16_t sign = (b >> 16) & 0x8000;
-  const int exp = static_cast<int>((b >> 23) & 0xFF) - 127 + 15;
-  if (exp <= 0) return sign;
-  if (exp >= 31) return sign | 0x7BFF;
-  return sign | static_cast<uint16_t>(exp << 10) | static_cast<uint16_t>((b >> 13) & 0x3FF);
-}
+using testing::ToBf16;
+using testing::ToF16;
 
 // A random weight in `dtype`, and its exact values as doubles.
 struct Weight {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "runtime/backend.h"
+#include "tests/runtime/half_bits.h"
 #include "runtime/quant.h"
 
 namespace hubnode::runtime {
@@ -38,21 +39,8 @@ Result<std::unique_ptr<Backend>> Device(int device, MatMulPrecision precision = 
 }
 #endif
 
-uint16_t ToBf16(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return static_cast<uint16_t>((b + 0x7FFF + ((b >> 16) & 1)) >> 16);
-}
-
-uint16_t ToF16(float f) {  // truncating; the stored half is what both backends read
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  const uint16_t sign = (b >> 16) & 0x8000;
-  const int exp = static_cast<int>((b >> 23) & 0xFF) - 127 + 15;
-  if (exp <= 0) return sign;
-  if (exp >= 31) return sign | 0x7BFF;
-  return sign | static_cast<uint16_t>(exp << 10) | static_cast<uint16_t>((b >> 13) & 0x3FF);
-}
+using testing::ToBf16;
+using testing::ToF16;
 
 std::vector<float> Random(std::mt19937& rng, size_t n, float scale = 1.0f) {
   std::normal_distribution<float> nd(0, scale);
